@@ -1,0 +1,791 @@
+//! One symbol's limit order book: price-time priority matching on integer ticks.
+//!
+//! Storage is built so that a message costs a handful of cache lines and no allocation once the
+//! book is warm: orders live in a slab (a `Vec` with a free list) linked into an intrusive FIFO per
+//! price level; a hash map finds an order's slot by id, so cancel is O(1); a [`Ladder`] per side
+//! finds a level by price and the next-best level in O(1). Accounts' exposure lives in a second
+//! slab that resting orders point into, so fills never hash.
+
+use crate::accounts::{Accounts, Exposure};
+use crate::ladder::Ladder;
+use crate::types::*;
+use rustc_hash::FxHashMap;
+
+pub(crate) const NIL: u32 = u32::MAX;
+/// Stored for "no position limit", so the check is a plain comparison.
+pub(crate) const NO_LIMIT: Qty = Qty::MAX;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OrderSlot {
+    pub id: OrderId,
+    pub account: AccountId,
+    pub account_slot: u32,
+    pub price: Price,
+    /// Open (remaining) quantity.
+    pub qty: Qty,
+    pub side: Side,
+    pub stp: StpMode,
+    pub post_only: bool,
+    pub max_position: Qty,
+    prev: u32,
+    next: u32,
+    level: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Level {
+    price: Price,
+    total: Qty,
+    count: u32,
+    head: u32,
+    tail: u32,
+}
+
+/// A resting order as seen from outside the book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestingOrder {
+    pub order_id: OrderId,
+    pub account: AccountId,
+    pub side: Side,
+    pub price: Price,
+    pub qty: Qty,
+    pub stp: StpMode,
+    pub post_only: bool,
+    pub max_position: Option<Qty>,
+}
+
+/// The incoming side of a match: a NEW or a re-priced REPLACE.
+struct Taker {
+    order_id: OrderId,
+    account: AccountId,
+    account_slot: u32,
+    side: Side,
+    /// Priority key limit on the opposite ladder: levels with a key <= this may trade.
+    key_limit: i64,
+    remaining: Qty,
+    stp: StpMode,
+}
+
+/// How a match pass ended when the taker still has quantity.
+#[derive(PartialEq, Eq)]
+enum MatchEnd {
+    /// No more crossing liquidity.
+    Exhausted,
+    /// Self-trade prevention cancels the taker's remainder.
+    SelfTradeStop,
+}
+
+pub struct OrderBook {
+    symbol: String,
+    seq: Seq,
+    halted: bool,
+    /// Highest order id seen; a NEW must carry a larger one.
+    last_order_id: OrderId,
+    orders: Vec<OrderSlot>,
+    free_orders: Vec<u32>,
+    order_slot_of: FxHashMap<OrderId, u32>,
+    levels: Vec<Level>,
+    free_levels: Vec<u32>,
+    /// Keyed by the negated price, so the best bid is the smallest key.
+    bids: Ladder,
+    asks: Ladder,
+    pub(crate) accounts: Accounts,
+}
+
+/// Priority key of a price on a side: smaller is better.
+#[inline]
+fn key_of(side: Side, price: Price) -> i64 {
+    match side {
+        Side::Buy => -price,
+        Side::Sell => price,
+    }
+}
+
+#[inline]
+fn price_of(side: Side, key: i64) -> Price {
+    match side {
+        Side::Buy => -key,
+        Side::Sell => key,
+    }
+}
+
+impl OrderBook {
+    pub fn new(symbol: &str) -> Self {
+        Self::with_capacity(symbol, 0)
+    }
+
+    /// A book pre-sized for `orders` resting orders, so that it does not reallocate while warming up.
+    pub fn with_capacity(symbol: &str, orders: usize) -> Self {
+        let mut order_slot_of = FxHashMap::default();
+        order_slot_of.reserve(orders);
+        OrderBook {
+            symbol: symbol.to_owned(),
+            seq: 0,
+            halted: false,
+            last_order_id: 0,
+            orders: Vec::with_capacity(orders),
+            free_orders: Vec::new(),
+            order_slot_of,
+            levels: Vec::new(),
+            free_levels: Vec::new(),
+            bids: Ladder::new(),
+            asks: Ladder::new(),
+            accounts: Accounts::default(),
+        }
+    }
+
+    pub fn symbol(&self) -> &str {
+        &self.symbol
+    }
+
+    /// Sequence number of the last event emitted (0 before the first).
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    /// The highest order id this book has seen; the next NEW must carry a larger one.
+    pub fn last_order_id(&self) -> OrderId {
+        self.last_order_id
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.order_slot_of.len()
+    }
+
+    pub fn level_count(&self) -> usize {
+        self.bids.len() + self.asks.len()
+    }
+
+    /// Applies one command, appending its events (at least one) to `out`.
+    pub fn apply(&mut self, command: &Command, out: &mut Vec<Event>) {
+        match *command {
+            Command::New(ref order) => self.new_order(order, out),
+            Command::Cancel { order_id, account } => self.cancel(order_id, account, out),
+            Command::Replace { order_id, account, price, qty } => self.replace(order_id, account, price, qty, out),
+            Command::Halt => {
+                self.halted = true;
+                self.emit(out, EventKind::Status { status: BookStatus::Halted });
+            }
+            Command::Resume => {
+                self.halted = false;
+                self.emit(out, EventKind::Status { status: BookStatus::Resumed });
+            }
+            Command::Reset => self.reset(out),
+        }
+    }
+
+    /// Applies one command and returns its events.
+    pub fn apply_collect(&mut self, command: &Command) -> Vec<Event> {
+        let mut out = Vec::with_capacity(4);
+        self.apply(command, &mut out);
+        out
+    }
+
+    /// Emits a `Rejected` event for a journal entry that could not be decoded into a command. It
+    /// takes a sequence number like any event, so the event stream stays gap-free.
+    pub fn reject_malformed(&mut self, order_id: OrderId, account: AccountId, command: CommandKind, out: &mut Vec<Event>) {
+        self.reject(out, order_id, account, command, RejectReason::Malformed);
+    }
+
+    #[inline]
+    pub(crate) fn emit(&mut self, out: &mut Vec<Event>, kind: EventKind) {
+        self.seq += 1;
+        out.push(Event { seq: self.seq, kind });
+    }
+
+    #[inline]
+    fn reject(&mut self, out: &mut Vec<Event>, order_id: OrderId, account: AccountId, command: CommandKind, reason: RejectReason) {
+        self.emit(out, EventKind::Rejected { order_id, account, command, reason });
+    }
+
+    // ----- NEW -------------------------------------------------------------------------------
+
+    fn new_order(&mut self, order: &NewOrder, out: &mut Vec<Event>) {
+        let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
+            book.reject(out, order.order_id, order.account, CommandKind::New, reason)
+        };
+        // The id is checked first and consumed whatever follows, so an id names at most one
+        // NEW outcome in the book's whole history.
+        if order.order_id <= self.last_order_id {
+            return reject(self, out, RejectReason::DuplicateOrderId);
+        }
+        self.last_order_id = order.order_id;
+        if order.qty <= 0 || order.qty > MAX_QTY {
+            return reject(self, out, RejectReason::InvalidQuantity);
+        }
+        let is_limit = order.order_type == OrderType::Limit;
+        if is_limit && (order.price <= 0 || order.price > MAX_PRICE) {
+            return reject(self, out, RejectReason::InvalidPrice);
+        }
+        if !is_limit && order.tif == TimeInForce::Gtc {
+            return reject(self, out, RejectReason::InvalidTimeInForce);
+        }
+        if order.post_only && (!is_limit || order.tif != TimeInForce::Gtc) {
+            return reject(self, out, RejectReason::InvalidPostOnly);
+        }
+        if self.halted {
+            return reject(self, out, RejectReason::BookHalted);
+        }
+        let key_limit = if is_limit { key_of(order.side.opposite(), order.price) } else { i64::MAX };
+        if order.post_only && self.ladder(order.side.opposite()).best().is_some_and(|best| best <= key_limit) {
+            return reject(self, out, RejectReason::PostOnlyWouldCross);
+        }
+        let max_position = order.max_position.unwrap_or(NO_LIMIT);
+        let account_slot = self.accounts.slot(order.account);
+        if self.accounts.get(account_slot).exceeds(order.side, order.qty, max_position) {
+            return reject(self, out, RejectReason::PositionLimit);
+        }
+
+        self.emit(
+            out,
+            EventKind::Accepted {
+                order_id: order.order_id,
+                account: order.account,
+                side: order.side,
+                order_type: order.order_type,
+                tif: order.tif,
+                price: order.price,
+                qty: order.qty,
+                post_only: order.post_only,
+            },
+        );
+        let mut taker = Taker {
+            order_id: order.order_id,
+            account: order.account,
+            account_slot,
+            side: order.side,
+            key_limit,
+            remaining: order.qty,
+            stp: order.stp,
+        };
+        if order.tif == TimeInForce::Fok && !self.fok_fillable(&taker) {
+            return self.emit(
+                out,
+                EventKind::Cancelled {
+                    order_id: order.order_id,
+                    account: order.account,
+                    side: order.side,
+                    price: order.price,
+                    qty: order.qty,
+                    reason: CancelReason::FokUnfillable,
+                },
+            );
+        }
+        let end = self.match_taker(&mut taker, out);
+        if taker.remaining == 0 {
+            return;
+        }
+        let reason = if end == MatchEnd::SelfTradeStop {
+            CancelReason::SelfTrade
+        } else if order.tif != TimeInForce::Gtc || !is_limit {
+            CancelReason::Remainder
+        } else {
+            let slot = OrderSlot {
+                id: order.order_id,
+                account: order.account,
+                account_slot,
+                price: order.price,
+                qty: taker.remaining,
+                side: order.side,
+                stp: order.stp,
+                post_only: order.post_only,
+                max_position,
+                prev: NIL,
+                next: NIL,
+                level: NIL,
+            };
+            return self.rest(slot, out);
+        };
+        self.emit(
+            out,
+            EventKind::Cancelled {
+                order_id: order.order_id,
+                account: order.account,
+                side: order.side,
+                price: order.price,
+                qty: taker.remaining,
+                reason,
+            },
+        );
+    }
+
+    /// Whether a FOK order would fill completely, counting only liquidity that self-trade
+    /// prevention would let it take. Walks orders only when STP is on; levels otherwise.
+    fn fok_fillable(&self, taker: &Taker) -> bool {
+        let ladder = self.ladder(taker.side.opposite());
+        let mut needed = taker.remaining;
+        for (key, level_index) in ladder.iter() {
+            if key > taker.key_limit {
+                return false;
+            }
+            let level = &self.levels[level_index as usize];
+            if taker.stp == StpMode::None {
+                needed -= level.total;
+            } else {
+                let mut cursor = level.head;
+                while cursor != NIL {
+                    let maker = &self.orders[cursor as usize];
+                    if maker.account != taker.account {
+                        needed -= maker.qty;
+                    } else if taker.stp != StpMode::CancelOldest {
+                        return false;
+                    }
+                    if needed <= 0 {
+                        return true;
+                    }
+                    cursor = maker.next;
+                }
+            }
+            if needed <= 0 {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Trades `taker` against the opposite side while prices cross, best level first and oldest
+    /// order first within a level, always at the maker's price.
+    fn match_taker(&mut self, taker: &mut Taker, out: &mut Vec<Event>) -> MatchEnd {
+        let maker_side = taker.side.opposite();
+        while taker.remaining > 0 {
+            let Some(key) = self.ladder(maker_side).best() else { return MatchEnd::Exhausted };
+            if key > taker.key_limit {
+                return MatchEnd::Exhausted;
+            }
+            let level_index = self.ladder(maker_side).get(key).expect("best key is occupied");
+            let price = price_of(maker_side, key);
+            let mut stop = None;
+            let mut cursor = self.levels[level_index as usize].head;
+            while cursor != NIL && taker.remaining > 0 {
+                let maker = self.orders[cursor as usize];
+                let next = maker.next;
+                if maker.account == taker.account && taker.stp != StpMode::None {
+                    if taker.stp != StpMode::CancelNewest {
+                        self.unlink(cursor);
+                        self.accounts.release(maker.account_slot, maker.side, maker.qty);
+                        self.emit(
+                            out,
+                            EventKind::Cancelled {
+                                order_id: maker.id,
+                                account: maker.account,
+                                side: maker.side,
+                                price: maker.price,
+                                qty: maker.qty,
+                                reason: CancelReason::SelfTrade,
+                            },
+                        );
+                    }
+                    if taker.stp != StpMode::CancelOldest {
+                        stop = Some(MatchEnd::SelfTradeStop);
+                        break;
+                    }
+                    cursor = next;
+                    continue;
+                }
+                let qty = maker.qty.min(taker.remaining);
+                taker.remaining -= qty;
+                let maker_remaining = maker.qty - qty;
+                self.orders[cursor as usize].qty = maker_remaining;
+                self.levels[level_index as usize].total -= qty;
+                self.accounts.fill_maker(maker.account_slot, maker.side, qty);
+                self.accounts.fill_taker(taker.account_slot, taker.side, qty);
+                if maker_remaining == 0 {
+                    self.unlink(cursor);
+                }
+                self.emit(
+                    out,
+                    EventKind::Trade {
+                        maker_order_id: maker.id,
+                        maker_account: maker.account,
+                        taker_order_id: taker.order_id,
+                        taker_account: taker.account,
+                        price,
+                        qty,
+                        aggressor: taker.side,
+                        maker_remaining,
+                        taker_remaining: taker.remaining,
+                    },
+                );
+                cursor = next;
+            }
+            self.announce_level(maker_side, key, level_index, out);
+            if let Some(end) = stop {
+                return end;
+            }
+        }
+        MatchEnd::Exhausted
+    }
+
+    // ----- resting orders ----------------------------------------------------------------------
+
+    #[inline]
+    fn ladder(&self, side: Side) -> &Ladder {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        }
+    }
+
+    #[inline]
+    fn ladder_mut(&mut self, side: Side) -> &mut Ladder {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+
+    /// Appends an order at the tail of its price level and announces the level.
+    fn rest(&mut self, order: OrderSlot, out: &mut Vec<Event>) {
+        let slot = self.insert_resting(order);
+        let level = self.orders[slot as usize].level;
+        let level = self.levels[level as usize];
+        self.emit(out, EventKind::Level { side: order.side, price: order.price, qty: level.total });
+    }
+
+    /// Links an order into the book (slab, id index, level FIFO, exposure). No events.
+    pub(crate) fn insert_resting(&mut self, mut order: OrderSlot) -> u32 {
+        let key = key_of(order.side, order.price);
+        let level_index = match self.ladder(order.side).get(key) {
+            Some(index) => index,
+            None => {
+                let level = Level { price: order.price, total: 0, count: 0, head: NIL, tail: NIL };
+                let index = match self.free_levels.pop() {
+                    Some(index) => {
+                        self.levels[index as usize] = level;
+                        index
+                    }
+                    None => {
+                        self.levels.push(level);
+                        (self.levels.len() - 1) as u32
+                    }
+                };
+                self.ladder_mut(order.side).insert(key, index);
+                index
+            }
+        };
+        let tail = self.levels[level_index as usize].tail;
+        order.level = level_index;
+        order.prev = tail;
+        order.next = NIL;
+        let slot = match self.free_orders.pop() {
+            Some(slot) => {
+                self.orders[slot as usize] = order;
+                slot
+            }
+            None => {
+                self.orders.push(order);
+                (self.orders.len() - 1) as u32
+            }
+        };
+        let level = &mut self.levels[level_index as usize];
+        if tail == NIL {
+            level.head = slot;
+        } else {
+            self.orders[tail as usize].next = slot;
+        }
+        level.tail = slot;
+        level.total += order.qty;
+        level.count += 1;
+        self.order_slot_of.insert(order.id, slot);
+        self.accounts.hold(order.account_slot, order.side, order.qty);
+        slot
+    }
+
+    /// Unlinks an order from its level FIFO, the id index and the slab. The level's total is
+    /// reduced by the order's open quantity; an emptied level stays in the ladder until
+    /// [`Self::announce_level`] retires it. Exposure is the caller's business.
+    fn unlink(&mut self, slot: u32) {
+        let order = self.orders[slot as usize];
+        let level = &mut self.levels[order.level as usize];
+        if order.prev == NIL {
+            level.head = order.next;
+        } else {
+            self.orders[order.prev as usize].next = order.next;
+        }
+        if order.next == NIL {
+            level.tail = order.prev;
+        } else {
+            self.orders[order.next as usize].prev = order.prev;
+        }
+        let level = &mut self.levels[order.level as usize];
+        level.total -= order.qty;
+        level.count -= 1;
+        self.order_slot_of.remove(&order.id);
+        self.free_orders.push(slot);
+    }
+
+    /// Emits the level's new aggregate quantity and retires the level if it is empty.
+    fn announce_level(&mut self, side: Side, key: i64, level_index: u32, out: &mut Vec<Event>) {
+        let level = self.levels[level_index as usize];
+        if level.count == 0 {
+            self.ladder_mut(side).remove(key);
+            self.free_levels.push(level_index);
+        }
+        self.emit(out, EventKind::Level { side, price: level.price, qty: level.total });
+    }
+
+    /// Finds a resting order of `account`; another account's order is as good as unknown.
+    fn owned_slot(&self, order_id: OrderId, account: AccountId) -> Option<u32> {
+        let slot = *self.order_slot_of.get(&order_id)?;
+        (self.orders[slot as usize].account == account).then_some(slot)
+    }
+
+    // ----- CANCEL / REPLACE ----------------------------------------------------------------------
+
+    fn cancel(&mut self, order_id: OrderId, account: AccountId, out: &mut Vec<Event>) {
+        let Some(slot) = self.owned_slot(order_id, account) else {
+            return self.reject(out, order_id, account, CommandKind::Cancel, RejectReason::UnknownOrder);
+        };
+        let order = self.orders[slot as usize];
+        self.unlink(slot);
+        self.accounts.release(order.account_slot, order.side, order.qty);
+        self.emit(
+            out,
+            EventKind::Cancelled {
+                order_id,
+                account,
+                side: order.side,
+                price: order.price,
+                qty: order.qty,
+                reason: CancelReason::User,
+            },
+        );
+        self.announce_level(order.side, key_of(order.side, order.price), order.level, out);
+    }
+
+    fn replace(&mut self, order_id: OrderId, account: AccountId, price: Option<Price>, qty: Option<Qty>, out: &mut Vec<Event>) {
+        let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
+            book.reject(out, order_id, account, CommandKind::Replace, reason)
+        };
+        if self.halted {
+            return reject(self, out, RejectReason::BookHalted);
+        }
+        let Some(slot) = self.owned_slot(order_id, account) else {
+            return reject(self, out, RejectReason::UnknownOrder);
+        };
+        let order = self.orders[slot as usize];
+        let new_price = price.unwrap_or(order.price);
+        let new_qty = qty.unwrap_or(order.qty);
+        if new_qty <= 0 || new_qty > MAX_QTY {
+            return reject(self, out, RejectReason::InvalidQuantity);
+        }
+        if new_price <= 0 || new_price > MAX_PRICE {
+            return reject(self, out, RejectReason::InvalidPrice);
+        }
+        let replaced = |kept_priority| EventKind::Replaced {
+            order_id,
+            account,
+            side: order.side,
+            old_price: order.price,
+            old_qty: order.qty,
+            price: new_price,
+            qty: new_qty,
+            kept_priority,
+        };
+        let key = key_of(order.side, order.price);
+
+        if new_price == order.price && new_qty <= order.qty {
+            // Shrinking in place keeps the order's place in the queue.
+            let cut = order.qty - new_qty;
+            self.orders[slot as usize].qty = new_qty;
+            self.levels[order.level as usize].total -= cut;
+            self.accounts.release(order.account_slot, order.side, cut);
+            self.emit(out, replaced(true));
+            if cut > 0 {
+                self.announce_level(order.side, key, order.level, out);
+            }
+            return;
+        }
+
+        let key_limit = key_of(order.side.opposite(), new_price);
+        let crosses = self.ladder(order.side.opposite()).best().is_some_and(|best| best <= key_limit);
+        if order.post_only && crosses {
+            return reject(self, out, RejectReason::PostOnlyWouldCross);
+        }
+        if new_qty > order.qty {
+            let exposure_without = self.accounts.get(order.account_slot).without_open(order.side, order.qty);
+            if exposure_without.exceeds(order.side, new_qty, order.max_position) {
+                return reject(self, out, RejectReason::PositionLimit);
+            }
+        }
+
+        self.unlink(slot);
+        self.accounts.release(order.account_slot, order.side, order.qty);
+        self.emit(out, replaced(false));
+        if new_price != order.price {
+            self.announce_level(order.side, key, order.level, out);
+        } else if self.levels[order.level as usize].count == 0 {
+            // Same price, larger quantity, and it was alone: the level is re-created by `rest`
+            // below, so retire it silently rather than announce a transient zero.
+            self.ladder_mut(order.side).remove(key);
+            self.free_levels.push(order.level);
+        }
+        let mut taker = Taker {
+            order_id,
+            account,
+            account_slot: order.account_slot,
+            side: order.side,
+            key_limit,
+            remaining: new_qty,
+            stp: order.stp,
+        };
+        if crosses && self.match_taker(&mut taker, out) == MatchEnd::SelfTradeStop {
+            return self.emit(
+                out,
+                EventKind::Cancelled {
+                    order_id,
+                    account,
+                    side: order.side,
+                    price: new_price,
+                    qty: taker.remaining,
+                    reason: CancelReason::SelfTrade,
+                },
+            );
+        }
+        if taker.remaining > 0 {
+            self.rest(OrderSlot { price: new_price, qty: taker.remaining, ..order }, out);
+        }
+    }
+
+    // ----- RESET -----------------------------------------------------------------------------
+
+    fn reset(&mut self, out: &mut Vec<Event>) {
+        for side in [Side::Buy, Side::Sell] {
+            let levels: Vec<(i64, u32)> = self.ladder(side).iter().collect();
+            for (_, level_index) in levels {
+                let mut cursor = self.levels[level_index as usize].head;
+                while cursor != NIL {
+                    let order = self.orders[cursor as usize];
+                    self.emit(
+                        out,
+                        EventKind::Cancelled {
+                            order_id: order.id,
+                            account: order.account,
+                            side: order.side,
+                            price: order.price,
+                            qty: order.qty,
+                            reason: CancelReason::Reset,
+                        },
+                    );
+                    cursor = order.next;
+                }
+                let price = self.levels[level_index as usize].price;
+                self.emit(out, EventKind::Level { side, price, qty: 0 });
+            }
+        }
+        self.clear_book();
+        self.emit(out, EventKind::Status { status: BookStatus::Reset });
+    }
+
+    /// Drops every order, level and account; keeps symbol, sequence, halt state and id high-water.
+    pub(crate) fn clear_book(&mut self) {
+        self.orders.clear();
+        self.free_orders.clear();
+        self.order_slot_of.clear();
+        self.levels.clear();
+        self.free_levels.clear();
+        self.bids.clear();
+        self.asks.clear();
+        self.accounts.clear();
+    }
+
+    // ----- views -----------------------------------------------------------------------------
+
+    pub fn bbo(&self) -> Bbo {
+        let top = |side: Side| {
+            let ladder = self.ladder(side);
+            let key = ladder.best()?;
+            let level = &self.levels[ladder.get(key)? as usize];
+            Some((level.price, level.total))
+        };
+        Bbo { bid: top(Side::Buy), ask: top(Side::Sell) }
+    }
+
+    /// The best `levels` aggregated price levels per side, best first.
+    pub fn depth(&self, levels: usize) -> Depth {
+        let side_depth = |side: Side| -> Vec<(Price, Qty)> {
+            self.ladder(side)
+                .iter()
+                .take(levels)
+                .map(|(_, index)| {
+                    let level = &self.levels[index as usize];
+                    (level.price, level.total)
+                })
+                .collect()
+        };
+        Depth { bids: side_depth(Side::Buy), asks: side_depth(Side::Sell) }
+    }
+
+    pub fn order(&self, order_id: OrderId) -> Option<RestingOrder> {
+        let slot = *self.order_slot_of.get(&order_id)?;
+        Some(self.view(&self.orders[slot as usize]))
+    }
+
+    fn view(&self, order: &OrderSlot) -> RestingOrder {
+        RestingOrder {
+            order_id: order.id,
+            account: order.account,
+            side: order.side,
+            price: order.price,
+            qty: order.qty,
+            stp: order.stp,
+            post_only: order.post_only,
+            max_position: (order.max_position != NO_LIMIT).then_some(order.max_position),
+        }
+    }
+
+    /// Every resting order in priority order: bids best to worst, then asks best to worst, each
+    /// level oldest first.
+    pub fn resting_orders(&self) -> Vec<RestingOrder> {
+        let mut all = Vec::with_capacity(self.order_count());
+        for side in [Side::Buy, Side::Sell] {
+            for (_, level_index) in self.ladder(side).iter() {
+                let mut cursor = self.levels[level_index as usize].head;
+                while cursor != NIL {
+                    let order = &self.orders[cursor as usize];
+                    all.push(self.view(order));
+                    cursor = order.next;
+                }
+            }
+        }
+        all
+    }
+
+    /// An account's net position and open quantities; all zero for an unknown account.
+    pub fn exposure(&self, account: AccountId) -> Exposure {
+        self.accounts.lookup(account)
+    }
+
+    /// Every account with a non-zero position or open quantity, by account id.
+    pub fn exposures(&self) -> Vec<(AccountId, Exposure)> {
+        self.accounts.non_zero()
+    }
+
+    pub(crate) fn set_restored_header(&mut self, seq: Seq, halted: bool, last_order_id: OrderId) {
+        self.seq = seq;
+        self.halted = halted;
+        self.last_order_id = last_order_id;
+    }
+
+    pub(crate) fn restore_order(&mut self, order: &RestingOrder) {
+        let account_slot = self.accounts.slot(order.account);
+        self.insert_resting(OrderSlot {
+            id: order.order_id,
+            account: order.account,
+            account_slot,
+            price: order.price,
+            qty: order.qty,
+            side: order.side,
+            stp: order.stp,
+            post_only: order.post_only,
+            max_position: order.max_position.unwrap_or(NO_LIMIT),
+            prev: NIL,
+            next: NIL,
+            level: NIL,
+        });
+    }
+}

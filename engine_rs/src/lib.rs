@@ -1,0 +1,23 @@
+//! Flashbook's matching engine.
+//!
+//! One [`OrderBook`] per symbol: price-time priority on integer ticks, trades at the maker's price,
+//! self-trade prevention, per-account position limits, gap-free sequenced events, and snapshots
+//! that restore exactly. The book is deterministic: the same commands give byte-identical events.
+//!
+//! Modules by concern: [`types`] (commands, events), [`ladder`] (ordered price levels), [`book`]
+//! (matching), [`accounts`] (exposure), [`snapshot`] (snapshot, restore, state hash), and the
+//! Python bindings behind the `python` feature.
+
+pub mod accounts;
+pub mod book;
+pub mod ladder;
+pub mod snapshot;
+pub mod types;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use accounts::Exposure;
+pub use book::{OrderBook, RestingOrder};
+pub use snapshot::SnapshotError;
+pub use types::*;

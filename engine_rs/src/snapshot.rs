@@ -1,0 +1,200 @@
+//! Snapshots (bytes that restore a book exactly) and the state hash (a fingerprint of the state
+//! that matters for matching, to compare two books cheaply).
+//!
+//! Snapshot layout: `MAGIC`, a little-endian u16 format version, the postcard-encoded
+//! [`SnapshotV1`], then a little-endian xxh3-64 of everything before it. Restore checks all of it
+//! and validates the content, so a truncated or corrupted snapshot is an error, never a wrong book.
+
+use crate::book::{OrderBook, RestingOrder};
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+
+const MAGIC: &[u8; 6] = b"FBSNAP";
+const FORMAT_VERSION: u16 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotError {
+    #[error("not a Flashbook snapshot (bad magic or too short)")]
+    NotASnapshot,
+    #[error("unsupported snapshot format version {0}")]
+    UnsupportedVersion(u16),
+    #[error("snapshot checksum mismatch (truncated or corrupted)")]
+    Checksum,
+    #[error("snapshot could not be decoded: {0}")]
+    Decode(String),
+    #[error("snapshot content is inconsistent: {0}")]
+    Invalid(&'static str),
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotOrder {
+    order_id: OrderId,
+    account: AccountId,
+    side: Side,
+    price: Price,
+    qty: Qty,
+    stp: StpMode,
+    post_only: bool,
+    max_position: Option<Qty>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotV1 {
+    symbol: String,
+    seq: Seq,
+    halted: bool,
+    last_order_id: OrderId,
+    /// In priority order, so re-inserting them one by one rebuilds every queue exactly.
+    orders: Vec<SnapshotOrder>,
+    /// Non-zero positions by account id.
+    positions: Vec<(AccountId, Qty)>,
+}
+
+impl OrderBook {
+    /// The book's full state as bytes; [`OrderBook::restore`] turns them back into an identical book.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let body = SnapshotV1 {
+            symbol: self.symbol().to_owned(),
+            seq: self.seq(),
+            halted: self.is_halted(),
+            last_order_id: self.last_order_id(),
+            orders: self
+                .resting_orders()
+                .into_iter()
+                .map(|o| SnapshotOrder {
+                    order_id: o.order_id,
+                    account: o.account,
+                    side: o.side,
+                    price: o.price,
+                    qty: o.qty,
+                    stp: o.stp,
+                    post_only: o.post_only,
+                    max_position: o.max_position,
+                })
+                .collect(),
+            positions: self
+                .exposures()
+                .into_iter()
+                .filter(|(_, exposure)| exposure.position != 0)
+                .map(|(account, exposure)| (account, exposure.position))
+                .collect(),
+        };
+        let mut bytes = Vec::with_capacity(64 + body.orders.len() * 24);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&postcard::to_allocvec(&body).expect("in-memory serialisation cannot fail"));
+        let checksum = xxh3_64(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        bytes
+    }
+
+    /// Rebuilds a book from [`OrderBook::snapshot`] bytes, after checking them thoroughly.
+    pub fn restore(bytes: &[u8]) -> Result<OrderBook, SnapshotError> {
+        let header = MAGIC.len() + 2;
+        if bytes.len() < header + 8 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(SnapshotError::NotASnapshot);
+        }
+        let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
+        if version != FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        let (content, checksum) = bytes.split_at(bytes.len() - 8);
+        if xxh3_64(content).to_le_bytes() != checksum {
+            return Err(SnapshotError::Checksum);
+        }
+        let body: SnapshotV1 =
+            postcard::from_bytes(&content[header..]).map_err(|error| SnapshotError::Decode(error.to_string()))?;
+        validate(&body)?;
+
+        let mut book = OrderBook::with_capacity(&body.symbol, body.orders.len());
+        book.set_restored_header(body.seq, body.halted, body.last_order_id);
+        for order in &body.orders {
+            book.restore_order(&RestingOrder {
+                order_id: order.order_id,
+                account: order.account,
+                side: order.side,
+                price: order.price,
+                qty: order.qty,
+                stp: order.stp,
+                post_only: order.post_only,
+                max_position: order.max_position,
+            });
+        }
+        for &(account, position) in &body.positions {
+            book.accounts.set_position(account, position);
+        }
+        let bbo = book.bbo();
+        if let (Some((bid, _)), Some((ask, _))) = (bbo.bid, bbo.ask) {
+            if bid >= ask {
+                return Err(SnapshotError::Invalid("crossed book"));
+            }
+        }
+        Ok(book)
+    }
+
+    /// A 64-bit fingerprint of everything that decides future matching: sequence, halt state, id
+    /// high-water, resting orders in priority order, and positions. Equal books hash equal however
+    /// they were reached (live, replayed, or restored from a snapshot).
+    pub fn state_hash(&self) -> u64 {
+        let mut hasher = Xxh3::new();
+        hasher.update(&self.seq().to_le_bytes());
+        hasher.update(&[self.is_halted() as u8]);
+        hasher.update(&self.last_order_id().to_le_bytes());
+        let orders = self.resting_orders();
+        hasher.update(&(orders.len() as u64).to_le_bytes());
+        for o in &orders {
+            hasher.update(&o.order_id.to_le_bytes());
+            hasher.update(&o.account.to_le_bytes());
+            hasher.update(&[o.side as u8, o.stp as u8, o.post_only as u8]);
+            hasher.update(&o.price.to_le_bytes());
+            hasher.update(&o.qty.to_le_bytes());
+            hasher.update(&o.max_position.unwrap_or(-1).to_le_bytes());
+        }
+        for (account, exposure) in self.exposures() {
+            if exposure.position != 0 {
+                hasher.update(&account.to_le_bytes());
+                hasher.update(&exposure.position.to_le_bytes());
+            }
+        }
+        hasher.digest()
+    }
+}
+
+fn validate(body: &SnapshotV1) -> Result<(), SnapshotError> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut previous: Option<(Side, Price)> = None;
+    for order in &body.orders {
+        if order.qty <= 0 || order.qty > MAX_QTY {
+            return Err(SnapshotError::Invalid("order quantity out of range"));
+        }
+        if order.price <= 0 || order.price > MAX_PRICE {
+            return Err(SnapshotError::Invalid("order price out of range"));
+        }
+        if order.order_id == 0 || order.order_id > body.last_order_id {
+            return Err(SnapshotError::Invalid("order id above the id high-water mark"));
+        }
+        if !seen.insert(order.order_id) {
+            return Err(SnapshotError::Invalid("duplicate order id"));
+        }
+        if let Some((side, price)) = previous {
+            let in_priority_order = match (side, order.side) {
+                (Side::Buy, Side::Buy) => order.price <= price,
+                (Side::Sell, Side::Sell) => order.price >= price,
+                (Side::Buy, Side::Sell) => true,
+                (Side::Sell, Side::Buy) => false,
+            };
+            if !in_priority_order {
+                return Err(SnapshotError::Invalid("orders not in priority order"));
+            }
+        }
+        previous = Some((order.side, order.price));
+    }
+    let mut accounts = rustc_hash::FxHashSet::default();
+    for &(account, _) in &body.positions {
+        if !accounts.insert(account) {
+            return Err(SnapshotError::Invalid("duplicate account position"));
+        }
+    }
+    Ok(())
+}
