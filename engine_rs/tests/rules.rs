@@ -1,0 +1,527 @@
+//! One test per matching rule of the engine, written against the public API.
+
+use engine_rs::*;
+
+const ALICE: AccountId = 1;
+const BOB: AccountId = 2;
+const CAROL: AccountId = 3;
+
+/// A book plus an order-id counter, so tests read as a market story.
+struct Market {
+    book: OrderBook,
+    next_id: OrderId,
+}
+
+impl Market {
+    fn new() -> Self {
+        Market { book: OrderBook::new("TEST"), next_id: 0 }
+    }
+
+    fn id(&mut self) -> OrderId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn send(&mut self, command: Command) -> Vec<Event> {
+        let events = self.book.apply_collect(&command);
+        assert!(!events.is_empty(), "every command yields at least one event");
+        events
+    }
+
+    fn submit(&mut self, order: NewOrder) -> Vec<Event> {
+        self.send(Command::New(order))
+    }
+
+    /// Rests a GTC limit order and returns its id.
+    fn limit(&mut self, account: AccountId, side: Side, price: Price, qty: Qty) -> OrderId {
+        let id = self.id();
+        let events = self.submit(NewOrder::limit(id, account, side, price, qty));
+        assert!(matches!(events[0].kind, EventKind::Accepted { .. }), "{events:?}");
+        id
+    }
+
+    fn cancel(&mut self, order_id: OrderId, account: AccountId) -> Vec<Event> {
+        self.send(Command::Cancel { order_id, account })
+    }
+
+    fn replace(&mut self, order_id: OrderId, account: AccountId, price: Option<Price>, qty: Option<Qty>) -> Vec<Event> {
+        self.send(Command::Replace { order_id, account, price, qty })
+    }
+}
+
+fn trades(events: &[Event]) -> Vec<(OrderId, OrderId, Price, Qty)> {
+    events
+        .iter()
+        .filter_map(|event| match event.kind {
+            EventKind::Trade { maker_order_id, taker_order_id, price, qty, .. } => {
+                Some((maker_order_id, taker_order_id, price, qty))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn cancels(events: &[Event]) -> Vec<(OrderId, Qty, CancelReason)> {
+    events
+        .iter()
+        .filter_map(|event| match event.kind {
+            EventKind::Cancelled { order_id, qty, reason, .. } => Some((order_id, qty, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejection(events: &[Event]) -> Option<RejectReason> {
+    match events {
+        [Event { kind: EventKind::Rejected { reason, .. }, .. }] => Some(*reason),
+        _ => None,
+    }
+}
+
+fn levels(events: &[Event]) -> Vec<(Side, Price, Qty)> {
+    events
+        .iter()
+        .filter_map(|event| match event.kind {
+            EventKind::Level { side, price, qty } => Some((side, price, qty)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn queue_at(book: &OrderBook, side: Side, price: Price) -> Vec<OrderId> {
+    book.resting_orders().into_iter().filter(|o| o.side == side && o.price == price).map(|o| o.order_id).collect()
+}
+
+#[test]
+fn price_time_priority_and_trade_at_maker_price() {
+    let mut m = Market::new();
+    let first = m.limit(ALICE, Side::Sell, 101, 5);
+    let second = m.limit(BOB, Side::Sell, 101, 5);
+    let better = m.limit(CAROL, Side::Sell, 100, 5);
+    let taker = m.id();
+    let events = m.submit(NewOrder::limit(taker, 9, Side::Buy, 105, 12));
+    assert_eq!(trades(&events), vec![(better, taker, 100, 5), (first, taker, 101, 5), (second, taker, 101, 2)]);
+    assert_eq!(m.book.order(second).unwrap().qty, 3);
+    assert_eq!(m.book.order(taker), None, "fully filled taker does not rest");
+    assert_eq!(levels(&events), vec![(Side::Sell, 100, 0), (Side::Sell, 101, 3)]);
+}
+
+#[test]
+fn sequence_numbers_are_gap_free_from_one() {
+    let mut m = Market::new();
+    let mut all = Vec::new();
+    let id = m.limit(ALICE, Side::Buy, 99, 3);
+    all.extend(m.book.apply_collect(&Command::New(NewOrder::limit(m.next_id + 1, BOB, Side::Sell, 99, 5))));
+    all.extend(m.cancel(id, ALICE));
+    all.extend(m.send(Command::Halt));
+    let seqs: Vec<Seq> = all.iter().map(|e| e.seq).collect();
+    let first = seqs[0];
+    assert_eq!(first, 3, "the first NEW emitted accepted (1) and level (2)");
+    assert_eq!(seqs, (first..first + seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(m.book.seq(), *seqs.last().unwrap());
+}
+
+#[test]
+fn market_order_remainder_never_rests() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Sell, 100, 3);
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, BOB, Side::Buy, 10));
+    assert_eq!(trades(&events).len(), 1);
+    assert_eq!(cancels(&events), vec![(id, 7, CancelReason::Remainder)]);
+    assert_eq!(m.book.order(id), None);
+    assert_eq!(m.book.bbo(), Bbo::default());
+}
+
+#[test]
+fn market_order_into_empty_book_is_cancelled_whole() {
+    let mut m = Market::new();
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, BOB, Side::Sell, 4));
+    assert_eq!(cancels(&events), vec![(id, 4, CancelReason::Remainder)]);
+}
+
+#[test]
+fn ioc_remainder_never_rests() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Buy, 100, 2);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Sell, 100, 5).with_tif(TimeInForce::Ioc));
+    assert_eq!(trades(&events).len(), 1);
+    assert_eq!(cancels(&events), vec![(id, 3, CancelReason::Remainder)]);
+    assert_eq!(m.book.bbo(), Bbo::default());
+}
+
+#[test]
+fn fok_fills_fully_or_not_at_all() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Sell, 100, 3);
+    m.limit(BOB, Side::Sell, 101, 3);
+    let before = m.book.state_hash();
+    let too_big = m.id();
+    let events = m.submit(NewOrder::limit(too_big, CAROL, Side::Buy, 101, 7).with_tif(TimeInForce::Fok));
+    assert!(trades(&events).is_empty());
+    assert_eq!(cancels(&events), vec![(too_big, 7, CancelReason::FokUnfillable)]);
+    assert_eq!(m.book.depth(5).asks, vec![(100, 3), (101, 3)], "book untouched");
+    assert_ne!(m.book.state_hash(), before, "sequence and id high-water moved on");
+
+    let price_limited = m.id();
+    let events = m.submit(NewOrder::limit(price_limited, CAROL, Side::Buy, 100, 4).with_tif(TimeInForce::Fok));
+    assert!(trades(&events).is_empty(), "liquidity beyond the limit price does not count");
+
+    let fits = m.id();
+    let events = m.submit(NewOrder::limit(fits, CAROL, Side::Buy, 101, 6).with_tif(TimeInForce::Fok));
+    assert_eq!(trades(&events).iter().map(|t| t.3).sum::<Qty>(), 6);
+    assert!(cancels(&events).is_empty());
+}
+
+#[test]
+fn fok_does_not_count_liquidity_self_trade_prevention_would_skip() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Sell, 100, 5);
+    m.limit(BOB, Side::Sell, 100, 5);
+    let id = m.id();
+    let order = NewOrder::limit(id, ALICE, Side::Buy, 100, 6).with_tif(TimeInForce::Fok).with_stp(StpMode::CancelOldest);
+    let events = m.submit(order);
+    assert!(trades(&events).is_empty());
+    assert_eq!(cancels(&events), vec![(id, 6, CancelReason::FokUnfillable)]);
+    assert_eq!(m.book.order_count(), 2, "the self order was not cancelled by a FOK that did not trade");
+}
+
+#[test]
+fn post_only_that_would_cross_is_rejected() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Sell, 100, 5);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 100, 1).with_post_only());
+    assert_eq!(rejection(&events), Some(RejectReason::PostOnlyWouldCross));
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 99, 1).with_post_only());
+    assert!(matches!(events[0].kind, EventKind::Accepted { post_only: true, .. }));
+    assert_eq!(m.book.bbo().bid, Some((99, 1)));
+}
+
+#[test]
+fn post_only_only_for_gtc_limit_orders_and_market_orders_need_ioc_or_fok() {
+    let mut m = Market::new();
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 99, 1).with_tif(TimeInForce::Ioc).with_post_only());
+    assert_eq!(rejection(&events), Some(RejectReason::InvalidPostOnly));
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, BOB, Side::Buy, 1).with_tif(TimeInForce::Gtc));
+    assert_eq!(rejection(&events), Some(RejectReason::InvalidTimeInForce));
+}
+
+#[test]
+fn replace_into_a_cross_trades_at_the_makers_price() {
+    let mut m = Market::new();
+    let ask = m.limit(ALICE, Side::Sell, 102, 4);
+    let bid = m.limit(BOB, Side::Buy, 100, 6);
+    let events = m.replace(bid, BOB, Some(105), None);
+    assert!(matches!(events[0].kind, EventKind::Replaced { kept_priority: false, price: 105, .. }));
+    assert_eq!(trades(&events), vec![(ask, bid, 102, 4)]);
+    assert_eq!(m.book.order(bid).unwrap().price, 105);
+    assert_eq!(m.book.order(bid).unwrap().qty, 2);
+    assert_eq!(m.book.bbo().bid, Some((105, 2)));
+}
+
+#[test]
+fn replace_quantity_down_keeps_priority_up_or_reprice_loses_it() {
+    let mut m = Market::new();
+    let a = m.limit(ALICE, Side::Buy, 100, 5);
+    let b = m.limit(BOB, Side::Buy, 100, 5);
+    let events = m.replace(a, ALICE, None, Some(3));
+    assert!(matches!(events[0].kind, EventKind::Replaced { kept_priority: true, .. }));
+    assert_eq!(levels(&events), vec![(Side::Buy, 100, 8)]);
+    assert_eq!(queue_at(&m.book, Side::Buy, 100), vec![a, b]);
+
+    let events = m.replace(a, ALICE, None, Some(4));
+    assert!(matches!(events[0].kind, EventKind::Replaced { kept_priority: false, .. }));
+    assert_eq!(queue_at(&m.book, Side::Buy, 100), vec![b, a], "an increase goes to the back");
+    assert_eq!(levels(&events), vec![(Side::Buy, 100, 9)]);
+
+    let events = m.replace(b, BOB, Some(99), None);
+    assert_eq!(levels(&events), vec![(Side::Buy, 100, 4), (Side::Buy, 99, 5)]);
+    m.replace(b, BOB, Some(100), None);
+    assert_eq!(queue_at(&m.book, Side::Buy, 100), vec![a, b], "a price change goes to the back");
+}
+
+#[test]
+fn replace_of_a_lone_order_upwards_keeps_its_level_without_a_transient_zero() {
+    let mut m = Market::new();
+    let a = m.limit(ALICE, Side::Sell, 100, 5);
+    let events = m.replace(a, ALICE, None, Some(8));
+    assert_eq!(levels(&events), vec![(Side::Sell, 100, 8)]);
+    assert_eq!(m.book.bbo().ask, Some((100, 8)));
+}
+
+#[test]
+fn post_only_replace_into_a_cross_is_rejected_and_order_kept() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Sell, 102, 4);
+    let id = m.id();
+    m.submit(NewOrder::limit(id, BOB, Side::Buy, 100, 6).with_post_only());
+    let events = m.replace(id, BOB, Some(102), None);
+    assert_eq!(rejection(&events), Some(RejectReason::PostOnlyWouldCross));
+    assert_eq!(m.book.order(id).unwrap().price, 100);
+}
+
+#[test]
+fn cancel_in_the_middle_of_a_queue_keeps_the_others_in_order() {
+    let mut m = Market::new();
+    let ids: Vec<OrderId> = (0..5).map(|_| m.limit(ALICE, Side::Sell, 100, 1)).collect();
+    let events = m.cancel(ids[2], ALICE);
+    assert_eq!(cancels(&events), vec![(ids[2], 1, CancelReason::User)]);
+    assert_eq!(levels(&events), vec![(Side::Sell, 100, 4)]);
+    assert_eq!(queue_at(&m.book, Side::Sell, 100), vec![ids[0], ids[1], ids[3], ids[4]]);
+    let taker = m.id();
+    let events = m.submit(NewOrder::limit(taker, BOB, Side::Buy, 100, 4));
+    let makers: Vec<OrderId> = trades(&events).iter().map(|t| t.0).collect();
+    assert_eq!(makers, vec![ids[0], ids[1], ids[3], ids[4]]);
+}
+
+#[test]
+fn no_phantom_best_price_after_the_top_level_empties() {
+    let mut m = Market::new();
+    let top = m.limit(ALICE, Side::Buy, 100, 1);
+    m.limit(ALICE, Side::Buy, 90, 2);
+    m.limit(ALICE, Side::Buy, 20, 3);
+    m.cancel(top, ALICE);
+    assert_eq!(m.book.bbo().bid, Some((90, 2)));
+    let taker = m.id();
+    m.submit(NewOrder::market(taker, BOB, Side::Sell, 2));
+    assert_eq!(m.book.bbo().bid, Some((20, 3)), "skips the 70 empty ticks between");
+    let taker = m.id();
+    m.submit(NewOrder::market(taker, BOB, Side::Sell, 3));
+    assert_eq!(m.book.bbo().bid, None);
+    assert_eq!(m.book.depth(10), Depth::default());
+}
+
+#[test]
+fn stale_or_unknown_cancel_and_replace_are_rejected() {
+    let mut m = Market::new();
+    let id = m.limit(ALICE, Side::Sell, 100, 1);
+    assert_eq!(rejection(&m.cancel(999, ALICE)), Some(RejectReason::UnknownOrder));
+    assert_eq!(rejection(&m.cancel(id, BOB)), Some(RejectReason::UnknownOrder), "another account's order");
+    assert_eq!(rejection(&m.replace(id, BOB, Some(99), None)), Some(RejectReason::UnknownOrder));
+    m.cancel(id, ALICE);
+    assert_eq!(rejection(&m.cancel(id, ALICE)), Some(RejectReason::UnknownOrder), "stale: already cancelled");
+    assert_eq!(rejection(&m.replace(id, ALICE, None, Some(1))), Some(RejectReason::UnknownOrder));
+    let filled = m.limit(ALICE, Side::Sell, 100, 1);
+    let taker = m.id();
+    m.submit(NewOrder::market(taker, BOB, Side::Buy, 1));
+    assert_eq!(rejection(&m.cancel(filled, ALICE)), Some(RejectReason::UnknownOrder), "stale: filled");
+}
+
+#[test]
+fn duplicate_order_ids_are_rejected() {
+    let mut m = Market::new();
+    let id = m.limit(ALICE, Side::Sell, 100, 1);
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 90, 1));
+    assert_eq!(rejection(&events), Some(RejectReason::DuplicateOrderId));
+    let events = m.submit(NewOrder::limit(id - 1, BOB, Side::Buy, 90, 1));
+    assert_eq!(rejection(&events), Some(RejectReason::DuplicateOrderId), "ids only go up");
+    assert_eq!(m.book.order_count(), 1);
+}
+
+#[test]
+fn halted_book_rejects_new_and_replace_but_allows_cancel() {
+    let mut m = Market::new();
+    let id = m.limit(ALICE, Side::Sell, 100, 1);
+    let events = m.send(Command::Halt);
+    assert!(matches!(events[..], [Event { kind: EventKind::Status { status: BookStatus::Halted }, .. }]));
+    assert!(m.book.is_halted());
+    let new = m.id();
+    assert_eq!(rejection(&m.submit(NewOrder::limit(new, BOB, Side::Buy, 100, 1))), Some(RejectReason::BookHalted));
+    assert_eq!(rejection(&m.replace(id, ALICE, Some(101), None)), Some(RejectReason::BookHalted));
+    assert_eq!(cancels(&m.cancel(id, ALICE)), vec![(id, 1, CancelReason::User)]);
+    m.send(Command::Resume);
+    m.limit(BOB, Side::Buy, 100, 1);
+}
+
+#[test]
+fn reset_cancels_every_resting_order_and_zeroes_positions() {
+    let mut m = Market::new();
+    let bid = m.limit(ALICE, Side::Buy, 99, 5);
+    let ask = m.limit(BOB, Side::Sell, 101, 5);
+    let taker = m.id();
+    m.submit(NewOrder::limit(taker, CAROL, Side::Buy, 101, 2));
+    assert_eq!(m.book.exposure(CAROL).position, 2);
+    let events = m.send(Command::Reset);
+    assert_eq!(cancels(&events), vec![(bid, 5, CancelReason::Reset), (ask, 3, CancelReason::Reset)]);
+    assert_eq!(levels(&events), vec![(Side::Buy, 99, 0), (Side::Sell, 101, 0)]);
+    assert!(matches!(events.last().unwrap().kind, EventKind::Status { status: BookStatus::Reset }));
+    assert_eq!(m.book.order_count(), 0);
+    assert_eq!(m.book.exposure(CAROL), Exposure::default());
+    assert_eq!(m.book.exposures(), vec![]);
+    let old = taker;
+    assert_eq!(
+        rejection(&m.submit(NewOrder::limit(old, CAROL, Side::Buy, 100, 1))),
+        Some(RejectReason::DuplicateOrderId),
+        "ids stay consumed across a reset"
+    );
+}
+
+#[test]
+fn position_limit_counts_position_and_same_side_open_orders() {
+    let mut m = Market::new();
+    let limit = 10;
+    let first = m.id();
+    m.submit(NewOrder::limit(first, ALICE, Side::Buy, 100, 6).with_max_position(limit));
+    let second = m.id();
+    let events = m.submit(NewOrder::limit(second, ALICE, Side::Buy, 99, 5).with_max_position(limit));
+    assert_eq!(rejection(&events), Some(RejectReason::PositionLimit), "6 open + 5 > 10");
+    let third = m.id();
+    let events = m.submit(NewOrder::limit(third, ALICE, Side::Sell, 120, 10).with_max_position(limit));
+    assert!(matches!(events[0].kind, EventKind::Accepted { .. }), "the sell side has its own room");
+
+    let seller = m.id();
+    m.submit(NewOrder::limit(seller, BOB, Side::Sell, 100, 6));
+    assert_eq!(m.book.exposure(ALICE), Exposure { position: 6, open_buy: 0, open_sell: 10 });
+    let fourth = m.id();
+    let events = m.submit(NewOrder::limit(fourth, ALICE, Side::Buy, 99, 5).with_max_position(limit));
+    assert_eq!(rejection(&events), Some(RejectReason::PositionLimit), "position 6 + 5 > 10");
+    let fifth = m.id();
+    let events = m.submit(NewOrder::limit(fifth, ALICE, Side::Buy, 99, 4).with_max_position(limit));
+    assert!(matches!(events[0].kind, EventKind::Accepted { .. }));
+}
+
+#[test]
+fn position_limit_applies_to_replace_increases() {
+    let mut m = Market::new();
+    let id = m.id();
+    m.submit(NewOrder::limit(id, ALICE, Side::Buy, 100, 6).with_max_position(10));
+    assert_eq!(rejection(&m.replace(id, ALICE, None, Some(11))), Some(RejectReason::PositionLimit));
+    assert!(matches!(m.replace(id, ALICE, None, Some(10))[0].kind, EventKind::Replaced { .. }));
+    assert_eq!(m.book.exposure(ALICE).open_buy, 10);
+}
+
+#[test]
+fn self_trade_prevention_modes() {
+    // cancel newest: the incoming remainder goes, the resting order stays.
+    let mut m = Market::new();
+    let resting = m.limit(ALICE, Side::Sell, 100, 5);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 100, 3).with_stp(StpMode::CancelNewest));
+    assert!(trades(&events).is_empty());
+    assert_eq!(cancels(&events), vec![(id, 3, CancelReason::SelfTrade)]);
+    assert_eq!(m.book.order(resting).unwrap().qty, 5);
+
+    // cancel oldest: the resting self order goes and matching continues behind it.
+    let mut m = Market::new();
+    let own = m.limit(ALICE, Side::Sell, 100, 5);
+    let other = m.limit(BOB, Side::Sell, 100, 5);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 100, 3).with_stp(StpMode::CancelOldest));
+    assert_eq!(cancels(&events), vec![(own, 5, CancelReason::SelfTrade)]);
+    assert_eq!(trades(&events), vec![(other, id, 100, 3)]);
+
+    // cancel both.
+    let mut m = Market::new();
+    let own = m.limit(ALICE, Side::Sell, 100, 5);
+    m.limit(BOB, Side::Sell, 100, 5);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 100, 3).with_stp(StpMode::CancelBoth));
+    assert!(trades(&events).is_empty());
+    assert_eq!(cancels(&events), vec![(own, 5, CancelReason::SelfTrade), (id, 3, CancelReason::SelfTrade)]);
+
+    // none: a self-trade happens and nets out.
+    let mut m = Market::new();
+    let own = m.limit(ALICE, Side::Sell, 100, 5);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 100, 3));
+    assert_eq!(trades(&events), vec![(own, id, 100, 3)]);
+    assert_eq!(m.book.exposure(ALICE).position, 0);
+}
+
+#[test]
+fn bad_input_is_rejected_with_a_reason_never_a_panic() {
+    let mut m = Market::new();
+    for (price, qty, reason) in [
+        (100, 0, RejectReason::InvalidQuantity),
+        (100, -5, RejectReason::InvalidQuantity),
+        (100, i64::MAX, RejectReason::InvalidQuantity),
+        (100, MAX_QTY + 1, RejectReason::InvalidQuantity),
+        (0, 1, RejectReason::InvalidPrice),
+        (-1, 1, RejectReason::InvalidPrice),
+        (i64::MIN, 1, RejectReason::InvalidPrice),
+        (i64::MAX, 1, RejectReason::InvalidPrice),
+        (MAX_PRICE + 1, 1, RejectReason::InvalidPrice),
+    ] {
+        let id = m.id();
+        assert_eq!(rejection(&m.submit(NewOrder::limit(id, ALICE, Side::Buy, price, qty))), Some(reason), "{price} {qty}");
+    }
+    let id = m.limit(ALICE, Side::Buy, MAX_PRICE, MAX_QTY);
+    assert_eq!(rejection(&m.replace(id, ALICE, None, Some(0))), Some(RejectReason::InvalidQuantity));
+    assert_eq!(rejection(&m.replace(id, ALICE, Some(-3), None)), Some(RejectReason::InvalidPrice));
+    assert_eq!(rejection(&m.replace(u64::MAX, ALICE, Some(3), None)), Some(RejectReason::UnknownOrder));
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 5, 1).with_max_position(-1));
+    assert_eq!(rejection(&events), Some(RejectReason::PositionLimit));
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 5, MAX_QTY).with_max_position(i64::MAX));
+    assert!(matches!(events[0].kind, EventKind::Accepted { .. }), "no overflow in the exposure check");
+    let events = m.submit(NewOrder::limit(u64::MAX, BOB, Side::Sell, 1, MAX_QTY));
+    assert!(matches!(events[0].kind, EventKind::Accepted { .. }));
+    assert_eq!(rejection(&m.submit(NewOrder::limit(u64::MAX, BOB, Side::Sell, 1, 1))), Some(RejectReason::DuplicateOrderId));
+}
+
+#[test]
+fn deterministic_events_and_hash() {
+    let script = |book: &mut OrderBook| {
+        let mut out = Vec::new();
+        for i in 1..=500u64 {
+            let side = if i % 3 == 0 { Side::Sell } else { Side::Buy };
+            let price = 100 + (i * 7 % 11) as i64 - 5;
+            book.apply(&Command::New(NewOrder::limit(i, i % 4, side, price, (i % 5 + 1) as i64)), &mut out);
+            if i % 4 == 0 {
+                book.apply(&Command::Cancel { order_id: i - 2, account: (i - 2) % 4 }, &mut out);
+            }
+        }
+        out
+    };
+    let (mut a, mut b) = (OrderBook::new("X"), OrderBook::new("X"));
+    assert_eq!(script(&mut a), script(&mut b));
+    assert_eq!(a.state_hash(), b.state_hash());
+}
+
+#[test]
+fn snapshot_restore_resumes_exactly() {
+    let mut m = Market::new();
+    for i in 0..50i64 {
+        m.limit(i as u64 % 3, if i % 2 == 0 { Side::Buy } else { Side::Sell }, if i % 2 == 0 { 90 + i % 7 } else { 100 + i % 5 }, 1 + i % 4);
+    }
+    let taker = m.id();
+    m.submit(NewOrder::market(taker, 7, Side::Buy, 9));
+    m.send(Command::Halt);
+    let bytes = m.book.snapshot();
+    let mut restored = OrderBook::restore(&bytes).expect("valid snapshot");
+    assert_eq!(restored.state_hash(), m.book.state_hash());
+    assert_eq!(restored.resting_orders(), m.book.resting_orders());
+    assert_eq!(restored.exposures(), m.book.exposures());
+    assert!(restored.is_halted());
+    for command in [
+        Command::Resume,
+        Command::New(NewOrder::limit(1_000, 7, Side::Sell, 91, 20)),
+        Command::Replace { order_id: 1, account: 0, price: Some(80), qty: None },
+        Command::Reset,
+    ] {
+        assert_eq!(restored.apply_collect(&command), m.book.apply_collect(&command));
+    }
+    assert_eq!(restored.state_hash(), m.book.state_hash());
+}
+
+#[test]
+fn corrupted_snapshots_are_errors() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Buy, 10, 1);
+    let bytes = m.book.snapshot();
+    assert_eq!(OrderBook::restore(b"").err(), Some(SnapshotError::NotASnapshot));
+    assert_eq!(OrderBook::restore(&bytes[..bytes.len() - 1]).err(), Some(SnapshotError::Checksum));
+    let mut flipped = bytes.clone();
+    flipped[12] ^= 0x40;
+    assert_eq!(OrderBook::restore(&flipped).err(), Some(SnapshotError::Checksum));
+    let mut future = bytes.clone();
+    future[6] = 99;
+    assert_eq!(OrderBook::restore(&future).err(), Some(SnapshotError::UnsupportedVersion(99)));
+}
