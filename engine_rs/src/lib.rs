@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod book;
+pub mod codec;
 pub mod ladder;
 pub mod snapshot;
 pub mod types;
