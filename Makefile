@@ -1,0 +1,112 @@
+# Flashbook — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else here is what those two stand on; every step is idempotent.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PORT ?= 8000
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.flashbook-installed
+
+# cargo installed by rustup lives in ~/.cargo/bin, which a non-login shell may not have on PATH.
+ifeq ($(shell command -v cargo 2>/dev/null),)
+  ifneq ($(wildcard $(HOME)/.cargo/bin/cargo),)
+    export PATH := $(HOME)/.cargo/bin:$(PATH)
+  endif
+endif
+
+# Rebuild the engine extension (pip install -e) only when these change.
+ENGINE_SOURCES := $(shell find engine_rs/src -name '*.rs' 2>/dev/null) \
+	$(wildcard engine_rs/Cargo.toml Cargo.toml Cargo.lock)
+PYTHON_PACKAGE := $(shell find python -type f ! -name '*.so' ! -name '*.pyd' ! -name '*.pyc' \
+	! -path '*/__pycache__/*' 2>/dev/null)
+
+.PHONY: help setup venv run test lint py-test rust-test bench-engine redis stop-redis clean
+
+help:
+	@echo "Flashbook"
+	@echo "  make run           set everything up, then start the site on http://127.0.0.1:$(PORT)/"
+	@echo "  make test          lint, Rust tests and Python tests"
+	@echo "  make bench-engine  the matching-engine benchmark (release build)"
+	@echo "  make venv          only the virtualenv, the engine build and .env"
+	@echo "  make clean         remove the virtualenv, build output and var/"
+
+# --- Set-up -------------------------------------------------------------------------------------
+
+setup: venv
+venv: $(STAMP) .env
+
+$(VPY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { \
+		echo "Flashbook needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." >&2; \
+		echo "Run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml $(ENGINE_SOURCES) $(PYTHON_PACKAGE) | $(VPY)
+	@command -v cargo >/dev/null 2>&1 || { \
+		echo "cargo not found: install a stable Rust toolchain (https://rustup.rs) first." >&2; exit 1; }
+	@echo "Installing Flashbook and building the engine extension (this takes a while the first time)..."
+	$(VPY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Local development settings (git-ignored). Real environment variables always take precedence.
+.env:
+	@printf '%s\n' \
+		'# Written by make for local development; git-ignored. Environment variables win over it.' \
+		'DEBUG=1' \
+		"SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "Wrote .env (DEBUG=1 and a random SECRET_KEY) for local development."
+
+# --- Running ------------------------------------------------------------------------------------
+
+run: setup
+	$(VPY) manage.py migrate --no-input
+	$(VPY) manage.py ensure_demo_users
+	@echo
+	@echo "  Flashbook is starting on  http://127.0.0.1:$(PORT)/"
+	@echo "  Log in as  admin / $${FLASHBOOK_ADMIN_PASSWORD:+(FLASHBOOK_ADMIN_PASSWORD)}$${FLASHBOOK_ADMIN_PASSWORD:-admin}  (staff, admin site at /admin/)"
+	@echo "         or  demo / $${FLASHBOOK_DEMO_PASSWORD:+(FLASHBOOK_DEMO_PASSWORD)}$${FLASHBOOK_DEMO_PASSWORD:-demo}"
+	@echo "  Stop with Ctrl-C."
+	@echo
+	@exec $(VPY) manage.py runserver 127.0.0.1:$(PORT)
+
+# --- Tests --------------------------------------------------------------------------------------
+
+test: lint rust-test py-test
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@if cargo clippy --version >/dev/null 2>&1; then \
+		cargo clippy --workspace --all-targets -- -D warnings; \
+	else \
+		echo "cargo clippy is not installed; skipping the Rust lint (rustup component add clippy)."; \
+	fi
+
+rust-test:
+	cargo test --workspace
+
+py-test: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		echo "Using Redis at $$url"; \
+		REDIS_URL="$$url" $(VENV)/bin/pytest
+
+redis:
+	@scripts/ensure_redis.sh
+
+stop-redis:
+	@scripts/ensure_redis.sh stop
+
+# --- Benchmarks ---------------------------------------------------------------------------------
+
+bench-engine:
+	cargo run --release -p engine_rs --bin bench_engine
+
+clean:
+	-@scripts/ensure_redis.sh stop
+	rm -rf $(VENV) target var .pytest_cache .ruff_cache
+	find python -name '*.so' -delete

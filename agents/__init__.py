@@ -1,0 +1,1 @@
+"""Trading agents: their configurations, strategies and the runners."""

@@ -1,0 +1,1 @@
+"""Admin registrations for the agent models (none yet)."""

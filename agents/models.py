@@ -1,0 +1,1 @@
+"""Agent configuration models arrive with the agents runner."""

@@ -1,0 +1,1 @@
+"""The exchange: instruments, accounts, orders and fills, the gateway and the web pages."""

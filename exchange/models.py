@@ -1,0 +1,1 @@
+"""Exchange models (instruments, accounts, orders, fills) arrive with the gateway and recorder."""

@@ -1,0 +1,1 @@
+"""Flashbook Django project: settings, URLs and the ASGI application."""
