@@ -11,9 +11,12 @@
 pub mod accounts;
 pub mod book;
 pub mod codec;
+pub mod feed;
+pub mod journal;
 pub mod ladder;
 pub mod snapshot;
 pub mod types;
+pub mod worker;
 
 #[cfg(feature = "python")]
 mod python;

@@ -1,0 +1,134 @@
+//! Redis key names and the text forms the worker publishes besides the event lines: market-data
+//! messages and the L2 book snapshot (see `docs/protocol.md`).
+
+use crate::book::OrderBook;
+use crate::codec::encode_event;
+use crate::types::{Event, EventKind, Seq};
+use std::fmt::Write as _;
+
+/// Key names of one symbol. `{SYM}` is a Redis Cluster hash tag: all of a symbol's keys hash to
+/// one slot, so one worker's pipelines and a symbol's scripts never cross slots.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub journal: String,
+    pub events: String,
+    pub market_data: String,
+    pub book: String,
+    pub snapshot: String,
+    pub status: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str, symbol: &str) -> Self {
+        let key = |kind: &str| format!("{prefix}:{kind}:{{{symbol}}}");
+        Keys {
+            journal: key("cmd"),
+            events: key("evt"),
+            market_data: key("md"),
+            book: key("book"),
+            snapshot: key("snap"),
+            status: key("status"),
+        }
+    }
+}
+
+/// Symbols are used inside key names and JSON unescaped, so they are kept to a safe alphabet.
+pub fn valid_symbol(symbol: &str) -> bool {
+    (1..=32).contains(&symbol.len())
+        && symbol.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// Whether live market-data subscribers care about this event: book levels, trades and status.
+pub fn is_market_data(event: &Event) -> bool {
+    matches!(event.kind, EventKind::Level { .. } | EventKind::Trade { .. } | EventKind::Status { .. })
+}
+
+/// One market-data message covering the events `from..=to`: a header line `M from to`, the
+/// market-data event lines among them, and a closing BBO line
+/// `B seq bid_price bid_qty ask_price ask_qty` (0 0 for an empty side). A subscriber that sees
+/// `from` differ from its last `to` + 1 has missed a message and resyncs from the book key.
+pub fn market_data_message(book: &OrderBook, from: Seq, to: Seq, events: &[Event]) -> String {
+    let mut text = String::with_capacity(64 + events.len() * 24);
+    let _ = writeln!(text, "M {from} {to}");
+    for event in events.iter().filter(|e| is_market_data(e)) {
+        encode_event(event, &mut text);
+    }
+    let bbo = book.bbo();
+    let (bid_price, bid_qty) = bbo.bid.unwrap_or((0, 0));
+    let (ask_price, ask_qty) = bbo.ask.unwrap_or((0, 0));
+    let _ = writeln!(text, "B {to} {bid_price} {bid_qty} {ask_price} {ask_qty}");
+    text
+}
+
+/// The L2 snapshot stored at the book key, as JSON:
+/// `{"symbol":..,"seq":..,"halted":..,"ts_ms":..,"bids":[[price,qty],..],"asks":[..]}`.
+pub fn book_json(book: &OrderBook, levels: usize, ts_ms: u128) -> String {
+    let depth = book.depth(levels);
+    let mut json = String::with_capacity(96 + (depth.bids.len() + depth.asks.len()) * 24);
+    let _ = write!(
+        json,
+        "{{\"symbol\":\"{}\",\"seq\":{},\"halted\":{},\"ts_ms\":{},",
+        book.symbol(),
+        book.seq(),
+        book.is_halted(),
+        ts_ms
+    );
+    for (name, side) in [("bids", &depth.bids), ("asks", &depth.asks)] {
+        let _ = write!(json, "\"{name}\":[");
+        for (index, (price, qty)) in side.iter().enumerate() {
+            let comma = if index == 0 { "" } else { "," };
+            let _ = write!(json, "{comma}[{price},{qty}]");
+        }
+        json.push(']');
+        json.push(if name == "bids" { ',' } else { '}' });
+    }
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Command, NewOrder, Side};
+
+    #[test]
+    fn keys_carry_the_prefix_and_a_hash_tag() {
+        let keys = Keys::new("fb", "ACME");
+        assert_eq!(keys.journal, "fb:cmd:{ACME}");
+        assert_eq!(keys.events, "fb:evt:{ACME}");
+        assert_eq!(keys.book, "fb:book:{ACME}");
+    }
+
+    #[test]
+    fn symbols_are_checked() {
+        assert!(valid_symbol("BTC-USD.X_1"));
+        for bad in ["", "acme", "A B", "A\"B", "{A}", &"X".repeat(33)] {
+            assert!(!valid_symbol(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn market_data_keeps_levels_trades_and_status_and_ends_with_bbo() {
+        let mut book = OrderBook::new("ACME");
+        let mut events = Vec::new();
+        book.apply(&Command::New(NewOrder::limit(1, 1, Side::Sell, 101, 4)), &mut events);
+        book.apply(&Command::New(NewOrder::limit(2, 2, Side::Buy, 101, 1)), &mut events);
+        let text = market_data_message(&book, 1, book.seq(), &events);
+        let kinds: Vec<&str> = text.lines().map(|l| l.split(' ').nth(1).unwrap_or("")).collect();
+        assert_eq!(text.lines().next(), Some("M 1 5"));
+        assert_eq!(kinds[1..4], ["L", "T", "L"]);
+        assert_eq!(text.lines().last(), Some("B 5 0 0 101 3"));
+    }
+
+    #[test]
+    fn book_json_lists_levels_best_first() {
+        let mut book = OrderBook::new("ACME");
+        let mut events = Vec::new();
+        for (id, side, price) in [(1, Side::Buy, 99), (2, Side::Buy, 98), (3, Side::Sell, 101)] {
+            book.apply(&Command::New(NewOrder::limit(id, 1, side, price, 2)), &mut events);
+        }
+        assert_eq!(
+            book_json(&book, 20, 7),
+            r#"{"symbol":"ACME","seq":6,"halted":false,"ts_ms":7,"bids":[[99,2],[98,2]],"asks":[[101,2]]}"#
+        );
+    }
+}

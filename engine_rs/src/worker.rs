@@ -1,0 +1,527 @@
+//! The engine worker: matches commands read from each symbol's Redis journal and writes events,
+//! market data, the L2 book and snapshots back, recovering exactly after a crash.
+//!
+//! Per symbol, one task owns the book. A loop reads a batch from the journal (blocking when idle),
+//! applies it, and writes everything the batch produced in one pipelined round trip: one event
+//! stream entry holding all the batch's event lines, one market-data message, the replies that
+//! were asked for, and — when due — the book key, the status key and a snapshot. Matching never
+//! waits for Redis per order.
+//!
+//! Recovery is "snapshot + replay + suppress": load the snapshot (book state and the journal id it
+//! covers), replay the journal after it through the same deterministic book, and write only the
+//! events whose sequence number is above the last one already in the event stream. Because the
+//! book is a pure function of the journal, the replayed events are exactly the ones lost, and the
+//! result is as if the worker had never stopped. Any Redis error takes the same path: the session
+//! is dropped and the worker recovers from Redis, never from half-written memory.
+
+use crate::book::OrderBook;
+use crate::codec::encode_events;
+use crate::feed::{book_json, market_data_message, valid_symbol, Keys};
+use crate::journal::apply_entry;
+use crate::types::{Event, Seq};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub redis_url: String,
+    pub prefix: String,
+    pub symbols: Vec<String>,
+    /// Journal entries read per round trip.
+    pub batch_size: usize,
+    /// How long one idle read blocks; also the worst-case delay before a stop is noticed.
+    pub block_ms: u64,
+    /// Snapshot after this many commands...
+    pub snapshot_every: u64,
+    /// ...or after this long with any command applied.
+    pub snapshot_interval: Duration,
+    /// Minimum spacing of book-key writes while busy (written at once when idle).
+    pub book_interval: Duration,
+    pub book_levels: usize,
+    /// Expiry of reply lists, so replies nobody waits for anymore disappear.
+    pub reply_ttl_ms: u64,
+    /// Exit once a read finds the journal drained (benchmarks and tests).
+    pub exit_when_drained: bool,
+}
+
+impl WorkerConfig {
+    pub fn new(redis_url: &str, prefix: &str, symbols: Vec<String>) -> Self {
+        WorkerConfig {
+            redis_url: redis_url.to_owned(),
+            prefix: prefix.to_owned(),
+            symbols,
+            batch_size: 2_000,
+            block_ms: 200,
+            snapshot_every: 100_000,
+            snapshot_interval: Duration::from_secs(30),
+            book_interval: Duration::from_millis(50),
+            book_levels: 20,
+            reply_ttl_ms: 30_000,
+            exit_when_drained: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+    #[error("could not start the runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// What one symbol's task did, returned when the worker stops.
+#[derive(Clone, Debug, Default)]
+pub struct SymbolReport {
+    pub symbol: String,
+    pub commands: u64,
+    pub events_written: u64,
+    pub seq: Seq,
+    pub last_journal_id: String,
+    pub state_hash: u64,
+    pub recoveries: u32,
+}
+
+/// Runs the worker until SIGINT/SIGTERM (or until drained, if configured). Blocks the calling
+/// thread; the Python binding calls it with the GIL released.
+pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerError> {
+    if config.symbols.is_empty() {
+        return Err(WorkerError::Config("no symbols to serve".into()));
+    }
+    if let Some(bad) = config.symbols.iter().find(|s| !valid_symbol(s)) {
+        return Err(WorkerError::Config(format!("invalid symbol {bad:?} (A-Z, 0-9, '.', '_', '-'; 1-32 chars)")));
+    }
+    if config.batch_size == 0 {
+        return Err(WorkerError::Config("batch_size must be positive".into()));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_stop_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let client = Client::open(config.redis_url.as_str())?;
+        let config = Arc::new(config);
+        let tasks: Vec<_> = config
+            .symbols
+            .iter()
+            .map(|symbol| tokio::spawn(serve_symbol(client.clone(), config.clone(), symbol.clone(), stop_rx.clone())))
+            .collect();
+        let mut reports = Vec::new();
+        for task in tasks {
+            reports.push(task.await.map_err(|e| WorkerError::Protocol(format!("symbol task failed: {e}")))??);
+        }
+        Ok(reports)
+    })
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        log("error", "", "could not install signal handlers; stop the worker with SIGKILL", &[]);
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
+/// Serves one symbol until stopped, recovering from Redis after any Redis error.
+async fn serve_symbol(
+    client: Client,
+    config: Arc<WorkerConfig>,
+    symbol: String,
+    stop: watch::Receiver<bool>,
+) -> Result<SymbolReport, WorkerError> {
+    let mut recoveries = 0;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match Session::start(&client, &config, &symbol).await {
+            Ok(mut session) => {
+                session.report.recoveries = recoveries;
+                match session.run(&stop).await {
+                    Ok(()) => return Ok(session.report),
+                    Err(error) => log("error", &symbol, "session failed; recovering from redis", &[("error", error.to_string())]),
+                }
+            }
+            Err(WorkerError::Config(message)) => return Err(WorkerError::Config(message)),
+            Err(error) => log("error", &symbol, "could not start; retrying", &[("error", error.to_string())]),
+        }
+        if *stop.borrow() {
+            return Err(WorkerError::Protocol(format!("{symbol}: stopped while redis was failing")));
+        }
+        recoveries += 1;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+struct Session<'a> {
+    config: &'a WorkerConfig,
+    keys: Keys,
+    reader: MultiplexedConnection,
+    writer: MultiplexedConnection,
+    book: OrderBook,
+    last_id: String,
+    /// Events with a sequence number up to this are already in the event stream: not re-sent.
+    written_seq: Seq,
+    commands_since_snapshot: u64,
+    last_snapshot: Instant,
+    last_book_write: Option<Instant>,
+    book_dirty: bool,
+    report: SymbolReport,
+}
+
+impl<'a> Session<'a> {
+    async fn start(client: &Client, config: &'a WorkerConfig, symbol: &str) -> Result<Session<'a>, WorkerError> {
+        // Blocking reads must not time out client-side; the server bounds them with BLOCK.
+        let connection = AsyncConnectionConfig::new().set_response_timeout(None);
+        let reader = client.get_multiplexed_async_connection_with_config(&connection).await?;
+        let mut writer = client.get_multiplexed_async_connection_with_config(&connection).await?;
+        let keys = Keys::new(&config.prefix, symbol);
+        let (book, last_id) = load_snapshot(&mut writer, &keys, symbol).await?;
+        let written_seq = last_written_seq(&mut writer, &keys).await?;
+        log(
+            "info",
+            symbol,
+            "recovered",
+            &[("snapshot_seq", book.seq().to_string()), ("journal_from", last_id.clone()), ("written_seq", written_seq.to_string())],
+        );
+        Ok(Session {
+            config,
+            keys,
+            reader,
+            writer,
+            report: SymbolReport { symbol: symbol.to_owned(), seq: book.seq(), last_journal_id: last_id.clone(), ..Default::default() },
+            book,
+            last_id,
+            written_seq,
+            commands_since_snapshot: 0,
+            last_snapshot: Instant::now(),
+            last_book_write: None,
+            book_dirty: true,
+        })
+    }
+
+    async fn run(&mut self, stop: &watch::Receiver<bool>) -> Result<(), WorkerError> {
+        let mut events: Vec<Event> = Vec::with_capacity(self.config.batch_size * 4);
+        let mut event_text = String::new();
+        let mut reply_text = String::new();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let reply: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(self.config.batch_size)
+                .arg("BLOCK")
+                .arg(self.config.block_ms)
+                .arg("STREAMS")
+                .arg(&self.keys.journal)
+                .arg(&self.last_id)
+                .query_async(&mut self.reader)
+                .await?;
+            let entries = parse_xread(reply)?;
+            let drained = entries.len() < self.config.batch_size;
+            let mut pipe = redis::pipe();
+            if !entries.is_empty() {
+                events.clear();
+                event_text.clear();
+                self.apply_batch(&entries, &mut events, &mut event_text, &mut reply_text, &mut pipe);
+            }
+            let now = Instant::now();
+            let book_due = self.book_dirty
+                && (drained || self.last_book_write.is_none_or(|at| now.duration_since(at) >= self.config.book_interval));
+            if book_due {
+                self.queue_book_and_status(&mut pipe, drained);
+            }
+            let snapshot_due = self.commands_since_snapshot >= self.config.snapshot_every
+                || (self.commands_since_snapshot > 0 && now.duration_since(self.last_snapshot) >= self.config.snapshot_interval);
+            if snapshot_due {
+                self.queue_snapshot(&mut pipe);
+            }
+            if !pipe.is_empty() {
+                pipe.query_async::<()>(&mut self.writer).await?;
+            }
+            if drained && self.config.exit_when_drained {
+                break;
+            }
+        }
+        let mut pipe = redis::pipe();
+        self.queue_book_and_status(&mut pipe, true);
+        self.queue_snapshot(&mut pipe);
+        pipe.query_async::<()>(&mut self.writer).await?;
+        self.report.seq = self.book.seq();
+        self.report.last_journal_id = self.last_id.clone();
+        self.report.state_hash = self.book.state_hash();
+        log(
+            "info",
+            self.book.symbol(),
+            "stopped",
+            &[("seq", self.book.seq().to_string()), ("journal_id", self.last_id.clone()), ("commands", self.report.commands.to_string())],
+        );
+        Ok(())
+    }
+
+    fn apply_batch(
+        &mut self,
+        entries: &[JournalEntry],
+        events: &mut Vec<Event>,
+        event_text: &mut String,
+        reply_text: &mut String,
+        pipe: &mut redis::Pipeline,
+    ) {
+        let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(16);
+        let mut malformed = String::new();
+        let mut last_visible_id = None;
+        for entry in entries {
+            fields.clear();
+            fields.extend(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+            let start = events.len();
+            let outcome = apply_entry(&mut self.book, &fields, events);
+            let produced = &events[start..];
+            // A command's events are all above or all at/below the high-water mark: the stream
+            // was written a whole batch of whole commands at a time.
+            let visible = produced.first().is_some_and(|e| e.seq > self.written_seq);
+            if let Some(detail) = &outcome.malformed {
+                let seq = produced.first().map_or(0, |e| e.seq);
+                if visible {
+                    log("warn", self.book.symbol(), "malformed journal entry", &[("id", entry.id.clone()), ("seq", seq.to_string()), ("detail", detail.clone())]);
+                    use std::fmt::Write as _;
+                    let _ = writeln!(malformed, "{seq} {detail}");
+                }
+            }
+            if visible {
+                last_visible_id = Some(entry.id.as_str());
+                if let Some(reply_to) = &outcome.reply_to {
+                    reply_text.clear();
+                    encode_events(produced, reply_text);
+                    pipe.cmd("LPUSH").arg(reply_to).arg(reply_text.as_str()).ignore();
+                    pipe.cmd("PEXPIRE").arg(reply_to).arg(self.config.reply_ttl_ms).ignore();
+                }
+            }
+        }
+        let last = entries.last().expect("a batch has entries");
+        self.last_id = last.id.clone();
+        self.report.commands += entries.len() as u64;
+        self.commands_since_snapshot += entries.len() as u64;
+        self.book_dirty = true;
+
+        let first_visible = events.iter().position(|e| e.seq > self.written_seq);
+        if let (Some(index), Some(journal_id)) = (first_visible, last_visible_id) {
+            let visible = &events[index..];
+            let (from, to) = (visible[0].seq, visible[visible.len() - 1].seq);
+            encode_events(visible, event_text);
+            let xadd = pipe.cmd("XADD").arg(&self.keys.events).arg("*");
+            xadd.arg("first").arg(from).arg("last").arg(to).arg("jid").arg(journal_id).arg("e").arg(event_text.as_str());
+            if !malformed.is_empty() {
+                xadd.arg("malformed").arg(malformed.as_str());
+            }
+            xadd.ignore();
+            let message = market_data_message(&self.book, from, to, visible);
+            pipe.cmd("PUBLISH").arg(&self.keys.market_data).arg(message).ignore();
+            self.report.events_written += visible.len() as u64;
+            self.written_seq = to;
+        }
+    }
+
+    fn queue_book_and_status(&mut self, pipe: &mut redis::Pipeline, with_hash: bool) {
+        let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        pipe.cmd("SET").arg(&self.keys.book).arg(book_json(&self.book, self.config.book_levels, ts_ms)).ignore();
+        let status = pipe.cmd("HSET").arg(&self.keys.status);
+        status
+            .arg("seq")
+            .arg(self.book.seq())
+            .arg("jid")
+            .arg(&self.last_id)
+            .arg("commands")
+            .arg(self.report.commands)
+            .arg("orders")
+            .arg(self.book.order_count())
+            .arg("halted")
+            .arg(self.book.is_halted() as u8)
+            .arg("ts_ms")
+            .arg(ts_ms.to_string())
+            .arg("pid")
+            .arg(std::process::id());
+        if with_hash {
+            // O(resting orders): only when idle or stopping, never on the busy path.
+            status.arg("state_hash").arg(self.book.state_hash().to_string());
+        }
+        status.ignore();
+        self.last_book_write = Some(Instant::now());
+        self.book_dirty = false;
+    }
+
+    fn queue_snapshot(&mut self, pipe: &mut redis::Pipeline) {
+        pipe.cmd("HSET")
+            .arg(&self.keys.snapshot)
+            .arg("data")
+            .arg(self.book.snapshot())
+            .arg("jid")
+            .arg(&self.last_id)
+            .arg("seq")
+            .arg(self.book.seq())
+            .ignore();
+        self.commands_since_snapshot = 0;
+        self.last_snapshot = Instant::now();
+    }
+}
+
+/// The book and the journal id to read after: from the snapshot if there is a usable one,
+/// otherwise an empty book and the start of the journal.
+async fn load_snapshot(conn: &mut MultiplexedConnection, keys: &Keys, symbol: &str) -> Result<(OrderBook, String), WorkerError> {
+    let (data, jid): (Option<Vec<u8>>, Option<String>) =
+        redis::cmd("HMGET").arg(&keys.snapshot).arg("data").arg("jid").query_async(conn).await?;
+    let fresh = || (OrderBook::new(symbol), "0-0".to_owned());
+    let (Some(data), Some(jid)) = (data, jid) else { return Ok(fresh()) };
+    match OrderBook::restore(&data) {
+        Ok(book) if book.symbol() == symbol => Ok((book, jid)),
+        Ok(book) => {
+            log("error", symbol, "snapshot is of another symbol; replaying the whole journal", &[("found", book.symbol().to_owned())]);
+            Ok(fresh())
+        }
+        Err(error) => {
+            log("error", symbol, "snapshot unusable; replaying the whole journal", &[("error", error.to_string())]);
+            Ok(fresh())
+        }
+    }
+}
+
+/// The last sequence number already in the event stream (0 if none).
+async fn last_written_seq(conn: &mut MultiplexedConnection, keys: &Keys) -> Result<Seq, WorkerError> {
+    let reply: Value = redis::cmd("XREVRANGE").arg(&keys.events).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await?;
+    let Value::Array(entries) = reply else { return Err(WorkerError::Protocol("XREVRANGE did not return an array".into())) };
+    let Some(entry) = entries.into_iter().next() else { return Ok(0) };
+    let entry = parse_entry(entry)?;
+    entry
+        .fields
+        .iter()
+        .find(|(key, _)| key == b"last")
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok())
+        .ok_or_else(|| WorkerError::Protocol(format!("event stream entry {} has no valid `last` field", entry.id)))
+}
+
+pub(crate) struct JournalEntry {
+    pub id: String,
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn parse_xread(reply: Value) -> Result<Vec<JournalEntry>, WorkerError> {
+    let streams = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams,
+        Value::Map(streams) => streams.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => return Err(WorkerError::Protocol(format!("XREAD returned {other:?}"))),
+    };
+    let mut entries = Vec::new();
+    for stream in streams {
+        let items = match stream {
+            Value::Array(mut pair) if pair.len() == 2 => pair.pop().expect("len 2"),
+            Value::Array(items) => Value::Array(items),
+            _ => continue,
+        };
+        let Value::Array(items) = items else { continue };
+        for item in items {
+            entries.push(parse_entry(item)?);
+        }
+    }
+    Ok(entries)
+}
+
+fn parse_entry(item: Value) -> Result<JournalEntry, WorkerError> {
+    let Value::Array(mut parts) = item else { return Err(WorkerError::Protocol("stream entry is not an array".into())) };
+    if parts.len() != 2 {
+        return Err(WorkerError::Protocol("stream entry is not [id, fields]".into()));
+    }
+    let raw_fields = parts.pop().expect("len 2");
+    let id = match parts.pop().expect("len 2") {
+        Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| WorkerError::Protocol("entry id not UTF-8".into()))?,
+        Value::SimpleString(text) => text,
+        other => return Err(WorkerError::Protocol(format!("entry id is {other:?}"))),
+    };
+    let flat = match raw_fields {
+        Value::Array(values) => values,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Nil => Vec::new(),
+        other => return Err(WorkerError::Protocol(format!("entry fields are {other:?}"))),
+    };
+    let mut fields = Vec::with_capacity(flat.len() / 2);
+    let mut values = flat.into_iter().map(|value| match value {
+        Value::BulkString(bytes) => bytes,
+        Value::SimpleString(text) => text.into_bytes(),
+        Value::Int(number) => number.to_string().into_bytes(),
+        _ => Vec::new(),
+    });
+    while let (Some(key), Some(value)) = (values.next(), values.next()) {
+        fields.push((key, value));
+    }
+    Ok(JournalEntry { id, fields })
+}
+
+/// One structured log line on stderr: JSON with a timestamp, level, symbol, message and fields.
+pub fn log(level: &str, symbol: &str, message: &str, fields: &[(&str, String)]) {
+    let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let mut line = format!(
+        "{{\"ts\":{ts:.3},\"level\":{},\"component\":\"engine\",\"symbol\":{},\"msg\":{}",
+        json_string(level),
+        json_string(symbol),
+        json_string(message)
+    );
+    for (key, value) in fields {
+        line.push_str(&format!(",{}:{}", json_string(key), json_string(value)));
+    }
+    line.push('}');
+    eprintln!("{line}");
+}
+
+fn json_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if (c as u32) < 0x20 => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_xread_reply_and_tolerates_odd_field_values() {
+        let entry = |id: &str, fields: Vec<Value>| Value::Array(vec![Value::BulkString(id.into()), Value::Array(fields)]);
+        let reply = Value::Array(vec![Value::Array(vec![
+            Value::BulkString(b"fb:cmd:{X}".to_vec()),
+            Value::Array(vec![
+                entry("1-0", vec![Value::BulkString(b"t".to_vec()), Value::BulkString(b"halt".to_vec())]),
+                entry("2-0", vec![Value::BulkString(b"t".to_vec()), Value::Int(5), Value::BulkString(b"dangling".to_vec())]),
+            ]),
+        ])]);
+        let entries = parse_xread(reply).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].id, "1-0");
+        assert_eq!(entries[1].fields, vec![(b"t".to_vec(), b"5".to_vec())]);
+        assert!(parse_xread(Value::Nil).unwrap().is_empty());
+    }
+
+    #[test]
+    fn log_lines_are_json_escaped() {
+        assert_eq!(json_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\u000ad\"");
+    }
+}
