@@ -1,0 +1,43 @@
+"""String literal types of the engine's enums, for annotations.
+
+Import them from the package: ``from flashbook_engine import Side``.
+
+The bindings take and return these exact strings; anything else raises ``ValueError``.
+"""
+
+from typing import Literal, TypeAlias
+
+Side: TypeAlias = Literal["buy", "sell"]
+OrderType: TypeAlias = Literal["limit", "market"]
+TimeInForce: TypeAlias = Literal["gtc", "ioc", "fok"]
+StpMode: TypeAlias = Literal["none", "cancel_newest", "cancel_oldest", "cancel_both"]
+CommandKind: TypeAlias = Literal["new", "cancel", "replace", "halt", "resume", "reset"]
+EventKind: TypeAlias = Literal[
+    "accepted", "rejected", "trade", "cancelled", "replaced", "level", "status"
+]
+RejectReason: TypeAlias = Literal[
+    "INVALID_QUANTITY",
+    "INVALID_PRICE",
+    "DUPLICATE_ORDER_ID",
+    "UNKNOWN_ORDER",
+    "BOOK_HALTED",
+    "POST_ONLY_WOULD_CROSS",
+    "POSITION_LIMIT",
+    "INVALID_TIME_IN_FORCE",
+    "INVALID_POST_ONLY",
+    "MALFORMED",
+]
+CancelReason: TypeAlias = Literal["USER", "REMAINDER", "FOK_UNFILLABLE", "SELF_TRADE", "RESET"]
+BookStatus: TypeAlias = Literal["HALTED", "RESUMED", "RESET"]
+
+__all__ = [
+    "BookStatus",
+    "CancelReason",
+    "CommandKind",
+    "EventKind",
+    "OrderType",
+    "RejectReason",
+    "Side",
+    "StpMode",
+    "TimeInForce",
+]
