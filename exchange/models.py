@@ -1,8 +1,13 @@
-"""Exchange models. Prices and quantities are decimals here, at the edge; the engine sees ticks
-and lots (see `Instrument.to_ticks` / `to_lots`)."""
+"""Exchange models: the database is a projection of the engine's event streams (written by the
+recorder), plus what only the web side knows (accounts, tokens, client order ids).
+
+Prices and quantities are decimals here, at the edge; the engine sees integer ticks and lots
+(`Instrument.price_to_ticks`, `Instrument.qty_to_lots` and back).
+"""
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -12,6 +17,11 @@ SYMBOL_VALIDATOR = RegexValidator(
     "Use 1-32 characters: capital letters, digits, '.', '_' or '-'.",
 )
 POSITIVE = MinValueValidator(Decimal("0.00000001"))
+NON_NEGATIVE = MinValueValidator(Decimal("0"))
+
+
+def _money(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=24, decimal_places=8, **kwargs)
 
 
 class Instrument(models.Model):
@@ -19,13 +29,13 @@ class Instrument(models.Model):
     name = models.CharField(max_length=120)
     tick_size = models.DecimalField(max_digits=20, decimal_places=8, validators=[POSITIVE])
     lot_size = models.DecimalField(max_digits=20, decimal_places=8, validators=[POSITIVE])
-    min_order_qty = models.DecimalField(max_digits=24, decimal_places=8, validators=[POSITIVE])
-    max_order_qty = models.DecimalField(max_digits=24, decimal_places=8, validators=[POSITIVE])
-    reference_price = models.DecimalField(max_digits=24, decimal_places=8, validators=[POSITIVE])
+    min_order_qty = _money(validators=[POSITIVE])
+    max_order_qty = _money(validators=[POSITIVE])
+    reference_price = _money(validators=[POSITIVE])
     enabled = models.BooleanField(
         default=True, help_text="Served by the engine and open for orders."
     )
-    halted = models.BooleanField(default=False, help_text="Trading halted: new orders are refused.")
+    halted = models.BooleanField(default=False, help_text="Trading halted: new orders refused.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -50,3 +60,228 @@ class Instrument(models.Model):
             errors["max_order_qty"] = "Must not be below the minimum order quantity."
         if errors:
             raise ValidationError(errors)
+
+    # Conversions between the decimal edge and the engine's integers. Exact: a value off the grid
+    # is the caller's error (the gateway checks with `is_on_tick` / `is_whole_lots` first).
+    def price_to_ticks(self, price: Decimal) -> int:
+        return int(price / self.tick_size)
+
+    def ticks_to_price(self, ticks: int) -> Decimal:
+        return self.tick_size * ticks
+
+    def qty_to_lots(self, qty: Decimal) -> int:
+        return int(qty / self.lot_size)
+
+    def lots_to_qty(self, lots: int) -> Decimal:
+        return self.lot_size * lots
+
+    def is_on_tick(self, price: Decimal) -> bool:
+        return price % self.tick_size == 0
+
+    def is_whole_lots(self, qty: Decimal) -> bool:
+        return qty % self.lot_size == 0
+
+
+class Account(models.Model):
+    """Money and limits of one trader: a person (linked user) or an agent."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="trading_account",
+    )
+    name = models.CharField(max_length=120, unique=True)
+    cash = _money(default=Decimal("0"))
+    initial_cash = _money(default=Decimal("100000"), validators=[NON_NEGATIVE])
+    min_bankroll = _money(
+        default=Decimal("0"),
+        validators=[NON_NEGATIVE],
+        help_text="New orders are refused while equity is below this.",
+    )
+    default_max_position = models.PositiveBigIntegerField(
+        default=1_000_000,
+        help_text="Maximum exposure per instrument, in lots (enforced by the engine).",
+    )
+    max_order_qty = models.PositiveBigIntegerField(
+        default=100_000, help_text="Largest single order, in lots."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Position(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="positions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="positions")
+    quantity = _money(default=Decimal("0"), help_text="Net: positive long, negative short.")
+    average_price = _money(default=Decimal("0"))
+    realized_pnl = _money(default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "instrument"], name="one_position")
+        ]
+        ordering = ["account", "instrument"]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.instrument} {self.quantity}"
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OrderType(models.TextChoices):
+    LIMIT = "limit", "Limit"
+    MARKET = "market", "Market"
+
+
+class TimeInForce(models.TextChoices):
+    GTC = "gtc", "Good till cancelled"
+    IOC = "ioc", "Immediate or cancel"
+    FOK = "fok", "Fill or kill"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"  # written by the gateway, not yet seen by the engine
+    NEW = "NEW", "New"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
+    FILLED = "FILLED", "Filled"
+    CANCELED = "CANCELED", "Canceled"
+    EXPIRED = "EXPIRED", "Expired"  # IOC / market remainder, unfilled FOK
+    REJECTED = "REJECTED", "Rejected"
+
+
+OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+class Order(models.Model):
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    order_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Exchange order id (per instrument), from the journal."
+    )
+    client_order_id = models.CharField(max_length=64)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=6, choices=OrderType.choices)
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices)
+    post_only = models.BooleanField(default=False)
+    price = _money(null=True, blank=True)
+    quantity = _money()
+    filled_quantity = _money(default=Decimal("0"))
+    average_fill_price = _money(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
+    reject_reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"], name="unique_client_order_id"
+            ),
+            models.UniqueConstraint(
+                fields=["instrument", "order_id"], name="unique_exchange_order_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "status"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} #{self.order_id} {self.side} {self.quantity}@{self.price}"
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class Trade(models.Model):
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="trades")
+    seq = models.PositiveBigIntegerField(help_text="The engine's sequence number of the trade.")
+    price = _money()
+    quantity = _money()
+    aggressor_side = models.CharField(max_length=4, choices=Side.choices)
+    maker_order_id = models.PositiveBigIntegerField()
+    taker_order_id = models.PositiveBigIntegerField()
+    executed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "seq"], name="unique_trade_seq")
+        ]
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.quantity}@{self.price}"
+
+
+class Fill(models.Model):
+    class Role(models.TextChoices):
+        MAKER = "maker", "Maker"
+        TAKER = "taker", "Taker"
+
+    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="fills")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fills")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="fills")
+    role = models.CharField(max_length=5, choices=Role.choices)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    price = _money()
+    quantity = _money()
+    executed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trade", "role"], name="one_fill_per_role")]
+        indexes = [models.Index(fields=["account", "-executed_at"])]
+        ordering = ["-executed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.side} {self.quantity}@{self.price}"
+
+
+class RecorderCursor(models.Model):
+    """How far the database reflects a symbol's event stream. Updated in the same transaction
+    as the writes it covers, which makes the recorder idempotent."""
+
+    instrument = models.OneToOneField(
+        Instrument, on_delete=models.CASCADE, related_name="recorder_cursor"
+    )
+    last_seq = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} @ {self.last_seq}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for programs. Only a SHA-256 of the secret is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

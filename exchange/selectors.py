@@ -2,6 +2,11 @@
 
 import importlib
 from dataclasses import dataclass
+from decimal import Decimal
+
+import redis
+
+from exchange import journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +32,34 @@ def instrument_symbols_enabled() -> list[str]:
     from exchange.models import Instrument
 
     return list(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
+
+
+def book_snapshot(symbol: str) -> dict | None:
+    """The engine's latest L2 book of a symbol (ticks and lots), or None if it never wrote one."""
+    try:
+        return journal.read_book(symbol)
+    except redis.RedisError:
+        return None
+
+
+def mark_price(instrument) -> Decimal:
+    """Where an instrument's positions are valued: the mid of the book, else the last trade,
+    else its reference price."""
+    from exchange.models import Trade
+
+    book = book_snapshot(instrument.symbol)
+    if book and book.get("bids") and book.get("asks"):
+        mid_ticks = Decimal(book["bids"][0][0] + book["asks"][0][0]) / 2
+        return instrument.tick_size * mid_ticks
+    last = Trade.objects.filter(instrument=instrument).order_by("-seq").first()
+    if last is not None:
+        return last.price
+    return instrument.reference_price
+
+
+def account_equity(account) -> Decimal:
+    """Cash plus every position valued at its instrument's mark."""
+    equity = account.cash
+    for position in account.positions.select_related("instrument").exclude(quantity=0):
+        equity += position.quantity * mark_price(position.instrument)
+    return equity

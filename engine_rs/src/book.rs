@@ -208,8 +208,15 @@ impl OrderBook {
 
     /// Emits a `Rejected` event for a journal entry that could not be decoded into a command. It
     /// takes a sequence number like any event, so the event stream stays gap-free.
-    pub fn reject_malformed(&mut self, order_id: OrderId, account: AccountId, command: CommandKind, out: &mut Vec<Event>) {
-        self.reject(out, order_id, account, command, RejectReason::Malformed);
+    pub fn reject_malformed(
+        &mut self,
+        order_id: OrderId,
+        account: AccountId,
+        command: CommandKind,
+        client_ref: u64,
+        out: &mut Vec<Event>,
+    ) {
+        self.emit(out, EventKind::Rejected { order_id, account, command, reason: RejectReason::Malformed, client_ref });
     }
 
     #[inline]
@@ -220,14 +227,15 @@ impl OrderBook {
 
     #[inline]
     fn reject(&mut self, out: &mut Vec<Event>, order_id: OrderId, account: AccountId, command: CommandKind, reason: RejectReason) {
-        self.emit(out, EventKind::Rejected { order_id, account, command, reason });
+        self.emit(out, EventKind::Rejected { order_id, account, command, reason, client_ref: 0 });
     }
 
     // ----- NEW -------------------------------------------------------------------------------
 
     fn new_order(&mut self, order: &NewOrder, out: &mut Vec<Event>) {
         let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
-            book.reject(out, order.order_id, order.account, CommandKind::New, reason)
+            let (order_id, account, client_ref) = (order.order_id, order.account, order.client_ref);
+            book.emit(out, EventKind::Rejected { order_id, account, command: CommandKind::New, reason, client_ref })
         };
         // The id is checked first and consumed whatever follows, so an id names at most one
         // NEW outcome in the book's whole history.
@@ -252,6 +260,8 @@ impl OrderBook {
             return reject(self, out, RejectReason::BookHalted);
         }
         let key_limit = if is_limit { key_of(order.side.opposite(), order.price) } else { i64::MAX };
+        // A market order's price field is meaningless; report 0 rather than echo whatever it held.
+        let reported_price = if is_limit { order.price } else { 0 };
         if order.post_only && self.ladder(order.side.opposite()).best().is_some_and(|best| best <= key_limit) {
             return reject(self, out, RejectReason::PostOnlyWouldCross);
         }
@@ -269,9 +279,10 @@ impl OrderBook {
                 side: order.side,
                 order_type: order.order_type,
                 tif: order.tif,
-                price: order.price,
+                price: reported_price,
                 qty: order.qty,
                 post_only: order.post_only,
+                client_ref: order.client_ref,
             },
         );
         let mut taker = Taker {
@@ -290,7 +301,7 @@ impl OrderBook {
                     order_id: order.order_id,
                     account: order.account,
                     side: order.side,
-                    price: order.price,
+                    price: reported_price,
                     qty: order.qty,
                     reason: CancelReason::FokUnfillable,
                 },
@@ -327,7 +338,7 @@ impl OrderBook {
                 order_id: order.order_id,
                 account: order.account,
                 side: order.side,
-                price: order.price,
+                price: reported_price,
                 qty: taker.remaining,
                 reason,
             },
@@ -380,12 +391,16 @@ impl OrderBook {
             let level_index = self.ladder(maker_side).get(key).expect("best key is occupied");
             let price = price_of(maker_side, key);
             let mut stop = None;
+            // A CancelNewest taker that meets its own order first leaves the level as it was:
+            // no level event then.
+            let mut touched = false;
             let mut cursor = self.levels[level_index as usize].head;
             while cursor != NIL && taker.remaining > 0 {
                 let maker = self.orders[cursor as usize];
                 let next = maker.next;
                 if maker.account == taker.account && taker.stp != StpMode::None {
                     if taker.stp != StpMode::CancelNewest {
+                        touched = true;
                         self.unlink(cursor);
                         self.accounts.release(maker.account_slot, maker.side, maker.qty);
                         self.emit(
@@ -407,6 +422,7 @@ impl OrderBook {
                     cursor = next;
                     continue;
                 }
+                touched = true;
                 let qty = maker.qty.min(taker.remaining);
                 taker.remaining -= qty;
                 let maker_remaining = maker.qty - qty;
@@ -433,7 +449,9 @@ impl OrderBook {
                 );
                 cursor = next;
             }
-            self.announce_level(maker_side, key, level_index, out);
+            if touched {
+                self.announce_level(maker_side, key, level_index, out);
+            }
             if let Some(end) = stop {
                 return end;
             }

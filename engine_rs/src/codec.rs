@@ -23,6 +23,7 @@ pub struct Decoded {
 pub struct DecodeError {
     pub order_id: OrderId,
     pub account: AccountId,
+    pub client_ref: u64,
     pub command: Option<CommandKind>,
     pub reply_to: Option<Vec<u8>>,
     pub detail: String,
@@ -92,6 +93,7 @@ pub fn decode_command(pairs: &[(&[u8], &[u8])]) -> Result<Decoded, DecodeError> 
     let fail = |detail: String| DecodeError {
         order_id: fields.int("id").ok().flatten().unwrap_or(0),
         account: fields.int("acct").ok().flatten().unwrap_or(0),
+        client_ref: fields.int("ref").ok().flatten().unwrap_or(0),
         command: kind,
         reply_to: reply_to.clone(),
         detail,
@@ -124,6 +126,7 @@ fn decode_fields(fields: &Fields) -> Result<Command, String> {
                 post_only: fields.choice("post", Some(false), FLAGS)?,
                 stp: fields.choice("stp", Some(StpMode::None), STP_MODES)?,
                 max_position: fields.int("maxpos")?,
+                client_ref: fields.int("ref")?.unwrap_or(0),
             })
         }
         CommandKind::Cancel => {
@@ -169,6 +172,9 @@ pub fn encode_command(command: &Command) -> Vec<(&'static str, String)> {
             if let Some(max_position) = o.max_position {
                 fields.push(("maxpos", max_position.to_string()));
             }
+            if o.client_ref != 0 {
+                fields.push(("ref", o.client_ref.to_string()));
+            }
         }
         Command::Cancel { order_id, account } => {
             fields.push(("id", order_id.to_string()));
@@ -201,16 +207,16 @@ pub fn encode_event(event: &Event, out: &mut String) {
     let seq = event.seq;
     // Writing to a String cannot fail.
     let _ = match event.kind {
-        EventKind::Accepted { order_id, account, side, order_type, tif, price, qty, post_only } => writeln!(
+        EventKind::Accepted { order_id, account, side, order_type, tif, price, qty, post_only, client_ref } => writeln!(
             out,
-            "{seq} A {order_id} {account} {} {} {} {price} {qty} {}",
+            "{seq} A {order_id} {account} {} {} {} {price} {qty} {} {client_ref}",
             side.as_str(),
             order_type.as_str(),
             tif.as_str(),
             post_only as u8
         ),
-        EventKind::Rejected { order_id, account, command, reason } => {
-            writeln!(out, "{seq} J {order_id} {account} {} {}", command.as_str(), reason.as_str())
+        EventKind::Rejected { order_id, account, command, reason, client_ref } => {
+            writeln!(out, "{seq} J {order_id} {account} {} {} {client_ref}", command.as_str(), reason.as_str())
         }
         EventKind::Trade {
             maker_order_id,
@@ -280,7 +286,7 @@ fn decode_event(line: &str) -> Result<Event, String> {
     let seq = uint(0)?;
     let kind = match *l.parts.get(1).ok_or_else(bad)? {
         "A" => {
-            expect(10)?;
+            expect(11)?;
             EventKind::Accepted {
                 order_id: uint(2)?,
                 account: uint(3)?,
@@ -290,15 +296,17 @@ fn decode_event(line: &str) -> Result<Event, String> {
                 price: int(7)?,
                 qty: int(8)?,
                 post_only: flag(9)?,
+                client_ref: uint(10)?,
             }
         }
         "J" => {
-            expect(6)?;
+            expect(7)?;
             EventKind::Rejected {
                 order_id: uint(2)?,
                 account: uint(3)?,
                 command: l.pick(4, COMMAND_KINDS)?,
                 reason: l.pick(5, REJECT_REASONS)?,
+                client_ref: uint(6)?,
             }
         }
         "T" => {
@@ -404,7 +412,8 @@ mod tests {
                 NewOrder::limit(1, 2, Side::Sell, 10, 3)
                     .with_post_only()
                     .with_stp(StpMode::CancelBoth)
-                    .with_max_position(40),
+                    .with_max_position(40)
+                    .with_client_ref(77),
             ),
             Command::New(NewOrder::market(2, 2, Side::Buy, 3).with_tif(TimeInForce::Fok)),
             Command::Cancel { order_id: 1, account: 2 },

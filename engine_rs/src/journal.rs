@@ -25,7 +25,7 @@ pub fn apply_entry(book: &mut OrderBook, fields: &[(&[u8], &[u8])], out: &mut Ve
         }
         Err(error) => {
             let command = error.command.unwrap_or(CommandKind::New);
-            book.reject_malformed(error.order_id, error.account, command, out);
+            book.reject_malformed(error.order_id, error.account, command, error.client_ref, out);
             EntryOutcome { reply_to: error.reply_to, malformed: Some(error.detail) }
         }
     }

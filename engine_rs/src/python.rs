@@ -237,6 +237,7 @@ fn build_new(
         post_only,
         stp: parse_stp(stp)?,
         max_position,
+        client_ref: 0,
     }))
 }
 
@@ -331,6 +332,7 @@ fields! {
     OldQty => "old_qty",
     KeptPriority => "kept_priority",
     Status => "status",
+    ClientRef => "client_ref",
 }
 
 /// Calls `f` with each attribute that applies to this kind of event, in a fixed order.
@@ -338,7 +340,7 @@ fn visit_fields<E>(kind: &EventKind, mut f: impl FnMut(Field, Value) -> Result<(
     use Field as F;
     use Value as V;
     match *kind {
-        EventKind::Accepted { order_id, account, side, order_type, tif, price, qty, post_only } => {
+        EventKind::Accepted { order_id, account, side, order_type, tif, price, qty, post_only, client_ref } => {
             f(F::OrderId, V::Id(order_id))?;
             f(F::Account, V::Id(account))?;
             f(F::Side, V::Side(side))?;
@@ -346,13 +348,15 @@ fn visit_fields<E>(kind: &EventKind, mut f: impl FnMut(Field, Value) -> Result<(
             f(F::Tif, V::Tif(tif))?;
             f(F::Price, V::Int(price))?;
             f(F::Qty, V::Int(qty))?;
-            f(F::PostOnly, V::Bool(post_only))
+            f(F::PostOnly, V::Bool(post_only))?;
+            f(F::ClientRef, V::Id(client_ref))
         }
-        EventKind::Rejected { order_id, account, command, reason } => {
+        EventKind::Rejected { order_id, account, command, reason, client_ref } => {
             f(F::OrderId, V::Id(order_id))?;
             f(F::Account, V::Id(account))?;
             f(F::Command, V::Command(command))?;
-            f(F::Reason, V::Reject(reason))
+            f(F::Reason, V::Reject(reason))?;
+            f(F::ClientRef, V::Id(client_ref))
         }
         EventKind::Trade {
             maker_order_id,
@@ -500,6 +504,7 @@ event_pymethods! {
             | EventKind::Level { qty, .. } => qty,
         }
         post_only -> bool { EventKind::Accepted { post_only, .. } => post_only }
+        client_ref -> u64 { EventKind::Accepted { client_ref, .. } | EventKind::Rejected { client_ref, .. } => client_ref }
         maker_order_id -> OrderId { EventKind::Trade { maker_order_id, .. } => maker_order_id }
         maker_account -> AccountId { EventKind::Trade { maker_account, .. } => maker_account }
         taker_order_id -> OrderId { EventKind::Trade { taker_order_id, .. } => taker_order_id }

@@ -191,10 +191,19 @@ fn validate(body: &SnapshotV1) -> Result<(), SnapshotError> {
         previous = Some((order.side, order.price));
     }
     let mut accounts = rustc_hash::FxHashSet::default();
-    for &(account, _) in &body.positions {
+    let mut net: i128 = 0;
+    for &(account, position) in &body.positions {
         if !accounts.insert(account) {
             return Err(SnapshotError::Invalid("duplicate account position"));
         }
+        net += position as i128;
+    }
+    if net != 0 {
+        // Every trade moves two positions by opposite amounts.
+        return Err(SnapshotError::Invalid("positions do not net to zero"));
+    }
+    if body.seq > u64::MAX / 2 {
+        return Err(SnapshotError::Invalid("sequence number out of range"));
     }
     Ok(())
 }

@@ -124,6 +124,10 @@ pub struct NewOrder {
     pub stp: StpMode,
     /// The account's maximum absolute exposure in lots, if any (see [`RejectReason::PositionLimit`]).
     pub max_position: Option<Qty>,
+    /// An opaque reference of the producer's (0 for none), echoed in the NEW's `Accepted` or
+    /// `Rejected` event so the producer can match the outcome to its own record of the order
+    /// before it knows the exchange id. Not kept on the resting order.
+    pub client_ref: u64,
 }
 
 impl NewOrder {
@@ -140,6 +144,7 @@ impl NewOrder {
             post_only: false,
             stp: StpMode::None,
             max_position: None,
+            client_ref: 0,
         }
     }
 
@@ -167,6 +172,10 @@ impl NewOrder {
     }
     pub fn with_max_position(mut self, max_position: Qty) -> Self {
         self.max_position = Some(max_position);
+        self
+    }
+    pub fn with_client_ref(mut self, client_ref: u64) -> Self {
+        self.client_ref = client_ref;
         self
     }
 }
@@ -318,7 +327,8 @@ impl BookStatus {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
-    /// A NEW passed every check. Always the first event of an accepted NEW.
+    /// A NEW passed every check. Always the first event of an accepted NEW. A market order's
+    /// price is reported as 0.
     Accepted {
         order_id: OrderId,
         account: AccountId,
@@ -328,10 +338,12 @@ pub enum EventKind {
         price: Price,
         qty: Qty,
         post_only: bool,
+        client_ref: u64,
     },
     /// A command was refused; nothing else changed. `order_id`/`account` are 0 when the command
-    /// had none (HALT, RESUME, RESET never reject; a malformed entry may have none).
-    Rejected { order_id: OrderId, account: AccountId, command: CommandKind, reason: RejectReason },
+    /// had none (HALT, RESUME, RESET never reject; a malformed entry may have none); `client_ref`
+    /// is the NEW's reference, 0 for other commands.
+    Rejected { order_id: OrderId, account: AccountId, command: CommandKind, reason: RejectReason, client_ref: u64 },
     /// A match, always at the maker's (resting order's) price. `*_remaining` are the open
     /// quantities left after this trade.
     Trade {
@@ -347,7 +359,7 @@ pub enum EventKind {
     },
     /// An order, or the remainder of one, left without trading. `qty` is the quantity removed.
     Cancelled { order_id: OrderId, account: AccountId, side: Side, price: Price, qty: Qty, reason: CancelReason },
-    /// A resting order's price and/or quantity changed.
+    /// A REPLACE was applied (possibly to the same price and quantity, which changes nothing).
     Replaced {
         order_id: OrderId,
         account: AccountId,

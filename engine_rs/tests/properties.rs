@@ -322,6 +322,7 @@ fn concretize(scenario: &Scenario) -> Vec<Command> {
                     post_only,
                     stp,
                     max_position,
+                    client_ref: order_id ^ 0x5a5a,
                 })
             }
             Op::Cancel(target) => {
@@ -835,9 +836,10 @@ fn accepted(order: &NewOrder) -> EventKind {
         side: order.side,
         order_type: order.order_type,
         tif: order.tif,
-        price: order.price,
+        price: if order.order_type == OrderType::Limit { order.price } else { 0 },
         qty: order.qty,
         post_only: order.post_only,
+        client_ref: order.client_ref,
     }
 }
 

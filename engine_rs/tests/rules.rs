@@ -525,3 +525,26 @@ fn corrupted_snapshots_are_errors() {
     future[6] = 99;
     assert_eq!(OrderBook::restore(&future).err(), Some(SnapshotError::UnsupportedVersion(99)));
 }
+
+#[test]
+fn a_cancel_newest_taker_stopped_by_its_own_order_leaves_no_level_event() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Sell, 101, 2);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 105, 1).with_stp(StpMode::CancelNewest));
+    assert!(levels(&events).is_empty(), "{events:?}");
+    assert_eq!(cancels(&events), vec![(id, 1, CancelReason::SelfTrade)]);
+}
+
+#[test]
+fn market_orders_report_price_zero_and_the_client_ref_is_echoed() {
+    let mut m = Market::new();
+    let id = m.id();
+    let mut order = NewOrder::market(id, BOB, Side::Buy, 3).with_client_ref(42);
+    order.price = i64::MAX;
+    let events = m.submit(order);
+    assert!(matches!(events[0].kind, EventKind::Accepted { price: 0, client_ref: 42, .. }), "{events:?}");
+    assert!(matches!(events[1].kind, EventKind::Cancelled { price: 0, .. }));
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 5, 1).with_client_ref(43));
+    assert!(matches!(events[0].kind, EventKind::Rejected { client_ref: 43, .. }));
+}

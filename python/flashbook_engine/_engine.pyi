@@ -56,8 +56,8 @@ class Event:
     ============ ===================================================================
     kind         attributes
     ============ ===================================================================
-    accepted     order_id account side order_type tif price qty post_only
-    rejected     order_id account command reason (a RejectReason)
+    accepted     order_id account side order_type tif price qty post_only client_ref
+    rejected     order_id account command reason (a RejectReason) client_ref
     trade        maker_order_id maker_account taker_order_id taker_account price qty
                  aggressor maker_remaining taker_remaining
     cancelled    order_id account side price qty reason (a CancelReason)
@@ -115,6 +115,9 @@ class Event:
     def kept_priority(self) -> bool | None: ...
     @property
     def status(self) -> BookStatus | None: ...
+    @property
+    def client_ref(self) -> int | None:
+        """The NEW's opaque producer reference (journal field ``ref``; 0 when absent)."""
     def to_dict(self) -> dict[str, int | str | bool]:
         """``seq``, ``kind`` and the attributes that apply to this kind (no None values)."""
     def __eq__(self, other: object, /) -> bool: ...

@@ -48,12 +48,23 @@ EVENT_ATTRS = (
     "old_qty",
     "kept_priority",
     "status",
+    "client_ref",
 )
 
 # Which attributes are set (not None) for each kind of event.
 ATTRS_BY_KIND = {
-    "accepted": {"order_id", "account", "side", "order_type", "tif", "price", "qty", "post_only"},
-    "rejected": {"order_id", "account", "command", "reason"},
+    "accepted": {
+        "order_id",
+        "account",
+        "side",
+        "order_type",
+        "tif",
+        "price",
+        "qty",
+        "post_only",
+        "client_ref",
+    },
+    "rejected": {"order_id", "account", "command", "reason", "client_ref"},
     "trade": {
         "maker_order_id",
         "maker_account",
@@ -612,7 +623,7 @@ def test_event_repr_eq_hash():
     assert repr(first[1]) == "Event(seq=2, kind='level', side='buy', price=100, qty=5)"
     assert repr(first[0]) == (
         "Event(seq=1, kind='accepted', order_id=1, account=7, side='buy', order_type='limit', "
-        "tif='gtc', price=100, qty=5, post_only=False)"
+        "tif='gtc', price=100, qty=5, post_only=False, client_ref=0)"
     )
     other = OrderBook("X").new_order(1, 7, "buy", 100, 6)
     assert first[0] != other[0]

@@ -119,7 +119,7 @@ impl ReferenceBook {
         command: CommandKind,
         reason: RejectReason,
     ) {
-        self.emit(out, EventKind::Rejected { order_id, account, command, reason });
+        self.emit(out, EventKind::Rejected { order_id, account, command, reason, client_ref: 0 });
     }
 
     fn side_vec(&self, side: Side) -> &Vec<RefOrder> {
@@ -224,6 +224,7 @@ impl ReferenceBook {
             let queue: Vec<OrderId> =
                 self.side_vec(maker_side).iter().filter(|o| o.price == level_price).map(|o| o.id).collect();
             let mut stp_stopped = false;
+            let mut touched = false;
             for maker_id in queue {
                 if remaining == 0 {
                     break;
@@ -231,6 +232,7 @@ impl ReferenceBook {
                 let maker = self.find(maker_id).expect("queued maker rests").clone();
                 if maker.account == account && stp != StpMode::None {
                     if matches!(stp, StpMode::CancelOldest | StpMode::CancelBoth) {
+                        touched = true;
                         self.remove(maker_id);
                         self.emit(
                             out,
@@ -250,6 +252,7 @@ impl ReferenceBook {
                     }
                     continue;
                 }
+                touched = true;
                 let traded = maker.qty.min(remaining);
                 remaining -= traded;
                 let maker_remaining = maker.qty - traded;
@@ -277,8 +280,11 @@ impl ReferenceBook {
                     },
                 );
             }
-            let total = self.level_total(maker_side, level_price);
-            self.emit(out, EventKind::Level { side: maker_side, price: level_price, qty: total });
+            // The level changed unless the first order met stopped a CancelNewest taker.
+            if touched {
+                let total = self.level_total(maker_side, level_price);
+                self.emit(out, EventKind::Level { side: maker_side, price: level_price, qty: total });
+            }
             if stp_stopped {
                 return MatchResult { remaining, stp_stopped: true };
             }
@@ -307,7 +313,8 @@ impl ReferenceBook {
 
     fn new_order(&mut self, order: &NewOrder, out: &mut Vec<Event>) {
         let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
-            book.reject(out, order.order_id, order.account, CommandKind::New, reason)
+            let (order_id, account, client_ref) = (order.order_id, order.account, order.client_ref);
+            book.emit(out, EventKind::Rejected { order_id, account, command: CommandKind::New, reason, client_ref })
         };
         if order.order_id <= self.last_order_id {
             return reject(self, out, RejectReason::DuplicateOrderId);
@@ -345,9 +352,10 @@ impl ReferenceBook {
                 side: order.side,
                 order_type: order.order_type,
                 tif: order.tif,
-                price: order.price,
+                price: if is_limit { order.price } else { 0 },
                 qty: order.qty,
                 post_only: order.post_only,
+                client_ref: order.client_ref,
             },
         );
         let cancelled = |book: &mut Self, out: &mut Vec<Event>, qty, reason| {
@@ -357,7 +365,7 @@ impl ReferenceBook {
                     order_id: order.order_id,
                     account: order.account,
                     side: order.side,
-                    price: order.price,
+                    price: if is_limit { order.price } else { 0 },
                     qty,
                     reason,
                 },

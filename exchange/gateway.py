@@ -1,0 +1,331 @@
+"""The order gateway: the one path every order takes, from the REST API and from the agents.
+
+It validates an order against its instrument and its account, records it (so a retry with the
+same client order id finds it, and its owner sees it at once), and after the database commit
+appends the command to the symbol's journal. Invalid input raises an `ExchangeError` and writes
+nothing, neither to the database nor to the journal.
+"""
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import flashbook_engine
+import redis
+from django.db import IntegrityError, transaction
+
+from exchange import journal
+from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from exchange.models import (
+    Account,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from exchange.order_state import OrderProgress, concerns
+from exchange.selectors import account_equity
+
+STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
+CLIENT_ORDER_ID_MAX = 64
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    side: str
+    quantity: Decimal
+    order_type: str = OrderType.LIMIT
+    time_in_force: str | None = None  # default: GTC for limit, IOC for market
+    price: Decimal | None = None
+    post_only: bool = False
+    client_order_id: str | None = None
+    stp: str = "cancel_newest"
+
+
+@dataclass(frozen=True)
+class OrderOutcome:
+    """An order as the gateway knows it right after submission: the stored order, and — when the
+    engine answered in time — its immediate outcome (`engine` is False when it did not)."""
+
+    order: Order
+    engine: bool
+    progress: OrderProgress | None
+    created: bool
+
+
+def _decimal(value, field: str) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(
+            f"{field} must be a number.", field=field, code="invalid_number"
+        ) from None
+    if not number.is_finite():
+        raise InvalidInput(f"{field} must be a finite number.", field=field, code="invalid_number")
+    return number
+
+
+def _instrument_for_trading(symbol: str) -> Instrument:
+    instrument = Instrument.objects.filter(symbol=symbol).first()
+    if instrument is None:
+        raise NotFound(f"Unknown symbol {symbol!r}.", field="symbol", code="unknown_symbol")
+    if not instrument.enabled:
+        raise InvalidInput(
+            f"{symbol} is not open for trading.", field="symbol", code="instrument_disabled"
+        )
+    if instrument.halted:
+        raise Conflict(f"Trading in {symbol} is halted.", field="symbol", code="instrument_halted")
+    return instrument
+
+
+def _validated_new(request: OrderRequest, instrument: Instrument, account: Account) -> dict:
+    """The journal fields of a valid NEW, or an InvalidInput naming the first bad field."""
+    if request.side not in Side.values:
+        raise InvalidInput("side must be 'buy' or 'sell'.", field="side", code="invalid_choice")
+    if request.order_type not in OrderType.values:
+        raise InvalidInput("type must be 'limit' or 'market'.", field="type", code="invalid_choice")
+    is_limit = request.order_type == OrderType.LIMIT
+    tif = request.time_in_force or (TimeInForce.GTC if is_limit else TimeInForce.IOC)
+    if tif not in TimeInForce.values:
+        raise InvalidInput(
+            "time_in_force must be 'gtc', 'ioc' or 'fok'.",
+            field="time_in_force",
+            code="invalid_choice",
+        )
+    if not is_limit and tif == TimeInForce.GTC:
+        raise InvalidInput(
+            "A market order must be IOC or FOK.", field="time_in_force", code="invalid_choice"
+        )
+    if request.post_only and (not is_limit or tif != TimeInForce.GTC):
+        raise InvalidInput(
+            "post_only is only for GTC limit orders.", field="post_only", code="invalid_post_only"
+        )
+    if request.stp not in STP_MODES:
+        raise InvalidInput(
+            f"stp must be one of {', '.join(STP_MODES)}.", field="stp", code="invalid_choice"
+        )
+
+    quantity = _decimal(request.quantity, "quantity")
+    if quantity <= 0:
+        raise InvalidInput("quantity must be positive.", field="quantity", code="invalid_quantity")
+    if not instrument.is_whole_lots(quantity):
+        raise InvalidInput(
+            f"quantity must be a whole number of lots of {instrument.lot_size.normalize()}.",
+            field="quantity",
+            code="invalid_quantity",
+        )
+    if quantity < instrument.min_order_qty or quantity > instrument.max_order_qty:
+        raise InvalidInput(
+            f"quantity must be between {instrument.min_order_qty.normalize()} and "
+            f"{instrument.max_order_qty.normalize()}.",
+            field="quantity",
+            code="invalid_quantity",
+        )
+    lots = instrument.qty_to_lots(quantity)
+    if lots > account.max_order_qty:
+        raise InvalidInput(
+            f"quantity is above the account's order limit of {account.max_order_qty} lots.",
+            field="quantity",
+            code="order_too_large",
+        )
+    if lots > flashbook_engine.MAX_QTY:
+        raise InvalidInput("quantity is too large.", field="quantity", code="invalid_quantity")
+
+    fields: dict[str, str | int] = {
+        "t": "new",
+        "acct": account.pk,
+        "side": request.side,
+        "type": request.order_type,
+        "tif": tif,
+        "qty": lots,
+        "maxpos": account.default_max_position,
+        "stp": request.stp,
+    }
+    if is_limit:
+        if request.price is None:
+            raise InvalidInput("A limit order needs a price.", field="price", code="required")
+        price = _decimal(request.price, "price")
+        if price <= 0:
+            raise InvalidInput("price must be positive.", field="price", code="invalid_price")
+        if not instrument.is_on_tick(price):
+            raise InvalidInput(
+                f"price must be a multiple of the tick size {instrument.tick_size.normalize()}.",
+                field="price",
+                code="invalid_price",
+            )
+        ticks = instrument.price_to_ticks(price)
+        if ticks > flashbook_engine.MAX_PRICE:
+            raise InvalidInput("price is too large.", field="price", code="invalid_price")
+        fields["px"] = ticks
+    elif request.price is not None:
+        raise InvalidInput("A market order has no price.", field="price", code="invalid_price")
+    if request.post_only:
+        fields["post"] = 1
+    return fields
+
+
+def _check_account(account: Account) -> None:
+    if not account.active:
+        raise Forbidden("This account is not active.", code="account_inactive")
+    if account_equity(account) < account.min_bankroll:
+        raise Forbidden(
+            "Equity is below the account's minimum bankroll.", code="insufficient_equity"
+        )
+
+
+def _client_order_id(value: str | None) -> str:
+    if value is None or value == "":
+        return uuid.uuid4().hex
+    if len(value) > CLIENT_ORDER_ID_MAX or not value.isascii() or not value.isprintable():
+        raise InvalidInput(
+            f"client_order_id must be at most {CLIENT_ORDER_ID_MAX} printable ASCII characters.",
+            field="client_order_id",
+            code="invalid_client_order_id",
+        )
+    return value
+
+
+def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) -> OrderOutcome:
+    """Validates and submits a NEW. With `wait` > 0, waits up to that many seconds for the
+    engine's immediate outcome. A retry with a known client order id returns the stored order
+    and submits nothing."""
+    client_order_id = _client_order_id(request.client_order_id)
+    existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
+    if existing is not None:
+        return OrderOutcome(order=existing, engine=False, progress=None, created=False)
+
+    instrument = _instrument_for_trading(request.symbol)
+    fields = _validated_new(request, instrument, account)
+    _check_account(account)
+    quantity = _decimal(request.quantity, "quantity")
+    price = None if request.order_type == OrderType.MARKET else _decimal(request.price, "price")
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                instrument=instrument,
+                account=account,
+                client_order_id=client_order_id,
+                side=request.side,
+                order_type=request.order_type,
+                time_in_force=fields["tif"],
+                post_only=request.post_only,
+                price=price,
+                quantity=quantity,
+            )
+    except IntegrityError:
+        # A concurrent retry with the same client order id won the race: it is the order.
+        order = Order.objects.get(account=account, client_order_id=client_order_id)
+        return OrderOutcome(order=order, engine=False, progress=None, created=False)
+
+    fields["ref"] = order.pk
+    reply_key = journal.new_reply_key(instrument.symbol) if wait > 0 else None
+    if reply_key:
+        fields["reply"] = reply_key
+    try:
+        order_id = journal.append_new(instrument.symbol, fields)
+    except redis.RedisError as exc:
+        Order.objects.filter(pk=order.pk).update(
+            status=OrderStatus.REJECTED, reject_reason="JOURNAL_UNAVAILABLE"
+        )
+        raise Unavailable("The exchange cannot take orders right now.") from exc
+    # Read-your-writes: the owner sees the exchange id at once, whatever the recorder's lag.
+    Order.objects.filter(pk=order.pk, order_id__isnull=True).update(order_id=order_id)
+    order.order_id = order_id
+
+    progress = None
+    if reply_key:
+        progress = _immediate_outcome(reply_key, wait, order_id, fields["qty"])
+    return OrderOutcome(order=order, engine=progress is not None, progress=progress, created=True)
+
+
+def _immediate_outcome(reply_key: str, wait: float, order_id: int, lots: int):
+    try:
+        lines = journal.wait_reply(reply_key, wait)
+    except redis.RedisError:
+        return None
+    if lines is None:
+        return None
+    progress = OrderProgress(order_id=order_id, quantity_lots=lots)
+    for event in flashbook_engine.decode_events(lines):
+        if concerns(event, order_id):
+            progress.apply(event)
+    return progress
+
+
+def _own_open_order(account: Account, order: Order) -> Order:
+    if order.account_id != account.pk:
+        raise NotFound("No such order.", code="unknown_order")
+    if not order.is_open or order.order_id is None:
+        raise Conflict(f"The order is {order.status.lower()}.", code="order_not_open")
+    return order
+
+
+def order_cancel(*, account: Account, order: Order) -> None:
+    """Asks the engine to cancel an open order of the account; the outcome arrives as events."""
+    _own_open_order(account, order)
+    _append(order.instrument.symbol, {"t": "cancel", "id": order.order_id, "acct": account.pk})
+
+
+def order_replace(*, account: Account, order: Order, price=None, quantity=None) -> None:
+    """Asks the engine to change an open order's price and/or remaining quantity."""
+    _own_open_order(account, order)
+    if price is None and quantity is None:
+        raise InvalidInput("Give a new price, a new quantity or both.", code="required")
+    instrument = order.instrument
+    fields: dict[str, str | int] = {"t": "replace", "id": order.order_id, "acct": account.pk}
+    if price is not None:
+        if order.order_type != OrderType.LIMIT:
+            raise InvalidInput("Only limit orders have a price.", field="price")
+        price = _decimal(price, "price")
+        if price <= 0 or not instrument.is_on_tick(price):
+            raise InvalidInput(
+                f"price must be a positive multiple of {instrument.tick_size.normalize()}.",
+                field="price",
+                code="invalid_price",
+            )
+        fields["px"] = instrument.price_to_ticks(price)
+    if quantity is not None:
+        quantity = _decimal(quantity, "quantity")
+        if quantity <= 0 or not instrument.is_whole_lots(quantity):
+            raise InvalidInput(
+                f"quantity must be a positive whole number of lots of "
+                f"{instrument.lot_size.normalize()}.",
+                field="quantity",
+                code="invalid_quantity",
+            )
+        fields["qty"] = instrument.qty_to_lots(quantity)
+    _append(instrument.symbol, fields)
+
+
+def order_cancel_all(*, account: Account, symbol: str | None = None) -> int:
+    """Asks the engine to cancel every open order of the account (in one symbol, or all)."""
+    orders = Order.objects.filter(
+        account=account, status__in=[OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED]
+    ).select_related("instrument")
+    if symbol:
+        orders = orders.filter(instrument__symbol=symbol)
+    count = 0
+    for order in orders:
+        if order.order_id is not None:
+            _append(
+                order.instrument.symbol, {"t": "cancel", "id": order.order_id, "acct": account.pk}
+            )
+            count += 1
+    return count
+
+
+def instrument_command(*, instrument: Instrument, command: str) -> None:
+    """Sends HALT, RESUME or RESET to an instrument's book (staff operations)."""
+    if command not in ("halt", "resume", "reset"):
+        raise InvalidInput(f"Unknown book command {command!r}.", field="command")
+    _append(instrument.symbol, {"t": command})
+
+
+def _append(symbol: str, fields: dict[str, str | int]) -> None:
+    try:
+        journal.append(symbol, fields)
+    except redis.RedisError as exc:
+        raise Unavailable("The exchange cannot take commands right now.") from exc

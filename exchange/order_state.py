@@ -1,0 +1,69 @@
+"""How engine events move an order through its statuses. Pure functions, shared by the gateway
+(interpreting the engine's immediate reply) and the recorder (the persisted projection), so the two
+can never disagree about what an event means."""
+
+from dataclasses import dataclass, field
+
+from exchange.models import OrderStatus
+
+# Cancel reasons that mean "the order's time in force ran out" rather than "someone cancelled it".
+_EXPIRY_REASONS = frozenset({"REMAINDER", "FOK_UNFILLABLE"})
+
+
+@dataclass
+class OrderProgress:
+    """An order's state in lots and ticks, as far as the events seen so far tell."""
+
+    order_id: int
+    quantity_lots: int
+    status: str = OrderStatus.PENDING
+    filled_lots: int = 0
+    notional_ticks: int = 0  # sum of price_ticks * lots over fills, for the average price
+    reject_reason: str = ""
+    price_ticks: int | None = None
+    fills: list[tuple[int, int, str]] = field(default_factory=list)  # (price, lots, role)
+
+    @property
+    def remaining_lots(self) -> int:
+        return self.quantity_lots - self.filled_lots
+
+    def apply(self, event) -> None:
+        """Advances the state by one `flashbook_engine.Event` that concerns this order."""
+        kind = event.kind
+        if kind == "accepted":
+            if self.status == OrderStatus.PENDING:
+                self.status = OrderStatus.NEW
+        elif kind == "rejected":
+            if event.command == "new":
+                self.status = OrderStatus.REJECTED
+            # A refused cancel or replace leaves the order as it was; the reason is still news.
+            self.reject_reason = event.reason
+        elif kind == "trade":
+            role = "maker" if event.maker_order_id == self.order_id else "taker"
+            self.filled_lots += event.qty
+            self.notional_ticks += event.price * event.qty
+            self.fills.append((event.price, event.qty, role))
+            self.status = (
+                OrderStatus.FILLED if self.remaining_lots <= 0 else OrderStatus.PARTIALLY_FILLED
+            )
+        elif kind == "cancelled":
+            self.status = (
+                OrderStatus.EXPIRED if event.reason in _EXPIRY_REASONS else OrderStatus.CANCELED
+            )
+            if event.reason not in ("USER",):
+                self.reject_reason = event.reason
+        elif kind == "replaced":
+            # `qty` is the new remaining quantity; the order's total is filled + remaining.
+            self.quantity_lots = self.filled_lots + event.qty
+            self.price_ticks = event.price
+
+    @property
+    def average_fill_ticks(self) -> float | None:
+        return self.notional_ticks / self.filled_lots if self.filled_lots else None
+
+
+def concerns(event, order_id: int) -> bool:
+    """Whether an event is about the order (as the order itself or as a trade's maker/taker)."""
+    if event.kind == "trade":
+        return order_id in (event.maker_order_id, event.taker_order_id)
+    return event.order_id == order_id
