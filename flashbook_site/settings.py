@@ -98,6 +98,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if _sqlite_name and _sqlite_name != ":memory:":
         # SQLite creates the file but not its folder.
         Path(_sqlite_name).parent.mkdir(parents=True, exist_ok=True)
+    # Several processes write (web, recorder, agents): take the write lock when a transaction
+    # starts rather than failing half-way, let readers proceed beside a writer (WAL), and wait
+    # for the lock instead of erroring at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
