@@ -168,7 +168,7 @@ async fn serve_symbol(
 struct Session<'a> {
     config: &'a WorkerConfig,
     keys: Keys,
-    reader: MultiplexedConnection,
+    reader: JournalReader,
     writer: MultiplexedConnection,
     book: OrderBook,
     last_id: String,
@@ -178,14 +178,16 @@ struct Session<'a> {
     last_snapshot: Instant,
     last_book_write: Option<Instant>,
     book_dirty: bool,
+    /// Whether the status key may hold a `state_hash` (it must never outlive the state it hashes).
+    status_hashed: bool,
     report: SymbolReport,
 }
 
 impl<'a> Session<'a> {
     async fn start(client: &Client, config: &'a WorkerConfig, symbol: &str) -> Result<Session<'a>, WorkerError> {
-        // Blocking reads must not time out client-side; the server bounds them with BLOCK.
+        let reader = JournalReader::connect(client).await?;
+        // A large snapshot write must not time out client-side.
         let connection = AsyncConnectionConfig::new().set_response_timeout(None);
-        let reader = client.get_multiplexed_async_connection_with_config(&connection).await?;
         let mut writer = client.get_multiplexed_async_connection_with_config(&connection).await?;
         let keys = Keys::new(&config.prefix, symbol);
         let (book, last_id) = load_snapshot(&mut writer, &keys, symbol).await?;
@@ -209,38 +211,48 @@ impl<'a> Session<'a> {
             last_snapshot: Instant::now(),
             last_book_write: None,
             book_dirty: true,
+            // A previous process may have left one.
+            status_hashed: true,
         })
     }
 
     async fn run(&mut self, stop: &watch::Receiver<bool>) -> Result<(), WorkerError> {
         let mut events: Vec<Event> = Vec::with_capacity(self.config.batch_size * 4);
         let mut event_text = String::new();
-        let mut reply_text = String::new();
+        let mut replies: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut requested = false;
         loop {
             if *stop.borrow() {
                 break;
             }
-            let reply: Value = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(self.config.batch_size)
-                .arg("BLOCK")
-                .arg(self.config.block_ms)
-                .arg("STREAMS")
-                .arg(&self.keys.journal)
-                .arg(&self.last_id)
-                .query_async(&mut self.reader)
-                .await?;
-            let entries = parse_xread(reply)?;
-            let drained = entries.len() < self.config.batch_size;
+            let (count, block_ms) = (self.config.batch_size, self.config.block_ms);
+            if !requested {
+                self.reader.request_batch(&self.keys.journal, &self.last_id, count, block_ms).await?;
+            }
+            let reply = self.reader.reply().await?;
+            let batch = parse_xread(&reply)?;
+            let drained = batch.len() < count;
+            // A full batch means more is probably waiting: ask for it now, so that Redis prepares
+            // the next batch while this one is matched and written.
+            requested = false;
+            if let (false, Some(last)) = (drained, batch.last_id()) {
+                self.reader.request_batch(&self.keys.journal, last, count, block_ms).await?;
+                requested = true;
+            }
             let mut pipe = redis::pipe();
-            if !entries.is_empty() {
+            replies.clear();
+            if !batch.is_empty() {
                 events.clear();
                 event_text.clear();
-                self.apply_batch(&entries, &mut events, &mut event_text, &mut reply_text, &mut pipe);
+                self.apply_batch(&batch, &mut events, &mut event_text, &mut replies, &mut pipe);
             }
+            drop(batch);
+            self.reader.recycle(reply);
             let now = Instant::now();
-            let book_due = self.book_dirty
-                && (drained || self.last_book_write.is_none_or(|at| now.duration_since(at) >= self.config.book_interval));
+            let book_due = (self.book_dirty
+                && (drained || self.last_book_write.is_none_or(|at| now.duration_since(at) >= self.config.book_interval)))
+                // Idle: the status gets its state hash even if the last busy write left it without.
+                || (drained && !self.status_hashed);
             if book_due {
                 self.queue_book_and_status(&mut pipe, drained);
             }
@@ -250,7 +262,7 @@ impl<'a> Session<'a> {
                 self.queue_snapshot(&mut pipe);
             }
             if !pipe.is_empty() {
-                pipe.query_async::<()>(&mut self.writer).await?;
+                self.write(pipe, &replies).await?;
             }
             if drained && self.config.exit_when_drained {
                 break;
@@ -259,7 +271,7 @@ impl<'a> Session<'a> {
         let mut pipe = redis::pipe();
         self.queue_book_and_status(&mut pipe, true);
         self.queue_snapshot(&mut pipe);
-        pipe.query_async::<()>(&mut self.writer).await?;
+        self.write(pipe, &[]).await?;
         self.report.seq = self.book.seq();
         self.report.last_journal_id = self.last_id.clone();
         self.report.state_hash = self.book.state_hash();
@@ -274,20 +286,17 @@ impl<'a> Session<'a> {
 
     fn apply_batch(
         &mut self,
-        entries: &[JournalEntry],
+        batch: &Batch<'_>,
         events: &mut Vec<Event>,
         event_text: &mut String,
-        reply_text: &mut String,
+        replies: &mut Vec<(Vec<u8>, String)>,
         pipe: &mut redis::Pipeline,
     ) {
-        let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(16);
         let mut malformed = String::new();
         let mut last_visible_id = None;
-        for entry in entries {
-            fields.clear();
-            fields.extend(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+        for (id, fields) in batch.iter() {
             let start = events.len();
-            let outcome = apply_entry(&mut self.book, &fields, events);
+            let outcome = apply_entry(&mut self.book, fields, events);
             let produced = &events[start..];
             // A command's events are all above or all at/below the high-water mark: the stream
             // was written a whole batch of whole commands at a time.
@@ -295,25 +304,25 @@ impl<'a> Session<'a> {
             if let Some(detail) = &outcome.malformed {
                 let seq = produced.first().map_or(0, |e| e.seq);
                 if visible {
-                    log("warn", self.book.symbol(), "malformed journal entry", &[("id", entry.id.clone()), ("seq", seq.to_string()), ("detail", detail.clone())]);
+                    log("warn", self.book.symbol(), "malformed journal entry", &[("id", id.to_owned()), ("seq", seq.to_string()), ("detail", detail.clone())]);
                     use std::fmt::Write as _;
                     let _ = writeln!(malformed, "{seq} {detail}");
                 }
             }
             if visible {
-                last_visible_id = Some(entry.id.as_str());
-                if let Some(reply_to) = &outcome.reply_to {
-                    reply_text.clear();
-                    encode_events(produced, reply_text);
-                    pipe.cmd("LPUSH").arg(reply_to).arg(reply_text.as_str()).ignore();
-                    pipe.cmd("PEXPIRE").arg(reply_to).arg(self.config.reply_ttl_ms).ignore();
+                last_visible_id = Some(id);
+                if let Some(reply_to) = outcome.reply_to {
+                    let mut text = String::new();
+                    encode_events(produced, &mut text);
+                    replies.push((reply_to, text));
                 }
             }
         }
-        let last = entries.last().expect("a batch has entries");
-        self.last_id = last.id.clone();
-        self.report.commands += entries.len() as u64;
-        self.commands_since_snapshot += entries.len() as u64;
+        let last = batch.last_id().expect("a batch has entries");
+        self.last_id.clear();
+        self.last_id.push_str(last);
+        self.report.commands += batch.len() as u64;
+        self.commands_since_snapshot += batch.len() as u64;
         self.book_dirty = true;
 
         let first_visible = events.iter().position(|e| e.seq > self.written_seq);
@@ -326,17 +335,44 @@ impl<'a> Session<'a> {
             if !malformed.is_empty() {
                 xadd.arg("malformed").arg(malformed.as_str());
             }
-            xadd.ignore();
             let message = market_data_message(&self.book, from, to, visible);
-            pipe.cmd("PUBLISH").arg(&self.keys.market_data).arg(message).ignore();
+            pipe.cmd("PUBLISH").arg(&self.keys.market_data).arg(message);
             self.report.events_written += visible.len() as u64;
             self.written_seq = to;
         }
     }
 
+    /// Sends a batch's writes in one round trip, the replies last (after the events they
+    /// announce). A reply Redis refuses (the producer named a key holding another type) is logged
+    /// and dropped: a producer's mistake must not cost a recovery. Any other refusal means Redis may
+    /// not hold what this session assumes, so the session fails and recovers from Redis.
+    async fn write(&mut self, mut pipe: redis::Pipeline, replies: &[(Vec<u8>, String)]) -> Result<(), WorkerError> {
+        let essential = pipe.len();
+        for (key, text) in replies {
+            pipe.cmd("LPUSH").arg(key).arg(text.as_str());
+            pipe.cmd("PEXPIRE").arg(key).arg(self.config.reply_ttl_ms);
+        }
+        // Nothing in the pipeline is `ignore()`d: with `ignore_errors` every result comes back, in
+        // order, so each error can be told apart.
+        let results: Vec<Value> = pipe.ignore_errors().query_async(&mut self.writer).await?;
+        for (index, result) in results.iter().enumerate() {
+            let Value::ServerError(error) = result else { continue };
+            if index < essential {
+                return Err(WorkerError::Protocol(format!("redis refused a write: {error}")));
+            }
+            let key = String::from_utf8_lossy(&replies[(index - essential) / 2].0).into_owned();
+            log("warn", self.book.symbol(), "could not push a reply", &[("key", key), ("error", error.to_string())]);
+        }
+        Ok(())
+    }
+
     fn queue_book_and_status(&mut self, pipe: &mut redis::Pipeline, with_hash: bool) {
         let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        pipe.cmd("SET").arg(&self.keys.book).arg(book_json(&self.book, self.config.book_levels, ts_ms)).ignore();
+        pipe.cmd("SET").arg(&self.keys.book).arg(book_json(&self.book, self.config.book_levels, ts_ms));
+        if !with_hash && self.status_hashed {
+            // The hash of an older state must not sit next to this state's `jid` and `seq`.
+            pipe.cmd("HDEL").arg(&self.keys.status).arg("state_hash");
+        }
         let status = pipe.cmd("HSET").arg(&self.keys.status);
         status
             .arg("seq")
@@ -357,7 +393,7 @@ impl<'a> Session<'a> {
             // O(resting orders): only when idle or stopping, never on the busy path.
             status.arg("state_hash").arg(self.book.state_hash().to_string());
         }
-        status.ignore();
+        self.status_hashed = with_hash;
         self.last_book_write = Some(Instant::now());
         self.book_dirty = false;
     }
@@ -370,8 +406,7 @@ impl<'a> Session<'a> {
             .arg("jid")
             .arg(&self.last_id)
             .arg("seq")
-            .arg(self.book.seq())
-            .ignore();
+            .arg(self.book.seq());
         self.commands_since_snapshot = 0;
         self.last_snapshot = Instant::now();
     }
@@ -411,34 +446,343 @@ async fn last_written_seq(conn: &mut MultiplexedConnection, keys: &Keys) -> Resu
         .ok_or_else(|| WorkerError::Protocol(format!("event stream entry {} has no valid `last` field", entry.id)))
 }
 
-pub(crate) struct JournalEntry {
-    pub id: String,
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+/// A stream entry read through redis-rs (the event stream's last entry, at start).
+struct StreamEntry {
+    id: String,
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-fn parse_xread(reply: Value) -> Result<Vec<JournalEntry>, WorkerError> {
-    let streams = match reply {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Array(streams) => streams,
-        Value::Map(streams) => streams.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        other => return Err(WorkerError::Protocol(format!("XREAD returned {other:?}"))),
-    };
-    let mut entries = Vec::new();
-    for stream in streams {
-        let items = match stream {
-            Value::Array(mut pair) if pair.len() == 2 => pair.pop().expect("len 2"),
-            Value::Array(items) => Value::Array(items),
-            _ => continue,
-        };
-        let Value::Array(items) = items else { continue };
-        for item in items {
-            entries.push(parse_entry(item)?);
+// ----- reading the journal -----------------------------------------------------------------------
+
+/// The journal's read side: a connection of its own on which the worker speaks RESP2 directly.
+///
+/// Turning XREAD replies into redis-rs `Value`s (a generic parser, two allocations per field) cost
+/// more than matching them: most of the worker's time (see `docs/benchmarks.md`). Here a reply is
+/// read into one buffer and parsed in place; a [`Batch`]'s fields are slices of that buffer. At
+/// most one request is in flight; the loop asks for the next batch before it matches the
+/// current one, so Redis prepares one while the worker matches the other.
+struct JournalReader {
+    stream: RawStream,
+    /// Received bytes not yet handed out as a reply.
+    buf: Vec<u8>,
+    /// A consumed reply's allocation, reused for the next.
+    spare: Vec<u8>,
+    command: Vec<u8>,
+}
+
+enum RawStream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl RawStream {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        match self {
+            RawStream::Tcp(stream) => stream.write_all(bytes).await,
+            RawStream::Unix(stream) => stream.write_all(bytes).await,
         }
     }
-    Ok(entries)
+
+    async fn read_buf(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt as _;
+        match self {
+            RawStream::Tcp(stream) => stream.read_buf(buf).await,
+            RawStream::Unix(stream) => stream.read_buf(buf).await,
+        }
+    }
 }
 
-fn parse_entry(item: Value) -> Result<JournalEntry, WorkerError> {
+fn io_error(error: std::io::Error) -> WorkerError {
+    WorkerError::Redis(error.into())
+}
+
+impl JournalReader {
+    /// Connects to the server, user, password and database of `client`'s URL.
+    async fn connect(client: &Client) -> Result<Self, WorkerError> {
+        let info = client.get_connection_info();
+        let stream = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await.map_err(io_error)?;
+                stream.set_nodelay(true).map_err(io_error)?;
+                RawStream::Tcp(stream)
+            }
+            redis::ConnectionAddr::Unix(path) => RawStream::Unix(tokio::net::UnixStream::connect(path).await.map_err(io_error)?),
+            _ => return Err(WorkerError::Config("the engine worker connects with redis:// or redis+unix:// URLs only".into())),
+        };
+        let mut reader = JournalReader { stream, buf: Vec::with_capacity(1 << 18), spare: Vec::new(), command: Vec::new() };
+        let settings = info.redis_settings();
+        if let Some(password) = settings.password() {
+            match settings.username() {
+                Some(user) => reader.call(&[b"AUTH", user.as_bytes(), password.as_bytes()]).await?,
+                None => reader.call(&[b"AUTH", password.as_bytes()]).await?,
+            }
+        }
+        if settings.db() != 0 {
+            reader.call(&[b"SELECT", settings.db().to_string().as_bytes()]).await?;
+        }
+        Ok(reader)
+    }
+
+    /// Sends a command and checks that Redis did not answer with an error.
+    async fn call(&mut self, args: &[&[u8]]) -> Result<(), WorkerError> {
+        self.send(args).await?;
+        let reply = self.reply().await?;
+        let refused = reply.first() == Some(&b'-');
+        let result = match refused {
+            true => Err(WorkerError::Protocol(format!(
+                "redis refused {}: {}",
+                String::from_utf8_lossy(args[0]),
+                String::from_utf8_lossy(reply[1..].trim_ascii_end())
+            ))),
+            false => Ok(()),
+        };
+        self.recycle(reply);
+        result
+    }
+
+    async fn send(&mut self, args: &[&[u8]]) -> Result<(), WorkerError> {
+        self.command.clear();
+        encode_resp_command(&mut self.command, args);
+        self.stream.write_all(&self.command).await.map_err(io_error)
+    }
+
+    /// Asks for up to `count` journal entries after `after`, blocking up to `block_ms` when none.
+    async fn request_batch(&mut self, journal: &str, after: &str, count: usize, block_ms: u64) -> Result<(), WorkerError> {
+        let (count, block_ms) = (count.to_string(), block_ms.to_string());
+        self.send(&[b"XREAD", b"COUNT", count.as_bytes(), b"BLOCK", block_ms.as_bytes(), b"STREAMS", journal.as_bytes(), after.as_bytes()])
+            .await
+    }
+
+    /// The next complete reply, raw (give it back with [`JournalReader::recycle`]).
+    async fn reply(&mut self) -> Result<Vec<u8>, WorkerError> {
+        let mut scanner = RespScanner::default();
+        loop {
+            if let Some(end) = scanner.scan(&self.buf)? {
+                let mut rest = std::mem::take(&mut self.spare);
+                rest.extend_from_slice(&self.buf[end..]);
+                self.buf.truncate(end);
+                return Ok(std::mem::replace(&mut self.buf, rest));
+            }
+            if self.buf.capacity() - self.buf.len() < (1 << 14) {
+                self.buf.reserve(1 << 16);
+            }
+            if self.stream.read_buf(&mut self.buf).await.map_err(io_error)? == 0 {
+                return Err(io_error(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "redis closed the connection")));
+            }
+        }
+    }
+
+    fn recycle(&mut self, mut reply: Vec<u8>) {
+        reply.clear();
+        if reply.capacity() > self.spare.capacity() {
+            self.spare = reply;
+        }
+    }
+}
+
+fn encode_resp_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    use std::io::Write as _;
+    let _ = write!(out, "*{}\r\n", args.len());
+    for arg in args {
+        let _ = write!(out, "${}\r\n", arg.len());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn resp_error(detail: &str) -> WorkerError {
+    WorkerError::Protocol(format!("unexpected RESP from redis: {detail}"))
+}
+
+/// A RESP2 header line: its type byte, the rest of the line, and where the next item starts.
+struct RespLine<'a> {
+    kind: u8,
+    text: &'a [u8],
+    next: usize,
+}
+
+/// The header line at `pos`; None if it has not been received completely yet.
+fn resp_line(buf: &[u8], pos: usize) -> Result<Option<RespLine<'_>>, WorkerError> {
+    let rest = &buf[pos..];
+    let Some(newline) = rest.iter().position(|&b| b == b'\n') else { return Ok(None) };
+    if newline < 2 || rest[newline - 1] != b'\r' {
+        return Err(resp_error("a line that does not end in CRLF"));
+    }
+    Ok(Some(RespLine { kind: rest[0], text: &rest[1..newline - 1], next: pos + newline + 1 }))
+}
+
+/// A length or count in a header line (`-1` for nil); parsed by hand: it runs twice per field.
+fn resp_int(text: &[u8]) -> Result<i64, WorkerError> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(resp_error("a length that is not a number"));
+    }
+    let value = digits.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+    Ok(if negative { -value } else { value })
+}
+
+/// Finds where the first complete RESP2 value of a buffer ends, resuming where the previous call
+/// stopped, so that a large reply arriving in many reads is scanned once.
+#[derive(Default)]
+struct RespScanner {
+    pos: usize,
+    /// Elements still expected by each array being scanned, innermost last.
+    open: Vec<i64>,
+}
+
+impl RespScanner {
+    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, WorkerError> {
+        loop {
+            let Some(RespLine { kind, text, next }) = resp_line(buf, self.pos)? else { return Ok(None) };
+            let complete = match kind {
+                b'+' | b'-' | b':' => {
+                    self.pos = next;
+                    true
+                }
+                b'$' => {
+                    let len = resp_int(text)?;
+                    if len < 0 {
+                        self.pos = next;
+                    } else {
+                        let end = next + len as usize + 2;
+                        if buf.len() < end {
+                            return Ok(None);
+                        }
+                        self.pos = end;
+                    }
+                    true
+                }
+                b'*' => {
+                    let len = resp_int(text)?;
+                    self.pos = next;
+                    if len > 0 {
+                        self.open.push(len);
+                    }
+                    len <= 0
+                }
+                _ => return Err(resp_error("an unknown type byte")),
+            };
+            if complete {
+                // The element closes its array if it was the last one, which closes the parent...
+                loop {
+                    let Some(remaining) = self.open.last_mut() else { return Ok(Some(self.pos)) };
+                    *remaining -= 1;
+                    if *remaining > 0 {
+                        break;
+                    }
+                    self.open.pop();
+                }
+            }
+        }
+    }
+}
+
+/// A cursor over one complete RESP2 reply.
+struct RespReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> RespReader<'a> {
+    fn line(&mut self) -> Result<(u8, &'a [u8]), WorkerError> {
+        let line = resp_line(self.buf, self.pos)?.ok_or_else(|| resp_error("a truncated reply"))?;
+        self.pos = line.next;
+        Ok((line.kind, line.text))
+    }
+
+    /// An array's length; None for a nil array. A Redis error reply becomes the error.
+    fn array(&mut self) -> Result<Option<usize>, WorkerError> {
+        match self.line()? {
+            (b'*', text) => Ok(usize::try_from(resp_int(text)?).ok()),
+            (b'-', text) => Err(WorkerError::Protocol(format!("redis answered {}", String::from_utf8_lossy(text)))),
+            _ => Err(resp_error("not an array")),
+        }
+    }
+
+    /// A string (a nil one is empty; integers and simple strings are taken as their text).
+    fn bulk(&mut self) -> Result<&'a [u8], WorkerError> {
+        match self.line()? {
+            (b'$', text) => {
+                let Ok(len) = usize::try_from(resp_int(text)?) else { return Ok(&[]) };
+                let value = self.buf.get(self.pos..self.pos + len).ok_or_else(|| resp_error("a truncated string"))?;
+                self.pos += len + 2;
+                Ok(value)
+            }
+            (b':' | b'+', text) => Ok(text),
+            _ => Err(resp_error("not a string")),
+        }
+    }
+}
+
+/// A journal entry's field and value.
+type Field<'a> = (&'a [u8], &'a [u8]);
+
+/// The journal entries of one XREAD reply, borrowed from the reply's bytes.
+#[derive(Default)]
+struct Batch<'a> {
+    /// Each entry's id and the range of its field/value pairs in `fields`.
+    entries: Vec<(&'a str, std::ops::Range<usize>)>,
+    fields: Vec<Field<'a>>,
+}
+
+impl<'a> Batch<'a> {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn last_id(&self) -> Option<&'a str> {
+        self.entries.last().map(|(id, _)| *id)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'a str, &[Field<'a>])> + '_ {
+        self.entries.iter().map(|(id, range)| (*id, &self.fields[range.clone()]))
+    }
+}
+
+/// Parses an XREAD reply (RESP2): `[[stream, [[id, [field, value, ...]], ...]]]`, or nil when
+/// the read timed out. A dangling field without a value is ignored.
+fn parse_xread(reply: &[u8]) -> Result<Batch<'_>, WorkerError> {
+    let mut resp = RespReader { buf: reply, pos: 0 };
+    let mut batch = Batch::default();
+    let Some(streams) = resp.array()? else { return Ok(batch) };
+    for _ in 0..streams {
+        if resp.array()? != Some(2) {
+            return Err(resp_error("a stream that is not [key, entries]"));
+        }
+        resp.bulk()?;
+        let Some(count) = resp.array()? else { continue };
+        batch.entries.reserve(count.min(1 << 16));
+        batch.fields.reserve(count.min(1 << 16) * 8);
+        for _ in 0..count {
+            if resp.array()? != Some(2) {
+                return Err(resp_error("a stream entry that is not [id, fields]"));
+            }
+            let id = std::str::from_utf8(resp.bulk()?).map_err(|_| resp_error("an entry id that is not UTF-8"))?;
+            let start = batch.fields.len();
+            let values = resp.array()?.unwrap_or(0);
+            for _ in 0..values / 2 {
+                let key = resp.bulk()?;
+                let value = resp.bulk()?;
+                batch.fields.push((key, value));
+            }
+            if values % 2 == 1 {
+                resp.bulk()?;
+            }
+            batch.entries.push((id, start..batch.fields.len()));
+        }
+    }
+    Ok(batch)
+}
+
+fn parse_entry(item: Value) -> Result<StreamEntry, WorkerError> {
     let Value::Array(mut parts) = item else { return Err(WorkerError::Protocol("stream entry is not an array".into())) };
     if parts.len() != 2 {
         return Err(WorkerError::Protocol("stream entry is not [id, fields]".into()));
@@ -465,7 +809,7 @@ fn parse_entry(item: Value) -> Result<JournalEntry, WorkerError> {
     while let (Some(key), Some(value)) = (values.next(), values.next()) {
         fields.push((key, value));
     }
-    Ok(JournalEntry { id, fields })
+    Ok(StreamEntry { id, fields })
 }
 
 /// One structured log line on stderr: JSON with a timestamp, level, symbol, message and fields.
@@ -503,21 +847,49 @@ fn json_string(text: &str) -> String {
 mod tests {
     use super::*;
 
+    const REPLY: &[u8] = b"*1\r\n*2\r\n$10\r\nfb:cmd:{X}\r\n*2\r\n\
+        *2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nt\r\n$4\r\nhalt\r\n\
+        *2\r\n$3\r\n2-0\r\n*5\r\n$1\r\nt\r\n:5\r\n$2\r\npx\r\n$-1\r\n$8\r\ndangling\r\n";
+
     #[test]
-    fn parses_an_xread_reply_and_tolerates_odd_field_values() {
-        let entry = |id: &str, fields: Vec<Value>| Value::Array(vec![Value::BulkString(id.into()), Value::Array(fields)]);
-        let reply = Value::Array(vec![Value::Array(vec![
-            Value::BulkString(b"fb:cmd:{X}".to_vec()),
-            Value::Array(vec![
-                entry("1-0", vec![Value::BulkString(b"t".to_vec()), Value::BulkString(b"halt".to_vec())]),
-                entry("2-0", vec![Value::BulkString(b"t".to_vec()), Value::Int(5), Value::BulkString(b"dangling".to_vec())]),
-            ]),
-        ])]);
-        let entries = parse_xread(reply).unwrap();
+    fn parses_an_xread_reply_in_place_and_tolerates_odd_field_values() {
+        let batch = parse_xread(REPLY).unwrap();
+        let entries: Vec<_> = batch.iter().collect();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].id, "1-0");
-        assert_eq!(entries[1].fields, vec![(b"t".to_vec(), b"5".to_vec())]);
-        assert!(parse_xread(Value::Nil).unwrap().is_empty());
+        assert_eq!(entries[0], ("1-0", &[(&b"t"[..], &b"halt"[..])][..]));
+        assert_eq!(entries[1], ("2-0", &[(&b"t"[..], &b"5"[..]), (&b"px"[..], &b""[..])][..]));
+        assert_eq!(batch.last_id(), Some("2-0"));
+        assert!(parse_xread(b"*-1\r\n").unwrap().is_empty());
+        assert!(parse_xread(b"-WRONGTYPE Operation against a key\r\n").is_err());
+        assert!(parse_xread(b"*1\r\n*2\r\n$1\r\nk\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nt\r\n$9\r\nhalt\r\n").is_err());
+    }
+
+    #[test]
+    fn the_scanner_finds_the_end_of_a_reply_received_in_pieces() {
+        let mut stream = REPLY.to_vec();
+        stream.extend_from_slice(b"+OK\r\n");
+        for split in 0..REPLY.len() {
+            let mut scanner = RespScanner::default();
+            assert_eq!(scanner.scan(&stream[..split]).unwrap(), None, "split at {split}");
+            assert_eq!(scanner.scan(&stream).unwrap(), Some(REPLY.len()), "split at {split}");
+        }
+        for (complete, len) in [(&b"*-1\r\n"[..], 5), (b"*0\r\n", 4), (b":12\r\n", 5), (b"$-1\r\n", 5), (b"-ERR x\r\n", 8)] {
+            assert_eq!(RespScanner::default().scan(complete).unwrap(), Some(len));
+        }
+        assert!(RespScanner::default().scan(b"?\r\n").is_err());
+        assert!(RespScanner::default().scan(b"$x\r\n").is_err());
+        assert_eq!(resp_int(b"-1").unwrap(), -1);
+        assert_eq!(resp_int(b"1234567").unwrap(), 1_234_567);
+        for bad in [&b""[..], b"-", b"1x", b"+1", b"9999999999999999999"] {
+            assert!(resp_int(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn commands_are_encoded_as_resp_arrays_of_bulk_strings() {
+        let mut out = Vec::new();
+        encode_resp_command(&mut out, &[b"XREAD", b"COUNT", b"10", b""]);
+        assert_eq!(out, b"*4\r\n$5\r\nXREAD\r\n$5\r\nCOUNT\r\n$2\r\n10\r\n$0\r\n\r\n");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 """Run the Rust matching-engine worker for some or all instruments."""
 
 import json
+import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -42,6 +43,10 @@ class Command(BaseCommand):
                 "No symbols to serve: pass --symbols or enable an instrument in the admin."
             )
         self.stderr.write(f"engine: serving {', '.join(symbols)}")
+        # The worker handles SIGINT and SIGTERM itself (finish the batch, flush, snapshot).
+        # Python's SIGINT handler would also fire and raise KeyboardInterrupt the moment
+        # run_worker returns, so a clean stop would end in a traceback and a non-zero exit.
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             reports = flashbook_engine.run_worker(
                 settings.REDIS_URL,
@@ -54,5 +59,7 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            signal.signal(signal.SIGINT, previous_sigint)
         for report in reports:
             self.stdout.write(json.dumps(report))
