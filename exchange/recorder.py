@@ -5,23 +5,55 @@ It reads the streams through a consumer group, so several recorders can share th
 idempotent: each instrument's `RecorderCursor` says up to which sequence number the database
 reflects its stream, and it is moved in the same transaction as the writes it covers. An entry at
 or below the cursor is a duplicate (acknowledged, not re-applied); an entry beyond the cursor + 1
-waits until the one before it has been recorded (another recorder holds it). Entries are
+waits until the one before it has been recorded (another recorder holds it, or held it and died:
+then its entries are claimed with XAUTOCLAIM once they have been idle long enough). Entries are
 acknowledged only after the commit, so a crash loses nothing: the entry is read again.
 
-Every computation rounds the same way event by event, so the database does not depend on how the
-stream was cut into batches: a recorder killed and restarted ends where an unbroken one does.
+Every computation rounds the same way event by event (to the 8 places the database stores), so the
+database does not depend on how the stream was cut into batches: a recorder killed and restarted
+ends where an unbroken one does. Times of trades and fills are the time the engine wrote the event
+entry (its stream id), not the time of recording, for the same reason.
+
+What each event does (see `docs/protocol.md`):
+
+* accepted — the order becomes NEW and gets its exchange id. The gateway's order is found by the
+  journal's `ref` (its primary key); a NEW written to the journal by another tool (no `ref`) of a
+  known account gets an order row here, client order id `engine-{SYMBOL}-{order_id}`.
+* rejected NEW — the gateway's order becomes REJECTED with the reason: found by `ref` (for
+  MALFORMED even when the account was unreadable), else, when the entry was too broken to carry a
+  readable `ref`, by the exchange id the gateway stored on its PENDING order. DUPLICATE_ORDER_ID
+  never touches the order that owns the id. Rejected cancels and replaces change nothing.
+* trade — a `Trade` row always; for each side whose account exists: a `Fill`, the order's filled
+  quantity, average price and status, the position (quantity, average price, realized P&L) and
+  cash (the buyer pays price * quantity, the seller receives it). A self-trade (maker and taker of
+  one account) is a wash: fills and order progress, but position and cash do not move.
+* cancelled — CANCELED (USER, SELF_TRADE, RESET) or EXPIRED (REMAINDER, FOK_UNFILLABLE).
+* replaced — new price; quantity = filled + the new remaining quantity.
+* status — HALTED / RESUMED set `Instrument.halted`; RESET zeroes the instrument's positions, as
+  the engine does (cash and realized P&L stay).
+
+Speed: rows are read with `values_list` and orders, trades, fills, positions and cash written with
+`executemany` (the ORM's bulk operations cost several times the database's own work); one
+transaction covers up to `batch` stream entries of a symbol and at most `max_events` events, so a
+recorder catching up does not hold SQLite's write lock for long. On SQLite, decimal columns keep
+15 significant digits (Django stores them as REAL): amounts below 10^7 with 8 places are exact.
 """
 
+from __future__ import annotations
+
 import logging
+import os
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import flashbook_engine
 import redis
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
 
 from exchange import journal
 from exchange.models import (
@@ -29,127 +61,46 @@ from exchange.models import (
     Fill,
     Instrument,
     Order,
+    OrderStatus,
     Position,
     RecorderCursor,
     Trade,
 )
-from exchange.order_state import OrderProgress
+from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress
 
 logger = logging.getLogger("flashbook.recorder")
 
 GROUP = "recorders"
 EIGHT_PLACES = Decimal("0.00000001")
+ZERO = Decimal(0)
+# Ids per `IN (...)`: far below SQLite's limit on query parameters.
+_IN_CHUNK = 500
+# Rejections that do not give the order its exchange id (the id is someone else's, or unread).
+_ID_NOT_CONSUMED = frozenset({"DUPLICATE_ORDER_ID", "MALFORMED"})
+_ORDER_FIELDS = [
+    "order_id",
+    "status",
+    "reject_reason",
+    "filled_quantity",
+    "quantity",
+    "price",
+    "average_fill_price",
+    "updated_at",
+]
 
 
 def q8(value: Decimal) -> Decimal:
+    """Rounds to the 8 places every money and quantity column stores."""
     return value.quantize(EIGHT_PLACES, rounding=ROUND_HALF_EVEN)
 
 
-@dataclass
-class StreamEntry:
-    entry_id: str
-    first: int
-    last: int
-    lines: str
+# ----- the arithmetic, one event at a time ---------------------------------------------------
 
 
-class _Batch:
-    """The rows one transaction touches, loaded once and saved once."""
-
-    def __init__(self, instrument: Instrument):
-        self.instrument = instrument
-        self.orders: dict[int, Order] = {}  # by exchange order id
-        self.progress: dict[int, OrderProgress] = {}
-        self.positions: dict[int, Position] = {}  # by account id
-        self.accounts: dict[int, Account] = {}
-        self.new_orders: list[Order] = []
-        self.trades: list[Trade] = []
-        self.fills: list[Fill] = []
-        self.dirty_orders: set[int] = set()
-
-    def load(self, events) -> None:
-        order_ids, refs, account_ids = set(), set(), set()
-        for event in events:
-            if event.kind == "trade":
-                order_ids.update((event.maker_order_id, event.taker_order_id))
-                account_ids.update((event.maker_account, event.taker_account))
-            elif event.kind in ("accepted", "rejected", "cancelled", "replaced"):
-                order_ids.add(event.order_id)
-                if event.kind in ("accepted", "rejected") and event.client_ref:
-                    refs.add(event.client_ref)
-        found = Order.objects.filter(instrument=self.instrument, order_id__in=order_ids)
-        by_ref = Order.objects.filter(instrument=self.instrument, pk__in=refs)
-        for order in [*found, *by_ref]:
-            if order.order_id is not None:
-                self._track(order)
-        self.by_ref = {order.pk: order for order in by_ref}
-        self.accounts = Account.objects.select_for_update().in_bulk(account_ids)
-        for position in Position.objects.filter(
-            instrument=self.instrument, account_id__in=account_ids
-        ):
-            self.positions[position.account_id] = position
-
-    def _track(self, order: Order) -> None:
-        instrument = self.instrument
-        progress = OrderProgress(
-            order_id=order.order_id,
-            quantity_lots=instrument.qty_to_lots(order.quantity),
-            status=order.status,
-            filled_lots=instrument.qty_to_lots(order.filled_quantity),
-            reject_reason=order.reject_reason,
-        )
-        self.orders[order.order_id] = order
-        self.progress[order.order_id] = progress
-
-    def order_for(self, event) -> Order | None:
-        """The order an accepted/rejected NEW is about: found by exchange id, by the gateway's
-        reference, or — for commands written to the journal by other tools — created here."""
-        if event.order_id in self.orders:
-            return self.orders[event.order_id]
-        order = self.by_ref.get(event.client_ref) if event.client_ref else None
-        if order is None:
-            if event.kind != "accepted" or event.account not in self._known_accounts():
-                return None
-            instrument = self.instrument
-            order = Order(
-                instrument=instrument,
-                account_id=event.account,
-                client_order_id=f"engine-{event.order_id}",
-                side=event.side,
-                order_type=event.order_type,
-                time_in_force=event.tif,
-                post_only=event.post_only,
-                price=(
-                    instrument.ticks_to_price(event.price) if event.order_type == "limit" else None
-                ),
-                quantity=instrument.lots_to_qty(event.qty),
-            )
-            self.new_orders.append(order)
-        order.order_id = event.order_id
-        self._track(order)
-        return order
-
-    def _known_accounts(self) -> set[int]:
-        if not hasattr(self, "_account_ids"):
-            self._account_ids = set(Account.objects.values_list("pk", flat=True))
-        return self._account_ids
-
-    def account(self, account_id: int) -> Account | None:
-        if account_id not in self.accounts:
-            account = Account.objects.select_for_update().filter(pk=account_id).first()
-            if account is None:
-                return None
-            self.accounts[account_id] = account
-        return self.accounts[account_id]
-
-    def position(self, account_id: int) -> Position:
-        if account_id not in self.positions:
-            self.positions[account_id] = Position(account_id=account_id, instrument=self.instrument)
-        return self.positions[account_id]
-
-
-def _apply_fill(position: Position, side: str, price: Decimal, qty: Decimal) -> None:
-    """Moves a position by one fill: average price on the way out, realized P&L on the way in."""
+def apply_fill(position: Position, side: str, price: Decimal, qty: Decimal) -> None:
+    """Moves a position by one fill. Adding to a position (or opening one) moves the average
+    price; reducing it realizes P&L against the average price; going through zero realizes the
+    closed part and opens the rest at the fill price. Rounded to 8 places at every step."""
     signed = qty if side == "buy" else -qty
     held = position.quantity
     if held == 0 or (held > 0) == (signed > 0):
@@ -164,168 +115,752 @@ def _apply_fill(position: Position, side: str, price: Decimal, qty: Decimal) -> 
     )
     position.quantity = held + signed
     if position.quantity == 0:
-        position.average_price = Decimal("0")
+        position.average_price = ZERO
     elif (position.quantity > 0) != (held > 0):
         position.average_price = price  # flipped: the rest opened at this price
 
 
-def record_entries(instrument: Instrument, entries: list[StreamEntry]) -> list[str]:
-    """Applies entries of one symbol's stream in one transaction and returns the ids that may be
-    acknowledged (applied now or already applied). Stops at a gap."""
-    done: list[str] = []
-    with transaction.atomic():
-        cursor, _ = RecorderCursor.objects.select_for_update().get_or_create(instrument=instrument)
-        events = []
-        for entry in entries:
-            if entry.last <= cursor.last_seq:
-                done.append(entry.entry_id)
-                continue
-            if entry.first > cursor.last_seq + 1:
-                break  # an earlier entry is still with another recorder
-            events.extend(
-                e for e in flashbook_engine.decode_events(entry.lines) if e.seq > cursor.last_seq
-            )
-            cursor.last_seq = entry.last
-            done.append(entry.entry_id)
-        if events:
-            _apply_events(instrument, events)
-            cursor.save(update_fields=["last_seq", "updated_at"])
-    return done
+def next_average_price(average: Decimal | None, filled: Decimal, price: Decimal, qty: Decimal):
+    """An order's average fill price after one more fill of `qty` at `price`."""
+    return q8(((average or ZERO) * filled + price * qty) / (filled + qty))
 
 
-def _apply_events(instrument: Instrument, events) -> None:
-    batch = _Batch(instrument)
-    batch.load(events)
-    for event in events:
-        kind = event.kind
-        if kind in ("accepted", "rejected") and event.command in (None, "new"):
-            order = batch.order_for(event)
-            if order is not None:
-                batch.progress[event.order_id].apply(event)
-                batch.dirty_orders.add(event.order_id)
-        elif kind == "trade":
-            _apply_trade(batch, event)
-        elif kind in ("cancelled", "replaced", "rejected") and event.order_id in batch.progress:
-            batch.progress[event.order_id].apply(event)
-            batch.dirty_orders.add(event.order_id)
-        elif kind == "status" and event.status in ("HALTED", "RESUMED"):
-            Instrument.objects.filter(pk=instrument.pk).update(halted=event.status == "HALTED")
-    _save(batch)
+def trade_amount(price: Decimal, qty: Decimal) -> Decimal:
+    """The cash that changes hands in one trade (the buyer pays it, the seller receives it)."""
+    return q8(price * qty)
 
 
-def _apply_trade(batch: _Batch, event) -> None:
-    instrument = batch.instrument
-    price = instrument.ticks_to_price(event.price)
-    qty = instrument.lots_to_qty(event.qty)
-    executed_at = datetime.now(UTC)
-    trade = Trade(
-        instrument=instrument,
-        seq=event.seq,
-        price=price,
-        quantity=qty,
-        aggressor_side=event.aggressor,
-        maker_order_id=event.maker_order_id,
-        taker_order_id=event.taker_order_id,
-        executed_at=executed_at,
+# ----- one transaction -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry of a symbol's event stream: the events of one engine batch."""
+
+    entry_id: str
+    first: int
+    last: int
+    lines: str
+
+    @property
+    def written_at(self) -> datetime:
+        """When the engine wrote the entry (the millisecond part of the stream id)."""
+        ms = int(self.entry_id.partition("-")[0])
+        return datetime.fromtimestamp(ms // 1000, tz=UTC).replace(microsecond=ms % 1000 * 1000)
+
+
+@dataclass
+class RecordResult:
+    done: list[str] = field(default_factory=list)  # ids that may be acknowledged
+    entries: int = 0  # entries applied by this call
+    events: int = 0  # events applied by this call
+    trades: int = 0
+    duplicates: int = 0  # entries already recorded (a redelivery)
+    blocked: bool = False  # stopped at a gap: an earlier entry is not recorded yet
+
+
+class _Order:
+    """An order row, as far as the recorder reads and writes it, and its progress through the
+    events of this transaction (plain attributes: model instances cost too much per event)."""
+
+    __slots__ = (
+        "account_id",
+        "average_fill_price",
+        "create",
+        "dirty",
+        "instrument_id",
+        "order_id",
+        "pk",
+        "price",
+        "progress",
+        "side",
     )
-    batch.trades.append(trade)
-    taker_side = event.aggressor
-    maker_side = "sell" if taker_side == "buy" else "buy"
-    for role, order_id, account_id, side in (
-        (Fill.Role.MAKER, event.maker_order_id, event.maker_account, maker_side),
-        (Fill.Role.TAKER, event.taker_order_id, event.taker_account, taker_side),
-    ):
-        account = batch.account(account_id)
-        if account is None:
-            continue
-        amount = price * qty
-        account.cash = q8(account.cash - amount if side == "buy" else account.cash + amount)
-        _apply_fill(batch.position(account_id), side, price, qty)
-        order = batch.orders.get(order_id)
-        if order is not None:
-            progress = batch.progress[order_id]
-            previous = progress.filled_lots
+
+    def __init__(self, pk, instrument_id, account_id, order_id, side, price, average, progress):
+        self.pk = pk
+        self.instrument_id = instrument_id
+        self.account_id = account_id
+        self.order_id = order_id
+        self.side = side
+        self.price = price
+        self.average_fill_price = average
+        self.progress = progress
+        self.create: tuple | None = None  # the insert-only columns of an order created here
+        self.dirty = False
+
+
+_ORDER_COLUMNS = (
+    "pk",
+    "instrument_id",
+    "account_id",
+    "order_id",
+    "side",
+    "price",
+    "average_fill_price",
+    "status",
+    "reject_reason",
+    "quantity",
+    "filled_quantity",
+)
+
+
+class _Projection:
+    """The rows one transaction touches, loaded once and saved once."""
+
+    def __init__(self, instrument: Instrument):
+        self.instrument = instrument
+        self.by_id: dict[int, _Order] = {}  # by exchange order id
+        self.by_ref: dict[int, _Order] = {}  # by primary key, for the journal's `ref`
+        self.unnumbered: list[_Order] = []  # rejected before getting an exchange id
+        self.accounts: dict[int, Account] = {}  # only accounts that exist
+        self.positions: dict[int, Position] = {}  # by account id
+        self.dirty_accounts: set[int] = set()
+        self.dirty_positions: set[int] = set()
+        self.trades: list[tuple] = []
+        self.fills: list[tuple] = []  # (trade seq, _Order, the other columns...)
+        self.halted: bool | None = None
+
+    # --- loading ---
+
+    def load(self, events: list) -> None:
+        order_ids: set[int] = set()
+        refs: set[int] = set()
+        account_ids: set[int] = set()
+        reset = False
+        for event in events:
+            kind = event.kind
+            if kind == "level":
+                continue
+            if kind == "trade":
+                order_ids.add(event.maker_order_id)
+                order_ids.add(event.taker_order_id)
+                account_ids.add(event.maker_account)
+                account_ids.add(event.taker_account)
+            elif kind == "accepted":
+                order_ids.add(event.order_id)
+                account_ids.add(event.account)
+                if event.client_ref:
+                    refs.add(event.client_ref)
+            elif kind == "rejected":
+                if event.command == "new":
+                    order_ids.add(event.order_id)
+                    if event.client_ref:
+                        refs.add(event.client_ref)
+            elif kind in ("cancelled", "replaced"):
+                order_ids.add(event.order_id)
+            elif kind == "status" and event.status == "RESET":
+                reset = True
+        instrument = self.instrument
+        rows: dict[int, tuple] = {}
+        for chunk in _chunks(order_ids):
+            query = Order.objects.filter(instrument=instrument, order_id__in=chunk)
+            for row in query.values_list(*_ORDER_COLUMNS):
+                rows[row[0]] = row
+        for chunk in _chunks(refs):
+            for row in Order.objects.filter(pk__in=chunk).values_list(*_ORDER_COLUMNS):
+                rows[row[0]] = row
+        for pk, instrument_id, account, order_id, side, price, average, *state in rows.values():
+            status, reason, quantity, filled = state
+            progress = OrderProgress(
+                order_id=order_id or 0,
+                quantity_lots=instrument.qty_to_lots(quantity),
+                status=status,
+                filled_lots=instrument.qty_to_lots(filled),
+                reject_reason=reason,
+            )
+            order = _Order(pk, instrument_id, account, order_id, side, price, average, progress)
+            if pk in refs:
+                self.by_ref[pk] = order
+            if order_id is not None and instrument_id == instrument.pk:
+                self.by_id[order_id] = order
+        # Accounts are shared by every instrument, so recorders of other symbols may write them
+        # at the same time: lock them (in one order, against deadlocks). Everything else this
+        # transaction touches belongs to the instrument, serialized by its cursor's lock.
+        for chunk in _chunks(sorted(account_ids)):
+            query = Account.objects.select_for_update().filter(pk__in=chunk).order_by("pk")
+            for account in query.only("pk", "cash"):
+                self.accounts[account.pk] = account
+        positions = Position.objects.filter(instrument=instrument)
+        if not reset:  # a reset touches every position of the instrument
+            positions = positions.filter(account_id__in=list(self.accounts))
+        for position in positions:
+            self.positions[position.account_id] = position
+
+    def _position(self, account_id: int) -> Position:
+        position = self.positions.get(account_id)
+        if position is None:
+            position = Position(account_id=account_id, instrument=self.instrument)
+            self.positions[account_id] = position
+        return position
+
+    # --- events ---
+
+    def apply(self, events: Iterable, executed_at: datetime) -> int:
+        """Applies events in sequence order; returns the number of trades."""
+        trades = 0
+        for event in events:
+            kind = event.kind
+            if kind == "level":
+                continue
+            if kind == "trade":
+                self._trade(event, executed_at)
+                trades += 1
+            elif kind == "accepted":
+                self._accepted(event)
+            elif kind == "rejected":
+                if event.command == "new":
+                    self._rejected_new(event)
+                # A refused cancel or replace changes nothing that is stored.
+            elif kind in ("cancelled", "replaced"):
+                order = self.by_id.get(event.order_id)
+                if order is not None and order.account_id == event.account:
+                    order.progress.apply(event)
+                    order.dirty = True
+            elif kind == "status":
+                if event.status in ("HALTED", "RESUMED"):
+                    self.halted = event.status == "HALTED"
+                elif event.status == "RESET":
+                    for account_id, position in self.positions.items():
+                        position.quantity = ZERO
+                        position.average_price = ZERO
+                        self.dirty_positions.add(account_id)
+        return trades
+
+    def _accepted(self, event) -> None:
+        order = None
+        if event.client_ref:
+            candidate = self.by_ref.get(event.client_ref)
+            if (
+                candidate is not None
+                and candidate.instrument_id == self.instrument.pk
+                and candidate.account_id == event.account
+                and candidate.side == event.side
+                and candidate.order_id in (None, event.order_id)
+                and _awaiting_engine(candidate.progress)
+            ):
+                order = candidate
+        holder = self.by_id.get(event.order_id)
+        if holder is not None and holder is not order:
+            if holder.progress.status != OrderStatus.REJECTED:
+                logger.error(
+                    "recorder accepted order id already taken symbol=%s seq=%d order_id=%d",
+                    self.instrument.symbol,
+                    event.seq,
+                    event.order_id,
+                )
+                return
+            # A NEW refused as MALFORMED does not consume its id: the gateway stored it on its
+            # order all the same, and now the engine has accepted another NEW with that id.
+            holder.order_id = None
+            holder.dirty = True
+            self.unnumbered.append(holder)
+        if order is None:
+            if event.account not in self.accounts:
+                return  # an account the database does not know: nothing of it is stored
+            order = self._new_order(event)
+        order.order_id = event.order_id
+        order.progress.order_id = event.order_id
+        self.by_id[event.order_id] = order
+        order.progress.apply(event)
+        order.dirty = True
+
+    def _new_order(self, event) -> _Order:
+        """The row of an order written to the journal by another tool than the gateway."""
+        instrument = self.instrument
+        is_limit = event.order_type == "limit"
+        progress = OrderProgress(order_id=event.order_id, quantity_lots=event.qty)
+        order = _Order(
+            None,
+            instrument.pk,
+            event.account,
+            event.order_id,
+            event.side,
+            instrument.ticks_to_price(event.price) if is_limit else None,
+            None,
+            progress,
+        )
+        order.create = (
+            f"engine-{instrument.symbol}-{event.order_id}",
+            event.order_type,
+            event.tif,
+            event.post_only,
+        )
+        return order
+
+    def _rejected_new(self, event) -> None:
+        order = None
+        reason = event.reason
+        if event.client_ref:
+            candidate = self.by_ref.get(event.client_ref)
+            if (
+                candidate is not None
+                and candidate.instrument_id == self.instrument.pk
+                and _awaiting_engine(candidate.progress)
+                # A malformed entry may not have had a readable account.
+                and (candidate.account_id == event.account or reason == "MALFORMED")
+            ):
+                order = candidate
+        if order is None and event.order_id and reason != "DUPLICATE_ORDER_ID":
+            # No usable `ref`: the gateway's order is also known by the id it was given.
+            candidate = self.by_id.get(event.order_id)
+            if (
+                candidate is not None
+                and candidate.account_id == event.account
+                and candidate.progress.status == OrderStatus.PENDING
+            ):
+                order = candidate
+        if order is None:
+            return  # nothing stored: other tools' rejected orders get no row
+        if order.order_id is None and event.order_id and reason not in _ID_NOT_CONSUMED:
+            order.order_id = event.order_id
+            self.by_id[event.order_id] = order
+        elif order.order_id is None:
+            self.unnumbered.append(order)
+        order.progress.apply(event)
+        order.dirty = True
+
+    def _trade(self, event, executed_at: datetime) -> None:
+        instrument = self.instrument
+        price = instrument.ticks_to_price(event.price)
+        qty = instrument.lots_to_qty(event.qty)
+        taker_side = event.aggressor
+        self.trades.append(
+            (
+                instrument.pk,
+                event.seq,
+                price,
+                qty,
+                taker_side,
+                event.maker_order_id,
+                event.taker_order_id,
+                executed_at,
+            )
+        )
+        maker_side = "sell" if taker_side == "buy" else "buy"
+        wash = event.maker_account == event.taker_account
+        amount = trade_amount(price, qty)
+        for role, order_id, account_id, side in (
+            (Fill.Role.MAKER, event.maker_order_id, event.maker_account, maker_side),
+            (Fill.Role.TAKER, event.taker_order_id, event.taker_account, taker_side),
+        ):
+            account = self.accounts.get(account_id)
+            if account is None:
+                continue
+            if not wash:
+                account.cash = account.cash - amount if side == "buy" else account.cash + amount
+                self.dirty_accounts.add(account_id)
+                apply_fill(self._position(account_id), side, price, qty)
+                self.dirty_positions.add(account_id)
+            order = self.by_id.get(order_id)
+            if order is None or order.account_id != account_id:
+                logger.warning(
+                    "recorder fill without order symbol=%s seq=%d order_id=%d account=%d",
+                    instrument.symbol,
+                    event.seq,
+                    order_id,
+                    account_id,
+                )
+                continue
+            progress = order.progress
+            filled_before = instrument.lots_to_qty(progress.filled_lots)
+            order.average_fill_price = next_average_price(
+                order.average_fill_price, filled_before, price, qty
+            )
             progress.apply(event)
-            filled = instrument.lots_to_qty(progress.filled_lots)
-            prior = instrument.lots_to_qty(previous)
-            average = order.average_fill_price or Decimal("0")
-            order.average_fill_price = q8((average * prior + price * qty) / filled)
-            batch.dirty_orders.add(order_id)
-            batch.fills.append(
-                Fill(
-                    trade=trade,
-                    order=order,
-                    account_id=account_id,
-                    instrument=instrument,
-                    role=role,
-                    side=side,
-                    price=price,
-                    quantity=qty,
-                    executed_at=executed_at,
+            order.dirty = True
+            self.fills.append(
+                (event.seq, order, account_id, instrument.pk, role, side, price, qty, executed_at)
+            )
+
+    # --- saving ---
+
+    def save(self) -> None:
+        instrument = self.instrument
+        ops = connection.ops
+        now = timezone.now()
+        stamp = ops.adapt_datetimefield_value(now)
+        times: dict[datetime, object] = {}
+
+        def at(moment: datetime):
+            if moment not in times:
+                times[moment] = ops.adapt_datetimefield_value(moment)
+            return times[moment]
+
+        created, changed = [], []
+        for order in [*self.by_id.values(), *self.unnumbered]:
+            if not order.dirty:
+                continue
+            progress = order.progress
+            if progress.price_ticks is not None:
+                order.price = instrument.ticks_to_price(progress.price_ticks)
+            values = (
+                order.order_id,
+                progress.status,
+                progress.reject_reason,
+                instrument.lots_to_qty(progress.filled_lots),
+                instrument.lots_to_qty(progress.quantity_lots),
+                order.price,
+                order.average_fill_price,
+                stamp,
+            )
+            if order.create is None:
+                changed.append((*values, order.pk))
+            else:
+                created.append(order)
+        if changed:  # first: an id taken from a rejected order may go to a new one
+            _execute_many(
+                f"UPDATE {_table(Order)} SET {_assignments(Order, _ORDER_FIELDS)} "
+                f"WHERE {_column(Order, 'id')} = %s",
+                changed,
+            )
+        if created:
+            self._insert_orders(created, stamp)
+        if self.trades:
+            _insert(
+                Trade,
+                [
+                    "instrument",
+                    "seq",
+                    "price",
+                    "quantity",
+                    "aggressor_side",
+                    "maker_order_id",
+                    "taker_order_id",
+                    "executed_at",
+                ],
+                [(*trade[:7], at(trade[7])) for trade in self.trades],
+            )
+        if self.fills:
+            first, last = self.trades[0][1], self.trades[-1][1]
+            trade_pks = dict(
+                Trade.objects.filter(instrument=instrument, seq__gte=first, seq__lte=last)
+                .values_list("seq", "pk")
+                .iterator()
+            )
+            _insert(
+                Fill,
+                [
+                    "trade",
+                    "order",
+                    "account",
+                    "instrument",
+                    "role",
+                    "side",
+                    "price",
+                    "quantity",
+                    "executed_at",
+                ],
+                [
+                    (trade_pks[seq], order.pk, *rest, at(executed_at))
+                    for seq, order, *rest, executed_at in self.fills
+                ],
+            )
+        new_positions, positions = [], []
+        for account_id in sorted(self.dirty_positions):
+            position = self.positions[account_id]
+            if position.pk is None:
+                position.updated_at = now
+                new_positions.append(position)
+            else:
+                values = (position.quantity, position.average_price, position.realized_pnl)
+                positions.append((*values, stamp, position.pk))
+        if new_positions:
+            Position.objects.bulk_create(new_positions)
+        if positions:
+            fields = ["quantity", "average_price", "realized_pnl", "updated_at"]
+            _execute_many(
+                f"UPDATE {_table(Position)} SET {_assignments(Position, fields)} "
+                f"WHERE {_column(Position, 'id')} = %s",
+                positions,
+            )
+        if self.dirty_accounts:
+            _execute_many(
+                f"UPDATE {_table(Account)} SET {_assignments(Account, ['cash'])} "
+                f"WHERE {_column(Account, 'id')} = %s",
+                [(self.accounts[pk].cash, pk) for pk in sorted(self.dirty_accounts)],
+            )
+        if self.halted is not None:  # not compared: another recorder may have changed it
+            Instrument.objects.filter(pk=instrument.pk).update(halted=self.halted)
+            instrument.halted = self.halted
+
+    def _insert_orders(self, orders: list[_Order], stamp) -> None:
+        instrument = self.instrument
+        _free_client_order_ids(orders)
+        rows = []
+        for order in orders:
+            progress = order.progress
+            client_order_id, order_type, tif, post_only = order.create
+            rows.append(
+                (
+                    instrument.pk,
+                    order.account_id,
+                    order.order_id,
+                    client_order_id,
+                    order.side,
+                    order_type,
+                    tif,
+                    post_only,
+                    order.price,
+                    instrument.lots_to_qty(progress.quantity_lots),
+                    instrument.lots_to_qty(progress.filled_lots),
+                    order.average_fill_price,
+                    progress.status,
+                    progress.reject_reason,
+                    stamp,
+                    stamp,
                 )
             )
+        _insert(
+            Order,
+            [
+                "instrument",
+                "account",
+                "order_id",
+                "client_order_id",
+                "side",
+                "order_type",
+                "time_in_force",
+                "post_only",
+                "price",
+                "quantity",
+                "filled_quantity",
+                "average_fill_price",
+                "status",
+                "reject_reason",
+                "created_at",
+                "updated_at",
+            ],
+            rows,
+        )
+        ids = [order.order_id for order in orders]
+        pks = dict(
+            Order.objects.filter(
+                instrument=instrument, order_id__gte=min(ids), order_id__lte=max(ids)
+            )
+            .values_list("order_id", "pk")
+            .iterator()
+        )
+        for order in orders:
+            order.pk = pks[order.order_id]
 
 
-def _save(batch: _Batch) -> None:
-    instrument = batch.instrument
-    for order_id in batch.dirty_orders:
-        order, progress = batch.orders[order_id], batch.progress[order_id]
-        order.status = progress.status
-        order.reject_reason = progress.reject_reason
-        order.filled_quantity = instrument.lots_to_qty(progress.filled_lots)
-        order.quantity = instrument.lots_to_qty(progress.quantity_lots)
-        if progress.price_ticks is not None:
-            order.price = instrument.ticks_to_price(progress.price_ticks)
-    Order.objects.bulk_create(batch.new_orders)
-    existing = [
-        batch.orders[i] for i in batch.dirty_orders if batch.orders[i] not in batch.new_orders
-    ]
-    Order.objects.bulk_update(
-        existing,
-        [
-            "order_id",
-            "status",
-            "reject_reason",
-            "filled_quantity",
-            "quantity",
-            "price",
-            "average_fill_price",
-            "updated_at",
-        ],
+# Plain SQL for the bulk of the rows (orders, trades, fills): the ORM's bulk_create and
+# bulk_update cost several times the database's own work. Values are what the ORM would pass:
+# decimals and strings as they are, times through the backend's adapter.
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _column(model, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _assignments(model, fields: list[str]) -> str:
+    return ", ".join(f"{_column(model, name)} = %s" for name in fields)
+
+
+def _insert(model, fields: list[str], rows: list[tuple]) -> None:
+    columns = ", ".join(_column(model, name) for name in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    _execute_many(f"INSERT INTO {_table(model)} ({columns}) VALUES ({marks})", rows)
+
+
+def _execute_many(sql: str, rows: list[tuple]) -> None:
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _awaiting_engine(progress: OrderProgress) -> bool:
+    """Whether the engine has yet to say anything about the gateway's order."""
+    return progress.status == OrderStatus.PENDING or (
+        progress.status == OrderStatus.REJECTED and progress.reject_reason == JOURNAL_UNAVAILABLE
     )
-    Trade.objects.bulk_create(batch.trades)
-    Fill.objects.bulk_create(batch.fills)
-    for position in batch.positions.values():
-        position.save()
-    Account.objects.bulk_update(batch.accounts.values(), ["cash"])
+
+
+def _free_client_order_ids(orders: list[_Order]) -> None:
+    """Makes the client order ids of orders created here unique per account, should a client
+    already use one (the gateway lets clients choose theirs)."""
+    taken = set()
+    accounts = {order.account_id for order in orders}
+    for chunk in _chunks({order.create[0] for order in orders}):
+        taken.update(
+            Order.objects.filter(account_id__in=accounts, client_order_id__in=chunk).values_list(
+                "account_id", "client_order_id"
+            )
+        )
+    if not taken:
+        return
+    for order in orders:
+        client_order_id, *rest = order.create
+        suffix = 1
+        while (order.account_id, client_order_id) in taken:
+            suffix += 1
+            client_order_id = f"{order.create[0]}-{suffix}"
+        taken.add((order.account_id, client_order_id))
+        order.create = (client_order_id, *rest)
+
+
+def _chunks(values: Iterable[int]) -> Iterator[list[int]]:
+    values = list(values)
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def cursor_position(instrument: Instrument) -> int:
+    """The last sequence number of the instrument's stream the database reflects."""
+    value = (
+        RecorderCursor.objects.filter(instrument=instrument)
+        .values_list("last_seq", flat=True)
+        .first()
+    )
+    return value or 0
+
+
+def record_entries(
+    instrument: Instrument, entries: list[StreamEntry], *, max_events: int = 20_000
+) -> RecordResult:
+    """Applies entries of one symbol's stream (in stream order) in one transaction. Returns the
+    ids that may be acknowledged — applied now or already applied — which are always the first
+    entries of `entries`: it stops at a gap, and after `max_events` events (the transaction holds
+    the database's write lock; a recorder catching up should not keep the gateway waiting)."""
+    result = RecordResult()
+    if not entries:
+        return result
+    # Without the write lock first: a redelivery, or a gap, needs no transaction.
+    seen = cursor_position(instrument)
+    if entries[-1].last <= seen:
+        result.done = [entry.entry_id for entry in entries]
+        result.duplicates = len(entries)
+        return result
+    if entries[0].first > seen + 1:
+        result.blocked = True
+        return result
+    with transaction.atomic():
+        cursor = RecorderCursor.objects.select_for_update().filter(instrument=instrument).first()
+        if cursor is None:
+            cursor = RecorderCursor.objects.create(instrument=instrument)
+        last = cursor.last_seq
+        batches = []
+        for entry in entries:
+            if entry.last <= last:
+                result.done.append(entry.entry_id)
+                result.duplicates += 1
+                continue
+            if entry.first > last + 1:
+                result.blocked = True  # an earlier entry is still with another recorder
+                break
+            events = flashbook_engine.decode_events(entry.lines)
+            if entry.first <= last:
+                events = [event for event in events if event.seq > last]
+            batches.append((events, entry.written_at))
+            last = entry.last
+            result.done.append(entry.entry_id)
+            result.entries += 1
+            result.events += len(events)
+            if result.events >= max_events:
+                break
+        if batches:
+            projection = _Projection(instrument)
+            projection.load([event for events, _ in batches for event in events])
+            for events, written_at in batches:
+                result.trades += projection.apply(events, written_at)
+            projection.save()
+            cursor.last_seq = last
+            cursor.save(update_fields=["last_seq", "updated_at"])
+    return result
 
 
 # ----- the consumer loop -------------------------------------------------------------------
 
 
-def _parse(entry_id: bytes, fields: dict) -> StreamEntry:
+@dataclass
+class RecorderStats:
+    entries: int = 0
+    events: int = 0
+    trades: int = 0
+    duplicates: int = 0
+    claimed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def _parse(entry_id: bytes, fields: dict) -> StreamEntry | None:
+    if not fields:
+        return None  # deleted from the stream after it was delivered
     return StreamEntry(
         entry_id=entry_id.decode(),
         first=int(fields[b"first"]),
         last=int(fields[b"last"]),
-        lines=fields[b"e"].decode(),
+        lines=fields.get(b"e", b"").decode(),
     )
 
 
-class Recorder:
-    """Consumes the event streams of `symbols` as one consumer of the shared group."""
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, OperationalError, InterfaceError)
 
-    def __init__(self, symbols: list[str], *, consumer: str | None = None, batch: int = 200):
-        self.instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
-        missing = set(symbols) - set(self.instruments)
-        if missing:
-            raise ValueError(f"unknown symbols: {', '.join(sorted(missing))}")
-        self.keys = {journal.key("evt", symbol): symbol for symbol in symbols}
-        self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Recorder:
+    """Consumes the event streams of `symbols` (default: every enabled instrument, refreshed
+    while running) as one consumer of the shared group."""
+
+    def __init__(
+        self,
+        symbols: list[str] | None = None,
+        *,
+        consumer: str | None = None,
+        batch: int = 50,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 30_000,
+        progress_every: float = 5.0,
+        max_events: int = 20_000,
+    ):
+        self.fixed_symbols = list(symbols) if symbols else None
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.progress_every = progress_every
+        self.max_events = max_events
         self.redis = journal.client()
+        self.instruments: dict[str, Instrument] = {}
+        self.keys: dict[str, str] = {}  # stream key -> symbol
+        self.blocked: set[str] = set()  # streams waiting for an earlier entry
         self.stopping = False
-        self.recorded = 0
+        self.stats = RecorderStats()
+        self._logged = (time.monotonic(), 0, 0)
+        self._next_claim = 0.0
+        self._next_refresh = 0.0
+        self._groups_ready = False
+        self._load_instruments()
+
+    def stop(self) -> None:
+        """Asks the loop to stop after the current transaction."""
+        self.stopping = True
+
+    def _load_instruments(self) -> None:
+        if self.fixed_symbols is not None:
+            query = Instrument.objects.filter(symbol__in=self.fixed_symbols)
+        else:
+            query = Instrument.objects.filter(enabled=True)
+        instruments = {instrument.symbol: instrument for instrument in query}
+        if self.fixed_symbols is not None:
+            missing = set(self.fixed_symbols) - set(instruments)
+            if missing:
+                raise ValueError(f"unknown symbols: {', '.join(sorted(missing))}")
+        added = set(instruments) - set(self.instruments)
+        first_load = not self.instruments
+        self.instruments = instruments
+        self.keys = {journal.key("evt", symbol): symbol for symbol in instruments}
+        for symbol in added:
+            RecorderCursor.objects.get_or_create(instrument=instruments[symbol])
+        if added:
+            self._groups_ready = False
+            if not first_load:
+                logger.info("recorder symbols added=%s", ",".join(sorted(added)))
 
     def ensure_groups(self) -> None:
         for key in self.keys:
@@ -334,45 +869,175 @@ class Recorder:
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        self._groups_ready = True
 
-    def run(self, *, until_idle: bool = False, block_ms: int = 1000) -> None:
-        self.ensure_groups()
-        last_claim = 0.0
+    def run(self, *, until_idle: bool = False) -> RecorderStats:
+        """Records until `stop()` (or, with `until_idle`, until every stream is recorded and no
+        recorder of the group holds an unacknowledged entry). Transient Redis and database errors
+        are logged and retried."""
+        logger.info(
+            "recorder start consumer=%s group=%s symbols=%s batch=%d",
+            self.consumer,
+            GROUP,
+            ",".join(sorted(self.instruments)) or "-",
+            self.batch,
+        )
+        backoff = 0.1
         while not self.stopping:
-            # Our own unacknowledged entries first (a restart, or a gap we waited on).
-            progressed = self._consume("0", block_ms=None)
-            if time.monotonic() - last_claim > 5:
-                self._claim_abandoned()
-                last_claim = time.monotonic()
-            progressed |= self._consume(">", block_ms=block_ms)
-            if until_idle and not progressed and not self._pending():
-                return
+            try:
+                if self._step(until_idle):
+                    break
+                backoff = 0.1
+            except _TRANSIENT as exc:
+                logger.warning("recorder retry error=%r backoff_s=%.1f", exc, backoff)
+                connection.close()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                logger.warning("recorder group missing, recreating error=%r", exc)
+                self._groups_ready = False
+            self._log_progress()
+        self._log_progress(force=True)
+        self._leave_group()
+        logger.info(
+            "recorder stop consumer=%s entries=%d events=%d trades=%d",
+            self.consumer,
+            self.stats.entries,
+            self.stats.events,
+            self.stats.trades,
+        )
+        return self.stats
 
-    def _consume(self, start: str, block_ms: int | None) -> bool:
-        streams = dict.fromkeys(self.keys, start)
+    def _step(self, until_idle: bool) -> bool:
+        """One pass; returns True when `until_idle` is satisfied."""
+        now = time.monotonic()
+        if self.fixed_symbols is None and now >= self._next_refresh:
+            self._load_instruments()
+            self._next_refresh = now + 30
+        if not self.keys:  # no instrument enabled yet
+            time.sleep(self.block_ms / 1000)
+            return until_idle
+        if not self._groups_ready:
+            self.ensure_groups()
+        if now >= self._next_claim:
+            self._claim_abandoned()
+            self._next_claim = now + max(0.1, min(5.0, self.claim_idle_ms / 2000))
+        # Our own unacknowledged entries first: after a restart, a claim, or a gap we waited on.
+        self.blocked.clear()
+        progressed = self._consume(list(self.keys), "0", None)
+        if self.stopping:
+            return False
+        open_keys = [key for key in self.keys if key not in self.blocked]
+        if open_keys:
+            waiting = bool(self.blocked) or progressed
+            block = None if waiting else (min(self.block_ms, 200) if until_idle else self.block_ms)
+            progressed |= self._consume(open_keys, ">", block)
+        if not progressed:
+            if self.blocked:
+                time.sleep(0.02)  # another recorder is committing the entry before ours
+            elif until_idle and self._group_idle():
+                return True
+        return False
+
+    def _consume(self, keys: list[str], start: str, block: int | None) -> bool:
+        if not keys:
+            return False
         reply = self.redis.xreadgroup(
-            GROUP, self.consumer, streams, count=self.batch, block=block_ms
+            GROUP, self.consumer, dict.fromkeys(keys, start), count=self.batch, block=block
         )
         progressed = False
-        for key, entries in reply or []:
-            key = key.decode()
-            entries = [_parse(entry_id, fields) for entry_id, fields in entries if fields]
-            if not entries:
-                continue
-            done = record_entries(self.instruments[self.keys[key]], entries)
-            if done:
-                self.redis.xack(key, GROUP, *done)
-                self.recorded += len(done)
-                progressed = True
+        for key, raw_entries in reply or []:
+            key = _text(key)
+            entries, gone = [], []
+            for entry_id, fields in raw_entries:
+                entry = _parse(entry_id, fields)
+                if entry is None:
+                    gone.append(entry_id)
+                else:
+                    entries.append(entry)
+            if gone:
+                logger.error(
+                    "recorder entries deleted before recording stream=%s ids=%s",
+                    key,
+                    ",".join(_text(i) for i in gone),
+                )
+                self.redis.xack(key, GROUP, *gone)
+            instrument = self.instruments[self.keys[key]]
+            # Everything read is recorded, even when asked to stop meanwhile: entries left
+            # unacknowledged would wait `claim_idle_ms` for the next recorder to claim them.
+            while entries:
+                result = record_entries(instrument, entries, max_events=self.max_events)
+                if result.done:
+                    self.redis.xack(key, GROUP, *result.done)
+                    progressed = True
+                self.stats.entries += result.entries
+                self.stats.events += result.events
+                self.stats.trades += result.trades
+                self.stats.duplicates += result.duplicates
+                if result.blocked or not result.done:
+                    self.blocked.add(key)
+                    break
+                entries = entries[len(result.done) :]
         return progressed
 
-    def _pending(self) -> bool:
-        return any(
-            self.redis.xpending_range(key, GROUP, "-", "+", 1, consumername=self.consumer)
-            for key in self.keys
-        )
+    def _leave_group(self) -> None:
+        """Removes this consumer from the group unless it still holds entries (then the next
+        recorder claims them)."""
+        try:
+            for key in self.keys:
+                pending = self.redis.xpending_range(
+                    key, GROUP, "-", "+", 1, consumername=self.consumer
+                )
+                if not pending:
+                    self.redis.xgroup_delconsumer(key, GROUP, self.consumer)
+        except redis.RedisError as exc:
+            logger.warning("recorder could not leave the group error=%r", exc)
 
-    def _claim_abandoned(self, min_idle_ms: int = 30_000) -> None:
-        """Takes over entries another recorder read but never acknowledged (it died)."""
+    def _group_idle(self) -> bool:
+        """Nothing left: no entry of any stream is delivered but unacknowledged."""
+        return all(self.redis.xpending(key, GROUP)["pending"] == 0 for key in self.keys)
+
+    def _claim_abandoned(self) -> None:
+        """Takes over entries another recorder read but has not acknowledged for
+        `claim_idle_ms` (it died, or hangs)."""
         for key in self.keys:
-            self.redis.xautoclaim(key, GROUP, self.consumer, min_idle_ms, "0-0", count=1000)
+            start = "0-0"
+            while True:
+                reply = self.redis.xautoclaim(
+                    key, GROUP, self.consumer, self.claim_idle_ms, start, count=1000
+                )
+                next_start, claimed = reply[0], reply[1]
+                if claimed:
+                    self.stats.claimed += len(claimed)
+                    logger.info(
+                        "recorder claimed stream=%s entries=%d first=%s",
+                        key,
+                        len(claimed),
+                        _text(claimed[0][0]),
+                    )
+                if _text(next_start) == "0-0":
+                    break
+                start = next_start
+
+    def _log_progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        since, entries, events = self._logged
+        elapsed = now - since
+        if not force and elapsed < self.progress_every:
+            return
+        stats = self.stats
+        if stats.entries != entries or force:
+            logger.info(
+                "recorder progress entries=%d events=%d trades=%d duplicates=%d claimed=%d "
+                "entries_per_s=%.1f events_per_s=%.1f",
+                stats.entries,
+                stats.events,
+                stats.trades,
+                stats.duplicates,
+                stats.claimed,
+                (stats.entries - entries) / elapsed if elapsed > 0 else 0.0,
+                (stats.events - events) / elapsed if elapsed > 0 else 0.0,
+            )
+        self._logged = (now, stats.entries, stats.events)

@@ -1,0 +1,404 @@
+"""What each event does to the database: `record_entries` fed with event stream entries built
+from an in-process book (no Redis, no engine process)."""
+
+import random
+from decimal import Decimal as D
+
+import pytest
+
+from exchange.models import (
+    Account,
+    Fill,
+    Instrument,
+    Order,
+    OrderStatus,
+    Position,
+    RecorderCursor,
+    Trade,
+)
+from exchange.recorder import record_entries
+
+from .support import (
+    Book,
+    assert_conserved,
+    dump,
+    entries,
+    entry,
+    make_account,
+    make_instrument,
+    random_commands,
+    split,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def acme():
+    return make_instrument("ACME", tick="0.01", lot="1")
+
+
+@pytest.fixture
+def accounts():
+    return [make_account(name) for name in ("alice", "bob", "carol")]
+
+
+def gateway_order(instrument, account, side, qty, price=None, **extra) -> Order:
+    """The row the gateway writes before appending the NEW (its pk is the journal's `ref`)."""
+    return Order.objects.create(
+        instrument=instrument,
+        account=account,
+        client_order_id=extra.pop("client_order_id", f"c{Order.objects.count()}"),
+        side=side,
+        order_type="limit" if price is not None else "market",
+        time_in_force=extra.pop("tif", "gtc" if price is not None else "ioc"),
+        price=None if price is None else D(price),
+        quantity=D(qty),
+        **extra,
+    )
+
+
+def record(instrument, events, index=0):
+    return record_entries(instrument, [entry(events, index)])
+
+
+def order(instrument, order_id) -> Order:
+    return Order.objects.get(instrument=instrument, order_id=order_id)
+
+
+def cash(account) -> D:
+    account.refresh_from_db()
+    return account.cash
+
+
+def test_gateway_orders_trade(acme, accounts):
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    sell = gateway_order(acme, alice, "sell", 10, "100.00")
+    buy = gateway_order(acme, bob, "buy", 4, "100.50")
+    events = book.new(1, alice.pk, "sell", 10, 10000, ref=sell.pk)
+    events += book.new(2, bob.pk, "buy", 4, 10050, ref=buy.pk)
+    result = record(acme, events)
+    assert (result.entries, result.events, result.trades) == (1, len(events), 1)
+
+    sell.refresh_from_db()
+    buy.refresh_from_db()
+    assert (sell.order_id, sell.status, sell.filled_quantity, sell.average_fill_price) == (
+        1,
+        OrderStatus.PARTIALLY_FILLED,
+        D(4),
+        D(100),
+    )
+    assert (buy.order_id, buy.status, buy.filled_quantity) == (2, OrderStatus.FILLED, D(4))
+    trade = Trade.objects.get()
+    assert (trade.seq, trade.price, trade.quantity, trade.aggressor_side) == (
+        events[3].seq,
+        D(100),
+        D(4),
+        "buy",
+    )
+    assert (trade.maker_order_id, trade.taker_order_id) == (1, 2)
+    fills = {f.role: f for f in Fill.objects.all()}
+    assert (fills["maker"].order, fills["maker"].side, fills["maker"].account) == (
+        sell,
+        "sell",
+        alice,
+    )
+    assert (fills["taker"].order, fills["taker"].side, fills["taker"].price) == (buy, "buy", D(100))
+    assert cash(alice) == D(100400) and cash(bob) == D(99600)
+    assert Position.objects.get(account=alice).quantity == D(-4)
+    bob_position = Position.objects.get(account=bob)
+    assert (bob_position.quantity, bob_position.average_price) == (D(4), D(100))
+    assert RecorderCursor.objects.get(instrument=acme).last_seq == events[-1].seq
+    assert_conserved(["ACME"])
+
+
+def test_orders_of_other_tools_are_created_from_the_accepted_event(acme, accounts):
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    events = book.new(7, alice.pk, "buy", 3, 5000, tif="gtc", post="1")
+    events += book.new(8, bob.pk, "sell", 5, None, type="market", tif="ioc")
+    events += book.new(9, bob.pk, "sell", 0, 5000)  # INVALID_QUANTITY: no row
+    record(acme, events)
+    maker = order(acme, 7)
+    assert (maker.client_order_id, maker.account, maker.side, maker.order_type) == (
+        "engine-ACME-7",
+        alice,
+        "buy",
+        "limit",
+    )
+    assert (maker.time_in_force, maker.post_only, maker.price, maker.quantity) == (
+        "gtc",
+        True,
+        D(50),
+        D(3),
+    )
+    assert maker.status == OrderStatus.FILLED
+    taker = order(acme, 8)
+    assert (taker.order_type, taker.price, taker.quantity, taker.filled_quantity) == (
+        "market",
+        None,
+        D(5),
+        D(3),
+    )
+    assert (taker.status, taker.reject_reason) == (OrderStatus.EXPIRED, "REMAINDER")
+    assert not Order.objects.filter(order_id=9).exists()
+
+
+def test_a_client_order_id_already_taken_gets_a_suffix(acme, accounts):
+    alice = accounts[0]
+    gateway_order(acme, alice, "buy", 1, "1.00", client_order_id="engine-ACME-1", order_id=None)
+    record(acme, Book("ACME").new(1, alice.pk, "buy", 2, 100))
+    assert order(acme, 1).client_order_id == "engine-ACME-1-2"
+
+
+def test_unknown_accounts_get_no_rows_but_the_trade_is_recorded(acme, accounts):
+    alice = accounts[0]
+    book = Book("ACME")
+    events = book.new(1, 999_999, "sell", 5, 10000) + book.new(2, alice.pk, "buy", 5, 10000)
+    record(acme, events)
+    assert Trade.objects.count() == 1
+    assert list(Fill.objects.values_list("role", "account")) == [("taker", alice.pk)]
+    assert list(Order.objects.values_list("order_id", flat=True)) == [2]
+    assert cash(alice) == D(99500)
+    assert not Position.objects.exclude(account=alice).exists()
+
+
+@pytest.mark.parametrize("reason", ["POST_ONLY_WOULD_CROSS", "MALFORMED", "POSITION_LIMIT"])
+def test_a_rejected_gateway_order(acme, accounts, reason):
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    events = book.new(1, bob.pk, "sell", 5, 10000)
+    pending = gateway_order(acme, alice, "buy", 5, "100.00")
+    if reason == "POST_ONLY_WOULD_CROSS":
+        events += book.new(2, alice.pk, "buy", 5, 10000, post="1", ref=pending.pk)
+    elif reason == "MALFORMED":  # even the account was unreadable; the ref was not
+        events += book(t="new", id=2, acct="x", side="buy", px=10000, qty=5, ref=pending.pk)
+    else:
+        events += book.new(2, alice.pk, "buy", 5, 10000, maxpos=4, ref=pending.pk)
+    record(acme, events)
+    pending.refresh_from_db()
+    assert (pending.status, pending.reject_reason) == (OrderStatus.REJECTED, reason)
+    assert pending.order_id == (None if reason == "MALFORMED" else 2)
+
+
+def test_a_malformed_new_without_a_readable_ref_is_found_by_the_id_the_gateway_gave(acme, accounts):
+    alice = accounts[0]
+    pending = gateway_order(acme, alice, "buy", 5, "100.00", order_id=3)
+    record(acme, Book("ACME")(t="new", id=3, acct=alice.pk, side="buy", px="1e2", ref="?"))
+    pending.refresh_from_db()
+    assert (pending.status, pending.reject_reason) == (OrderStatus.REJECTED, "MALFORMED")
+
+
+@pytest.mark.parametrize("same_batch", [True, False])
+def test_an_id_a_malformed_new_did_not_consume_goes_to_the_next_order(acme, accounts, same_batch):
+    """The engine does not consume the id of a MALFORMED NEW; the gateway had stored it on its
+    order. When another NEW gets that id, the rejected order gives it up."""
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    broken = gateway_order(acme, alice, "buy", 5, "100.00", order_id=3)
+    refused = book(t="new", id=3, acct=alice.pk, side="buy", px=10000, qty="x", ref=broken.pk)
+    accepted = book.new(3, bob.pk, "sell", 2, 10100)  # another tool, the same id
+    if same_batch:
+        record(acme, refused + accepted)
+    else:
+        record(acme, refused, 0)
+        record(acme, accepted, 1)
+    broken.refresh_from_db()
+    assert (broken.order_id, broken.status, broken.reject_reason) == (None, "REJECTED", "MALFORMED")
+    assert (order(acme, 3).account, order(acme, 3).status) == (bob, OrderStatus.NEW)
+
+
+def test_a_duplicate_id_rejects_the_newcomer_not_the_order_that_has_the_id(acme, accounts):
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    first = gateway_order(acme, alice, "buy", 5, "100.00")
+    events = book.new(4, alice.pk, "buy", 5, 10000, ref=first.pk)
+    second = gateway_order(acme, bob, "buy", 5, "100.00")
+    events += book.new(4, bob.pk, "buy", 5, 10000, ref=second.pk)
+    events += book.new(4, bob.pk, "buy", 5, 10000)  # another tool's: no row, no harm
+    record(acme, events)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.order_id, first.status) == (4, OrderStatus.NEW)
+    assert (second.order_id, second.status, second.reject_reason) == (
+        None,
+        OrderStatus.REJECTED,
+        "DUPLICATE_ORDER_ID",
+    )
+
+
+def test_an_accepted_order_the_gateway_marked_rejected_becomes_new(acme, accounts):
+    alice = accounts[0]
+    lost = gateway_order(
+        acme,
+        alice,
+        "buy",
+        5,
+        "100.00",
+        status=OrderStatus.REJECTED,
+        reject_reason="JOURNAL_UNAVAILABLE",
+    )
+    record(acme, Book("ACME").new(1, alice.pk, "buy", 5, 10000, ref=lost.pk))
+    lost.refresh_from_db()
+    assert (lost.order_id, lost.status, lost.reject_reason) == (1, OrderStatus.NEW, "")
+
+
+def test_cancel_reasons(acme, accounts):
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    events = book.new(1, alice.pk, "buy", 5, 9000)
+    events += book(t="cancel", id=1, acct=alice.pk)
+    events += book(t="cancel", id=1, acct=alice.pk)  # UNKNOWN_ORDER: no change
+    events += book.new(2, alice.pk, "sell", 2, 10000)
+    events += book.new(3, alice.pk, "buy", 5, 10000, stp="cancel_newest")  # self-trade prevented
+    events += book.new(4, bob.pk, "buy", 5, 10000, tif="fok")
+    events += book.new(5, bob.pk, "sell", 1, 12000)
+    events += book(t="reset")
+    record(acme, events)
+    statuses = dict(Order.objects.values_list("order_id", "status"))
+    reasons = dict(Order.objects.values_list("order_id", "reject_reason"))
+    assert statuses == {1: "CANCELED", 2: "CANCELED", 3: "CANCELED", 4: "EXPIRED", 5: "CANCELED"}
+    assert reasons == {1: "", 2: "RESET", 3: "SELF_TRADE", 4: "FOK_UNFILLABLE", 5: "RESET"}
+
+
+def test_replace_changes_price_and_quantity(acme, accounts):
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    events = book.new(1, alice.pk, "buy", 10, 10000)
+    events += book.new(2, bob.pk, "sell", 4, 10000)
+    events += book(t="replace", id=1, acct=alice.pk, px=9950, qty=3)
+    record(acme, events)
+    replaced = order(acme, 1)
+    assert (replaced.price, replaced.quantity, replaced.filled_quantity, replaced.status) == (
+        D("99.50"),
+        D(7),
+        D(4),
+        OrderStatus.PARTIALLY_FILLED,
+    )
+
+
+def test_halt_and_resume(acme, accounts):
+    book = Book("ACME")
+    record(acme, book(t="halt"), 0)
+    assert Instrument.objects.get(pk=acme.pk).halted
+    record(acme, book(t="resume"), 1)
+    assert not Instrument.objects.get(pk=acme.pk).halted
+
+
+def test_a_reset_zeroes_the_instruments_positions_as_the_engine_does(acme, accounts):
+    alice, bob, _ = accounts
+    other = make_instrument("OTHER")
+    book, other_book = Book("ACME"), Book("OTHER")
+    record(
+        other,
+        other_book.new(1, alice.pk, "sell", 2, 100) + other_book.new(2, bob.pk, "buy", 2, 100),
+    )
+    record(acme, book.new(1, alice.pk, "sell", 3, 10000) + book.new(2, bob.pk, "buy", 3, 10000), 0)
+    record(acme, book(t="reset"), 1)
+    positions = {
+        (p.account.name, p.instrument.symbol): (p.quantity, p.average_price, p.realized_pnl)
+        for p in Position.objects.select_related("account", "instrument")
+    }
+    assert positions == {
+        ("alice", "ACME"): (D(0), D(0), D(0)),
+        ("bob", "ACME"): (D(0), D(0), D(0)),
+        ("alice", "OTHER"): (D(-2), D(1), D(0)),
+        ("bob", "OTHER"): (D(2), D(1), D(0)),
+    }
+    assert cash(alice) == D(100_000) + D(300) + D(2)  # cash stays
+
+
+def test_a_self_trade_is_a_wash(acme, accounts):
+    alice = accounts[0]
+    book = Book("ACME")
+    events = book.new(1, alice.pk, "buy", 5, 10000)
+    events += book.new(2, alice.pk, "sell", 3, 9000, stp="none")
+    record(acme, events)
+    assert sorted(Fill.objects.values_list("role", "order__order_id", "side")) == [
+        ("maker", 1, "buy"),
+        ("taker", 2, "sell"),
+    ]
+    assert (order(acme, 1).status, order(acme, 2).status) == ("PARTIALLY_FILLED", "FILLED")
+    assert cash(alice) == D(100_000)
+    assert not Position.objects.exclude(quantity=0).exists()
+
+
+def test_maker_in_one_trade_and_taker_in_another_in_one_batch(acme, accounts):
+    alice, bob, carol = accounts
+    book = Book("ACME")
+    events = book.new(1, alice.pk, "buy", 10, 10000)
+    events += book.new(2, bob.pk, "sell", 4, 10000)  # 1 is the maker: 4 @ 100
+    events += book.new(3, carol.pk, "sell", 5, 10100)
+    events += book(t="replace", id=1, acct=alice.pk, px=10100)  # 1 crosses: taker, 5 @ 101
+    record(acme, events)
+    both = order(acme, 1)
+    assert sorted(Fill.objects.filter(order=both).values_list("role", "price", "quantity")) == [
+        ("maker", D(100), D(4)),
+        ("taker", D(101), D(5)),
+    ]
+    assert (both.filled_quantity, both.average_fill_price, both.status) == (
+        D(9),
+        D("100.55555556"),
+        OrderStatus.PARTIALLY_FILLED,
+    )
+    position = Position.objects.get(account=alice)
+    assert (position.quantity, position.average_price) == (D(9), D("100.55555556"))
+    assert cash(alice) == D(100_000) - D(400) - D(505)
+
+
+def test_recording_the_same_entries_twice_changes_nothing(acme, accounts):
+    rng = random.Random(3)
+    book = Book("ACME")
+    for fields in random_commands(rng, 300, [a.pk for a in accounts]):
+        book(**fields)
+    stream = entries(split(book.events, rng))
+    first = record_entries(acme, stream)
+    assert first.entries == len(stream) and first.duplicates == 0
+    before = dump()
+    again = record_entries(acme, stream)
+    assert (again.entries, again.duplicates, len(again.done)) == (0, len(stream), len(stream))
+    assert record_entries(acme, stream[3:7]).duplicates == 4
+    assert dump() == before
+
+
+def test_an_entry_after_a_gap_waits(acme, accounts):
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    first = entry(book.new(1, alice.pk, "sell", 5, 10000), 0)
+    second = entry(book.new(2, bob.pk, "buy", 5, 10000), 1)
+    blocked = record_entries(acme, [second])
+    assert blocked.blocked and not blocked.done
+    assert not Order.objects.exists()
+    assert record_entries(acme, [first, second]).done == [first.entry_id, second.entry_id]
+    assert Trade.objects.count() == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_database_does_not_depend_on_how_the_stream_is_cut(seed):
+    """Per-event rounding: one transaction over the whole stream, or many over random runs of
+    entries, give the same database. Odd tick and lot sizes make averages round."""
+    rng = random.Random(seed)
+    instrument = make_instrument("ODD", tick="0.03", lot="0.7")
+    accounts = [make_account(f"acct{i}").pk for i in range(6)]
+    book = Book("ODD")
+    for fields in random_commands(rng, 1500, accounts):
+        book(**fields)
+    assert any(e.kind == "trade" for e in book.events)
+
+    stream = entries(split(book.events, rng, max_len=7))
+    assert len(record_entries(instrument, stream, max_events=10**9).done) == len(stream)
+    whole = dump()
+    Fill.objects.all().delete()
+    Trade.objects.all().delete()
+    Order.objects.all().delete()
+    Position.objects.all().delete()
+    RecorderCursor.objects.all().delete()
+    Account.objects.update(cash=D(100_000))
+    Instrument.objects.update(halted=False)
+    done = 0
+    while done < len(stream):
+        result = record_entries(instrument, stream[done:], max_events=rng.randint(1, 60))
+        done += len(result.done)
+    assert dump() == whole
+    assert_conserved(["ODD"])
