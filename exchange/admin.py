@@ -1,1 +1,154 @@
-"""Admin registrations for the exchange models (none yet)."""
+"""Admin of the exchange: instruments (with halt / resume actions that send the commands to the
+engine), accounts with their positions, API tokens; orders, fills and trades read-only (they
+are the recorder's projection of the engine's events)."""
+
+from django.contrib import admin, messages
+
+from exchange.errors import ExchangeError
+from exchange.models import Account, ApiToken, Fill, Instrument, Order, Position, Trade
+from exchange.services import instrument_halt_set
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the recorder: look, filter and search, never edit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = (
+        "symbol",
+        "name",
+        "tick_size",
+        "lot_size",
+        "reference_price",
+        "enabled",
+        "halted",
+    )
+    list_filter = ("enabled", "halted")
+    search_fields = ("symbol", "name")
+    readonly_fields = ("halted", "created_at")
+    actions = ("halt_trading", "resume_trading")
+
+    def _set_halted(self, request, queryset, halted: bool) -> None:
+        verb = "Halted" if halted else "Resumed"
+        done = []
+        for instrument in queryset:
+            try:
+                instrument_halt_set(instrument=instrument, halted=halted)
+            except ExchangeError as exc:
+                self.message_user(request, f"{instrument}: {exc.message}", messages.ERROR)
+            else:
+                done.append(instrument.symbol)
+        if done:
+            self.message_user(request, f"{verb}: {', '.join(done)}.", messages.SUCCESS)
+
+    @admin.action(description="Halt trading (send HALT to the engine)")
+    def halt_trading(self, request, queryset):
+        self._set_halted(request, queryset, True)
+
+    @admin.action(description="Resume trading (send RESUME to the engine)")
+    def resume_trading(self, request, queryset):
+        self._set_halted(request, queryset, False)
+
+
+class PositionInline(admin.TabularInline):
+    model = Position
+    fields = ("instrument", "quantity", "average_price", "realized_pnl", "updated_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "cash", "initial_cash", "min_bankroll", "active")
+    list_filter = ("active",)
+    search_fields = ("name", "user__username")
+    raw_id_fields = ("user",)
+    readonly_fields = ("cash", "created_at")
+    inlines = (PositionInline,)
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "instrument",
+        "account",
+        "order_id",
+        "client_order_id",
+        "side",
+        "order_type",
+        "price",
+        "quantity",
+        "filled_quantity",
+        "status",
+        "created_at",
+    )
+    list_filter = ("status", "side", "order_type", "time_in_force", "instrument")
+    search_fields = ("client_order_id", "order_id", "account__name")
+    list_select_related = ("instrument", "account")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Fill)
+class FillAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "instrument",
+        "account",
+        "order",
+        "role",
+        "side",
+        "price",
+        "quantity",
+        "executed_at",
+    )
+    list_filter = ("role", "side", "instrument")
+    search_fields = ("account__name", "order__client_order_id", "order__order_id")
+    list_select_related = ("instrument", "account", "order")
+    date_hierarchy = "executed_at"
+
+
+@admin.register(Trade)
+class TradeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "instrument",
+        "seq",
+        "price",
+        "quantity",
+        "aggressor_side",
+        "maker_order_id",
+        "taker_order_id",
+        "executed_at",
+    )
+    list_filter = ("aggressor_side", "instrument")
+    search_fields = ("seq", "maker_order_id", "taker_order_id")
+    list_select_related = ("instrument",)
+    date_hierarchy = "executed_at"
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created by their owners (the secret is shown to them once); here they can be
+    seen and revoked (deleted)."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at")
+    search_fields = ("name", "prefix", "user__username")
+    readonly_fields = ("user", "name", "prefix", "digest", "created_at", "last_used_at")
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request):
+        return False

@@ -1,12 +1,25 @@
 """Read-only queries of the exchange's state."""
 
+import hashlib
 import importlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import redis
+from django.db.models import Count, Max, Min, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 
 from exchange import journal
+from exchange.models import (
+    OPEN_STATUSES,
+    Account,
+    ApiToken,
+    Fill,
+    Instrument,
+    Order,
+    Trade,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +76,253 @@ def account_equity(account) -> Decimal:
     for position in account.positions.select_related("instrument").exclude(quantity=0):
         equity += position.quantity * mark_price(position.instrument)
     return equity
+
+
+# --- Reads for the REST API and the pages -----------------------------------------------------
+
+EIGHT_PLACES = Decimal("0.00000001")
+BOOK_DEPTH = 20
+CANDLE_INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+
+
+def instrument_list() -> QuerySet[Instrument]:
+    return Instrument.objects.all()
+
+
+def instrument_get(symbol: str) -> Instrument | None:
+    return Instrument.objects.filter(symbol=symbol).first()
+
+
+@dataclass(frozen=True)
+class BookLevels:
+    """An L2 book in decimals. `available` is False when the engine never wrote the book key (or
+    Redis cannot be read): the book is then empty with `seq` 0."""
+
+    symbol: str
+    seq: int
+    halted: bool
+    available: bool
+    updated_at: datetime | None
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+def book_levels(instrument: Instrument, *, depth: int = BOOK_DEPTH) -> BookLevels:
+    """The engine's latest L2 book of an instrument, best levels first, in decimals."""
+    raw = book_snapshot(instrument.symbol)
+    if raw is None:
+        return BookLevels(
+            symbol=instrument.symbol,
+            seq=0,
+            halted=instrument.halted,
+            available=False,
+            updated_at=None,
+            bids=[],
+            asks=[],
+        )
+
+    def levels(side) -> list[tuple[Decimal, Decimal]]:
+        return [
+            (instrument.ticks_to_price(price), instrument.lots_to_qty(qty))
+            for price, qty in (side or [])[:depth]
+        ]
+
+    ts_ms = raw.get("ts_ms")
+    return BookLevels(
+        symbol=instrument.symbol,
+        seq=int(raw.get("seq", 0)),
+        halted=bool(raw.get("halted", instrument.halted)),
+        available=True,
+        updated_at=datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms else None,
+        bids=levels(raw.get("bids")),
+        asks=levels(raw.get("asks")),
+    )
+
+
+def trade_list(instrument: Instrument) -> QuerySet[Trade]:
+    return Trade.objects.filter(instrument=instrument).order_by("-seq")
+
+
+@dataclass(frozen=True)
+class Candle:
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trades: int
+
+
+def _bucket_start(moment: datetime, seconds: int) -> datetime:
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
+
+
+def trade_candles(instrument: Instrument, *, interval: str, limit: int) -> list[Candle]:
+    """OHLCV candles of the last `limit` intervals up to the latest trade, oldest first; intervals
+    without trades are left out.
+
+    Portable across SQLite and PostgreSQL: the database groups trades by minute, hour or day
+    (Trunc*) and finds each group's high, low, volume and first and last sequence numbers; Python
+    merges minutes into 5- and 15-minute candles and one more query reads the open and close
+    prices by sequence number."""
+    seconds = CANDLE_INTERVALS[interval]
+    trades = Trade.objects.filter(instrument=instrument)
+    last = trades.order_by("-seq").values_list("executed_at", flat=True).first()
+    if last is None:
+        return []
+    start = _bucket_start(last, seconds) - timedelta(seconds=seconds * (limit - 1))
+    if seconds % 86400 == 0:
+        trunc = TruncDay
+    elif seconds % 3600 == 0:
+        trunc = TruncHour
+    else:
+        trunc = TruncMinute
+    rows = (
+        trades.filter(executed_at__gte=start)
+        .annotate(bucket=trunc("executed_at", tzinfo=UTC))
+        .values("bucket")
+        .annotate(
+            high=Max("price"),
+            low=Min("price"),
+            volume=Sum("quantity"),
+            first_seq=Min("seq"),
+            last_seq=Max("seq"),
+            count=Count("id"),
+        )
+        .order_by("bucket")
+    )
+    merged: dict[datetime, dict] = {}
+    for row in rows:
+        key = _bucket_start(row["bucket"], seconds)
+        candle = merged.get(key)
+        if candle is None:
+            merged[key] = dict(row)
+            continue
+        candle["high"] = max(candle["high"], row["high"])
+        candle["low"] = min(candle["low"], row["low"])
+        candle["volume"] += row["volume"]
+        candle["first_seq"] = min(candle["first_seq"], row["first_seq"])
+        candle["last_seq"] = max(candle["last_seq"], row["last_seq"])
+        candle["count"] += row["count"]
+    seqs = {c["first_seq"] for c in merged.values()} | {c["last_seq"] for c in merged.values()}
+    prices = dict(trades.filter(seq__in=seqs).values_list("seq", "price"))
+    return [
+        Candle(
+            start=key,
+            open=prices[c["first_seq"]],
+            high=c["high"],
+            low=c["low"],
+            close=prices[c["last_seq"]],
+            volume=c["volume"].quantize(EIGHT_PLACES),
+            trades=c["count"],
+        )
+        for key, c in sorted(merged.items())
+    ]
+
+
+def order_list(
+    *,
+    account: Account,
+    symbol: str | None = None,
+    status: str | None = None,
+    open_only: bool = False,
+) -> QuerySet[Order]:
+    """An account's orders, newest first. The gateway writes an order before journaling it, so
+    this sees an order as soon as the API has acknowledged it (read-your-writes)."""
+    orders = Order.objects.filter(account=account).select_related("instrument").order_by("-id")
+    if symbol:
+        orders = orders.filter(instrument__symbol=symbol)
+    if status:
+        orders = orders.filter(status=status)
+    if open_only:
+        orders = orders.filter(status__in=OPEN_STATUSES)
+    return orders
+
+
+def order_get(*, account: Account, order_id: int) -> Order | None:
+    """One of the account's orders by its database id; None for another account's order."""
+    return (
+        Order.objects.filter(account=account, pk=order_id)
+        .select_related("instrument")
+        .prefetch_related("fills")
+        .first()
+    )
+
+
+def fill_list(*, account: Account, symbol: str | None = None) -> QuerySet[Fill]:
+    fills = Fill.objects.filter(account=account).select_related("instrument", "trade")
+    if symbol:
+        fills = fills.filter(instrument__symbol=symbol)
+    return fills.order_by("-id")
+
+
+@dataclass(frozen=True)
+class PositionValue:
+    symbol: str
+    quantity: Decimal
+    average_price: Decimal
+    realized_pnl: Decimal
+    mark_price: Decimal
+    market_value: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    account: Account
+    cash: Decimal
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    positions: list[PositionValue]
+
+
+def account_summary(account: Account) -> AccountSummary:
+    """Cash, positions marked at mid (else last trade, else the reference price), P&L, equity.
+    Equity is computed as in `account_equity`."""
+    positions = []
+    for position in account.positions.select_related("instrument").order_by("instrument__symbol"):
+        mark = mark_price(position.instrument)
+        value = position.quantity * mark
+        unrealized = (mark - position.average_price) * position.quantity
+        positions.append(
+            PositionValue(
+                symbol=position.instrument.symbol,
+                quantity=position.quantity,
+                average_price=position.average_price,
+                realized_pnl=position.realized_pnl,
+                mark_price=mark,
+                market_value=value.quantize(EIGHT_PLACES),
+                unrealized_pnl=unrealized.quantize(EIGHT_PLACES),
+            )
+        )
+    return AccountSummary(
+        account=account,
+        cash=account.cash,
+        equity=(
+            account.cash + sum((p.quantity * p.mark_price for p in positions), Decimal(0))
+        ).quantize(EIGHT_PLACES),
+        realized_pnl=sum((p.realized_pnl for p in positions), Decimal(0)),
+        unrealized_pnl=sum((p.unrealized_pnl for p in positions), Decimal(0)),
+        positions=positions,
+    )
+
+
+def api_token_list(*, user) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def api_token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_by_secret(secret: str) -> ApiToken | None:
+    """The token whose secret this is (with its user), or None. Only digests are stored."""
+    # The user's trading account comes along (one query for both on the order path).
+    return (
+        ApiToken.objects.select_related("user", "user__trading_account")
+        .filter(digest=api_token_digest(secret))
+        .first()
+    )

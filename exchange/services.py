@@ -1,8 +1,25 @@
-"""Write operations of the exchange."""
+"""Write operations of the exchange (orders go through `exchange.gateway`)."""
 
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from exchange import gateway
+from exchange.errors import Conflict, InvalidInput, NotFound
+from exchange.models import Account, ApiToken, Instrument
+from exchange.selectors import api_token_digest
+
+API_TOKEN_PREFIX = "fb_"
+API_TOKEN_SHOWN = 12  # characters of the secret kept in clear, to recognise a token
+API_TOKENS_PER_USER = 100
+API_TOKEN_TOUCH_EVERY = timedelta(minutes=1)
 
 
 @transaction.atomic
@@ -33,3 +50,77 @@ def demo_user_ensure(
     user.full_clean(exclude=["password"])
     user.save()
     return user, created
+
+
+def account_for_user(user: AbstractUser) -> Account:
+    """The trading account of a user, created on first use (named after the user, with
+    `FLASHBOOK_INITIAL_CASH` in cash)."""
+    try:
+        return user.trading_account  # loaded with the user by token authentication
+    except Account.DoesNotExist:
+        pass
+    initial_cash = Decimal(str(settings.FLASHBOOK_INITIAL_CASH))
+    names = [user.get_username(), f"{user.get_username()}-{user.pk}"]
+    for name in names:
+        if Account.objects.filter(name=name).exists():
+            continue  # an agent's account, say
+        try:
+            with transaction.atomic():
+                return Account.objects.create(
+                    user=user, name=name, cash=initial_cash, initial_cash=initial_cash
+                )
+        except IntegrityError:
+            # A concurrent first request created it (or took the name): use what is there.
+            account = Account.objects.filter(user=user).first()
+            if account is not None:
+                return account
+    raise Conflict("Could not name the trading account.", code="account_name_taken")
+
+
+def api_token_create(*, user: AbstractUser, name: str) -> tuple[ApiToken, str]:
+    """Creates a token and returns it with its secret, which is shown this once: only its
+    SHA-256 digest is stored."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("name must not be blank.", field="name", code="blank")
+    if ApiToken.objects.filter(user=user).count() >= API_TOKENS_PER_USER:
+        raise Conflict(
+            f"A user may hold at most {API_TOKENS_PER_USER} tokens; revoke some first.",
+            code="too_many_tokens",
+        )
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=secret[:API_TOKEN_SHOWN],
+        digest=api_token_digest(secret),
+    )
+    return token, secret
+
+
+def api_token_revoke(*, user: AbstractUser, token_id: int) -> None:
+    deleted, _ = ApiToken.objects.filter(user=user, pk=token_id).delete()
+    if not deleted:
+        raise NotFound("No such token.", code="unknown_token")
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Records that a token was used, at most once a minute (one conditional UPDATE)."""
+    now = timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < API_TOKEN_TOUCH_EVERY:
+        return
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - API_TOKEN_TOUCH_EVERY)
+    ).update(last_used_at=now)
+    token.last_used_at = now
+
+
+def instrument_halt_set(*, instrument: Instrument, halted: bool) -> Instrument:
+    """Halts or resumes trading: marks the instrument (the gateway then refuses new orders at
+    once) and sends HALT or RESUME to the engine through the gateway. If the command cannot be
+    sent, the flag is not changed either."""
+    with transaction.atomic():
+        Instrument.objects.filter(pk=instrument.pk).update(halted=halted)
+        gateway.instrument_command(instrument=instrument, command="halt" if halted else "resume")
+    instrument.halted = halted
+    return instrument

@@ -13,6 +13,9 @@ Variables:
     DATABASE_URL            sqlite:///... or postgres://...; default: SQLite in var/db.sqlite3.
     REDIS_URL               default redis://127.0.0.1:6379/0.
     FLASHBOOK_REDIS_PREFIX  prefix of every Redis key Flashbook owns; default "fb".
+    FLASHBOOK_ORDER_RATE    order-entry throttle per user (DRF rate: "6000/min").
+    FLASHBOOK_ORDER_WAIT    seconds the API waits for the engine's immediate outcome; default 2.
+    FLASHBOOK_INITIAL_CASH  cash of a user's account when it is created; default 100000.
     LOG_LEVEL               default INFO.
 """
 
@@ -55,11 +58,16 @@ DJANGO_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
 ]
+THIRD_PARTY_APPS = [
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+]
 LOCAL_APPS = [
     "exchange.apps.ExchangeConfig",
     "agents.apps.AgentsConfig",
 ]
-INSTALLED_APPS = DJANGO_APPS + LOCAL_APPS
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -115,6 +123,58 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 FLASHBOOK_REDIS_PREFIX = env.str("FLASHBOOK_REDIS_PREFIX", default="fb")
+
+# The cache lives in Redis so that what it holds (the order-entry throttle's counters) is shared
+# by every worker process.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{FLASHBOOK_REDIS_PREFIX}:cache",
+    }
+}
+
+# --- REST API --------------------------------------------------------------------------------
+
+FLASHBOOK_ORDER_RATE = env.str("FLASHBOOK_ORDER_RATE", default="6000/min")
+FLASHBOOK_ORDER_WAIT = env.float("FLASHBOOK_ORDER_WAIT", default=2.0)
+FLASHBOOK_INITIAL_CASH = env.str("FLASHBOOK_INITIAL_CASH", default="100000")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that an anonymous request is answered 401 with a WWW-Authenticate header.
+        "exchange.api.authentication.BearerTokenAuthentication",
+        "exchange.api.authentication.CsrfSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["exchange.api.parsers.StrictJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "exchange.api.errors.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Flashbook API",
+    "DESCRIPTION": (
+        "Trade on the Flashbook exchange. Authenticate with `Authorization: Bearer <token>` "
+        "(create tokens at `/api/v1/tokens/`) or with the site's session (writes then need the "
+        "CSRF token). Decimals are strings. Every failure answers "
+        '`{"error": {"status", "code", "field", "message"}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"SideEnum": "exchange.models.Side"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exchange.api.schema.strict_request_bodies",
+    ],
+}
 
 # --- Authentication --------------------------------------------------------------------------
 

@@ -16,5 +16,12 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("exchange.api.urls")),
     path("", include("exchange.urls")),
 ]
+
+# Under /api/ these answer in the API's error format; elsewhere they are Django's pages.
+handler400 = "exchange.api.errors.handler400"
+handler403 = "exchange.api.errors.handler403"
+handler404 = "exchange.api.errors.handler404"
+handler500 = "exchange.api.errors.handler500"

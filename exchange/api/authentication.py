@@ -1,0 +1,79 @@
+"""How the API knows who is calling.
+
+* Programs: `Authorization: Bearer <token>` (or `Token <token>`), a token made at
+  `/api/v1/tokens/`. Only the token's SHA-256 digest is stored; its use is recorded at most once a
+  minute.
+* Pages: the site's session cookie, with Django's CSRF check on every unsafe method.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    get_authorization_header,
+)
+
+from exchange.selectors import api_token_by_secret
+from exchange.services import api_token_touch
+
+KEYWORDS = (b"bearer", b"token")
+MAX_SECRET_LENGTH = 256
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() not in KEYWORDS:
+            return None  # not ours: maybe the session
+        if len(parts) != 2 or len(parts[1]) > MAX_SECRET_LENGTH:
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: use 'Bearer <token>'.", code="invalid_token"
+            )
+        try:
+            secret = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(
+                "Invalid or revoked token.", code="invalid_token"
+            ) from None
+        token = api_token_by_secret(secret)
+        if token is None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.", code="invalid_token")
+        api_token_touch(token=token)
+        return token.user, token
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class CsrfSessionAuthentication(SessionAuthentication):
+    """The session, as DRF checks it (CSRF enforced on unsafe methods), with a distinct error
+    code for a failed CSRF check."""
+
+    def enforce_csrf(self, request):
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as exc:
+            raise exceptions.PermissionDenied(str(exc.detail), code="csrf_failed") from None
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = BearerTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from POST /api/v1/tokens/ ('Token <token>' also works).",
+        }
+
+
+class CsrfSessionScheme(OpenApiAuthenticationExtension):
+    target_class = CsrfSessionAuthentication
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        from django.conf import settings
+
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}

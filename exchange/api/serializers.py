@@ -1,0 +1,334 @@
+"""Request and response shapes of the API. Decimals are strings everywhere (trailing zeros
+trimmed: "99.5", not "99.50000000"); request bodies refuse fields they do not know."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+
+from exchange.gateway import CLIENT_ORDER_ID_MAX, STP_MODES, OrderOutcome
+from exchange.models import Order, OrderStatus, OrderType, Side, TimeInForce
+from exchange.selectors import CANDLE_INTERVALS, EIGHT_PLACES
+
+SYMBOL_MAX = 32
+# A symbol that could not exist is as unknown as one that does not.
+SYMBOL_FORMAT = RegexValidator(r"^[A-Z0-9._-]+$", "Unknown symbol.", code="unknown_symbol")
+CLIENT_ORDER_ID_FORMAT = RegexValidator(
+    r"^[ -~]+$",
+    f"client_order_id must be at most {CLIENT_ORDER_ID_MAX} printable ASCII characters.",
+    code="invalid_client_order_id",
+)
+
+
+def decimal_str(value: Decimal) -> str:
+    """A decimal as a plain string without exponent or trailing zeros."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+class DecimalString(serializers.DecimalField):
+    """A decimal in and out as a string (in: a string or a JSON number; at most 24 digits, 8
+    after the point)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 24)
+        kwargs.setdefault("decimal_places", 8)
+        kwargs.setdefault("coerce_to_string", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return decimal_str(Decimal(value))
+
+
+# A request body: a JSON object whose every key is a known field (else 400 unknown_field). The
+# schema says `additionalProperties: false` for these (exchange.api.schema).
+class StrictSerializer(serializers.Serializer):
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            known = {name for name, field in self.fields.items() if not field.read_only}
+            for key in data:
+                if key not in known:
+                    name = str(key)[:64]
+                    raise ValidationError(
+                        {name: [ErrorDetail(f"Unknown field {name!r}.", code="unknown_field")]}
+                    )
+        return super().to_internal_value(data)
+
+
+# --- Errors (for the schema) --------------------------------------------------------------------
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField(help_text="Stable, machine-readable: invalid_price, not_found…")
+    field = serializers.CharField(allow_null=True, help_text="The offending field, if any.")
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+# --- Instruments and market data --------------------------------------------------------------
+
+
+class InstrumentSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    name = serializers.CharField()
+    tick_size = DecimalString()
+    lot_size = DecimalString()
+    min_order_qty = DecimalString()
+    max_order_qty = DecimalString()
+    reference_price = DecimalString()
+    enabled = serializers.BooleanField()
+    halted = serializers.BooleanField()
+
+
+class BookQuerySerializer(serializers.Serializer):
+    depth = serializers.IntegerField(min_value=1, max_value=20, default=20)
+
+
+class BookSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    seq = serializers.IntegerField(help_text="Sequence number of the last event reflected.")
+    halted = serializers.BooleanField()
+    available = serializers.BooleanField(
+        help_text="False when the engine has not published this book (then it is empty, seq 0)."
+    )
+    updated_at = serializers.DateTimeField(allow_null=True)
+    bids = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2),
+        help_text="[price, quantity] pairs, best first.",
+    )
+    asks = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2),
+        help_text="[price, quantity] pairs, best first.",
+    )
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["bids"] = [[decimal_str(p), decimal_str(q)] for p, q in instance.bids]
+        data["asks"] = [[decimal_str(p), decimal_str(q)] for p, q in instance.asks]
+        return data
+
+
+class TradeSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    price = DecimalString()
+    quantity = DecimalString()
+    aggressor_side = serializers.ChoiceField(choices=Side.choices)
+    executed_at = serializers.DateTimeField()
+
+
+class CandleQuerySerializer(serializers.Serializer):
+    interval = serializers.ChoiceField(choices=list(CANDLE_INTERVALS), default="1m")
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+
+
+class CandleSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    open = DecimalString()
+    high = DecimalString()
+    low = DecimalString()
+    close = DecimalString()
+    volume = DecimalString()
+    trades = serializers.IntegerField()
+
+
+class CandlesSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    interval = serializers.CharField()
+    candles = CandleSerializer(many=True)
+
+
+# --- Orders -----------------------------------------------------------------------------------
+
+
+class OrderCreateSerializer(StrictSerializer):
+    symbol = serializers.CharField(max_length=SYMBOL_MAX, validators=[SYMBOL_FORMAT])
+    side = serializers.ChoiceField(choices=Side.choices)
+    type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.LIMIT)
+    time_in_force = serializers.ChoiceField(
+        choices=TimeInForce.choices,
+        required=False,
+        allow_null=True,
+        help_text="Default: gtc for limit orders, ioc for market orders.",
+    )
+    price = DecimalString(required=False, allow_null=True, help_text="Limit orders only.")
+    quantity = DecimalString()
+    post_only = serializers.BooleanField(default=False)
+    client_order_id = serializers.CharField(
+        max_length=CLIENT_ORDER_ID_MAX,
+        required=False,
+        trim_whitespace=False,
+        validators=[CLIENT_ORDER_ID_FORMAT],
+        help_text="Your id for the order (printable ASCII). A retry with the same id returns "
+        "the existing order (200) and places nothing.",
+    )
+    stp = serializers.ChoiceField(
+        choices=STP_MODES, default="cancel_newest", help_text="Self-trade prevention."
+    )
+    wait = serializers.BooleanField(
+        default=True,
+        help_text="Wait (briefly) for the engine's immediate outcome. false: answer 202 at once.",
+    )
+
+
+class OrderReplaceSerializer(StrictSerializer):
+    price = DecimalString(required=False, allow_null=True)
+    quantity = DecimalString(
+        required=False, allow_null=True, help_text="The new remaining quantity."
+    )
+
+
+class OrderCancelAllSerializer(StrictSerializer):
+    symbol = serializers.CharField(
+        max_length=SYMBOL_MAX, required=False, validators=[SYMBOL_FORMAT]
+    )
+
+
+class OrderCancelAllResultSerializer(serializers.Serializer):
+    requested = serializers.IntegerField(help_text="Cancels sent to the engine.")
+
+
+class OrderListQuerySerializer(serializers.Serializer):
+    symbol = serializers.CharField(max_length=SYMBOL_MAX, required=False)
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    open = serializers.BooleanField(
+        required=False, default=False, help_text="Only open orders (pending, new, partial)."
+    )
+
+
+class OrderFillSerializer(serializers.Serializer):
+    price = DecimalString()
+    quantity = DecimalString()
+    role = serializers.ChoiceField(choices=[("maker", "Maker"), ("taker", "Taker")])
+
+
+class OrderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    exchange_order_id = serializers.IntegerField(source="order_id", allow_null=True)
+    client_order_id = serializers.CharField()
+    symbol = serializers.CharField(source="instrument.symbol")
+    side = serializers.ChoiceField(choices=Side.choices)
+    type = serializers.ChoiceField(source="order_type", choices=OrderType.choices)
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices)
+    post_only = serializers.BooleanField()
+    price = DecimalString(allow_null=True)
+    quantity = DecimalString()
+    filled_quantity = DecimalString()
+    remaining_quantity = DecimalString()
+    average_fill_price = DecimalString(allow_null=True)
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    reject_reason = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class OrderDetailSerializer(OrderSerializer):
+    fills = OrderFillSerializer(many=True, source="fill_views")
+
+
+@dataclass(frozen=True)
+class FillView:
+    price: Decimal
+    quantity: Decimal
+    role: str
+
+
+def order_with_fills(order: Order) -> Order:
+    """An order from the database, with its recorded fills, for `OrderDetailSerializer`."""
+    order.fill_views = [FillView(f.price, f.quantity, f.role) for f in order.fills.all()]
+    return order
+
+
+def order_from_outcome(outcome: OrderOutcome) -> Order:
+    """The order as the engine's immediate reply describes it, when there was one: status, fills
+    so far, reason. Presentation only: the stored row is the recorder's to update."""
+    order = outcome.order
+    progress = outcome.progress
+    if not outcome.created:  # an idempotent retry: the order as recorded
+        return order_with_fills(order)
+    order.fill_views = []
+    if progress is None:  # no answer yet: PENDING
+        return order
+    instrument = order.instrument
+    order.status = progress.status
+    order.quantity = instrument.lots_to_qty(progress.quantity_lots)
+    order.filled_quantity = instrument.lots_to_qty(progress.filled_lots)
+    if progress.filled_lots:
+        average = instrument.tick_size * progress.notional_ticks / progress.filled_lots
+        order.average_fill_price = average.quantize(EIGHT_PLACES)
+    order.reject_reason = progress.reject_reason
+    order.fill_views = [
+        FillView(instrument.ticks_to_price(price), instrument.lots_to_qty(lots), role)
+        for price, lots, role in progress.fills
+    ]
+    return order
+
+
+class FillSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    order_id = serializers.IntegerField(help_text="The order's id in this API.")
+    symbol = serializers.CharField(source="instrument.symbol")
+    side = serializers.ChoiceField(choices=Side.choices)
+    role = serializers.ChoiceField(choices=[("maker", "Maker"), ("taker", "Taker")])
+    price = DecimalString()
+    quantity = DecimalString()
+    trade_seq = serializers.IntegerField(source="trade.seq")
+    executed_at = serializers.DateTimeField()
+
+
+# --- Account ----------------------------------------------------------------------------------
+
+
+class PositionSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    quantity = DecimalString(help_text="Net: positive long, negative short.")
+    average_price = DecimalString()
+    realized_pnl = DecimalString()
+    mark_price = DecimalString(help_text="Mid of the book, else the last trade.")
+    market_value = DecimalString()
+    unrealized_pnl = DecimalString()
+
+
+class AccountSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="account.id")
+    name = serializers.CharField(source="account.name")
+    active = serializers.BooleanField(source="account.active")
+    initial_cash = DecimalString(source="account.initial_cash")
+    cash = DecimalString()
+    equity = DecimalString(help_text="Cash plus positions at their mark prices.")
+    realized_pnl = DecimalString()
+    unrealized_pnl = DecimalString()
+    min_bankroll = DecimalString(source="account.min_bankroll")
+    max_order_qty = serializers.IntegerField(source="account.max_order_qty", help_text="Lots.")
+    max_position = serializers.IntegerField(
+        source="account.default_max_position", help_text="Lots, per instrument."
+    )
+    positions = PositionSerializer(many=True)
+
+
+# --- Tokens -----------------------------------------------------------------------------------
+
+
+class TokenCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=64)
+
+
+class TokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField(help_text="The first characters of the secret.")
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    token = serializers.CharField(
+        help_text="The secret: shown this once. Send it as 'Authorization: Bearer <token>'."
+    )

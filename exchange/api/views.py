@@ -1,0 +1,415 @@
+"""The API's views: thin. Each validates its input with a serializer, calls one selector, service
+or gateway function, and serializes the answer. Failures are `ExchangeError`s or DRF exceptions,
+which `exchange.api.errors.exception_handler` turns into the one error format."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exchange import gateway, selectors, services
+from exchange.api import serializers as s
+from exchange.api.pagination import IdCursorPagination, SeqCursorPagination
+from exchange.api.throttling import OrderRateThrottle
+from exchange.errors import InvalidInput, NotFound
+
+ERROR = s.ErrorSerializer
+AUTH_ERRORS = {401: ERROR, 403: ERROR}
+SYMBOL_PARAM = OpenApiParameter("symbol", str, OpenApiParameter.PATH, description="e.g. ACME")
+ORDER_PARAM = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The order's id.")
+TOKEN_PARAM = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The token's id.")
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _instrument(symbol: str):
+    instrument = selectors.instrument_get(symbol)
+    if instrument is None:
+        raise NotFound(f"Unknown symbol {symbol[:40]!r}.", field="symbol", code="unknown_symbol")
+    return instrument
+
+
+def _own_order(request, pk: int):
+    account = services.account_for_user(request.user)
+    order = selectors.order_get(account=account, order_id=pk)
+    if order is None:  # never anyone else's: the same answer whether or not it exists
+        raise NotFound("No such order.", code="unknown_order")
+    return account, order
+
+
+def _page(view, request, queryset, serializer_class) -> Response:
+    paginator = view.pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# --- Market data (public) ---------------------------------------------------------------------
+
+
+class InstrumentListApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["market data"],
+        summary="List instruments",
+        responses={200: s.InstrumentSerializer(many=True)},
+    )
+    def get(self, request):
+        return Response(s.InstrumentSerializer(selectors.instrument_list(), many=True).data)
+
+
+class InstrumentDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["market data"],
+        summary="One instrument",
+        parameters=[SYMBOL_PARAM],
+        responses={200: s.InstrumentSerializer, 404: ERROR},
+    )
+    def get(self, request, symbol: str):
+        return Response(s.InstrumentSerializer(_instrument(symbol)).data)
+
+
+class InstrumentBookApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["market data"],
+        summary="L2 order book snapshot",
+        description=(
+            "The engine's latest aggregated book (top levels, best first) with the sequence "
+            "number of the last event it reflects. If the engine has not published the book, "
+            "the answer is an empty book with seq 0 and available=false."
+        ),
+        parameters=[SYMBOL_PARAM, s.BookQuerySerializer],
+        responses={200: s.BookSerializer, 400: ERROR, 404: ERROR},
+    )
+    def get(self, request, symbol: str):
+        instrument = _instrument(symbol)
+        query = _valid(s.BookQuerySerializer, request.query_params)
+        book = selectors.book_levels(instrument, depth=query["depth"])
+        return Response(s.BookSerializer(book).data)
+
+
+class InstrumentTradesApi(APIView):
+    permission_classes = [AllowAny]
+    pagination_class = SeqCursorPagination
+
+    @extend_schema(
+        tags=["market data"],
+        summary="Recent trades, newest first",
+        parameters=[SYMBOL_PARAM],
+        responses={200: s.TradeSerializer(many=True), 400: ERROR, 404: ERROR},
+    )
+    def get(self, request, symbol: str):
+        trades = selectors.trade_list(_instrument(symbol))
+        return _page(self, request, trades, s.TradeSerializer)
+
+
+class InstrumentCandlesApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["market data"],
+        summary="OHLCV candles",
+        description=(
+            "Candles of the last `limit` intervals up to the latest trade, oldest first. "
+            "Intervals without trades are left out."
+        ),
+        parameters=[SYMBOL_PARAM, s.CandleQuerySerializer],
+        responses={200: s.CandlesSerializer, 400: ERROR, 404: ERROR},
+    )
+    def get(self, request, symbol: str):
+        instrument = _instrument(symbol)
+        query = _valid(s.CandleQuerySerializer, request.query_params)
+        candles = selectors.trade_candles(
+            instrument, interval=query["interval"], limit=query["limit"]
+        )
+        data = {"symbol": instrument.symbol, "interval": query["interval"], "candles": candles}
+        return Response(s.CandlesSerializer(data).data)
+
+
+# --- Staff operations -------------------------------------------------------------------------
+
+
+class _InstrumentHaltApi(APIView):
+    permission_classes = [IsAdminUser]
+    halted: bool
+
+    def post(self, request, symbol: str):
+        instrument = services.instrument_halt_set(
+            instrument=_instrument(symbol), halted=self.halted
+        )
+        return Response(s.InstrumentSerializer(instrument).data)
+
+
+_STAFF = {200: s.InstrumentSerializer, **AUTH_ERRORS, 404: ERROR, 503: ERROR}
+
+
+@extend_schema(
+    tags=["operations"],
+    summary="Halt trading (staff)",
+    description="Refuses new orders at once and sends HALT to the engine.",
+    parameters=[SYMBOL_PARAM],
+    request=None,
+    responses=_STAFF,
+)
+class InstrumentHaltApi(_InstrumentHaltApi):
+    halted = True
+
+
+@extend_schema(
+    tags=["operations"],
+    summary="Resume trading (staff)",
+    description="Sends RESUME to the engine and accepts orders again.",
+    parameters=[SYMBOL_PARAM],
+    request=None,
+    responses=_STAFF,
+)
+class InstrumentResumeApi(_InstrumentHaltApi):
+    halted = False
+
+
+# --- Orders -----------------------------------------------------------------------------------
+
+
+class OrderListCreateApi(APIView):
+    pagination_class = IdCursorPagination
+    throttle_classes = [OrderRateThrottle]
+
+    @extend_schema(
+        tags=["orders"],
+        summary="Your orders, newest first",
+        parameters=[s.OrderListQuerySerializer],
+        responses={200: s.OrderSerializer(many=True), 400: ERROR, **AUTH_ERRORS},
+    )
+    def get(self, request):
+        query = _valid(s.OrderListQuerySerializer, request.query_params)
+        account = services.account_for_user(request.user)
+        orders = selectors.order_list(
+            account=account,
+            symbol=query.get("symbol"),
+            status=query.get("status"),
+            open_only=query["open"],
+        )
+        return _page(self, request, orders, s.OrderSerializer)
+
+    @extend_schema(
+        tags=["orders"],
+        summary="Place an order",
+        description=(
+            "201: the engine's immediate outcome (NEW, PARTIALLY_FILLED, FILLED, EXPIRED or "
+            "REJECTED with reject_reason; fills so far). 202: the order is placed (status "
+            "PENDING) but the engine did not answer within the wait, or wait=false. 200: an "
+            "order with this client_order_id exists already; it is returned and nothing is "
+            "placed. The order is visible to GET /orders/ at once in every case."
+        ),
+        request=s.OrderCreateSerializer,
+        responses={
+            201: s.OrderDetailSerializer,
+            202: OpenApiResponse(s.OrderDetailSerializer, "Placed; no outcome yet."),
+            200: OpenApiResponse(s.OrderDetailSerializer, "Existing order (idempotent retry)."),
+            400: ERROR,
+            **AUTH_ERRORS,
+            409: ERROR,
+            429: ERROR,
+            503: ERROR,
+        },
+    )
+    def post(self, request):
+        data = _valid(s.OrderCreateSerializer, request.data)
+        account = services.account_for_user(request.user)
+        order_request = gateway.OrderRequest(
+            symbol=data["symbol"],
+            side=data["side"],
+            quantity=data["quantity"],
+            order_type=data["type"],
+            time_in_force=data.get("time_in_force"),
+            price=data.get("price"),
+            post_only=data["post_only"],
+            client_order_id=data.get("client_order_id"),
+            stp=data["stp"],
+        )
+        wait = settings.FLASHBOOK_ORDER_WAIT if data["wait"] else 0.0
+        try:
+            outcome = gateway.order_submit(account=account, request=order_request, wait=wait)
+        except NotFound as exc:
+            if exc.field != "symbol":
+                raise
+            # In a request body an unknown symbol is bad input, not a missing resource.
+            raise InvalidInput(exc.message, field="symbol", code=exc.code) from exc
+        if not outcome.created:
+            code = status.HTTP_200_OK
+        elif outcome.engine:
+            code = status.HTTP_201_CREATED
+        else:
+            code = status.HTTP_202_ACCEPTED
+        return Response(s.OrderDetailSerializer(s.order_from_outcome(outcome)).data, status=code)
+
+
+class OrderDetailApi(APIView):
+    @extend_schema(
+        tags=["orders"],
+        summary="One of your orders, with its fills",
+        parameters=[ORDER_PARAM],
+        responses={200: s.OrderDetailSerializer, **AUTH_ERRORS, 404: ERROR},
+    )
+    def get(self, request, pk: int):
+        _, order = _own_order(request, pk)
+        return Response(s.OrderDetailSerializer(s.order_with_fills(order)).data)
+
+
+class OrderCancelApi(APIView):
+    throttle_classes = [OrderRateThrottle]
+
+    @extend_schema(
+        tags=["orders"],
+        summary="Cancel an order",
+        description="Sends the cancel to the engine; the order shows CANCELED once recorded.",
+        parameters=[ORDER_PARAM],
+        request=None,
+        responses={
+            202: s.OrderSerializer,
+            **AUTH_ERRORS,
+            404: ERROR,
+            409: ERROR,
+            429: ERROR,
+            503: ERROR,
+        },
+    )
+    def post(self, request, pk: int):
+        account, order = _own_order(request, pk)
+        gateway.order_cancel(account=account, order=order)
+        return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+
+
+class OrderReplaceApi(APIView):
+    throttle_classes = [OrderRateThrottle]
+
+    @extend_schema(
+        tags=["orders"],
+        summary="Change an order's price and/or remaining quantity",
+        description=(
+            "Reducing the quantity at the same price keeps the order's priority; a new price "
+            "or a larger quantity sends it to the back of its level."
+        ),
+        parameters=[ORDER_PARAM],
+        request=s.OrderReplaceSerializer,
+        responses={
+            202: s.OrderSerializer,
+            400: ERROR,
+            **AUTH_ERRORS,
+            404: ERROR,
+            409: ERROR,
+            429: ERROR,
+            503: ERROR,
+        },
+    )
+    def post(self, request, pk: int):
+        data = _valid(s.OrderReplaceSerializer, request.data)
+        account, order = _own_order(request, pk)
+        gateway.order_replace(
+            account=account, order=order, price=data.get("price"), quantity=data.get("quantity")
+        )
+        return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+
+
+class OrderCancelAllApi(APIView):
+    throttle_classes = [OrderRateThrottle]
+
+    @extend_schema(
+        tags=["orders"],
+        summary="Cancel all your open orders (in one symbol, or all)",
+        request=s.OrderCancelAllSerializer,
+        responses={
+            202: s.OrderCancelAllResultSerializer,
+            400: ERROR,
+            **AUTH_ERRORS,
+            429: ERROR,
+            503: ERROR,
+        },
+    )
+    def post(self, request):
+        data = _valid(s.OrderCancelAllSerializer, request.data)
+        account = services.account_for_user(request.user)
+        count = gateway.order_cancel_all(account=account, symbol=data.get("symbol"))
+        return Response({"requested": count}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- Account ----------------------------------------------------------------------------------
+
+
+class AccountApi(APIView):
+    @extend_schema(
+        tags=["account"],
+        summary="Cash, positions, P&L and equity",
+        responses={200: s.AccountSerializer, **AUTH_ERRORS},
+    )
+    def get(self, request):
+        account = services.account_for_user(request.user)
+        return Response(s.AccountSerializer(selectors.account_summary(account)).data)
+
+
+class AccountFillsApi(APIView):
+    pagination_class = IdCursorPagination
+
+    @extend_schema(
+        tags=["account"],
+        summary="Your fills, newest first",
+        parameters=[
+            OpenApiParameter("symbol", str, OpenApiParameter.QUERY, description="Only this one.")
+        ],
+        responses={200: s.FillSerializer(many=True), 400: ERROR, **AUTH_ERRORS},
+    )
+    def get(self, request):
+        account = services.account_for_user(request.user)
+        symbol = request.query_params.get("symbol") or None
+        fills = selectors.fill_list(account=account, symbol=symbol)
+        return _page(self, request, fills, s.FillSerializer)
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+class TokenListCreateApi(APIView):
+    @extend_schema(
+        tags=["tokens"],
+        summary="Your API tokens (secrets are never shown again)",
+        responses={200: s.TokenSerializer(many=True), **AUTH_ERRORS},
+    )
+    def get(self, request):
+        return Response(
+            s.TokenSerializer(selectors.api_token_list(user=request.user), many=True).data
+        )
+
+    @extend_schema(
+        tags=["tokens"],
+        summary="Create an API token",
+        description="The answer holds the secret, shown this once.",
+        request=s.TokenCreateSerializer,
+        responses={201: s.TokenCreatedSerializer, 400: ERROR, **AUTH_ERRORS, 409: ERROR},
+    )
+    def post(self, request):
+        data = _valid(s.TokenCreateSerializer, request.data)
+        token, secret = services.api_token_create(user=request.user, name=data["name"])
+        token.token = secret
+        return Response(s.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailApi(APIView):
+    @extend_schema(
+        tags=["tokens"],
+        summary="Revoke an API token",
+        parameters=[TOKEN_PARAM],
+        responses={204: None, **AUTH_ERRORS, 404: ERROR},
+    )
+    def delete(self, request, pk: int):
+        services.api_token_revoke(user=request.user, token_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

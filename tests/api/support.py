@@ -1,0 +1,75 @@
+"""Helpers of the API tests."""
+
+from decimal import Decimal
+
+import redis
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from exchange import journal
+from exchange.models import Instrument, Order
+from exchange.services import api_token_create
+
+
+def journal_length(client: redis.Redis, symbol: str) -> int:
+    return client.xlen(journal.key("cmd", symbol))
+
+
+def journal_entries(client: redis.Redis, symbol: str) -> list[dict]:
+    return [fields for _, fields in client.xrange(journal.key("cmd", symbol))]
+
+
+def make_instrument(symbol: str = "ACME", **overrides) -> Instrument:
+    fields = {
+        "name": f"{symbol} Corp.",
+        "tick_size": Decimal("0.01"),
+        "lot_size": Decimal("1"),
+        "min_order_qty": Decimal("1"),
+        "max_order_qty": Decimal("10000"),
+        "reference_price": Decimal("100"),
+    }
+    fields.update(overrides)
+    return Instrument.objects.create(symbol=symbol, **fields)
+
+
+def make_user(username: str, **extra):
+    """A user without a usable password (hashing one is slow; tests log in with force_login)."""
+    return get_user_model().objects.create_user(username=username, password=None, **extra)
+
+
+def token_client(user) -> APIClient:
+    _, secret = api_token_create(user=user, name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def assert_error(response, status: int, code: str | None = None, field: str | None = "-"):
+    """The response is a failure in the API's one error format; returns its `error` object."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"status", "code", "field", "message"}, error
+    assert error["status"] == status
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    if field != "-":
+        assert error["field"] == field, error
+    return error
+
+
+def order_count() -> int:
+    return Order.objects.count()
+
+
+LIMIT_BUY = {
+    "symbol": "ACME",
+    "side": "buy",
+    "type": "limit",
+    "price": "99.50",
+    "quantity": "10",
+    "wait": False,
+}

@@ -1,0 +1,81 @@
+"""The admin (instrument halt / resume actions, read-only projections) and failures of the
+dependencies: Redis down means 503 in the error format, never a 500."""
+
+import json
+
+import pytest
+from django.test import Client, RequestFactory
+from django.urls import reverse
+
+from exchange.api.errors import handler500
+from exchange.models import Instrument, Order
+
+from .support import LIMIT_BUY, assert_error, journal_entries, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(db):
+    user = make_user("root", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_admin_actions_halt_and_resume_through_the_gateway(admin_client, instrument, redis_client):
+    url = reverse("admin:exchange_instrument_changelist")
+    response = admin_client.post(
+        url, {"action": "halt_trading", "_selected_action": [instrument.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert Instrument.objects.get(pk=instrument.pk).halted
+    admin_client.post(url, {"action": "resume_trading", "_selected_action": [instrument.pk]})
+    assert not Instrument.objects.get(pk=instrument.pk).halted
+    assert journal_entries(redis_client, "ACME") == [{"t": "halt"}, {"t": "resume"}]
+
+
+@pytest.mark.parametrize("model", ["instrument", "account", "order", "fill", "trade", "apitoken"])
+def test_admin_pages_render(admin_client, api, instrument, model):
+    api.post("/api/v1/orders/", LIMIT_BUY, format="json")  # an account and an order to show
+    response = admin_client.get(reverse(f"admin:exchange_{model}_changelist"), {"q": "ACME"})
+    assert response.status_code == 200
+
+
+def test_orders_and_executions_are_read_only_in_the_admin(admin_client, api, alice, instrument):
+    api.post("/api/v1/orders/", LIMIT_BUY, format="json")
+    order = Order.objects.get()
+    account = admin_client.get(reverse("admin:exchange_account_change", args=[order.account_id]))
+    assert account.status_code == 200
+    assert b"Positions" in account.content
+    change = admin_client.get(reverse("admin:exchange_order_change", args=[order.pk]))
+    assert change.status_code == 200
+    assert b'name="_save"' not in change.content
+    assert admin_client.get(reverse("admin:exchange_order_add")).status_code == 403
+    for model in ("fill", "trade"):
+        assert admin_client.get(reverse(f"admin:exchange_{model}_add")).status_code == 403
+
+
+def test_redis_down_means_503_not_500(api, instrument, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+
+    assert_error(api.post("/api/v1/orders/", LIMIT_BUY, format="json"), 503, "unavailable")
+    # The order the gateway had stored is marked as refused, so a retry does not think it live.
+    assert Order.objects.get().status == "REJECTED"
+    book = api.get("/api/v1/instruments/ACME/book/").json()
+    assert book["available"] is False
+    assert api.get("/api/v1/account/").status_code == 200
+
+
+def test_server_errors_under_the_api_use_the_error_format():
+    response = handler500(RequestFactory().get("/api/v1/orders/"))
+    assert response.status_code == 500
+    assert json.loads(response.content) == {
+        "error": {
+            "status": 500,
+            "code": "server_error",
+            "field": None,
+            "message": "Internal server error.",
+        }
+    }
+    assert handler500(RequestFactory().get("/")).status_code == 500

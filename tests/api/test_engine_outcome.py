@@ -1,0 +1,127 @@
+"""The immediate outcome of an order, from the real engine worker: `run_engine --symbols ACME`
+as a subprocess on the test's Redis prefix (it needs no database when given the symbols)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .support import LIMIT_BUY, make_instrument
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def engine(settings, redis_prefix, redis_client):
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.REDIS_URL,
+        "FLASHBOOK_REDIS_PREFIX": redis_prefix,
+        "DEBUG": "1",
+        "FLASHBOOK_ENV_FILE": "",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_engine", "--symbols", "ACME"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    status_key = f"{redis_prefix}:status:{{ACME}}"
+    deadline = time.monotonic() + 20
+    while not redis_client.exists(status_key):
+        if process.poll() is not None:
+            raise AssertionError(f"the engine exited: {process.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            break  # it may write its status only after its first batch; orders still queue
+        time.sleep(0.05)
+    settings.FLASHBOOK_ORDER_WAIT = 5.0
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_orders_get_the_engines_immediate_outcome(engine, api, bob_api):
+    make_instrument()
+    resting = api.post(
+        "/api/v1/orders/",
+        {**LIMIT_BUY, "side": "sell", "price": "100.00", "quantity": "5", "wait": True},
+        format="json",
+    )
+    assert resting.status_code == 201, resting.json()
+    assert resting.json()["status"] == "NEW"
+    assert resting.json()["fills"] == []
+
+    taker = bob_api.post(
+        "/api/v1/orders/",
+        {**LIMIT_BUY, "price": "101.00", "quantity": "3", "wait": True},
+        format="json",
+    )
+    assert taker.status_code == 201, taker.json()
+    body = taker.json()
+    assert body["status"] == "FILLED"
+    assert body["filled_quantity"] == "3"
+    assert body["average_fill_price"] == "100"
+    assert body["fills"] == [{"price": "100", "quantity": "3", "role": "taker"}]
+    # Read-your-writes: the order is the owner's to see at once, whatever the recorder does.
+    detail = bob_api.get(f"/api/v1/orders/{body['id']}/")
+    assert detail.status_code == 200
+    assert detail.json()["exchange_order_id"] == body["exchange_order_id"]
+
+    # An IOC takes what there is (2 left at 100) and the rest expires.
+    ioc = bob_api.post(
+        "/api/v1/orders/",
+        {**LIMIT_BUY, "price": "100.00", "quantity": "5", "time_in_force": "ioc", "wait": True},
+        format="json",
+    ).json()
+    assert (ioc["status"], ioc["filled_quantity"]) == ("EXPIRED", "2")
+    assert ioc["reject_reason"] == "REMAINDER"
+
+    # Post-only that would cross is rejected with the engine's reason.
+    api.post(
+        "/api/v1/orders/",
+        {**LIMIT_BUY, "side": "sell", "price": "100.00", "quantity": "1", "wait": True},
+        format="json",
+    )
+    post_only = bob_api.post(
+        "/api/v1/orders/",
+        {**LIMIT_BUY, "price": "100.00", "quantity": "1", "post_only": True, "wait": True},
+        format="json",
+    )
+    assert post_only.status_code == 201
+    assert (post_only.json()["status"], post_only.json()["reject_reason"]) == (
+        "REJECTED",
+        "POST_ONLY_WOULD_CROSS",
+    )
+
+    # A GTC larger than the liquidity fills partly and rests.
+    partial = bob_api.post(
+        "/api/v1/orders/",
+        {**LIMIT_BUY, "price": "100.00", "quantity": "10", "wait": True},
+        format="json",
+    ).json()
+    assert (partial["status"], partial["filled_quantity"]) == ("PARTIALLY_FILLED", "1")
+    assert partial["remaining_quantity"] == "9"
+
+    # Market IOC with nothing on the other side: accepted, nothing fills, expired.
+    market = api.post(
+        "/api/v1/orders/",
+        {"symbol": "ACME", "side": "buy", "type": "market", "quantity": "1"},
+        format="json",
+    ).json()
+    assert (market["status"], market["filled_quantity"], market["price"]) == ("EXPIRED", "0", None)
+
+    # wait=false answers at once, before the engine.
+    quick = api.post("/api/v1/orders/", {**LIMIT_BUY, "price": "90.00"}, format="json")
+    assert quick.status_code == 202
+    assert quick.json()["status"] == "PENDING"

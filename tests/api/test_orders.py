@@ -1,0 +1,213 @@
+"""Orders through the API without an engine: placement answers 202, read-your-writes, idempotent
+client order ids, ownership, cancel / replace / cancel all, filters, pagination, throttling."""
+
+import pytest
+from django.urls import reverse
+
+from exchange.models import Order, OrderStatus
+
+from .support import LIMIT_BUY, assert_error, journal_entries, journal_length, make_instrument
+
+pytestmark = pytest.mark.django_db
+
+ORDERS = "/api/v1/orders/"
+
+
+def place(client, **overrides):
+    return client.post(ORDERS, {**LIMIT_BUY, **overrides}, format="json")
+
+
+def test_an_order_is_journaled_and_visible_at_once(api, instrument, redis_client):
+    response = place(api, client_order_id="my-1")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "PENDING"
+    assert body["exchange_order_id"] == 1
+    assert (body["price"], body["quantity"], body["filled_quantity"]) == ("99.5", "10", "0")
+    assert body["client_order_id"] == "my-1"
+    [entry] = journal_entries(redis_client, "ACME")
+    assert entry["t"] == "new"
+    assert (entry["px"], entry["qty"], entry["side"]) == ("9950", "10", "buy")
+    assert entry["ref"] == str(body["id"])
+
+    listed = api.get(ORDERS).json()["results"]
+    assert [o["id"] for o in listed] == [body["id"]]
+    detail = api.get(f"{ORDERS}{body['id']}/")
+    assert detail.status_code == 200
+    assert detail.json()["fills"] == []
+
+
+def test_waiting_for_an_engine_that_does_not_answer_ends_in_202(api, instrument, settings):
+    settings.FLASHBOOK_ORDER_WAIT = 0.1
+    response = place(api, wait=True)
+    assert response.status_code == 202
+    assert response.json()["status"] == "PENDING"
+
+
+def test_a_retry_with_the_same_client_order_id_returns_the_same_order(
+    api, instrument, redis_client
+):
+    first = place(api, client_order_id="retry-me")
+    second = place(api, client_order_id="retry-me")
+
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert second.json()["id"] == first.json()["id"]
+    assert Order.objects.count() == 1
+    assert journal_length(redis_client, "ACME") == 1
+
+
+def test_client_order_ids_are_per_account(api, bob_api, instrument):
+    assert place(api, client_order_id="same").status_code == 202
+    assert place(bob_api, client_order_id="same").status_code == 202
+    assert Order.objects.count() == 2
+
+
+def test_users_see_only_their_own_orders(api, bob_api, instrument, redis_client):
+    mine = place(api).json()
+    place(bob_api)
+
+    assert [o["id"] for o in api.get(ORDERS).json()["results"]] == [mine["id"]]
+    length = journal_length(redis_client, "ACME")
+    for response in (
+        bob_api.get(f"{ORDERS}{mine['id']}/"),
+        bob_api.post(f"{ORDERS}{mine['id']}/cancel"),
+        bob_api.post(f"{ORDERS}{mine['id']}/replace", {"price": "99"}, format="json"),
+    ):
+        assert_error(response, 404, "unknown_order")
+    # ... with the same answer as for an order that does not exist at all.
+    assert_error(bob_api.get(f"{ORDERS}999999/"), 404, "unknown_order")
+    assert_error(bob_api.get(f"{ORDERS}{10**30}/"), 404, "unknown_order")
+    assert journal_length(redis_client, "ACME") == length
+
+
+def test_cancel_replace_and_cancel_all_send_commands(api, instrument, redis_client):
+    order = place(api).json()
+
+    cancel = api.post(f"{ORDERS}{order['id']}/cancel")
+    assert cancel.status_code == 202
+    assert cancel.json()["id"] == order["id"]
+    replace = api.post(
+        f"{ORDERS}{order['id']}/replace", {"price": "99.60", "quantity": "4"}, format="json"
+    )
+    assert replace.status_code == 202
+
+    entries = journal_entries(redis_client, "ACME")
+    acct = entries[0]["acct"]
+    assert entries[1] == {"t": "cancel", "id": "1", "acct": acct}
+    assert entries[2] == {"t": "replace", "id": "1", "acct": acct, "px": "9960", "qty": "4"}
+
+    # The recorder would mark it NEW; cancel-all sends a cancel per open order.
+    Order.objects.filter(pk=order["id"]).update(status=OrderStatus.NEW)
+    everything = api.post(f"{ORDERS}cancel-all", {}, format="json")
+    assert everything.status_code == 202
+    assert everything.json() == {"requested": 1}
+    elsewhere = api.post(f"{ORDERS}cancel-all", {"symbol": "OTHER"}, format="json")
+    assert elsewhere.json() == {"requested": 0}
+    assert journal_entries(redis_client, "ACME")[-1]["t"] == "cancel"
+
+
+def test_a_finished_order_cannot_be_cancelled(api, instrument):
+    order = place(api).json()
+    Order.objects.filter(pk=order["id"]).update(status=OrderStatus.FILLED)
+    assert_error(api.post(f"{ORDERS}{order['id']}/cancel"), 409, "order_not_open")
+
+
+def test_replace_validates_its_input(api, instrument, redis_client):
+    order = place(api).json()
+    length = journal_length(redis_client, "ACME")
+    assert_error(api.post(f"{ORDERS}{order['id']}/replace", {}, format="json"), 400, "required")
+    assert_error(
+        api.post(f"{ORDERS}{order['id']}/replace", {"price": "99.555"}, format="json"),
+        400,
+        "invalid_price",
+        "price",
+    )
+    assert_error(
+        api.post(f"{ORDERS}{order['id']}/replace", {"quantity": "-1"}, format="json"),
+        400,
+        "invalid_quantity",
+        "quantity",
+    )
+    assert_error(
+        api.post(f"{ORDERS}{order['id']}/replace", {"size": "1"}, format="json"),
+        400,
+        "unknown_field",
+        "size",
+    )
+    assert journal_length(redis_client, "ACME") == length
+
+
+def test_orders_filter_by_symbol_and_status(api, instrument):
+    make_instrument("GLOBEX")
+    acme = place(api).json()
+    globex = place(api, symbol="GLOBEX").json()
+    Order.objects.filter(pk=globex["id"]).update(status=OrderStatus.FILLED)
+
+    def ids(query):
+        response = api.get(ORDERS, query)
+        assert response.status_code == 200, response.json()
+        return [o["id"] for o in response.json()["results"]]
+
+    assert ids({"symbol": "ACME"}) == [acme["id"]]
+    assert ids({"symbol": "GLOBEX"}) == [globex["id"]]
+    assert ids({"status": "FILLED"}) == [globex["id"]]
+    assert ids({"open": "true"}) == [acme["id"]]
+    assert ids({}) == [globex["id"], acme["id"]]
+    assert_error(api.get(ORDERS, {"status": "SLEEPING"}), 400, "invalid_choice", "status")
+
+
+def test_order_lists_are_paginated_with_a_cursor(api, instrument):
+    ids = [place(api).json()["id"] for _ in range(5)]
+
+    page = api.get(ORDERS, {"limit": 2}).json()
+    seen = [o["id"] for o in page["results"]]
+    while page["next"]:
+        page = api.get(page["next"]).json()
+        seen += [o["id"] for o in page["results"]]
+    assert seen == ids[::-1]
+    assert_error(api.get(ORDERS, {"cursor": "garbage"}), 400, "invalid_cursor", "cursor")
+
+
+def test_order_entry_is_throttled_per_user(api, bob_api, instrument, settings, redis_prefix):
+    settings.FLASHBOOK_ORDER_RATE = "3/min"
+    for _ in range(3):
+        assert place(api).status_code == 202
+    error = assert_error(place(api), 429, "throttled")
+    assert "throttled" in error["message"].lower()
+    response = api.post(f"{ORDERS}cancel-all", {}, format="json")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    # Reads are not throttled, and the limit is per user.
+    assert api.get(ORDERS).status_code == 200
+    assert place(bob_api).status_code == 202
+
+
+def test_the_throttle_counts_in_redis(api, instrument, settings, redis_client, redis_prefix):
+    settings.FLASHBOOK_ORDER_RATE = "100/min"
+    place(api)
+    place(api)
+    keys = redis_client.keys(f"{redis_prefix}:cache:*throttle_orders*")
+    assert len(keys) == 1
+    assert redis_client.get(keys[0]) == "2"
+
+
+def test_halted_instruments_refuse_orders(api, instrument, redis_client):
+    instrument.halted = True
+    instrument.save()
+    assert_error(place(api), 409, "instrument_halted", "symbol")
+    assert journal_length(redis_client, "ACME") == 0
+
+
+def test_an_inactive_account_cannot_trade(api, alice, instrument):
+    from exchange.services import account_for_user
+
+    account = account_for_user(alice)
+    account.active = False
+    account.save()
+    assert_error(place(api), 403, "account_inactive")
+
+
+def test_urls_are_named():
+    assert reverse("api:order-cancel", args=[1]) == "/api/v1/orders/1/cancel"
+    assert reverse("api:order-cancel-all") == "/api/v1/orders/cancel-all"
