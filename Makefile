@@ -31,6 +31,7 @@ help:
 	@echo "  make run           set everything up, then start the site on http://127.0.0.1:$(PORT)/"
 	@echo "  make test          lint, Rust tests and Python tests"
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
+	@echo "  make bench-worker  the engine worker against raw Redis XADD"
 	@echo "  make venv          only the virtualenv, the engine build and .env"
 	@echo "  make clean         remove the virtualenv, build output and var/"
 
@@ -65,14 +66,15 @@ $(STAMP): pyproject.toml $(ENGINE_SOURCES) $(PYTHON_PACKAGE) | $(VPY)
 
 run: setup
 	$(VPY) manage.py migrate --no-input
-	$(VPY) manage.py ensure_demo_users
-	@echo
-	@echo "  Flashbook is starting on  http://127.0.0.1:$(PORT)/"
-	@echo "  Log in as  admin / $${FLASHBOOK_ADMIN_PASSWORD:+(FLASHBOOK_ADMIN_PASSWORD)}$${FLASHBOOK_ADMIN_PASSWORD:-admin}  (staff, admin site at /admin/)"
-	@echo "         or  demo / $${FLASHBOOK_DEMO_PASSWORD:+(FLASHBOOK_DEMO_PASSWORD)}$${FLASHBOOK_DEMO_PASSWORD:-demo}"
-	@echo "  Stop with Ctrl-C."
-	@echo
-	@exec $(VPY) manage.py runserver 127.0.0.1:$(PORT)
+	$(VPY) manage.py seed_demo
+	@url="$$(scripts/ensure_redis.sh)"; \
+	echo; \
+	echo "  Flashbook is starting on  http://127.0.0.1:$(PORT)/   (API docs: /api/v1/docs/)"; \
+	echo "  Log in as  admin / $${FLASHBOOK_ADMIN_PASSWORD:+(FLASHBOOK_ADMIN_PASSWORD)}$${FLASHBOOK_ADMIN_PASSWORD:-admin}  (staff, admin site at /admin/)"; \
+	echo "         or  demo / $${FLASHBOOK_DEMO_PASSWORD:+(FLASHBOOK_DEMO_PASSWORD)}$${FLASHBOOK_DEMO_PASSWORD:-demo}"; \
+	echo "  Redis: $$url.  Stop with Ctrl-C."; \
+	echo; \
+	REDIS_URL="$$url" PORT=$(PORT) exec $(VPY) scripts/run_stack.py
 
 # --- Tests --------------------------------------------------------------------------------------
 

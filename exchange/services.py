@@ -124,3 +124,32 @@ def instrument_halt_set(*, instrument: Instrument, halted: bool) -> Instrument:
         gateway.instrument_command(instrument=instrument, command="halt" if halted else "resume")
     instrument.halted = halted
     return instrument
+
+
+@transaction.atomic
+def instrument_ensure(
+    *,
+    symbol: str,
+    name: str,
+    tick_size: Decimal,
+    lot_size: Decimal,
+    min_order_qty: Decimal,
+    max_order_qty: Decimal,
+    reference_price: Decimal,
+) -> tuple[Instrument, bool]:
+    """Make sure an instrument exists (idempotent); an existing one is left as configured."""
+    instrument = Instrument.objects.filter(symbol=symbol).first()
+    if instrument is not None:
+        return instrument, False
+    instrument = Instrument(
+        symbol=symbol,
+        name=name,
+        tick_size=tick_size,
+        lot_size=lot_size,
+        min_order_qty=min_order_qty,
+        max_order_qty=max_order_qty,
+        reference_price=reference_price,
+    )
+    instrument.full_clean()
+    instrument.save()
+    return instrument, True

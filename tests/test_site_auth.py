@@ -147,3 +147,10 @@ def test_staff_sees_the_admin_link_on_home(client, admin_user_):
     body = client.get(reverse("home")).content.decode()
 
     assert f'href="{reverse("admin:index")}"' in body
+
+
+def test_static_files_are_served_by_the_application(client):
+    # The ASGI server serves no files itself: the CSS must come from the app (WhiteNoise).
+    response = client.get("/static/css/site.css")
+    assert response.status_code == 200
+    assert b"{" in b"".join(response.streaming_content)
