@@ -13,6 +13,7 @@ pub mod book;
 pub mod codec;
 pub mod feed;
 pub mod journal;
+mod journal_reader;
 pub mod ladder;
 pub mod snapshot;
 pub mod types;
