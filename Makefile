@@ -31,6 +31,7 @@ help:
 	@echo "  make run           set everything up, then start the site on http://127.0.0.1:$(PORT)/"
 	@echo "  make test          lint, Rust tests and Python tests"
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
+	@echo "  make bench-api     the REST API under load (uvicorn, engine worker, recorder)"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
 	@echo "  make venv          only the virtualenv, the engine build and .env"
 	@echo "  make clean         remove the virtualenv, build output and var/"
@@ -114,6 +115,12 @@ bench-engine:
 bench-worker: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_worker.py
+
+# The REST API under load: uvicorn (2 workers), engine worker and recorder, 32 token clients, 20 s.
+.PHONY: bench-api
+bench-api: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		REDIS_URL="$$url" $(VPY) bench/bench_api.py
 
 clean:
 	-@scripts/ensure_redis.sh stop

@@ -6,6 +6,7 @@ appends the command to the symbol's journal. Invalid input raises an `ExchangeEr
 nothing, neither to the database nor to the journal.
 """
 
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -13,10 +14,13 @@ from decimal import Decimal, InvalidOperation
 import flashbook_engine
 import redis
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from exchange import journal
 from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from exchange.models import (
+    OPEN_STATUSES,
     Account,
     Instrument,
     Order,
@@ -25,11 +29,18 @@ from exchange.models import (
     Side,
     TimeInForce,
 )
-from exchange.order_state import OrderProgress, concerns
+from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress, concerns
 from exchange.selectors import account_equity
 
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
 CLIENT_ORDER_ID_MAX = 64
+# The recorder names the orders it learns of only from the engine `engine-{SYMBOL}-{order_id}`.
+RESERVED_CLIENT_ORDER_ID_PREFIX = "engine-"
+# How long an instrument read for an order is reused by this process. A save or delete in this
+# process drops it at once (signals below); one in another process (the admin served by the other
+# worker, a management command) is honoured within this many seconds — halts included.
+INSTRUMENT_CACHE_SECONDS = 1.0
+_instrument_cache: dict[str, tuple[float, Instrument | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -68,8 +79,26 @@ def _decimal(value, field: str) -> Decimal:
     return number
 
 
-def _instrument_for_trading(symbol: str) -> Instrument:
+@receiver(post_save, sender=Instrument)
+@receiver(post_delete, sender=Instrument)
+def _instrument_changed(**kwargs) -> None:
+    _instrument_cache.clear()
+
+
+def _cached_instrument(symbol: str) -> Instrument | None:
+    now = time.monotonic()
+    hit = _instrument_cache.get(symbol)
+    if hit is not None and now - hit[0] < INSTRUMENT_CACHE_SECONDS:
+        return hit[1]
     instrument = Instrument.objects.filter(symbol=symbol).first()
+    if len(_instrument_cache) > 1024:  # unknown symbols must not grow it without bound
+        _instrument_cache.clear()
+    _instrument_cache[symbol] = (now, instrument)
+    return instrument
+
+
+def _instrument_for_trading(symbol: str) -> Instrument:
+    instrument = _cached_instrument(symbol)
     if instrument is None:
         raise NotFound(f"Unknown symbol {symbol!r}.", field="symbol", code="unknown_symbol")
     if not instrument.enabled:
@@ -108,7 +137,32 @@ def _validated_new(request: OrderRequest, instrument: Instrument, account: Accou
             f"stp must be one of {', '.join(STP_MODES)}.", field="stp", code="invalid_choice"
         )
 
-    quantity = _decimal(request.quantity, "quantity")
+    lots = _valid_lots(request.quantity, instrument, account)
+
+    fields: dict[str, str | int] = {
+        "t": "new",
+        "acct": account.pk,
+        "side": request.side,
+        "type": request.order_type,
+        "tif": tif,
+        "qty": lots,
+        "maxpos": account.default_max_position,
+        "stp": request.stp,
+    }
+    if is_limit:
+        if request.price is None:
+            raise InvalidInput("A limit order needs a price.", field="price", code="required")
+        fields["px"] = _valid_ticks(request.price, instrument)
+    elif request.price is not None:
+        raise InvalidInput("A market order has no price.", field="price", code="invalid_price")
+    if request.post_only:
+        fields["post"] = 1
+    return fields
+
+
+def _valid_lots(value, instrument: Instrument, account: Account) -> int:
+    """An order quantity in lots, checked against the instrument, the account and the engine."""
+    quantity = _decimal(value, "quantity")
     if quantity <= 0:
         raise InvalidInput("quantity must be positive.", field="quantity", code="invalid_quantity")
     if not instrument.is_whole_lots(quantity):
@@ -133,38 +187,24 @@ def _validated_new(request: OrderRequest, instrument: Instrument, account: Accou
         )
     if lots > flashbook_engine.MAX_QTY:
         raise InvalidInput("quantity is too large.", field="quantity", code="invalid_quantity")
+    return lots
 
-    fields: dict[str, str | int] = {
-        "t": "new",
-        "acct": account.pk,
-        "side": request.side,
-        "type": request.order_type,
-        "tif": tif,
-        "qty": lots,
-        "maxpos": account.default_max_position,
-        "stp": request.stp,
-    }
-    if is_limit:
-        if request.price is None:
-            raise InvalidInput("A limit order needs a price.", field="price", code="required")
-        price = _decimal(request.price, "price")
-        if price <= 0:
-            raise InvalidInput("price must be positive.", field="price", code="invalid_price")
-        if not instrument.is_on_tick(price):
-            raise InvalidInput(
-                f"price must be a multiple of the tick size {instrument.tick_size.normalize()}.",
-                field="price",
-                code="invalid_price",
-            )
-        ticks = instrument.price_to_ticks(price)
-        if ticks > flashbook_engine.MAX_PRICE:
-            raise InvalidInput("price is too large.", field="price", code="invalid_price")
-        fields["px"] = ticks
-    elif request.price is not None:
-        raise InvalidInput("A market order has no price.", field="price", code="invalid_price")
-    if request.post_only:
-        fields["post"] = 1
-    return fields
+
+def _valid_ticks(value, instrument: Instrument) -> int:
+    """A limit price in ticks: positive, on the instrument's grid, within the engine's range."""
+    price = _decimal(value, "price")
+    if price <= 0:
+        raise InvalidInput("price must be positive.", field="price", code="invalid_price")
+    if not instrument.is_on_tick(price):
+        raise InvalidInput(
+            f"price must be a multiple of the tick size {instrument.tick_size.normalize()}.",
+            field="price",
+            code="invalid_price",
+        )
+    ticks = instrument.price_to_ticks(price)
+    if ticks > flashbook_engine.MAX_PRICE:
+        raise InvalidInput("price is too large.", field="price", code="invalid_price")
+    return ticks
 
 
 def _check_account(account: Account) -> None:
@@ -176,45 +216,59 @@ def _check_account(account: Account) -> None:
         )
 
 
-def _client_order_id(value: str | None) -> str:
+def _client_order_id(value: str | None) -> tuple[str, bool]:
+    """The order's client order id, and whether it was generated here (then no order can have
+    it yet)."""
     if value is None or value == "":
-        return uuid.uuid4().hex
+        return uuid.uuid4().hex, True
     if len(value) > CLIENT_ORDER_ID_MAX or not value.isascii() or not value.isprintable():
         raise InvalidInput(
             f"client_order_id must be at most {CLIENT_ORDER_ID_MAX} printable ASCII characters.",
             field="client_order_id",
             code="invalid_client_order_id",
         )
-    return value
+    if value.startswith(RESERVED_CLIENT_ORDER_ID_PREFIX):
+        raise InvalidInput(
+            f"client_order_id must not start with {RESERVED_CLIENT_ORDER_ID_PREFIX!r} "
+            "(reserved for orders the exchange records on its own).",
+            field="client_order_id",
+            code="invalid_client_order_id",
+        )
+    return value, False
 
 
 def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) -> OrderOutcome:
     """Validates and submits a NEW. With `wait` > 0, waits up to that many seconds for the
     engine's immediate outcome. A retry with a known client order id returns the stored order
     and submits nothing."""
-    client_order_id = _client_order_id(request.client_order_id)
-    existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
-    if existing is not None:
-        return OrderOutcome(order=existing, engine=False, progress=None, created=False)
+    client_order_id, generated = _client_order_id(request.client_order_id)
+    if not generated:
+        existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
+        if existing is not None:
+            return OrderOutcome(order=existing, engine=False, progress=None, created=False)
 
     instrument = _instrument_for_trading(request.symbol)
     fields = _validated_new(request, instrument, account)
     _check_account(account)
     quantity = _decimal(request.quantity, "quantity")
     price = None if request.order_type == OrderType.MARKET else _decimal(request.price, "price")
+    order = Order(
+        instrument=instrument,
+        account=account,
+        client_order_id=client_order_id,
+        side=request.side,
+        order_type=request.order_type,
+        time_in_force=fields["tif"],
+        post_only=request.post_only,
+        price=price,
+        quantity=quantity,
+    )
     try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                instrument=instrument,
-                account=account,
-                client_order_id=client_order_id,
-                side=request.side,
-                order_type=request.order_type,
-                time_in_force=fields["tif"],
-                post_only=request.post_only,
-                price=price,
-                quantity=quantity,
-            )
+        if generated:
+            order.save(force_insert=True)  # a fresh uuid cannot collide: no savepoint needed
+        else:
+            with transaction.atomic():
+                order.save(force_insert=True)
     except IntegrityError:
         # A concurrent retry with the same client order id won the race: it is the order.
         order = Order.objects.get(account=account, client_order_id=client_order_id)
@@ -226,13 +280,26 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
         fields["reply"] = reply_key
     try:
         order_id = journal.append_new(instrument.symbol, fields)
-    except redis.RedisError as exc:
+    except redis.ConnectionError as exc:
+        # Redis could not be reached, so nothing was written (should the connection have broken
+        # after the command went out after all, the engine's `accepted` overrides this reason —
+        # see `order_state`).
         Order.objects.filter(pk=order.pk).update(
-            status=OrderStatus.REJECTED, reject_reason="JOURNAL_UNAVAILABLE"
+            status=OrderStatus.REJECTED, reject_reason=JOURNAL_UNAVAILABLE
         )
         raise Unavailable("The exchange cannot take orders right now.") from exc
-    # Read-your-writes: the owner sees the exchange id at once, whatever the recorder's lag.
-    Order.objects.filter(pk=order.pk, order_id__isnull=True).update(order_id=order_id)
+    except redis.RedisError as exc:
+        # A timeout (or any other failure once the command was sent): Redis may have taken the
+        # entry. The order stays PENDING; the recorder settles it from the engine's events (found
+        # by `ref`), or it is never journaled and stays PENDING without an exchange id.
+        raise Unavailable(
+            "The exchange did not confirm the order in time: its outcome is unknown. "
+            f"Look it up by its client order id {client_order_id!r} before resubmitting.",
+            code="outcome_unknown",
+        ) from exc
+    # Read-your-writes: the owner sees the exchange id at once, whatever the recorder's lag. One
+    # UPDATE by primary key (the recorder may have written the same id already: harmless).
+    Order.objects.filter(pk=order.pk).update(order_id=order_id)
     order.order_id = order_id
 
     progress = None
@@ -279,41 +346,25 @@ def order_replace(*, account: Account, order: Order, price=None, quantity=None) 
     if price is not None:
         if order.order_type != OrderType.LIMIT:
             raise InvalidInput("Only limit orders have a price.", field="price")
-        price = _decimal(price, "price")
-        if price <= 0 or not instrument.is_on_tick(price):
-            raise InvalidInput(
-                f"price must be a positive multiple of {instrument.tick_size.normalize()}.",
-                field="price",
-                code="invalid_price",
-            )
-        fields["px"] = instrument.price_to_ticks(price)
+        fields["px"] = _valid_ticks(price, instrument)
     if quantity is not None:
-        quantity = _decimal(quantity, "quantity")
-        if quantity <= 0 or not instrument.is_whole_lots(quantity):
-            raise InvalidInput(
-                f"quantity must be a positive whole number of lots of "
-                f"{instrument.lot_size.normalize()}.",
-                field="quantity",
-                code="invalid_quantity",
-            )
-        fields["qty"] = instrument.qty_to_lots(quantity)
+        fields["qty"] = _valid_lots(quantity, instrument, account)
     _append(instrument.symbol, fields)
 
 
 def order_cancel_all(*, account: Account, symbol: str | None = None) -> int:
-    """Asks the engine to cancel every open order of the account (in one symbol, or all)."""
+    """Asks the engine to cancel every open order of the account (in one symbol, or all):
+    resting ones and PENDING ones already journaled (they have an exchange id; the engine
+    handles their NEW before the CANCEL)."""
     orders = Order.objects.filter(
-        account=account, status__in=[OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED]
+        account=account, status__in=OPEN_STATUSES, order_id__isnull=False
     ).select_related("instrument")
     if symbol:
         orders = orders.filter(instrument__symbol=symbol)
     count = 0
     for order in orders:
-        if order.order_id is not None:
-            _append(
-                order.instrument.symbol, {"t": "cancel", "id": order.order_id, "acct": account.pk}
-            )
-            count += 1
+        _append(order.instrument.symbol, {"t": "cancel", "id": order.order_id, "acct": account.pk})
+        count += 1
     return count
 
 
@@ -322,6 +373,8 @@ def instrument_command(*, instrument: Instrument, command: str) -> None:
     if command not in ("halt", "resume", "reset"):
         raise InvalidInput(f"Unknown book command {command!r}.", field="command")
     _append(instrument.symbol, {"t": command})
+    # Halt and resume are stored with a bulk UPDATE (no signal): drop this process's cache now.
+    _instrument_cache.clear()
 
 
 def _append(symbol: str, fields: dict[str, str | int]) -> None:

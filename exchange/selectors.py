@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -70,11 +71,37 @@ def mark_price(instrument) -> Decimal:
     return instrument.reference_price
 
 
+def _book_mids(instruments) -> dict[str, Decimal]:
+    """The mid of each instrument's book that has both sides, read with one MGET."""
+    if not instruments:
+        return {}
+    try:
+        raws = journal.client().mget([journal.key("book", i.symbol) for i in instruments])
+    except redis.RedisError:
+        return {}
+    mids = {}
+    for instrument, raw in zip(instruments, raws, strict=True):
+        book = None if raw is None else json.loads(raw)
+        if book and book.get("bids") and book.get("asks"):
+            mid_ticks = Decimal(book["bids"][0][0] + book["asks"][0][0]) / 2
+            mids[instrument.symbol] = instrument.tick_size * mid_ticks
+    return mids
+
+
 def account_equity(account) -> Decimal:
-    """Cash plus every position valued at its instrument's mark."""
+    """Cash plus every position valued at its instrument's mark (as `mark_price`): one query for
+    the positions and one MGET for the books; the last trade is looked up only for an instrument
+    whose book lacks a side."""
     equity = account.cash
-    for position in account.positions.select_related("instrument").exclude(quantity=0):
-        equity += position.quantity * mark_price(position.instrument)
+    positions = list(account.positions.select_related("instrument").exclude(quantity=0))
+    mids = _book_mids([position.instrument for position in positions])
+    for position in positions:
+        instrument = position.instrument
+        mark = mids.get(instrument.symbol)
+        if mark is None:
+            last = Trade.objects.filter(instrument=instrument).order_by("-seq").first()
+            mark = last.price if last is not None else instrument.reference_price
+        equity += position.quantity * mark
     return equity
 
 

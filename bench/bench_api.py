@@ -1,0 +1,388 @@
+"""REST API benchmark (issue 4): order entry through the whole stack as it runs in production.
+
+    make bench-api
+    python bench/bench_api.py [--seconds 20] [--clients 32] [--workers 2] [--no-wait]
+
+What runs (all torn down afterwards):
+
+* a fresh database: a SQLite file in a temporary folder, or PostgreSQL when ``TEST_POSTGRES_URL``
+  is set (a fresh database ``fbbench_<random>`` is created on that server and dropped after);
+  migrated, with one instrument ``BENCH`` and 32 users, each with an account and an API token
+  (made through ``exchange.services``);
+* a fresh Redis key prefix (deleted afterwards) on ``REDIS_URL``;
+* ``uvicorn flashbook_site.asgi:application --workers 2`` (the worker count for 2 cores) with
+  DEBUG off, a SECRET_KEY and ALLOWED_HOSTS, on a free port, without access logs;
+* the engine worker (``manage.py run_engine --symbols BENCH``) and the recorder
+  (``manage.py run_recorder --symbols BENCH``).
+
+The load: one asyncio client per user (32 by default), each with its own keep-alive connection
+and bearer token, sending ``POST /api/v1/orders/`` one after the other for 20 s: GTC limit orders
+of 1 to 5 lots, buy or sell at random, priced within 5 ticks of 100.00 either side so about half of
+them trade. ``wait`` is true by default (the real path: the API answers with the engine's
+immediate outcome); ``--no-wait`` measures the 202 path. The client is a minimal HTTP/1.1 client
+on asyncio streams so that it costs little CPU next to the server on the same machine.
+
+Latency is from just before a request is written to the end of its response body. ``errors``
+counts answers other than 2xx (and broken connections). The CPU time each part used during the
+load (uvicorn workers, engine, recorder, Redis, this client) is reported to show where the time
+goes. The last line of output is the JSON summary, also written to ``bench/results/api.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "api.json"
+SYMBOL = "BENCH"
+TARGET_ORDERS_PER_S = 1_500
+TARGET_P99_MS = 50.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+APP = {
+    "asgi": ["flashbook_site.asgi:application"],
+    # For comparison only: the same Django project as a WSGI app, run in uvicorn's thread pool.
+    "wsgi": ["--interface", "wsgi", "--factory", "django.core.wsgi:get_wsgi_application"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the stack ----------------------------------------------------------------------------------
+
+
+def postgres_database(base_url: str) -> tuple[str, callable]:
+    """A fresh database on the TEST_POSTGRES_URL server, and a function that drops it."""
+    import psycopg
+
+    name = f"fbbench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = base_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop():
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return url, drop
+
+
+def prepare(env: dict[str, str], clients: int) -> list[str]:
+    """Migrates the fresh database and creates the instrument and the users; their tokens."""
+    code = f"""
+import json
+from decimal import Decimal
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth import get_user_model
+from exchange import services
+services.instrument_ensure(symbol={SYMBOL!r}, name="Benchmark", tick_size=Decimal("0.01"),
+    lot_size=Decimal("1"), min_order_qty=Decimal("1"), max_order_qty=Decimal("1000"),
+    reference_price=Decimal("100"))
+tokens = []
+for i in range({clients}):
+    user = get_user_model().objects.create_user(username=f"bench{{i}}", password=None)
+    account = services.account_for_user(user)
+    account.cash = Decimal("1000000000")
+    account.save()
+    tokens.append(services.api_token_create(user=user, name="bench")[1])
+print(json.dumps(tokens))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+# --- the load -----------------------------------------------------------------------------------
+
+
+async def client(port: int, token: str, deadline: float, wait: bool, seed: int, out: dict):
+    rng = random.Random(seed)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        "POST /api/v1/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+    )
+    latencies, statuses = out["latencies"], out["statuses"]
+    while time.perf_counter() < deadline:
+        price = 10_000 + rng.randint(-5, 5)
+        body = json.dumps(
+            {
+                "symbol": SYMBOL,
+                "side": rng.choice(("buy", "sell")),
+                "type": "limit",
+                "price": f"{price / 100:.2f}",
+                "quantity": str(rng.randint(1, 5)),
+                "wait": wait,
+            }
+        ).encode()
+        request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        start = time.perf_counter()
+        try:
+            writer.write(request)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            status = int(status_line.split()[1])
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+            statuses.append(0)
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            continue
+        latencies.append((time.perf_counter() - start) * 1000)
+        statuses.append(status)
+        if status >= 300 and len(out["samples"]) < 5:
+            out["samples"].append(status_line.decode(errors="replace").strip())
+    writer.close()
+
+
+async def load(port: int, tokens: list[str], seconds: float, wait: bool) -> dict:
+    out = {"latencies": [], "statuses": [], "samples": []}
+    start = time.perf_counter()
+    deadline = start + seconds
+    await asyncio.gather(*(client(port, t, deadline, wait, i, out) for i, t in enumerate(tokens)))
+    out["elapsed"] = time.perf_counter() - start
+    return out
+
+
+def wait_ready(port: int, token: str, timeout: float = 30.0) -> None:
+    import http.client
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/v1/account/", headers={"Authorization": f"Bearer {token}"})
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the API server did not come up")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--interface",
+        choices=sorted(APP),
+        default="asgi",
+        help="asgi (production) or wsgi (the same Django app under uvicorn's WSGI adapter)",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="wait=false: the 202 path")
+    options = parser.parse_args()
+
+    import redis
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"fbbench-api-{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp(prefix="fbbench-api-"))
+    drop_db = None
+    if os.environ.get("TEST_POSTGRES_URL"):
+        database_url, drop_db = postgres_database(os.environ["TEST_POSTGRES_URL"])
+    else:
+        database_url = f"sqlite:///{tmp / 'db.sqlite3'}"
+    if os.environ.get("BENCH_CONN_MAX_AGE"):
+        database_url += f"?conn_max_age={os.environ['BENCH_CONN_MAX_AGE']}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flashbook_site.settings",
+        "FLASHBOOK_ENV_FILE": str(tmp / "none.env"),  # not the developer's .env
+        "DEBUG": "0",
+        "SECRET_KEY": uuid.uuid4().hex * 2,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "FLASHBOOK_REDIS_PREFIX": prefix,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    rds = redis.Redis.from_url(redis_url)
+    try:
+        tokens = prepare(env, options.clients)
+        manage = [sys.executable, "manage.py"]
+        procs["engine"] = spawn([*manage, "run_engine", "--symbols", SYMBOL], env, tmp / "e.log")
+        procs["recorder"] = spawn(
+            [*manage, "run_recorder", "--symbols", SYMBOL], env, tmp / "r.log"
+        )
+        procs["uvicorn"] = spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                *APP[options.interface],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(options.workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--lifespan",
+                "off",
+            ],
+            env,
+            tmp / "uvicorn.log",
+        )
+        wait_ready(port, tokens[0])
+        time.sleep(1.0)  # let every uvicorn worker finish starting
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                logs = "".join(p.read_text()[-1500:] for p in tmp.glob("*.log"))
+                raise RuntimeError(f"{name} exited: {logs}")
+
+        pids = {
+            "uvicorn_workers": children(procs["uvicorn"].pid),
+            "engine": [procs["engine"].pid],
+            "recorder": [procs["recorder"].pid],
+        }
+        redis_pid = int(rds.info("server")["process_id"])
+        before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+        redis_before = cpu_seconds(redis_pid)
+        client_before = time.process_time()
+
+        out = asyncio.run(load(port, tokens, options.seconds, not options.no_wait))
+
+        elapsed = out["elapsed"]
+        cpu = {k: sum(cpu_seconds(p) for p in v) - before[k] for k, v in pids.items()}
+        cpu["redis"] = cpu_seconds(redis_pid) - redis_before  # 0 when Redis is not local
+        cpu["client"] = time.process_time() - client_before
+        statuses = out["statuses"]
+        ok = sum(1 for s in statuses if 200 <= s < 300)
+        errors = len(statuses) - ok
+        codes: dict[int, int] = {}
+        for s in statuses:
+            codes[s] = codes.get(s, 0) + 1
+        # How far the recorder is behind when the load stops.
+        lag_s = None
+        lag_start = time.monotonic()
+        group_info = None
+        for _ in range(300):
+            try:
+                groups = rds.xinfo_groups(f"{prefix}:evt:{{{SYMBOL}}}")
+            except redis.RedisError:
+                break
+            group_info = groups[0] if groups else None
+            if group_info and not group_info.get("lag") and not group_info.get("pending"):
+                lag_s = round(time.monotonic() - lag_start, 2)
+                break
+            time.sleep(0.1)
+
+        summary = {
+            "bench": "api",
+            "orders_per_s": round(ok / elapsed),
+            "p50_ms": round(percentile(out["latencies"], 0.50), 2),
+            "p99_ms": round(percentile(out["latencies"], 0.99), 2),
+            "errors": errors,
+        }
+        details = {
+            "seconds": round(elapsed, 1),
+            "clients": options.clients,
+            "uvicorn_workers": options.workers,
+            "wait": not options.no_wait,
+            "interface": options.interface,
+            "database": "postgresql" if drop_db else "sqlite",
+            "cpus": os.cpu_count(),
+            "statuses": codes,
+            "error_samples": out["samples"],
+            "mean_ms": round(statistics.fmean(out["latencies"]), 2) if out["latencies"] else 0,
+            "cpu_share_of_one_core": {k: round(v / elapsed, 2) for k, v in cpu.items()},
+            "recorder_caught_up_after_s": lag_s,
+        }
+        print(json.dumps(details, indent=1), file=sys.stderr)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({**summary, "details": details}, indent=1) + "\n")
+        print(json.dumps(summary))
+        return 0
+    finally:
+        for proc in reversed(list(procs.values())):
+            stop(proc)
+        keys = list(rds.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            rds.delete(*keys[i : i + 1000])
+        rds.close()
+        if drop_db is not None:
+            drop_db()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
