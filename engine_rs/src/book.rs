@@ -216,6 +216,11 @@ impl OrderBook {
         client_ref: u64,
         out: &mut Vec<Event>,
     ) {
+        // A NEW's id is consumed by its first outcome, even an undecodable one, so an id never
+        // names two outcomes in the book's history.
+        if command == CommandKind::New && order_id > self.last_order_id {
+            self.last_order_id = order_id;
+        }
         self.emit(out, EventKind::Rejected { order_id, account, command, reason: RejectReason::Malformed, client_ref });
     }
 

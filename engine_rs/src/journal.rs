@@ -52,4 +52,20 @@ mod tests {
         assert_eq!(apply_entry(&mut book, &valid, &mut out), EntryOutcome::default());
         assert_eq!(book.order_count(), 1);
     }
+
+    #[test]
+    fn a_malformed_new_consumes_its_order_id() {
+        let mut book = OrderBook::new("X");
+        let mut out = Vec::new();
+        let garbage: Vec<(&[u8], &[u8])> = vec![(b"t", b"new"), (b"id", b"4"), (b"acct", b"2"), (b"side", b"up")];
+        apply_entry(&mut book, &garbage, &mut out);
+        out.clear();
+        let reused: Vec<(&[u8], &[u8])> =
+            vec![(b"t", b"new"), (b"id", b"4"), (b"acct", b"2"), (b"side", b"buy"), (b"px", b"9"), (b"qty", b"1")];
+        apply_entry(&mut book, &reused, &mut out);
+        assert!(
+            matches!(out[..], [Event { kind: EventKind::Rejected { reason: RejectReason::DuplicateOrderId, .. }, .. }]),
+            "{out:?}"
+        );
+    }
 }

@@ -191,22 +191,25 @@ def test_a_malformed_new_without_a_readable_ref_is_found_by_the_id_the_gateway_g
 
 
 @pytest.mark.parametrize("same_batch", [True, False])
-def test_an_id_a_malformed_new_did_not_consume_goes_to_the_next_order(acme, accounts, same_batch):
-    """The engine does not consume the id of a MALFORMED NEW; the gateway had stored it on its
-    order. When another NEW gets that id, the rejected order gives it up."""
+def test_a_malformed_new_keeps_its_id_and_a_later_new_with_it_is_the_duplicate(
+    acme, accounts, same_batch
+):
+    """The engine consumes the id of a MALFORMED NEW like any other: the gateway's order keeps
+    it, and another NEW with the same id is refused as a duplicate without touching that order."""
     alice, bob, _ = accounts
     book = Book("ACME")
     broken = gateway_order(acme, alice, "buy", 5, "100.00", order_id=3)
     refused = book(t="new", id=3, acct=alice.pk, side="buy", px=10000, qty="x", ref=broken.pk)
-    accepted = book.new(3, bob.pk, "sell", 2, 10100)  # another tool, the same id
+    duplicate = book.new(3, bob.pk, "sell", 2, 10100)  # another tool, the same id
+    assert [(e.kind, e.reason) for e in duplicate] == [("rejected", "DUPLICATE_ORDER_ID")]
     if same_batch:
-        record(acme, refused + accepted)
+        record(acme, refused + duplicate)
     else:
         record(acme, refused, 0)
-        record(acme, accepted, 1)
+        record(acme, duplicate, 1)
     broken.refresh_from_db()
-    assert (broken.order_id, broken.status, broken.reject_reason) == (None, "REJECTED", "MALFORMED")
-    assert (order(acme, 3).account, order(acme, 3).status) == (bob, OrderStatus.NEW)
+    assert (broken.order_id, broken.status, broken.reject_reason) == (3, "REJECTED", "MALFORMED")
+    assert not Order.objects.filter(account=bob).exists()
 
 
 def test_a_duplicate_id_rejects_the_newcomer_not_the_order_that_has_the_id(acme, accounts):
