@@ -341,19 +341,15 @@ class _Projection:
                 order = candidate
         holder = self.by_id.get(event.order_id)
         if holder is not None and holder is not order:
-            if holder.progress.status != OrderStatus.REJECTED:
-                logger.error(
-                    "recorder accepted order id already taken symbol=%s seq=%d order_id=%d",
-                    self.instrument.symbol,
-                    event.seq,
-                    event.order_id,
-                )
-                return
-            # A NEW refused as MALFORMED does not consume its id: the gateway stored it on its
-            # order all the same, and now the engine has accepted another NEW with that id.
-            holder.order_id = None
-            holder.dirty = True
-            self.unnumbered.append(holder)
+            # The engine consumes an id with its first NEW, whatever the outcome, so it never
+            # accepts a second NEW with it: this is a database out of step with the streams.
+            logger.error(
+                "recorder accepted order id already taken symbol=%s seq=%d order_id=%d",
+                self.instrument.symbol,
+                event.seq,
+                event.order_id,
+            )
+            return
         if order is None:
             if event.account not in self.accounts:
                 return  # an account the database does not know: nothing of it is stored
