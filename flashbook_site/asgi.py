@@ -1,7 +1,8 @@
-"""ASGI entry point.
+"""ASGI entry point: Django for HTTP, Channels for the WebSockets (`exchange/routing.py`).
 
-Plain Django HTTP for now; WebSocket routing (Channels) is added to this module when the live
-market data arrives.
+WebSockets pass the origin check (the page's origin must be one of `ALLOWED_HOSTS`, so another
+site cannot open a socket with the visitor's cookies) and the session authentication, which
+gives the consumers `scope["user"]`.
 """
 
 import os
@@ -10,4 +11,20 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flashbook_site.settings")
 
-application = get_asgi_application()
+# Django is set up here, before anything imports models (the routing imports the consumers).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from exchange.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -16,6 +16,7 @@ Variables:
     FLASHBOOK_ORDER_RATE    order-entry throttle per user (DRF rate: "6000/min").
     FLASHBOOK_ORDER_WAIT    seconds the API waits for the engine's immediate outcome; default 2.
     FLASHBOOK_INITIAL_CASH  cash of a user's account when it is created; default 100000.
+    FLASHBOOK_SIGNUP        "0" turns off self-service sign-up at /signup/; on by default.
     LOG_LEVEL               default INFO.
 """
 
@@ -59,6 +60,7 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 THIRD_PARTY_APPS = [
+    "channels",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -126,6 +128,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 FLASHBOOK_REDIS_PREFIX = env.str("FLASHBOOK_REDIS_PREFIX", default="fb")
 
+# --- WebSockets (Channels) -------------------------------------------------------------------
+# The bridge (`manage.py run_bridge`) pushes frames through this layer to the consumers' groups.
+# Its keys live under our prefix like every other Flashbook key. `capacity` bounds a slow
+# browser's queue: beyond it channels-redis drops frames for that browser, which the sequence
+# numbers reveal (the consumer then resyncs it from a snapshot).
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": f"{FLASHBOOK_REDIS_PREFIX}:asgi",
+            "capacity": 500,
+            "expiry": 30,
+        },
+    }
+}
+
 # The cache lives in Redis so that what it holds (the order-entry throttle's counters) is shared
 # by every worker process.
 CACHES = {
@@ -186,6 +205,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Whether visitors may create their own login at /signup/ (FLASHBOOK_SIGNUP=0 turns it off).
+FLASHBOOK_SIGNUP_ENABLED = env.bool("FLASHBOOK_SIGNUP", default=True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

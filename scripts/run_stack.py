@@ -36,6 +36,7 @@ def roles(port: int) -> dict[str, list[str]]:
         ],
         "engine": [*manage, "run_engine"],
         "recorder": [*manage, "run_recorder"],
+        "bridge": [*manage, "run_bridge"],
     }
 
 

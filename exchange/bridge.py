@@ -1,0 +1,433 @@
+"""The bridge: the one fan-out from the engine to browsers (`python manage.py run_bridge`).
+
+It reads
+* every symbol's market data (`{prefix}:md:{SYM}`, pattern-subscribed, so symbols added later are
+  picked up) and keeps each book (`exchange.feed.MarketState`);
+* every symbol's event stream (`{prefix}:evt:{SYM}`, plain XREAD — a fan-out needs no consumer
+  group) for the private executions of the accounts someone is watching, and to fill a gap in
+  the market data (pub/sub loses messages across a reconnect; the stream does not);
+* the simulation notices (`{prefix}:sim`) and, once a second, the agents' leaderboard;
+
+and pushes frames through the Channels layer to the groups `market.{SYM}`, `account.{id}` and
+`sim` (frame formats: `docs/protocol.md`, "WebSocket frames").
+
+Conflation: a book frame is the whole top of the book, so at most one per BOOK_INTERVAL per symbol
+is sent, whatever the order rate; trades are batched for at most TRADES_INTERVAL and never
+dropped; private executions go out as soon as their stream entry is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import suppress
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from exchange.feed import (
+    MarketState,
+    Scale,
+    count_accepted,
+    parse_event_lines,
+    parse_md,
+    private_events,
+)
+
+log = logging.getLogger("flashbook.bridge")
+
+BOOK_INTERVAL = 0.1  # at most ~10 book frames a second per symbol
+TRADES_INTERVAL = 0.02  # trades wait at most this long to be batched
+TICK = 0.01  # how often pending frames are looked at
+STATS_INTERVAL = 1.0
+LEADERBOARD_INTERVAL = 1.0
+INSTRUMENTS_INTERVAL = 5.0
+WATCH_INTERVAL = 0.5
+RESEED_INTERVAL = 0.25
+WATCH_TTL = 60  # seconds an account stays watched after its consumer's last heartbeat
+
+
+def prefix() -> str:
+    return settings.FLASHBOOK_REDIS_PREFIX
+
+
+def key(kind: str, symbol: str) -> str:
+    return f"{prefix()}:{kind}:{{{symbol}}}"
+
+
+def snapshot_key(symbol: str) -> str:
+    """Where the bridge keeps the state a new market subscriber starts from."""
+    return key("ws", symbol)
+
+
+def watch_key() -> str:
+    """A sorted set of account ids that have a private WebSocket open (score: expiry time)."""
+    return f"{prefix()}:ws:watch"
+
+
+def sim_channel() -> str:
+    return f"{prefix()}:sim"
+
+
+def market_group(symbol: str) -> str:
+    return f"market.{symbol}"
+
+
+def account_group(account_id: int) -> str:
+    return f"account.{account_id}"
+
+
+SIM_GROUP = "sim"
+
+
+def _escape_glob(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _load_scales() -> dict[str, Scale]:
+    from exchange.models import Instrument
+
+    return {
+        symbol: Scale(tick, lot)
+        for symbol, tick, lot in Instrument.objects.values_list("symbol", "tick_size", "lot_size")
+    }
+
+
+def _recent_trades(symbol: str, limit: int) -> tuple[list[dict], Decimal]:
+    """The last trades recorded (oldest first) and the volume of the last 24 hours, so a bridge
+    that starts on a running market does not show an empty tape."""
+    from datetime import timedelta
+
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from exchange.models import Trade
+
+    trades = Trade.objects.filter(instrument__symbol=symbol)
+    rows = list(trades.order_by("-seq")[:limit])
+    since = timezone.now() - timedelta(days=1)
+    volume = trades.filter(executed_at__gte=since).aggregate(v=Sum("quantity"))["v"] or Decimal(0)
+    from exchange.feed import decimal_str
+
+    return (
+        [
+            {
+                "seq": t.seq,
+                "price": decimal_str(t.price),
+                "qty": decimal_str(t.quantity),
+                "side": t.aggressor_side,
+                "time": int(t.executed_at.timestamp() * 1000),
+            }
+            for t in reversed(rows)
+        ],
+        volume,
+    )
+
+
+def _leaderboard() -> list[dict] | None:
+    """The agents' leaderboard, or None while the agents app does not provide one."""
+    try:
+        from agents import selectors as agent_selectors
+    except ImportError:
+        return None
+    board = getattr(agent_selectors, "leaderboard", None)
+    return None if board is None else board()
+
+
+class Bridge:
+    def __init__(self, *, redis_url: str | None = None):
+        self.redis_url = redis_url or settings.REDIS_URL
+        self.layer = get_channel_layer()
+        self.markets: dict[str, MarketState] = {}
+        self.scales: dict[str, Scale] = {}
+        self.watched: set[int] = set()
+        self.evt_cursor: dict[str, str] = {}
+        self.last_reseed: dict[str, float] = {}
+        self.leaderboard_json: str | None = None
+        self.stopping = asyncio.Event()
+        self.frames_sent = 0
+        self.sim_seq = 0
+        self.ready = asyncio.Event()
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def _send_market(self, state: MarketState, frame: dict) -> None:
+        """Stores the new snapshot, then sends the frame: a subscriber that joined the group and
+        then read the snapshot either has this frame in the snapshot or receives it."""
+        text = json.dumps(frame, separators=(",", ":"))
+        await self.redis.set(
+            snapshot_key(state.symbol), json.dumps(state.snapshot(), separators=(",", ":"))
+        )
+        await self.layer.group_send(
+            market_group(state.symbol),
+            {"type": "market.frame", "seq": frame["seq"], "prev": frame["prev"], "text": text},
+        )
+        self.frames_sent += 1
+
+    async def _send_sim(self, frame: dict) -> None:
+        """Sim status and leaderboard frames are whole states; their `seq` only orders them."""
+        self.sim_seq += 1
+        await self._send_text(SIM_GROUP, frame | {"seq": self.sim_seq})
+
+    async def _send_text(self, group: str, frame: dict) -> None:
+        await self.layer.group_send(
+            group, {"type": "push.frame", "text": json.dumps(frame, separators=(",", ":"))}
+        )
+        self.frames_sent += 1
+
+    # -- instruments and seeding ---------------------------------------------------------------
+
+    async def _refresh_instruments(self) -> None:
+        self.scales = await sync_to_async(_load_scales)()
+        for symbol, scale in self.scales.items():
+            if symbol not in self.markets:
+                await self._add_market(symbol, scale)
+
+    async def _add_market(self, symbol: str, scale: Scale) -> None:
+        state = MarketState(symbol=symbol, scale=scale)
+        raw = await self.redis.get(key("book", symbol))
+        state.seed(None if raw is None else json.loads(raw))
+        trades, volume = await sync_to_async(_recent_trades)(symbol, 50)
+        for trade in trades:
+            if trade["seq"] <= state.seq:
+                state.trades.append(trade)
+        state.volume = volume
+        state.last_price = trades[-1]["price"] if trades else None
+        state.sent_seq = state.seq
+        self.markets[symbol] = state
+        # The event stream is read from the entry after the book key's sequence number, so no
+        # execution between the key and now is missed; older entries are skipped.
+        self.evt_cursor[symbol] = await self._evt_position(symbol, state.seq)
+        await self._send_market(state, state.book_frame(time.monotonic()))
+        log.info("bridge: %s seeded at seq %d", symbol, state.seq)
+
+    async def _evt_position(self, symbol: str, after_seq: int) -> str:
+        """The id of the event-stream entry just before the first one with events > after_seq."""
+        stream = key("evt", symbol)
+        newest = await self.redis.xrevrange(stream, count=1)
+        if not newest:
+            return "0-0"
+        position = "+"
+        while True:
+            entries = await self.redis.xrevrange(stream, max=position, count=64)
+            if not entries:
+                return "0-0"
+            for entry_id, fields in entries:
+                if int(fields[b"last"]) <= after_seq:
+                    return entry_id.decode()
+            last_id = entries[-1][0].decode()
+            if len(entries) < 64:
+                return "0-0"
+            position = "(" + last_id
+
+    async def _events_between(self, symbol: str, after: int, before: int) -> list[list[str]] | None:
+        """Event lines with after < seq < before, from the event stream; None if it lacks some."""
+        stream = key("evt", symbol)
+        collected: list[list[list[str]]] = []
+        position = "+"
+        while True:
+            entries = await self.redis.xrevrange(stream, max=position, count=64)
+            if not entries:
+                return None
+            for _entry_id, fields in entries:
+                first, last = int(fields[b"first"]), int(fields[b"last"])
+                if last <= after:
+                    lines = [row for part in reversed(collected) for row in part]
+                    return [row for row in lines if after < int(row[0]) < before]
+                if first < before:
+                    collected.append(parse_event_lines(fields[b"e"].decode()))
+            position = "(" + entries[-1][0].decode()
+
+    # -- market data ---------------------------------------------------------------------------
+
+    async def _on_md(self, symbol: str, text: str) -> None:
+        state = self.markets.get(symbol)
+        if state is None:
+            scale = self.scales.get(symbol)
+            if scale is None:
+                await self._refresh_instruments()
+                scale = self.scales.get(symbol)
+            if scale is None:
+                return  # not an instrument of ours
+            if symbol not in self.markets:
+                await self._add_market(symbol, scale)
+            state = self.markets[symbol]
+        message = parse_md(text)
+        if message.last <= state.seq:
+            return  # already covered by the seed
+        if message.first > state.seq + 1:
+            missing = await self._events_between(symbol, state.seq, message.first)
+            if missing is None:
+                log.warning(
+                    "bridge: %s market data gap %d..%d not in the event stream; re-seeding",
+                    symbol,
+                    state.seq + 1,
+                    message.first - 1,
+                )
+                raw = await self.redis.get(key("book", symbol))
+                if raw is not None:
+                    state.seed(json.loads(raw))
+            else:
+                log.info("bridge: %s filled a gap of %d events", symbol, message.first - state.seq)
+                state.apply(missing, int(time.time() * 1000))
+        state.apply(message.lines, int(time.time() * 1000))
+
+    async def _market_data(self) -> None:
+        pubsub = self.redis.pubsub()
+        pattern = f"{_escape_glob(prefix())}:md:*"
+        await pubsub.psubscribe(pattern)
+        await pubsub.subscribe(sim_channel())
+        head = len(prefix()) + len(":md:{")
+        self.ready.set()
+        try:
+            while not self.stopping.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    continue
+                channel = message["channel"].decode()
+                data = message["data"].decode()
+                if channel == sim_channel():
+                    await self._on_sim(data)
+                    continue
+                await self._on_md(channel[head:-1], data)
+        finally:
+            await pubsub.aclose()
+
+    async def _flusher(self) -> None:
+        """Sends what is due: batched trades, conflated book frames, stats once a second."""
+        last_stats = time.monotonic()
+        while not self.stopping.is_set():
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            stats_due = now - last_stats >= STATS_INTERVAL
+            if stats_due:
+                last_stats = now
+            for symbol, state in list(self.markets.items()):
+                book_due = state.book_dirty and now - state.last_book_sent >= BOOK_INTERVAL
+                if state.pending_trades and (
+                    book_due or stats_due or now - state.last_trades_sent >= TRADES_INTERVAL
+                ):
+                    await self._send_market(state, state.trades_frame(now))
+                if book_due:
+                    await self._send_market(state, state.book_frame(now))
+                if stats_due:
+                    await self._send_market(state, state.stats_frame())
+                if state.needs_reseed() and now - self.last_reseed.get(symbol, 0) > RESEED_INTERVAL:
+                    self.last_reseed[symbol] = now
+                    raw = await self.redis.get(key("book", symbol))
+                    if raw is not None and state.reseed(json.loads(raw)):
+                        state.book_dirty = True
+
+    # -- executions ----------------------------------------------------------------------------
+
+    async def _executions(self) -> None:
+        reader = aioredis.Redis.from_url(self.redis_url)
+        try:
+            while not self.stopping.is_set():
+                streams = {key("evt", s): self.evt_cursor[s] for s in self.markets}
+                if not streams:
+                    await asyncio.sleep(0.2)
+                    continue
+                replies = await reader.xread(streams, count=500, block=500)
+                for stream, entries in replies or []:
+                    symbol = stream.decode()[len(prefix()) + len(":evt:{") : -1]
+                    state = self.markets.get(symbol)
+                    if state is None:
+                        continue
+                    for entry_id, fields in entries:
+                        self.evt_cursor[symbol] = entry_id.decode()
+                        lines = parse_event_lines(fields[b"e"].decode())
+                        state.count_orders(count_accepted(lines))
+                        if not self.watched:
+                            continue
+                        mine = private_events(lines, state.scale, self.watched)
+                        for account_id, events in mine.items():
+                            await self._send_text(
+                                account_group(account_id),
+                                {
+                                    "type": "executions",
+                                    "symbol": symbol,
+                                    "seq": events[-1]["seq"],
+                                    "events": events,
+                                },
+                            )
+        finally:
+            await reader.aclose()
+
+    async def _watch(self) -> None:
+        while not self.stopping.is_set():
+            now = time.time()
+            members = await self.redis.zrangebyscore(watch_key(), now, "+inf")
+            self.watched = {int(m) for m in members}
+            await self.redis.zremrangebyscore(watch_key(), 0, now)
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    # -- simulation ----------------------------------------------------------------------------
+
+    async def _on_sim(self, data: str) -> None:
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            log.warning("bridge: ignoring a malformed sim notice %r", data[:200])
+            return
+        if isinstance(frame, dict):
+            frame["type"] = "sim"
+            await self._send_sim(frame)
+
+    async def _leaderboard(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                rows = await sync_to_async(_leaderboard)()
+            except Exception:  # a broken query must not stop the market data
+                log.exception("bridge: leaderboard query failed")
+                rows = None
+            if rows is not None:
+                text = json.dumps(rows, default=str, separators=(",", ":"))
+                if text != self.leaderboard_json:
+                    self.leaderboard_json = text
+                    await self._send_sim({"type": "leaderboard", "rows": rows})
+            await asyncio.sleep(LEADERBOARD_INTERVAL)
+
+    async def _instruments(self) -> None:
+        while not self.stopping.is_set():
+            await asyncio.sleep(INSTRUMENTS_INTERVAL)
+            await self._refresh_instruments()
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.redis = aioredis.Redis.from_url(self.redis_url)
+        try:
+            await self._refresh_instruments()
+            tasks = [
+                asyncio.create_task(job(), name=job.__name__)
+                for job in (
+                    self._market_data,
+                    self._flusher,
+                    self._executions,
+                    self._watch,
+                    self._leaderboard,
+                    self._instruments,
+                )
+            ]
+            stop = asyncio.create_task(self.stopping.wait())
+            done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+            self.stopping.set()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
+            for task in done:
+                if task is not stop and task.exception() is not None:
+                    raise task.exception()
+        finally:
+            await self.redis.aclose()
+
+    def stop(self) -> None:
+        self.stopping.set()
