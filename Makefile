@@ -33,13 +33,23 @@ help:
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
 	@echo "  make bench-api     the REST API under load (uvicorn, engine worker, recorder)"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
+	@echo "  make bench-feed    the live feed: 10k orders/s in, WebSocket frames out"
 	@echo "  make venv          only the virtualenv, the engine build and .env"
 	@echo "  make clean         remove the virtualenv, build output and var/"
 
 # --- Set-up -------------------------------------------------------------------------------------
 
-setup: venv
+setup: venv web-assets
 venv: $(STAMP) .env
+
+# The pages' charting libraries from npm, copied into static/vendor/ (no CDN at run time).
+.PHONY: web-assets chromium
+web-assets:
+	@scripts/web_assets.sh
+
+# The browser tests drive the system's Chromium; installed from the Debian packages if missing.
+chromium:
+	@scripts/ensure_chromium.sh
 
 $(VPY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { \
@@ -94,7 +104,7 @@ lint: setup
 rust-test:
 	cargo test --workspace
 
-py-test: setup
+py-test: setup chromium
 	@url="$$(scripts/ensure_redis.sh)"; \
 		echo "Using Redis at $$url"; \
 		REDIS_URL="$$url" $(VENV)/bin/pytest
@@ -122,7 +132,13 @@ bench-api: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_api.py
 
+# The live feed: 10,000 orders/s into the engine, a WebSocket client subscribed to the bridge.
+.PHONY: bench-feed
+bench-feed: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		REDIS_URL="$$url" $(VPY) bench/bench_feed.py
+
 clean:
 	-@scripts/ensure_redis.sh stop
-	rm -rf $(VENV) target var .pytest_cache .ruff_cache
+	rm -rf $(VENV) target var .pytest_cache .ruff_cache node_modules static/vendor
 	find python -name '*.so' -delete
