@@ -1,7 +1,9 @@
 from django.urls import path
 
-from exchange.views import HomeView
+from exchange.views import DashboardView, SignUpView, TradeView
 
 urlpatterns = [
-    path("", HomeView.as_view(), name="home"),
+    path("", DashboardView.as_view(), name="home"),
+    path("trade/", TradeView.as_view(), name="trade"),
+    path("signup/", SignUpView.as_view(), name="signup"),
 ]
