@@ -1,0 +1,141 @@
+"""``python manage.py simulate``: a headless, seeded research simulation (see docs/research.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.research.config import ConfigError, load_config, parse_time_of_day
+from agents.research.from_db import config_from_agent_rows
+from agents.research.presets import PRESETS, preset
+from agents.research.run import simulate, simulate_seeds
+
+
+class Command(BaseCommand):
+    help = (
+        "Simulate a trading day headless (no Redis, no database unless --from-db) and write "
+        "LOBSTER files, trades, per-agent results, summary.json and a realism report to --out."
+    )
+
+    def add_arguments(self, parser):
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument("--preset", choices=sorted(PRESETS), help="a built-in population")
+        source.add_argument("--config", metavar="FILE", help="a YAML or JSON configuration")
+        source.add_argument(
+            "--from-db", action="store_true", help="the enabled agents configured in the admin"
+        )
+        parser.add_argument("--symbol", help="with --from-db: the symbol to simulate")
+        parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+        parser.add_argument(
+            "--runs", type=int, default=1,
+            help="simulate seeds SEED..SEED+RUNS-1 into OUT/seed-N and pool their facts",
+        )  # fmt: skip
+        parser.add_argument("--start", help="session start, HH:MM[:SS] (default: the config's)")
+        parser.add_argument("--end", help="session end, HH:MM[:SS] (default: the config's)")
+        parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+        parser.add_argument("--no-report", action="store_true", help="skip the realism report")
+        parser.add_argument(
+            "--check-facts", action="store_true",
+            help="exit with an error unless every stylized fact is met",
+        )  # fmt: skip
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options):
+        try:
+            config = self._config(options)
+            config = config.with_session(
+                parse_time_of_day(options["start"], "--start") if options["start"] else None,
+                parse_time_of_day(options["end"], "--end") if options["end"] else None,
+            )
+        except ConfigError as error:
+            raise CommandError(f"invalid configuration: {error}") from None
+        if options["runs"] < 1:
+            raise CommandError("--runs must be at least 1")
+        seeds = list(range(options["seed"], options["seed"] + options["runs"]))
+        out = Path(options["out"])
+        bar = None if options["no_progress"] else _ProgressBar(config, self.stderr, len(seeds))
+        report = not options["no_report"]
+        try:
+            if len(seeds) == 1:
+                result = simulate(
+                    config, seeds[0], out, report=report,
+                    progress=None if bar is None else (lambda t, m: bar.update(seeds[0], t, m)),
+                )  # fmt: skip
+                results, facts = [result], result.summary["stylized_facts"]
+            else:
+                results, facts = simulate_seeds(
+                    config, seeds, out, report=report,
+                    progress=None if bar is None else bar.update,
+                )  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.close()
+        for r in results:
+            d = r.data
+            self.stdout.write(
+                f"seed {r.seed}: {d.messages:,} messages, {d.trades:,} trades in "
+                f"{d.wall_s:.1f} s ({d.messages / max(d.wall_s, 1e-9):,.0f} messages/s) "
+                f"-> {r.out_dir}"
+            )
+        for fact in facts["facts"]:
+            mark = "met    " if fact["met"] else "NOT met"
+            self.stdout.write(f"  {mark}  {fact['name']}: {json.dumps(fact['value'])}")
+        if report:
+            self.stdout.write(f"report: {out / 'report.html'}")
+        if options["check_facts"] and not all(f["met"] for f in facts["facts"]):
+            raise CommandError("not every stylized fact is met")
+
+    def _config(self, options):
+        if options["config"]:
+            return load_config(options["config"])
+        if options["from_db"]:
+            from agents.selectors import agent_configs_enabled
+
+            symbols = [options["symbol"]] if options["symbol"] else None
+            return config_from_agent_rows(agent_configs_enabled(symbols), symbol=options["symbol"])
+        return preset(options["preset"] or "rmsc04")
+
+
+class _ProgressBar:
+    """tqdm over simulated seconds, with the messages per second of wall time."""
+
+    def __init__(self, config, stream, runs: int) -> None:
+        from tqdm import tqdm
+
+        self.session_s = (config.end_ns - config.start_ns) / 1e9
+        self.start_s = config.start_ns / 1e9
+        self.bar = tqdm(
+            total=round(self.session_s * runs),
+            unit="sim-s",
+            file=stream,
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} sim-s [{elapsed}<{remaining}{postfix}]",
+        )
+        self.started = time.perf_counter()
+        self.run_index: dict[int, int] = {}
+        self.done = 0
+        self.messages_before = 0
+        self.last_messages = 0
+
+    def update(self, seed: int, elapsed_ns: int, messages: int) -> None:
+        index = self.run_index.setdefault(seed, len(self.run_index))
+        if index and messages < self.last_messages:
+            self.messages_before += self.last_messages
+        self.last_messages = messages
+        target = round(index * self.session_s + elapsed_ns / 1e9)
+        if target > self.done:
+            self.bar.update(target - self.done)
+            self.done = target
+        clock = self.start_s + elapsed_ns / 1e9
+        total = self.messages_before + messages
+        rate = total / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_description(
+            f"seed {seed} {int(clock // 3600):02d}:{int(clock // 60 % 60):02d}", refresh=False
+        )
+        self.bar.set_postfix_str(f"{total:,} msgs, {rate:,.0f} msgs/s", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,482 @@
+"""The discrete-event simulator: one process, one simulated clock in nanoseconds, one priority
+queue, the Rust book through its Python bindings and the same strategy classes as the live runner.
+
+What happens, in simulated time:
+
+* An agent **wakes** (a Poisson clock: its rate times the market's activity level), looks at the
+  market as it is at that instant (a :class:`MarketView` built from the level mirror), decides,
+  and sends its actions. The simulator records its GTC orders in its state at once, as the live
+  runner does, under a *client key*.
+* The actions are **delivered** to the exchange one latency later (the agent's own base latency
+  plus an exponential jitter), in the order sent: an agent's messages never overtake each other.
+  Engine order ids are handed out at delivery, so they grow in the order the exchange sees orders,
+  as the engine requires; the client key maps to the engine id from then on.
+* The engine's events update every agent's state (fills, cancels, replaces, rejections) and are
+  turned into LOBSTER rows as they happen.
+* **Shocks** move the fundamental value (and the reference price); **halts** stop trading for a
+  while. The market opens empty at the session's start and the run stops at its end.
+
+Everything random comes from generators seeded from the run's seed in a fixed order, and ties in
+the queue are broken by insertion order, so a configuration and a seed give one history.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from flashbook_engine import OrderBook
+
+from agents.strategies import (
+    BUY,
+    SELL,
+    AgentState,
+    Cancel,
+    Fundamental,
+    MarketView,
+    Place,
+    Strategy,
+    Trade,
+    make_strategy,
+)
+
+from .activity import ActivityClock
+from .config import SimConfig
+from .lobster import LobsterBook
+
+__all__ = ["Agent", "RunData", "Simulation"]
+
+NS_PER_S = 1_000_000_000
+WAKE, DELIVER, SHOCK, HALT, RESUME = 0, 1, 2, 3, 4
+#: How often (simulated) the progress callback is called.
+_PROGRESS_EVERY_NS = 10 * NS_PER_S
+
+
+class Agent:
+    """One agent: its strategy, its state and its plumbing (clock, latency, counters)."""
+
+    __slots__ = (
+        "account",
+        "base_latency_ns",
+        "cancels",
+        "follows_activity",
+        "group",
+        "initial_cash",
+        "jitter_ns",
+        "last_arrival_ns",
+        "latency_rng",
+        "name",
+        "orders",
+        "rate",
+        "rejects",
+        "rng",
+        "state",
+        "strategy",
+        "traded_qty",
+        "trades",
+        "wakes",
+        "wants_depth",
+    )
+
+    def __init__(self, account: int, name: str, group: str, strategy: Strategy, state, rng):
+        self.account = account
+        self.name = name
+        self.group = group
+        self.strategy = strategy
+        self.state: AgentState = state
+        self.rng: random.Random = rng
+        self.latency_rng = random.Random(0)
+        self.rate = 1.0
+        self.base_latency_ns = 0
+        self.jitter_ns = 0.0
+        self.last_arrival_ns = 0
+        self.follows_activity = True
+        self.wants_depth = False
+        self.initial_cash = 0
+        self.orders = self.cancels = self.rejects = 0
+        self.trades = self.traded_qty = self.wakes = 0
+
+
+@dataclass
+class RunData:
+    """What a run leaves besides its files: per-second and per-minute series for the metrics and
+    the report, and counters."""
+
+    start_ns: int
+    end_ns: int
+    #: The mid (ticks, a float; NaN while one side is empty) at the end of every second.
+    mid_by_second: list[float] = field(default_factory=list)
+    #: The spread (ticks; 0 while one side is empty) at the end of every second.
+    spread_by_second: list[int] = field(default_factory=list)
+    #: Traded lots in every second.
+    volume_by_second: list[int] = field(default_factory=list)
+    trades_by_second: list[int] = field(default_factory=list)
+    #: The fundamental value (ticks) at the end of every second.
+    fundamental_by_second: list[float] = field(default_factory=list)
+    messages: int = 0
+    commands: int = 0
+    wakes: int = 0
+    trades: int = 0
+    volume: int = 0
+    rejections: Counter = field(default_factory=Counter)
+    wall_s: float = 0.0
+
+
+class Simulation:
+    """One run: ``Simulation(config, seed, lobster=..., trades_out=...).run()``. The LOBSTER
+    writer and the trades file are handed in (the caller owns the files)."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        seed: int,
+        *,
+        lobster: LobsterBook,
+        trades_out: TextIO | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.lob = lobster
+        self.trades_out = trades_out
+        self.progress = progress
+        self.book = OrderBook(config.symbol, 1 << 16)
+        self.start_ns = config.start_ns
+        self.end_ns = config.end_ns
+        master = random.Random(seed)
+        # Fixed draw order: environment first, then the agents in configuration order.
+        fundamental_seed = master.getrandbits(64)
+        activity_seed = master.getrandbits(64)
+        self.activity = ActivityClock(
+            sd=config.activity.sd,
+            half_life_s=config.activity.half_life_s,
+            step_s=config.activity.step_s,
+            start_ns=self.start_ns,
+            seed=activity_seed,
+        )
+        self.fundamental = Fundamental(config.fundamental, fundamental_seed, start_ns=self.start_ns)
+        self.reference = config.reference_ticks
+        self.agents: list[Agent] = []
+        unit = config.tick_size * config.lot_size
+        for group in config.agents:
+            for i in range(group.count):
+                account = len(self.agents) + 1
+                rng = random.Random(master.getrandbits(64))
+                cash = int(group.initial_cash / unit)
+                state = AgentState(cash=cash, max_position=group.max_position)
+                name = group.name if group.count == 1 else f"{group.name}-{i + 1}"
+                agent = Agent(
+                    account, name, group.name, make_strategy(group.strategy, group.params, rng),
+                    state, rng,
+                )  # fmt: skip
+                agent.latency_rng = random.Random(master.getrandbits(64))
+                agent.rate = group.wake_rate_hz
+                lat = group.latency
+                base_us = lat.base_us * (1.0 + lat.spread * (2.0 * agent.latency_rng.random() - 1))
+                agent.base_latency_ns = round(base_us * 1000)
+                agent.jitter_ns = lat.jitter_us * 1000.0
+                agent.follows_activity = group.follows_activity
+                agent.wants_depth = group.strategy == "market_maker"
+                agent.initial_cash = cash
+                self.agents.append(agent)
+
+        self.heap: list[tuple] = []
+        self._seq = 0
+        self.next_eid = 1
+        self.next_key = 1
+        self.key_to_eid: dict[int, int] = {}
+        self.eid_to_key: dict[int, int] = {}
+        self.recent: deque[Trade] = deque(maxlen=config.recent_trades)
+        self._recent_tuple: tuple[Trade, ...] = ()
+        self.last_price: int | None = None
+        self.data = RunData(self.start_ns, self.end_ns)
+        seconds = -(-(self.end_ns - self.start_ns) // NS_PER_S)
+        self.data.volume_by_second = [0] * seconds
+        self.data.trades_by_second = [0] * seconds
+        self._view_version = -1
+        self._touch: tuple = (None, None)
+        self._depth: tuple = ((), ())
+        self._depth_version = -1
+        self._halted = False
+
+    # --- the queue --------------------------------------------------------------------------------
+
+    def _push(self, time_ns: int, kind: int, agent: Agent | None, payload: object = None) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, (time_ns, self._seq, kind, agent, payload))
+
+    def _schedule_wake(self, agent: Agent, now: int) -> None:
+        rate = agent.rate
+        if agent.follows_activity:
+            rate *= self.activity.level(now)
+        self._push(now + max(1, int(agent.rng.expovariate(rate) * NS_PER_S)), WAKE, agent)
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def run(self) -> RunData:
+        started = time.perf_counter()
+        for agent in self.agents:
+            self._schedule_wake(agent, self.start_ns)
+        for shock in self.config.shocks:
+            self._push(shock.at_ns, SHOCK, None, shock)
+        for halt in self.config.halts:
+            self._push(halt.start_ns, HALT, None)
+            self._push(halt.end_ns, RESUME, None)
+
+        heap = self.heap
+        pop = heapq.heappop
+        end = self.end_ns
+        data = self.data
+        next_second = self.start_ns + NS_PER_S
+        next_progress = self.start_ns + _PROGRESS_EVERY_NS
+        wake = self._wake
+        deliver = self._deliver
+        while heap:
+            now, _, kind, agent, payload = pop(heap)
+            if now >= end:
+                break
+            if now >= next_second:
+                next_second = self._sample_until(now, next_second)
+                if now >= next_progress and self.progress is not None:
+                    next_progress += _PROGRESS_EVERY_NS
+                    self.progress(now - self.start_ns, self.lob.messages)
+            if kind == WAKE:
+                wake(agent, now)
+            elif kind == DELIVER:
+                deliver(agent, payload, now)
+            elif kind == SHOCK:
+                self._shock(payload, now)
+            elif kind == HALT:
+                self.book.halt()
+                self._halted = True
+                self.lob.halt_indicator(now, -1)
+            else:
+                self.book.resume()
+                self._halted = False
+                self.lob.halt_indicator(now, 1)
+        self._sample_until(end, next_second)
+        self.lob.flush()
+        data.messages = self.lob.messages
+        data.wakes = sum(a.wakes for a in self.agents)
+        data.wall_s = time.perf_counter() - started
+        if self.progress is not None:
+            self.progress(end - self.start_ns, self.lob.messages)
+        return data
+
+    def _sample_until(self, now: int, next_second: int) -> int:
+        """Record the per-second series for every second boundary up to ``now``."""
+        data = self.data
+        lob = self.lob
+        bid, ask = lob.bid, lob.ask
+        if bid is not None and ask is not None:
+            mid = (bid[0] + ask[0]) * 0.5
+            spread = ask[0] - bid[0]
+        else:
+            mid, spread = math.nan, 0
+        fundamental = self.fundamental.value_at(self.activity.business_time(now))
+        limit = min(now, self.end_ns)
+        while next_second <= limit:
+            data.mid_by_second.append(mid)
+            data.spread_by_second.append(spread)
+            data.fundamental_by_second.append(fundamental)
+            next_second += NS_PER_S
+        return next_second
+
+    def _shock(self, shock, now: int) -> None:
+        self.fundamental.shock(
+            shock.pct, self.activity.business_time(now), permanent=shock.permanent
+        )
+        self.reference = max(1, round(self.reference * (1.0 + shock.pct / 100.0)))
+
+    # --- an agent wakes ---------------------------------------------------------------------------
+
+    def _wake(self, agent: Agent, now: int) -> None:
+        agent.wakes += 1
+        lob = self.lob
+        if self._view_version != lob.version:
+            self._view_version = lob.version
+            self._touch = (lob.bid, lob.ask)
+        bid, ask = self._touch
+        if agent.wants_depth:
+            if self._depth_version != lob.version:
+                self._depth_version = lob.version
+                self._depth = lob.depth(self.config.view_levels)
+            bids, asks = self._depth
+        else:
+            bids = asks = ()
+        view = MarketView(
+            now,
+            bid,
+            ask,
+            bids,
+            asks,
+            self.last_price,
+            self._recent_tuple,
+            self.reference,
+            self.fundamental.value_at(self.activity.business_time(now)),
+        )
+        state = agent.state
+        actions = agent.strategy.decide(view, state)
+        if actions:
+            keys = []
+            for action in actions:
+                if type(action) is Place and action.tif == "gtc" and action.price is not None:
+                    key = self.next_key
+                    self.next_key = key + 1
+                    state.add_order(key, action.side, action.price, action.qty, action.tag, now)
+                    keys.append(key)
+                else:
+                    keys.append(None)
+            arrival = now + agent.base_latency_ns
+            if agent.jitter_ns:
+                arrival += int(agent.latency_rng.expovariate(1.0) * agent.jitter_ns)
+            if arrival < agent.last_arrival_ns:
+                arrival = agent.last_arrival_ns  # never overtake its own earlier messages
+            agent.last_arrival_ns = arrival
+            self._push(arrival, DELIVER, agent, (actions, keys))
+        self._schedule_wake(agent, now)
+
+    # --- the exchange receives --------------------------------------------------------------------
+
+    def _deliver(self, agent: Agent, payload, now: int) -> None:
+        actions, keys = payload
+        book = self.book
+        account = agent.account
+        state = agent.state
+        key_to_eid = self.key_to_eid
+        for action, key in zip(actions, keys, strict=True):
+            self.data.commands += 1
+            kind = type(action)
+            if kind is Place:
+                eid = self.next_eid
+                self.next_eid = eid + 1
+                agent.orders += 1
+                if key is not None:
+                    key_to_eid[key] = eid
+                    self.eid_to_key[eid] = key
+                if action.price is None:
+                    events = book.market_order(
+                        eid, account, action.side, action.qty,
+                        stp="cancel_newest", max_position=state.max_position,
+                    )  # fmt: skip
+                    self._apply(events, now, eid, action.side == BUY, 0, 0)
+                else:
+                    events = book.new_order(
+                        eid, account, action.side, action.price, action.qty,
+                        tif=action.tif, post_only=action.post_only,
+                        stp="cancel_newest", max_position=state.max_position,
+                    )  # fmt: skip
+                    rest = action.qty if action.tif == "gtc" else 0
+                    self._apply(events, now, eid, action.side == BUY, action.price, rest)
+            elif kind is Cancel:
+                eid = key_to_eid.get(action.key)
+                if eid is None:
+                    continue  # done before the cancel arrived (filled, or never accepted)
+                agent.cancels += 1
+                self._apply(book.cancel(eid, account), now, eid, False, 0, 0)
+            else:
+                eid = key_to_eid.get(action.key)
+                if eid is None:
+                    continue
+                events = book.replace(eid, account, price=action.price, qty=action.qty)
+                self._apply(events, now, eid, False, 0, 0)
+
+    def _forget(self, eid: int) -> None:
+        key = self.eid_to_key.pop(eid, None)
+        if key is not None:
+            del self.key_to_eid[key]
+
+    def _apply(self, events, now: int, eid: int, is_buy: bool, price: int, rest: int) -> None:
+        """Turns one command's events into LOBSTER rows and state updates. ``eid`` is the order
+        the command is about; for a NEW limit order ``rest`` is the quantity that will rest if
+        nothing trades (0 for IOC, FOK and market orders) — the type-1 row for what is left comes
+        after the executions, as LOBSTER has it."""
+        lob = self.lob
+        agents = self.agents
+        eid_to_key = self.eid_to_key
+        for e in events:
+            kind = e.kind
+            if kind == "trade":
+                maker_eid = e.maker_order_id
+                qty = e.qty
+                trade_price = e.price
+                aggressor = e.aggressor
+                maker_buys = aggressor == SELL
+                lob.execute(now, maker_eid, qty, trade_price, maker_buys)
+                maker = agents[e.maker_account - 1]
+                maker.state.fill(
+                    BUY if maker_buys else SELL, trade_price, qty, eid_to_key.get(maker_eid)
+                )
+                maker.trades += 1
+                maker.traded_qty += qty
+                if e.maker_remaining == 0:
+                    self._forget(maker_eid)
+                taker = agents[e.taker_account - 1]
+                taker.state.fill(aggressor, trade_price, qty, eid_to_key.get(eid))
+                taker.trades += 1
+                taker.traded_qty += qty
+                if e.taker_remaining == 0:
+                    self._forget(eid)
+                    rest = 0
+                elif rest:
+                    rest = e.taker_remaining
+                self._record_trade(now, trade_price, qty, aggressor, maker, taker, maker_eid, eid)
+            elif kind == "cancelled":
+                order_id = e.order_id
+                if order_id == eid and e.reason != "USER":
+                    rest = 0  # the incoming order's remainder (IOC, FOK, self-trade): never rested
+                else:
+                    lob.delete(now, order_id, e.qty, e.price, e.side == BUY)
+                key = eid_to_key.pop(order_id, None)
+                if key is not None:
+                    del self.key_to_eid[key]
+                    agents[e.account - 1].state.remove_order(key)
+            elif kind == "replaced":
+                old_qty, new_qty = e.old_qty, e.qty
+                new_price = e.price
+                is_buy = e.side == BUY
+                if e.kept_priority:
+                    if new_qty < old_qty:
+                        lob.partial_cancel(now, eid, old_qty - new_qty, new_price, is_buy)
+                else:
+                    lob.delete(now, eid, old_qty, e.old_price, is_buy)
+                    price, rest = new_price, new_qty
+                key = eid_to_key.get(eid)
+                if key is not None:
+                    agents[e.account - 1].state.amend_order(key, new_price, new_qty)
+            elif kind == "rejected":
+                self.data.rejections[e.reason] += 1
+                agent = agents[e.account - 1]
+                agent.rejects += 1
+                rest = 0
+                if e.command == "new" or e.reason == "UNKNOWN_ORDER":
+                    key = eid_to_key.pop(eid, None)
+                    if key is not None:
+                        del self.key_to_eid[key]
+                        agent.state.remove_order(key)
+        if rest:
+            lob.add(now, eid, rest, price, is_buy)
+
+    def _record_trade(self, now, price, qty, aggressor, maker, taker, maker_eid, taker_eid):
+        data = self.data
+        data.trades += 1
+        data.volume += qty
+        self.last_price = price
+        self.recent.append(Trade(now, price, qty, aggressor))
+        self._recent_tuple = tuple(self.recent)
+        second = (now - self.start_ns) // NS_PER_S
+        data.volume_by_second[second] += qty
+        data.trades_by_second[second] += 1
+        if self.trades_out is not None:
+            seconds, fraction = divmod(now, NS_PER_S)
+            cfg = self.config
+            self.trades_out.write(
+                f"{seconds}.{fraction:09d},{price * cfg.price_multiplier},{qty * cfg.lot_size},"
+                f"{aggressor},{maker_eid},{taker_eid},{maker.name},{taker.name}\n"
+            )
