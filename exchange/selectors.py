@@ -353,3 +353,130 @@ def api_token_by_secret(secret: str) -> ApiToken | None:
         .filter(digest=api_token_digest(secret))
         .first()
     )
+
+
+# --- Reads for the simulation controls (agents app) --------------------------------------------
+
+
+def mark_prices(instruments) -> dict[str, Decimal]:
+    """`mark_price` of several instruments at once: one MGET for the books, a last-trade query
+    only for an instrument whose book lacks a side."""
+    instruments = list(instruments)
+    marks = _book_mids(instruments)
+    for instrument in instruments:
+        if instrument.symbol in marks:
+            continue
+        last = Trade.objects.filter(instrument=instrument).order_by("-seq").first()
+        marks[instrument.symbol] = last.price if last is not None else instrument.reference_price
+    return marks
+
+
+def event_stream_last_id(symbol: str) -> str:
+    """The id of the last entry of a symbol's event stream ("0-0" when it has none yet)."""
+    newest = journal.client().xrevrange(journal.key("evt", symbol), count=1)
+    return newest[0][0].decode() if newest else "0-0"
+
+
+def reset_seq_after(symbol: str, entry_id: str) -> int | None:
+    """The sequence number of the first RESET the engine wrote to a symbol's event stream after
+    the entry `entry_id`, or None while it has not processed one."""
+    import flashbook_engine
+
+    start = f"({entry_id}" if entry_id != "0-0" else "-"
+    while True:
+        entries = journal.client().xrange(journal.key("evt", symbol), min=start, count=200)
+        if not entries:
+            return None
+        for _, fields in entries:
+            lines = fields.get(b"e", b"").decode()
+            if " S RESET" in lines:
+                for event in flashbook_engine.decode_events(lines):
+                    if event.kind == "status" and event.status == "RESET":
+                        return event.seq
+        start = f"({entries[-1][0].decode()}"
+
+
+def recorded_seq(symbol: str) -> int:
+    """How far the database reflects a symbol's event stream (the recorder's cursor)."""
+    from exchange.models import RecorderCursor
+
+    value = (
+        RecorderCursor.objects.filter(instrument__symbol=symbol)
+        .values_list("last_seq", flat=True)
+        .first()
+    )
+    return value or 0
+
+
+def position_list(*, account_ids) -> list:
+    """The positions of several accounts, with their instruments."""
+    from exchange.models import Position
+
+    return list(
+        Position.objects.filter(account_id__in=list(account_ids)).select_related("instrument")
+    )
+
+
+def open_order_counts(*, account_ids) -> dict[int, int]:
+    """How many open orders each of several accounts has (accounts with none are left out)."""
+    rows = (
+        Order.objects.filter(account_id__in=list(account_ids), status__in=OPEN_STATUSES)
+        .values("account_id")
+        .annotate(count=Count("id"))
+    )
+    return {row["account_id"]: row["count"] for row in rows}
+
+
+@dataclass(frozen=True)
+class RecordedAccount:
+    """An account as the database records it at a cursor: cash, position in one instrument (in
+    lots) and its open orders there that the engine knows (they have an exchange id)."""
+
+    account: Account
+    position_lots: int
+    open_orders: list[Order]
+
+
+def recorded_accounts(symbol: str, account_ids) -> tuple[int, dict[int, RecordedAccount]]:
+    """The recorder's cursor of a symbol and, consistent with it (one transaction: the recorder
+    moves the cursor in the transaction that writes what it covers), the given accounts' cash,
+    position and open orders in that symbol. A follower of the event stream that starts after
+    the cursor with this state knows everything."""
+    from django.db import transaction
+
+    from exchange.models import Position, RecorderCursor
+
+    account_ids = list(account_ids)
+    with transaction.atomic():
+        instrument = Instrument.objects.get(symbol=symbol)
+        cursor = (
+            RecorderCursor.objects.filter(instrument=instrument)
+            .values_list("last_seq", flat=True)
+            .first()
+        ) or 0
+        accounts = {a.pk: a for a in Account.objects.filter(pk__in=account_ids)}
+        positions = dict(
+            Position.objects.filter(instrument=instrument, account_id__in=account_ids).values_list(
+                "account_id", "quantity"
+            )
+        )
+        orders: dict[int, list[Order]] = {pk: [] for pk in accounts}
+        for order in (
+            Order.objects.filter(
+                instrument=instrument,
+                account_id__in=account_ids,
+                status__in=OPEN_STATUSES,
+                order_id__isnull=False,
+            )
+            .select_related("instrument")
+            .order_by("order_id")
+        ):
+            orders[order.account_id].append(order)
+    return cursor, {
+        pk: RecordedAccount(
+            account=account,
+            position_lots=instrument.qty_to_lots(positions.get(pk, Decimal(0))),
+            open_orders=orders[pk],
+        )
+        for pk, account in accounts.items()
+    }

@@ -8,12 +8,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from exchange import gateway
 from exchange.errors import Conflict, InvalidInput, NotFound
-from exchange.models import Account, ApiToken, Instrument
+from exchange.models import Account, ApiToken, Instrument, Position
 from exchange.selectors import api_token_digest
 
 API_TOKEN_PREFIX = "fb_"
@@ -153,3 +153,24 @@ def instrument_ensure(
     instrument.full_clean()
     instrument.save()
     return instrument, True
+
+
+def instrument_reference_price_set(*, instrument: Instrument, price: Decimal) -> Instrument:
+    """Moves an instrument's reference price (a market shock), rounded to its tick grid and never
+    below one tick."""
+    ticks = max(1, int((price / instrument.tick_size).to_integral_value()))
+    instrument.reference_price = instrument.tick_size * ticks
+    instrument.save(update_fields=["reference_price"])  # a save: the gateway's cache drops it
+    return instrument
+
+
+@transaction.atomic
+def accounts_reset() -> int:
+    """Every account back to its initial cash and flat, realized P&L forgotten (a simulation
+    reset). Call it only once the engine's RESETs are recorded and while the books are halted:
+    an execution recorded afterwards from before the reset would otherwise be counted again."""
+    count = Account.objects.update(cash=F("initial_cash"))
+    Position.objects.exclude(quantity=0, average_price=0, realized_pnl=0).update(
+        quantity=Decimal(0), average_price=Decimal(0), realized_pnl=Decimal(0)
+    )
+    return count

@@ -17,6 +17,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("exchange.api.urls")),
+    path("api/v1/", include("agents.api.urls")),
     path("", include("exchange.urls")),
 ]
 

@@ -1,0 +1,320 @@
+"""Writes of the agents app: agent configurations (with their accounts) and the simulation
+controls — pause, resume, reset, shock.
+
+The simulation state lives in Redis (`agents.keys`), next to the journals it steers, so it
+survives restarts of every process; each change is published on `{prefix}:sim` for the bridge.
+Changes are serialized by a Redis lock, so a pause cannot interleave with a reset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+import redis
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agents import keys
+from agents.models import AgentConfig
+from agents.selectors import decimal_str, reset_pending, sim_status
+from exchange import gateway
+from exchange import selectors as exchange_selectors
+from exchange import services as exchange_services
+from exchange.errors import Conflict, InvalidInput, NotFound, Unavailable
+from exchange.models import Account
+
+logger = logging.getLogger("flashbook.agents")
+
+SHOCK_MIN_PCT = Decimal("-90")
+SHOCK_MAX_PCT = Decimal("100")
+SHOCKS_KEPT = 1000
+
+
+# --- Agent configurations -----------------------------------------------------------------------
+
+
+def _first_error(exc: ValidationError) -> InvalidInput:
+    if hasattr(exc, "error_dict"):
+        field, errors = next(iter(exc.error_dict.items()))
+        return InvalidInput(errors[0].messages[0], field=None if field == "__all__" else field)
+    return InvalidInput(exc.messages[0])
+
+
+def _sync_account(config: AgentConfig) -> Account:
+    """The config's account, created with the initial bankroll, its limits copied over."""
+    account = config.account if config.account_id else None
+    if account is None:
+        account = Account.objects.filter(name=config.account_name).first()
+        if account is not None and (
+            account.user_id is not None or AgentConfig.objects.filter(account=account).exists()
+        ):
+            raise Conflict(
+                f"The account name {config.account_name!r} is taken.",
+                field="name",
+                code="account_name_taken",
+            )
+        if account is None:  # else: the account of a deleted agent of that name, taken over
+            account = Account(
+                name=config.account_name, cash=config.initial_cash, user=None, active=True
+            )
+    account.name = config.account_name
+    account.initial_cash = config.initial_cash
+    account.min_bankroll = config.min_bankroll
+    account.default_max_position = config.max_position
+    account.max_order_qty = config.max_order_qty
+    try:
+        with transaction.atomic():
+            account.save()
+    except IntegrityError:
+        raise Conflict(
+            f"The account name {config.account_name!r} is taken.",
+            field="name",
+            code="account_name_taken",
+        ) from None
+    return account
+
+
+@transaction.atomic
+def agent_config_save(*, config: AgentConfig) -> AgentConfig:
+    """Validates and stores an agent config (new or edited): its parameters are checked against
+    its strategy (defaults filled in) and its account is created — with the initial bankroll —
+    or brought in line with its limits. A running runner picks the change up within a second."""
+    try:
+        config.full_clean(exclude=["account"])
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    config.account = _sync_account(config)
+    config.save()
+    return config
+
+
+def agent_config_create(
+    *, name: str, strategy: str, symbol: str, params: dict | None = None, **fields
+) -> AgentConfig:
+    instrument = exchange_selectors.instrument_get(symbol)
+    if instrument is None:
+        raise NotFound(f"Unknown symbol {symbol!r}.", field="symbol", code="unknown_symbol")
+    config = AgentConfig(
+        name=name, strategy=strategy, instrument=instrument, params=params or {}, **fields
+    )
+    return agent_config_save(config=config)
+
+
+def agent_config_ensure(
+    *, name: str, strategy: str, symbol: str, params: dict | None = None, **fields
+) -> tuple[AgentConfig, bool]:
+    """An agent config of that name, created as given when missing (an existing one is left as
+    staff configured it)."""
+    existing = AgentConfig.objects.filter(name=name).first()
+    if existing is not None:
+        return existing, False
+    config = agent_config_create(
+        name=name, strategy=strategy, symbol=symbol, params=params, **fields
+    )
+    return config, True
+
+
+def agent_configs_set_enabled(*, configs, enabled: bool) -> int:
+    """Enables or disables agents (a runner starts or stops them within a second; a stopped one
+    cancels its orders)."""
+    pks = [c.pk for c in configs]
+    return AgentConfig.objects.filter(pk__in=pks).update(enabled=enabled, updated_at=timezone.now())
+
+
+@transaction.atomic
+def agent_config_duplicate(*, config: AgentConfig) -> AgentConfig:
+    """A copy of an agent with a new name (`name-2`, `name-3`, ...) and an account of its own,
+    created disabled so it can be adjusted before it trades."""
+    base = config.name
+    taken = set(
+        AgentConfig.objects.filter(name__startswith=f"{base}-").values_list("name", flat=True)
+    )
+    number = 2
+    while f"{base}-{number}" in taken or len(f"{base}-{number}") > 64:
+        if len(f"{base}-{number}") > 64:
+            base = base[: 64 - len(f"-{number}")]
+            continue
+        number += 1
+    copy = AgentConfig(
+        name=f"{base}-{number}",
+        strategy=config.strategy,
+        instrument=config.instrument,
+        params=dict(config.params),
+        wake_rate_hz=config.wake_rate_hz,
+        max_position=config.max_position,
+        max_order_qty=config.max_order_qty,
+        initial_cash=config.initial_cash,
+        min_bankroll=config.min_bankroll,
+        enabled=False,
+    )
+    return agent_config_save(config=copy)
+
+
+# --- Simulation controls ------------------------------------------------------------------------
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@contextmanager
+def _sim_lock():
+    try:
+        lock = keys.client().lock(keys.sim_lock(), timeout=60, blocking_timeout=30)
+        if not lock.acquire():
+            raise Unavailable("Another simulation change is in progress; try again.")
+    except redis.RedisError as exc:
+        raise Unavailable("The simulation state cannot be changed right now.") from exc
+    try:
+        yield keys.client()
+    finally:
+        try:
+            lock.release()
+        except redis.RedisError:  # expired: nothing to release
+            pass
+
+
+def _publish(status: dict) -> None:
+    message = json.dumps({"type": "sim", **status})
+    try:
+        keys.client().publish(keys.sim_channel(), message)
+    except redis.RedisError:
+        logger.warning("sim notice not published", exc_info=True)
+
+
+def _changed() -> dict:
+    """The new status, published once the surrounding transaction (if any) commits."""
+    status = sim_status()
+    transaction.on_commit(lambda: _publish(status))
+    return status
+
+
+def _instruments() -> list:
+    return [
+        exchange_selectors.instrument_get(symbol)
+        for symbol in sorted(exchange_selectors.instrument_symbols_enabled())
+    ]
+
+
+def _halt_all(halted: bool) -> None:
+    for instrument in _instruments():
+        exchange_services.instrument_halt_set(instrument=instrument, halted=halted)
+
+
+def _set_state(client, state: str, **extra: str) -> None:
+    client.hset(keys.sim_state(), mapping={"state": state, "changed_at": _now_iso(), **extra})
+
+
+def sim_pause() -> dict:
+    """Halts every book (new orders refused by the gateway and the engine) and idles the
+    agents; their resting orders stay."""
+    with _sim_lock() as client:
+        pending = reset_pending()
+        if pending is not None and pending.get("resume"):
+            pending["resume"] = False  # the reset in progress completes paused
+            client.hset(keys.sim_state(), "reset_pending", json.dumps(pending))
+        _halt_all(True)
+        _set_state(client, "paused")
+    return _changed()
+
+
+def sim_resume() -> dict:
+    with _sim_lock() as client:
+        if reset_pending() is not None:
+            raise Conflict(
+                "A reset is in progress: the simulation resumes once it completes.",
+                code="reset_in_progress",
+            )
+        _halt_all(False)
+        _set_state(client, "running")
+    return _changed()
+
+
+def sim_reset() -> dict:
+    """Starts a reset: halts every book, sends RESET to each (the engine cancels every resting
+    order and zeroes its positions; the recorder marks the orders cancelled), and leaves the
+    rest to `sim_reset_complete`: once the recorder has recorded every RESET, accounts go back
+    to their initial cash and flat and — if the simulation was running — the books resume.
+    Runners clear their agents' state when they read the RESET in the event streams."""
+    with _sim_lock() as client:
+        raw = client.hgetall(keys.sim_state())
+        pending = json.loads(raw["reset_pending"]) if raw.get("reset_pending") else None
+        resume = pending["resume"] if pending else raw.get("state", "running") == "running"
+        _halt_all(True)
+        after = {}
+        for instrument in _instruments():
+            after[instrument.symbol] = exchange_selectors.event_stream_last_id(instrument.symbol)
+            gateway.instrument_command(instrument=instrument, command="reset")
+        pending = {"after": after, "resume": resume, "at": _now_iso()}
+        _set_state(client, "paused", reset_pending=json.dumps(pending))
+    sim_reset_complete()  # at once if the engine and the recorder are that quick
+    return _changed()
+
+
+def sim_reset_complete() -> bool:
+    """Completes a reset in progress once the recorder has recorded every RESET it sent; True
+    when no reset is pending any more. Runners call it while they run; `manage.py sim reset`
+    waits on it. Safe to call from several processes at once."""
+    pending = reset_pending()
+    if pending is None:
+        return True
+    for symbol, after in pending["after"].items():
+        seq = exchange_selectors.reset_seq_after(symbol, after)
+        if seq is None or exchange_selectors.recorded_seq(symbol) < seq:
+            return False
+    with _sim_lock() as client:
+        if reset_pending() != pending:
+            return reset_pending() is None  # completed (or restarted) by someone else meanwhile
+        # Every RESET is recorded and the books are halted: nothing recorded from now on can be
+        # from before the reset.
+        exchange_services.accounts_reset()
+        if pending.get("resume"):
+            _halt_all(False)
+            _set_state(client, "running")
+        else:
+            _set_state(client, "paused")
+        client.hdel(keys.sim_state(), "reset_pending")
+    _changed()
+    logger.info("sim reset complete resume=%s", pending.get("resume"))
+    return True
+
+
+def _valid_pct(pct) -> Decimal:
+    try:
+        value = pct if isinstance(pct, Decimal) else Decimal(str(pct))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput("pct must be a number.", field="pct", code="invalid_number") from None
+    if not value.is_finite():
+        raise InvalidInput("pct must be a finite number.", field="pct", code="invalid_number")
+    if value == 0 or not SHOCK_MIN_PCT <= value <= SHOCK_MAX_PCT:
+        raise InvalidInput(
+            f"pct must be between {SHOCK_MIN_PCT} and {SHOCK_MAX_PCT}, and not 0.",
+            field="pct",
+            code="invalid_pct",
+        )
+    return value
+
+
+def sim_shock(*, symbol: str, pct: Decimal) -> dict:
+    """A jump of `pct` percent in an instrument's fundamental value and reference price; the
+    agents react through their own logic (value traders re-price, market makers widen, ...)."""
+    value = _valid_pct(pct)
+    instrument = exchange_selectors.instrument_get(symbol) if isinstance(symbol, str) else None
+    if instrument is None or not instrument.enabled:
+        raise NotFound(
+            f"Unknown symbol {str(symbol)[:40]!r}.", field="symbol", code="unknown_symbol"
+        )
+    with _sim_lock() as client:
+        exchange_services.instrument_reference_price_set(
+            instrument=instrument,
+            price=instrument.reference_price * (1 + value / 100),
+        )
+        shock = {"symbol": instrument.symbol, "pct": decimal_str(value), "at": _now_iso()}
+        client.xadd(keys.sim_shocks(), shock, maxlen=SHOCKS_KEPT, approximate=True)
+        client.hset(keys.sim_state(), "last_shock", json.dumps(shock))
+    return _changed()
