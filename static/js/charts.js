@@ -66,7 +66,9 @@ export class PriceChart {
 export class DepthChart {
   constructor(container) {
     this.container = container;
-    const stepped = uPlot.paths.stepped({ align: 1 });
+    // Bids: the total at a price holds up to it; asks: from it on.
+    const bidSteps = uPlot.paths.stepped({ align: -1 });
+    const askSteps = uPlot.paths.stepped({ align: 1 });
     this.plot = new uPlot(
       {
         width: container.clientWidth || 300,
@@ -80,8 +82,8 @@ export class DepthChart {
         ],
         series: [
           {},
-          { label: "Bids", stroke: "#1a7f37", fill: "rgba(26,127,55,0.18)", paths: stepped, points: { show: false } },
-          { label: "Asks", stroke: "#cf222e", fill: "rgba(207,34,46,0.18)", paths: stepped, points: { show: false } },
+          { label: "Bids", stroke: "#1a7f37", fill: "rgba(26,127,55,0.18)", paths: bidSteps, points: { show: false } },
+          { label: "Asks", stroke: "#cf222e", fill: "rgba(207,34,46,0.18)", paths: askSteps, points: { show: false } },
         ],
       },
       [[], [], []],
@@ -101,6 +103,13 @@ export class DepthChart {
     const bidPoints = bids.map(([p, q]) => [Number(p), (total += Number(q))]).reverse();
     total = 0;
     const askPoints = asks.map(([p, q]) => [Number(p), (total += Number(q))]);
+    // A step needs two points: each side's outermost level is drawn a little further out.
+    const span = Math.max(
+      (askPoints.at(-1)?.[0] ?? bidPoints.at(-1)?.[0] ?? 0) - (bidPoints[0]?.[0] ?? askPoints[0]?.[0] ?? 0),
+      Math.abs(bidPoints.at(-1)?.[0] ?? askPoints[0]?.[0] ?? 1) * 0.002,
+    );
+    if (bidPoints.length) bidPoints.unshift([bidPoints[0][0] - span * 0.05, bidPoints[0][1]]);
+    if (askPoints.length) askPoints.push([askPoints.at(-1)[0] + span * 0.05, askPoints.at(-1)[1]]);
     for (const [p, q] of bidPoints) {
       xs.push(p);
       bidY.push(q);
