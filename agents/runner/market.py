@@ -1,0 +1,121 @@
+"""What the agents of one instrument see: the engine's L2 book (its book key, re-read at most
+every `BOOK_MAX_AGE_S`), the recent trades and last price (from the event stream the runner
+follows), the reference price and the fundamental value (an OU process of the runner's own,
+moved by shocks)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+
+from agents.strategies import Fundamental, MarketView, Trade
+
+BOOK_MAX_AGE_S = 0.02
+DEPTH = 10
+TRADES_KEPT = 30
+# The fundamental value: mean-reverting around the reference price, with jumps now and then.
+FUNDAMENTAL_PARAMS = {
+    "half_life_s": 600.0,
+    "sd": 0.004,
+    "jump_rate_per_hour": 30.0,
+    "jump_sd": 0.002,
+    "step_s": 1.0,
+}
+
+
+class SymbolMarket:
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        book_key: str,
+        reference_ticks: int,
+        seed: int,
+        saved: dict | None = None,
+        now_ns: int | None = None,
+    ):
+        self.symbol = symbol
+        self.book_key = book_key
+        self.reference_ticks = reference_ticks
+        self.trades: deque[Trade] = deque(maxlen=TRADES_KEPT)
+        self.last_price: int | None = None
+        self.halted = False
+        self.shock_floor = "0-0"  # shocks up to this stream id are already in the fundamental
+        self._bids: list = []
+        self._asks: list = []
+        self._book_read = 0.0
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        mean, value = float(reference_ticks), None
+        if saved:  # carry on where the last runner left the process
+            mean, value = float(saved["mean"]), float(saved["value"])
+        self.fundamental = Fundamental(
+            {**FUNDAMENTAL_PARAMS, "mean": max(mean, 1.0)},
+            seed,
+            start_ns=now_ns,
+            initial=value,
+        )
+
+    # --- the book ---
+
+    async def refresh_book(self, redis) -> None:
+        now = time.monotonic()
+        if now - self._book_read < BOOK_MAX_AGE_S:
+            return
+        self._book_read = now
+        raw = await redis.get(self.book_key)
+        if raw is None:
+            self._bids, self._asks = [], []
+            return
+        book = json.loads(raw)
+        self._bids = [tuple(level) for level in book.get("bids", [])[:DEPTH]]
+        self._asks = [tuple(level) for level in book.get("asks", [])[:DEPTH]]
+        self.halted = bool(book.get("halted", False))
+
+    def view(self, now_ns: int) -> MarketView:
+        return MarketView.from_depth(
+            now_ns,
+            self._bids,
+            self._asks,
+            last_price=self.last_price,
+            trades=tuple(self.trades),
+            reference=self.reference_ticks,
+            fundamental=self.fundamental.value_at(now_ns),
+        )
+
+    def mark_ticks(self) -> float | None:
+        """Where positions are valued: the mid, else the last trade, else the reference."""
+        if self._bids and self._asks:
+            return (self._bids[0][0] + self._asks[0][0]) / 2
+        if self.last_price is not None:
+            return float(self.last_price)
+        return float(self.reference_ticks)
+
+    # --- events ---
+
+    def on_trade(self, time_ns: int, price: int, qty: int, aggressor: str) -> None:
+        self.trades.append(Trade(time_ns, price, qty, aggressor))
+        self.last_price = price
+
+    def on_reset(self) -> None:
+        self.trades.clear()
+        self.last_price = None
+        self._bids, self._asks = [], []
+        self._book_read = 0.0
+
+    def shock(self, pct: float, now_ns: int) -> None:
+        self.fundamental.shock(pct, now_ns)
+        self._book_read = 0.0
+
+    def saved_state(self, shock_id: str) -> dict:
+        return {
+            "value": self.fundamental.value,
+            "mean": self.fundamental.mean,
+            "shock_id": max(shock_id, self.shock_floor, key=_id_key),
+            "ts_ms": time.time_ns() // 1_000_000,
+        }
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
