@@ -158,7 +158,16 @@ def measure(r, prefix: str, port: int, orders: Orders, rate: int, seconds: float
     started_ms = time.time() * 1000
     sent = produce(r, prefix, orders, rate, seconds)
     produced_s = time.time() * 1000 - started_ms
-    time.sleep(1.5)  # let the last frames arrive
+    # Wait (up to 30 s) until the client has a frame for the engine's last event, so a trade
+    # counted as lost is lost, not late.
+    newest = r.xrevrange(evt, count=1)
+    last_seq = int(newest[0][1][b"last"]) if newest else 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(f.get("seq", 0) >= last_seq for _, f in frames[-20:]):
+            break
+        time.sleep(0.2)
+    time.sleep(0.3)
     stop.set()
     listener.join(5)
 

@@ -315,9 +315,12 @@ class Bridge:
                     await self._send_market(state, state.trades_frame(now))
                 if book_due:
                     await self._send_market(state, state.book_frame(now))
+                    reseed_due = now - self.last_reseed.get(symbol, 0) > RESEED_INTERVAL
+                else:
+                    reseed_due = False
                 if stats_due:
                     await self._send_market(state, state.stats_frame())
-                if state.needs_reseed() and now - self.last_reseed.get(symbol, 0) > RESEED_INTERVAL:
+                if reseed_due and state.needs_reseed():
                     self.last_reseed[symbol] = now
                     raw = await self.redis.get(key("book", symbol))
                     if raw is not None and state.reseed(json.loads(raw)):
@@ -341,11 +344,11 @@ class Bridge:
                         continue
                     for entry_id, fields in entries:
                         self.evt_cursor[symbol] = entry_id.decode()
-                        lines = parse_event_lines(fields[b"e"].decode())
-                        state.count_orders(count_accepted(lines))
+                        text = fields[b"e"].decode()
+                        state.count_orders(count_accepted(text))
                         if not self.watched:
                             continue
-                        mine = private_events(lines, state.scale, self.watched)
+                        mine = private_events(parse_event_lines(text), state.scale, self.watched)
                         for account_id, events in mine.items():
                             await self._send_text(
                                 account_group(account_id),

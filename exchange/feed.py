@@ -9,6 +9,7 @@ replays the level events it buffered since that key's sequence number (`reseed`)
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -149,8 +150,9 @@ def private_events(lines: list[list[str]], scale: Scale, watched: set[int]) -> d
     return out
 
 
-def count_accepted(lines: list[list[str]]) -> int:
-    return sum(1 for row in lines if row[1] == "A")
+def count_accepted(text: str) -> int:
+    """Accepted orders among an entry's event lines, without splitting them."""
+    return text.count(" A ")
 
 
 # --- one symbol's public market ---------------------------------------------------------------
@@ -290,8 +292,9 @@ class MarketState:
 
     def book_levels(self) -> tuple[list, list]:
         price, qty = self.scale.price, self.scale.qty
-        bids = sorted(self.bids.items(), reverse=True)[:BOOK_DEPTH]
-        asks = sorted(self.asks.items())[:BOOK_DEPTH]
+        # The book may hold thousands of levels: pick the top ones without sorting them all.
+        bids = heapq.nlargest(BOOK_DEPTH, self.bids.items())
+        asks = heapq.nsmallest(BOOK_DEPTH, self.asks.items())
         return (
             [[price(p), qty(q)] for p, q in bids],
             [[price(p), qty(q)] for p, q in asks],

@@ -126,9 +126,10 @@ function renderSim(frame) {
 }
 
 function renderLeaderboard(rows) {
+  // This symbol's agents (the leaderboard is best equity first).
   fillRows(
     $("[data-leaderboard]"),
-    rows,
+    rows.filter((row) => !row.symbol || row.symbol === symbol),
     (row) =>
       el("tr", {}, [
         cell(row.name),
