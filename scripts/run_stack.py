@@ -37,6 +37,7 @@ def roles(port: int) -> dict[str, list[str]]:
         "engine": [*manage, "run_engine"],
         "recorder": [*manage, "run_recorder"],
         "bridge": [*manage, "run_bridge"],
+        "agents": [*manage, "run_agents"],
     }
 
 

@@ -1,6 +1,10 @@
+from collections import Counter
+
 import pytest
 from django.core.management import call_command
 
+from agents.models import AgentConfig
+from agents.strategies import validate_params
 from exchange.models import Instrument
 
 
@@ -14,3 +18,36 @@ def test_seed_demo_creates_tradeable_instruments_and_is_idempotent():
         assert instrument.enabled and not instrument.halted
         assert instrument.is_on_tick(instrument.reference_price)
         assert instrument.is_whole_lots(instrument.min_order_qty)
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_a_population_per_instrument_and_leaves_edits_alone():
+    call_command("seed_demo")
+    configs = list(AgentConfig.objects.select_related("account", "instrument"))
+    for symbol in ("ACME", "GLOBEX"):
+        mix = Counter(c.strategy for c in configs if c.instrument.symbol == symbol)
+        assert mix == {"noise": 10, "market_maker": 2, "momentum": 3, "value": 6}, mix
+    for config in configs:
+        validate_params(config.strategy, config.params)  # valid, defaults filled in
+        assert config.enabled
+        account = config.account
+        assert account.name == f"agent:{config.name}"
+        assert account.cash == account.initial_cash == config.initial_cash
+        assert account.default_max_position == config.max_position
+        # Strategies size inside the engine's limit, which carries every order.
+        inner = config.params.get("max_position")
+        assert inner is None or inner <= config.max_position
+        if config.strategy == "noise":
+            assert config.params["size_max"] <= config.max_position
+    edited = configs[0]
+    edited.wake_rate_hz = 9.0
+    edited.save()
+    call_command("seed_demo")
+    assert AgentConfig.objects.get(pk=edited.pk).wake_rate_hz == 9.0
+    assert AgentConfig.objects.count() == len(configs)
+
+
+@pytest.mark.django_db
+def test_seed_demo_without_agents():
+    call_command("seed_demo", "--no-agents")
+    assert Instrument.objects.count() == 2 and not AgentConfig.objects.exists()

@@ -15,11 +15,13 @@ BOOK_MAX_AGE_S = 0.02
 DEPTH = 10
 TRADES_KEPT = 30
 # The fundamental value: mean-reverting around the reference price, with jumps now and then.
+# About ±1 % around it over a quarter of an hour; a jump of ~0.3 % a minute on average: enough
+# for a price that visibly moves on the dashboard, small enough for the book to stay sane.
 FUNDAMENTAL_PARAMS = {
-    "half_life_s": 600.0,
-    "sd": 0.004,
-    "jump_rate_per_hour": 30.0,
-    "jump_sd": 0.002,
+    "half_life_s": 900.0,
+    "sd": 0.01,
+    "jump_rate_per_hour": 60.0,
+    "jump_sd": 0.003,
     "step_s": 1.0,
 }
 

@@ -2,12 +2,14 @@
 an engine: what the services write (journal commands, the state hash, the pub/sub notice) and
 the API's answers, permissions and errors."""
 
+import io
 import json
 import time
 from decimal import Decimal as D
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from agents import keys, selectors, services
@@ -427,3 +429,27 @@ def test_leaderboard_query_validation(market):
     services.agent_config_create(name="n", strategy="noise", symbol="ACME")
     rows = alice.get("/api/v1/agents/?symbol=ACME").json()
     assert [row["name"] for row in rows] == ["n"] and rows[0]["status"] == "offline"
+
+
+def test_the_sim_command(market, r):
+    def sim(*args) -> dict:
+        out, err = io.StringIO(), io.StringIO()
+        call_command("sim", *args, stdout=out, stderr=err)
+        sim.err = err.getvalue()
+        return json.loads(out.getvalue())
+
+    assert sim("status")["state"] == "running"
+    assert sim("pause")["state"] == "paused"
+    assert Instrument.objects.filter(halted=True).count() == 2
+    assert sim("resume")["state"] == "running"
+    shocked = sim("shock", "--symbol", "ACME", "--pct", "-5")
+    assert shocked["last_shock"]["pct"] == "-5"
+    market["ACME"].refresh_from_db()
+    assert market["ACME"].reference_price == D("95.00")
+    with pytest.raises(CommandError, match="needs --symbol and --pct"):
+        sim("shock", "--symbol", "ACME")
+    with pytest.raises(CommandError, match="pct must be between"):
+        sim("shock", "--symbol", "ACME", "--pct", "500")
+    # No engine here: the reset stays pending, and says so.
+    assert sim("reset", "--wait", "0")["state"] == "paused"
+    assert "pending" in sim.err

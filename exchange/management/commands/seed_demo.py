@@ -17,7 +17,7 @@ DEMO_INSTRUMENTS = [
 
 # Parameters are in ticks and lots, so they depend on how many ticks 1 % of the price is: ACME
 # trades at 10,000 ticks (1 % = 100 ticks), GLOBEX at 850 (1 % = 8.5 ticks). The fundamental
-# value wanders about ±0.4 % around the reference price (agents.runner.market).
+# value wanders about ±1 % around the reference price (agents.runner.market), with jumps.
 #   kind, strategy, count, wakes/s, engine max position (lots), params
 POPULATIONS = {
     "ACME": [
@@ -49,9 +49,15 @@ POPULATIONS = {
             "value",
             "value",
             6,
-            0.4,
+            1.0,
             100,
-            {"bias_ticks": 3.0, "noise_ticks": 5.0, "trade_size": 10, "max_position": 100},
+            {
+                "bias_ticks": 3.0,
+                "noise_ticks": 5.0,
+                "slip_ticks": 3,
+                "trade_size": 10,
+                "max_position": 100,
+            },
         ),
     ],
     "GLOBEX": [
@@ -96,7 +102,7 @@ POPULATIONS = {
             "value",
             "value",
             6,
-            0.4,
+            1.0,
             100,
             {
                 "bias_ticks": 0.5,
