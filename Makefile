@@ -33,6 +33,7 @@ help:
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
 	@echo "  make bench-api     the REST API under load (uvicorn, engine worker, recorder)"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
+	@echo "  make bench-agents  the agents runner's sustained order rate (engine and recorder running)"
 	@echo "  make bench-feed    the live feed: 10k orders/s in, WebSocket frames out"
 	@echo "  make venv          only the virtualenv, the engine build and .env"
 	@echo "  make clean         remove the virtualenv, build output and var/"
@@ -137,6 +138,12 @@ bench-api: setup
 bench-feed: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_feed.py
+
+# The agents runner's order rate: 40 noise agents at 50 wakes/s through the gateway, 20 s.
+.PHONY: bench-agents
+bench-agents: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		REDIS_URL="$$url" $(VPY) bench/bench_agents.py
 
 clean:
 	-@scripts/ensure_redis.sh stop

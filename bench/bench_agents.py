@@ -1,0 +1,129 @@
+"""Agents runner benchmark (issue 6): the runner's sustained order rate with the engine worker
+and the recorder running.
+
+    make bench-agents
+    python bench/bench_agents.py [--seconds 20] [--agents 40] [--rate 50] [--threads 1]
+
+What runs (all torn down afterwards): a fresh SQLite file in a temporary folder (migrated, one
+instrument BENCH, `--agents` noise traders made through `agents.services`, each waking `--rate`
+times a second on its own clock), a fresh Redis key prefix on `REDIS_URL` (deleted afterwards),
+the engine worker, the recorder and `manage.py run_agents --duration`. The noise traders send a
+new order at every wake and tidy their old ones (cancels), about a quarter of them marketable.
+
+Measured from the journal (what reached the exchange), over the runner's trading window:
+`orders_per_s` = NEW commands per second, `commands_per_s` = every command (NEW, cancel,
+replace). The last line of output is the JSON summary, also written to
+`bench/results/agents.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "agents.json"
+SYMBOL = "BENCH"
+TARGET_ORDERS_PER_S = 20_000
+
+SETUP = """
+from decimal import Decimal as D
+from agents.services import agent_config_create
+from exchange.services import instrument_ensure
+instrument_ensure(symbol="BENCH", name="Bench", tick_size=D("0.01"), lot_size=D("1"),
+                  min_order_qty=D("1"), max_order_qty=D("100000"), reference_price=D("100.00"))
+for n in range({agents}):
+    agent_config_create(name=f"bench-{{n:03d}}", strategy="noise", symbol="BENCH",
+                        params={{"size_max": 5, "cross_prob": 0.25, "max_open": 5}},
+                        wake_rate_hz={rate}, max_position=1000000, max_order_qty=1000,
+                        initial_cash=D("10000000"), min_bankroll=D("0"))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--agents", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=50.0, help="Wakes per second per agent.")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"fbbench-agents-{uuid.uuid4().hex[:8]}"
+    folder = Path(tempfile.mkdtemp(prefix="fb-bench-agents-"))
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+        REDIS_URL=redis_url,
+        FLASHBOOK_REDIS_PREFIX=prefix,
+        FLASHBOOK_ENV_FILE="",
+        DEBUG="0",
+        SECRET_KEY="bench-agents-" + uuid.uuid4().hex,
+        LOG_LEVEL="WARNING",
+    )
+    manage = [sys.executable, "manage.py"]
+    client = redis.Redis.from_url(redis_url)
+    processes: list[subprocess.Popen] = []
+    try:
+        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        setup = SETUP.format(agents=args.agents, rate=args.rate)
+        subprocess.run([*manage, "shell", "-c", setup], cwd=ROOT, env=env, check=True)
+        for role in (["run_engine", "--symbols", SYMBOL], ["run_recorder", "--symbols", SYMBOL]):
+            processes.append(
+                subprocess.Popen(
+                    [*manage, *role], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                    stderr=open(folder / f"{role[0]}.log", "wb"),
+                )
+            )  # fmt: skip
+        time.sleep(1.0)
+        runner = subprocess.run(
+            [*manage, "run_agents", "--seed", "1", "--threads", str(args.threads),
+             "--duration", str(args.seconds)],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        entries = client.xrange(f"{prefix}:cmd:{{{SYMBOL}}}")
+        news = [int(i.decode().partition("-")[0]) for i, f in entries if f.get(b"t") == b"new"]
+        all_ms = [int(i.decode().partition("-")[0]) for i, _ in entries]
+        window_s = max(1e-3, (max(news) - min(news)) / 1000) if len(news) > 1 else args.seconds
+        summary = {
+            "bench": "agents",
+            "orders_per_s": round(len(news) / window_s, 1),
+            "commands_per_s": round(len(all_ms) / window_s, 1),
+            "orders": len(news),
+            "commands": len(all_ms),
+            "window_s": round(window_s, 2),
+            "agents": args.agents,
+            "wake_rate_hz": args.rate,
+            "threads": args.threads,
+            "target_orders_per_s": TARGET_ORDERS_PER_S,
+            "runner": json.loads(runner.stdout.strip().splitlines()[-1]),
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        shutil.rmtree(folder, ignore_errors=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(summary) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
