@@ -19,7 +19,7 @@ _FUNDAMENTAL = {
     "jump_sd": 0.002,
     "step_s": 1.0,
 }
-_ACTIVITY = {"sd": 0.9, "half_life_s": 1800.0, "step_s": 1.0}
+_ACTIVITY = {"sd": 1.0, "half_life_s": 600.0, "step_s": 1.0}
 
 _MAKER = {
     "levels": 5,
@@ -39,27 +39,27 @@ _NOISE = {
     "offset_mean": 3.0,
     "cross_prob": 0.15,
     "market_prob": 0.3,
-    "cancel_prob": 0.2,
-    "max_open": 4,
-    "order_ttl_s": 600.0,
+    "cancel_prob": 0.3,
+    "max_open": 2,
+    "order_ttl_s": 120.0,
     "stale_ticks": 40,
 }
 _VALUE = {
-    "noise_ticks": 3.0,
-    "bias_ticks": 2.0,
-    "threshold_ticks": 2.0,
-    "aggressive_ticks": 6.0,
-    "slip_ticks": 2,
-    "lots_per_tick": 5.0,
+    "noise_ticks": 1.5,
+    "bias_ticks": 1.0,
+    "threshold_ticks": 1.0,
+    "aggressive_ticks": 3.0,
+    "slip_ticks": 3,
+    "lots_per_tick": 20.0,
     "trade_size": 20,
-    "max_position": 200,
+    "max_position": 500,
 }
 _MOMENTUM = {
     "fast_s": 20.0,
     "slow_s": 120.0,
     "threshold_ticks": 2.0,
-    "trade_size": 10,
-    "max_position": 100,
+    "trade_size": 3,
+    "max_position": 30,
     "aggression_ticks": 1,
 }
 _LATENCY_FAST = {"base_us": 50.0, "spread": 0.2, "jitter_us": 10.0}
@@ -83,8 +83,8 @@ def _population(scale: float) -> list[dict[str, Any]]:
             "name": "value",
             "strategy": "value",
             "count": max(1, round(100 * scale)),
-            "wake_rate_hz": 0.02 / scale,
-            "max_position": 250,
+            "wake_rate_hz": 0.5 / scale,
+            "max_position": 600,
             "latency": _LATENCY_SLOW,
             "params": _VALUE,
         },
@@ -93,7 +93,7 @@ def _population(scale: float) -> list[dict[str, Any]]:
             "strategy": "momentum",
             "count": max(1, round(12 * scale)),
             "wake_rate_hz": 0.1 / scale,
-            "max_position": 150,
+            "max_position": 50,
             "latency": _LATENCY_SLOW,
             "params": _MOMENTUM,
         },
@@ -130,13 +130,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lot_size": 1,
         "reference_price": "100.00",
         "start": "09:30",
-        "end": "10:00",
+        "end": "09:45",
         "levels": 5,
         "fundamental": _FUNDAMENTAL,
         "activity": _ACTIVITY,
         "agents": _population(0.02),
-        "shocks": [{"at": "09:45", "pct": -1.0}],
-        "halts": [{"start": "09:50", "end": "09:51"}],
+        "shocks": [{"at": "09:36", "pct": -1.0}],
+        "halts": [{"start": "09:40", "end": "09:41"}],
     },
 }
 
