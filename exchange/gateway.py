@@ -6,6 +6,8 @@ appends the command to the symbol's journal. Invalid input raises an `ExchangeEr
 nothing, neither to the database nor to the journal.
 """
 
+import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,12 +15,19 @@ from decimal import Decimal, InvalidOperation
 
 import flashbook_engine
 import redis
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from exchange import journal
-from exchange.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from exchange import journal, order_store
+from exchange.errors import (
+    Conflict,
+    ExchangeError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from exchange.models import (
     OPEN_STATUSES,
     Account,
@@ -31,6 +40,8 @@ from exchange.models import (
 )
 from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress, concerns
 from exchange.selectors import account_equity
+
+logger = logging.getLogger("flashbook.gateway")
 
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
 CLIENT_ORDER_ID_MAX = 64
@@ -237,19 +248,19 @@ def _client_order_id(value: str | None) -> tuple[str, bool]:
     return value, False
 
 
-def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) -> OrderOutcome:
-    """Validates and submits a NEW. With `wait` > 0, waits up to that many seconds for the
-    engine's immediate outcome. A retry with a known client order id returns the stored order
-    and submits nothing."""
-    client_order_id, generated = _client_order_id(request.client_order_id)
-    if not generated:
-        existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
-        if existing is not None:
-            return OrderOutcome(order=existing, engine=False, progress=None, created=False)
+@dataclass
+class _NewOrder:
+    """A NEW that passed validation: the order row to insert and the journal fields to append."""
 
-    instrument = _instrument_for_trading(request.symbol)
+    order: Order
+    fields: dict[str, str | int]
+
+
+def _new_order(
+    account: Account, request: OrderRequest, instrument: Instrument, client_order_id: str
+) -> _NewOrder:
+    """Validates a NEW against its instrument and the account's limits (no database access)."""
     fields = _validated_new(request, instrument, account)
-    _check_account(account)
     quantity = _decimal(request.quantity, "quantity")
     price = None if request.order_type == OrderType.MARKET else _decimal(request.price, "price")
     order = Order(
@@ -263,6 +274,51 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
         price=price,
         quantity=quantity,
     )
+    return _NewOrder(order=order, fields=fields)
+
+
+def _journal_fields(new: _NewOrder, reply_key: str | None) -> dict[str, str | int]:
+    fields = {**new.fields, "ref": new.order.pk}
+    if reply_key:
+        fields["reply"] = reply_key
+    return fields
+
+
+def _unavailable_after_send(client_order_id: str) -> Unavailable:
+    # A timeout (or any other failure once the command was sent): Redis may have taken the
+    # entry. The order stays PENDING; the recorder settles it from the engine's events (found by
+    # `ref`), or it is never journaled and stays PENDING without an exchange id.
+    return Unavailable(
+        "The exchange did not confirm the order in time: its outcome is unknown. "
+        f"Look it up by its client order id {client_order_id!r} before resubmitting.",
+        code="outcome_unknown",
+    )
+
+
+def _progress(lines: str | None, order_id: int, lots: int) -> OrderProgress | None:
+    if lines is None:
+        return None
+    progress = OrderProgress(order_id=order_id, quantity_lots=lots)
+    for event in flashbook_engine.decode_events(lines):
+        if concerns(event, order_id):
+            progress.apply(event)
+    return progress
+
+
+def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) -> OrderOutcome:
+    """Validates and submits a NEW. With `wait` > 0, waits up to that many seconds for the
+    engine's immediate outcome. A retry with a known client order id returns the stored order
+    and submits nothing."""
+    client_order_id, generated = _client_order_id(request.client_order_id)
+    if not generated:
+        existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
+        if existing is not None:
+            return OrderOutcome(order=existing, engine=False, progress=None, created=False)
+
+    instrument = _instrument_for_trading(request.symbol)
+    new = _new_order(account, request, instrument, client_order_id)
+    _check_account(account)
+    order = new.order
     try:
         if generated:
             order.save(force_insert=True)  # a fresh uuid cannot collide: no savepoint needed
@@ -274,10 +330,8 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
         order = Order.objects.get(account=account, client_order_id=client_order_id)
         return OrderOutcome(order=order, engine=False, progress=None, created=False)
 
-    fields["ref"] = order.pk
     reply_key = journal.new_reply_key(instrument.symbol) if wait > 0 else None
-    if reply_key:
-        fields["reply"] = reply_key
+    fields = _journal_fields(new, reply_key)
     try:
         order_id = journal.append_new(instrument.symbol, fields)
     except redis.ConnectionError as exc:
@@ -289,14 +343,7 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
         )
         raise Unavailable("The exchange cannot take orders right now.") from exc
     except redis.RedisError as exc:
-        # A timeout (or any other failure once the command was sent): Redis may have taken the
-        # entry. The order stays PENDING; the recorder settles it from the engine's events (found
-        # by `ref`), or it is never journaled and stays PENDING without an exchange id.
-        raise Unavailable(
-            "The exchange did not confirm the order in time: its outcome is unknown. "
-            f"Look it up by its client order id {client_order_id!r} before resubmitting.",
-            code="outcome_unknown",
-        ) from exc
+        raise _unavailable_after_send(client_order_id) from exc
     # Read-your-writes: the owner sees the exchange id at once, whatever the recorder's lag. One
     # UPDATE by primary key (the recorder may have written the same id already: harmless).
     Order.objects.filter(pk=order.pk).update(order_id=order_id)
@@ -304,22 +351,102 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
 
     progress = None
     if reply_key:
-        progress = _immediate_outcome(reply_key, wait, order_id, fields["qty"])
+        try:
+            progress = _progress(journal.wait_reply(reply_key, wait), order_id, fields["qty"])
+        except redis.RedisError:
+            progress = None
     return OrderOutcome(order=order, engine=progress is not None, progress=progress, created=True)
 
 
-def _immediate_outcome(reply_key: str, wait: float, order_id: int, lots: int):
+# --- The same, for asyncio callers (the HTTP order-entry path, the agents runner) --------------
+#
+# One event loop serves many orders at once, so nothing here may block it: database work runs in
+# Django's one sync thread (`sync_to_async`), and the writes of concurrent orders are committed
+# together (`exchange.order_store`). What an order needs to read — its instrument, its account's
+# standing — comes from short-lived caches, as in the synchronous path.
+
+# How long this process trusts an account's standing (active, equity above its minimum bankroll)
+# once checked. The engine enforces position limits on every order regardless.
+ACCOUNT_CHECK_SECONDS = 1.0
+_account_checks: dict[int, tuple[float, ExchangeError | None]] = {}
+
+
+async def _ainstrument_for_trading(symbol: str) -> Instrument:
+    hit = _instrument_cache.get(symbol)
+    if hit is None or time.monotonic() - hit[0] >= INSTRUMENT_CACHE_SECONDS:
+        await order_store.for_running_loop().read(_cached_instrument, symbol)
+    return _instrument_for_trading(symbol)  # served by the cache now: no query
+
+
+def _account_check_result(account: Account) -> ExchangeError | None:
     try:
-        lines = journal.wait_reply(reply_key, wait)
-    except redis.RedisError:
-        return None
-    if lines is None:
-        return None
-    progress = OrderProgress(order_id=order_id, quantity_lots=lots)
-    for event in flashbook_engine.decode_events(lines):
-        if concerns(event, order_id):
-            progress.apply(event)
-    return progress
+        _check_account(account)
+    except ExchangeError as exc:
+        return exc
+    return None
+
+
+async def _acheck_account(account: Account) -> None:
+    hit = _account_checks.get(account.pk)
+    if hit is None or time.monotonic() - hit[0] >= ACCOUNT_CHECK_SECONDS:
+        if len(_account_checks) > 65536:
+            _account_checks.clear()
+        result = await order_store.for_running_loop().read(_account_check_result, account)
+        hit = _account_checks[account.pk] = (time.monotonic(), result)
+    if hit[1] is not None:
+        raise hit[1]
+
+
+async def aorder_submit(
+    *, account: Account, request: OrderRequest, wait: float = 0.0
+) -> OrderOutcome:
+    """`order_submit` for asyncio callers: the same checks, writes and outcome."""
+    client_order_id, generated = _client_order_id(request.client_order_id)
+    store = order_store.for_running_loop()
+    if not generated:
+        existing = await store.find(account, client_order_id)
+        if existing is not None:
+            return OrderOutcome(order=existing, engine=False, progress=None, created=False)
+
+    instrument = await _ainstrument_for_trading(request.symbol)
+    new = _new_order(account, request, instrument, client_order_id)
+    await _acheck_account(account)
+    order = new.order
+    try:
+        await store.insert(order, generated_client_id=generated)
+    except IntegrityError:
+        order = await store.find(account, client_order_id)
+        return OrderOutcome(order=order, engine=False, progress=None, created=False)
+
+    listener = journal.reply_listener(instrument.symbol) if wait > 0 else None
+    fields = _journal_fields(new, listener.key if listener else None)
+    reply = listener.expect(order.pk) if listener else None
+    try:
+        order_id = await journal.aappend_new(instrument.symbol, fields)
+    except redis.RedisError as exc:
+        if listener:
+            listener.forget(order.pk)
+        if isinstance(exc, redis.ConnectionError):
+            await store.reject(order.pk, JOURNAL_UNAVAILABLE)
+            raise Unavailable("The exchange cannot take orders right now.") from exc
+        raise _unavailable_after_send(client_order_id) from exc
+    order.order_id = order_id
+    # Read-your-writes as above, committed with other orders' writes while the engine answers.
+    stored = asyncio.ensure_future(store.set_exchange_id(order.pk, order_id))
+
+    progress = None
+    if reply is not None:
+        try:
+            lines = await asyncio.wait_for(reply, wait)
+        except TimeoutError:
+            listener.forget(order.pk)
+            lines = None
+        progress = _progress(lines, order_id, fields["qty"])
+    try:
+        await stored
+    except DatabaseError:  # the order is journaled all the same; the recorder stores its id
+        logger.warning("could not store exchange id %s of order %s", order_id, order.pk)
+    return OrderOutcome(order=order, engine=progress is not None, progress=progress, created=True)
 
 
 def _own_open_order(account: Account, order: Order) -> Order:

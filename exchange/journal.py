@@ -4,21 +4,48 @@ commands to a symbol's journal, waiting for the engine's reply, reading the book
 Only the gateway appends to journals; everything else here is reading.
 """
 
+import asyncio
 import json
+import logging
 import uuid
+import weakref
 from functools import cache
 
+import flashbook_engine
 import redis
+import redis.asyncio
 from django.conf import settings
 
-# Assigns the next order id of the symbol and appends the NEW in one atomic step, so ids increase
-# in journal order — the engine rejects a NEW whose id is not above every id it has seen.
-# KEYS: id counter, journal. ARGV: field/value pairs without `id`.
-_APPEND_NEW = """
-local id = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], '*', 'id', id, unpack(ARGV))
-return id
+from exchange.coalesce import Coalescer
+
+logger = logging.getLogger("flashbook.gateway")
+
+# Assigns the next order ids of the symbol and appends the NEWs in one atomic step, so ids increase
+# in journal order — the engine rejects a NEW whose id is not above every id it has seen. Takes
+# several NEWs at once (the async gateway sends the concurrent orders of a process together).
+# KEYS: id counter, journal. ARGV: for each NEW, the number of its field/value arguments, then
+# them (without `id`). Returns the ids, in order.
+_APPEND_NEWS = """
+local ids = {}
+local i = 1
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local id = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], '*', 'id', id, unpack(ARGV, i + 1, i + n))
+  ids[#ids + 1] = id
+  i = i + n + 1
+end
+return ids
 """
+
+
+def _script_args(commands: list[dict[str, str | int]]) -> list[str | int]:
+    argv: list[str | int] = []
+    for fields in commands:
+        argv.append(2 * len(fields))
+        for name, value in fields.items():
+            argv += [name, value]
+    return argv
 
 
 def key(kind: str, symbol: str) -> str:
@@ -36,17 +63,15 @@ def client() -> redis.Redis:
 
 
 @cache
-def _append_new_script(url: str):
-    return _client(url).register_script(_APPEND_NEW)
+def _append_news_script(url: str):
+    return _client(url).register_script(_APPEND_NEWS)
 
 
 def append_new(symbol: str, fields: dict[str, str | int]) -> int:
     """Appends a NEW to the symbol's journal and returns the order id it was given."""
-    argv: list[str | int] = []
-    for name, value in fields.items():
-        argv += [name, value]
-    script = _append_new_script(settings.REDIS_URL)
-    return int(script(keys=[key("oid", symbol), key("cmd", symbol)], args=argv))
+    script = _append_news_script(settings.REDIS_URL)
+    ids = script(keys=[key("oid", symbol), key("cmd", symbol)], args=_script_args([fields]))
+    return int(ids[0])
 
 
 def append(symbol: str, fields: dict[str, str | int]) -> str:
@@ -64,6 +89,122 @@ def wait_reply(reply_key: str, timeout: float) -> str | None:
         return None
     answer = client().blpop([reply_key], timeout=timeout)
     return None if answer is None else answer[1].decode()
+
+
+# --- asyncio -----------------------------------------------------------------------------------
+# An asyncio Redis client belongs to the event loop it was made in: one per loop (uvicorn runs one
+# per worker process; tests may run several one after the other).
+
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncParts]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _AsyncParts:
+    def __init__(self) -> None:
+        self.url = settings.REDIS_URL
+        self.prefix = settings.FLASHBOOK_REDIS_PREFIX
+        self.client = redis.asyncio.Redis.from_url(
+            self.url, socket_timeout=10, socket_connect_timeout=2
+        )
+        self.append_news = self.client.register_script(_APPEND_NEWS)
+        self.appenders: dict[str, Coalescer] = {}
+
+
+def _async_parts() -> _AsyncParts:
+    loop = asyncio.get_running_loop()
+    parts = _async_clients.get(loop)
+    if (
+        parts is None
+        or parts.url != settings.REDIS_URL
+        or parts.prefix != settings.FLASHBOOK_REDIS_PREFIX
+    ):
+        parts = _async_clients[loop] = _AsyncParts()
+    return parts
+
+
+def aclient() -> redis.asyncio.Redis:
+    """This event loop's Redis client."""
+    return _async_parts().client
+
+
+async def aappend_new(symbol: str, fields: dict[str, str | int]) -> int:
+    """`append_new` for asyncio callers; the NEWs of concurrent callers go in one script call."""
+    parts = _async_parts()
+    appender = parts.appenders.get(symbol)
+    if appender is None:
+        keys = [key("oid", symbol), key("cmd", symbol)]
+
+        async def append_all(commands: list[dict[str, str | int]]) -> list[int]:
+            return [int(i) for i in await parts.append_news(keys=keys, args=_script_args(commands))]
+
+        appender = parts.appenders[symbol] = Coalescer(append_all)
+    return await appender.submit(fields)
+
+
+class ReplyListener:
+    """The engine's immediate outcomes for one symbol, for every order of this event loop.
+
+    Rather than one reply list (and one blocked connection) per order, the orders of a process
+    name one list per symbol; this task pops whatever the engine pushed there, many at a time,
+    and hands each outcome to the order waiting for it, found by the `ref` the gateway gave the
+    NEW (its order's primary key), which the engine echoes in `accepted`/`rejected`."""
+
+    BATCH = 256
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.key = f"{settings.FLASHBOOK_REDIS_PREFIX}:reply:{{{symbol}}}:{uuid.uuid4().hex}"
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._task: asyncio.Task | None = None
+
+    def expect(self, ref: int) -> asyncio.Future:
+        """A future for the outcome of the NEW with this `ref`; register it before appending."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._listen())
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[ref] = future
+        return future
+
+    def forget(self, ref: int) -> None:
+        self._waiting.pop(ref, None)
+
+    async def _listen(self) -> None:
+        client = aclient()
+        while self._waiting:
+            try:
+                answer = await client.blmpop(1, 1, self.key, direction="RIGHT", count=self.BATCH)
+            except redis.RedisError:
+                logger.warning("reply listener %s: Redis error", self.key, exc_info=True)
+                await asyncio.sleep(0.1)
+                continue
+            if answer is None:
+                continue
+            for raw in answer[1]:
+                self._deliver(raw.decode())
+
+    def _deliver(self, lines: str) -> None:
+        for event in flashbook_engine.decode_events(lines):
+            if event.kind in ("accepted", "rejected") and event.client_ref is not None:
+                future = self._waiting.pop(event.client_ref, None)
+                if future is not None and not future.done():
+                    future.set_result(lines)
+                return
+
+
+_listeners: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ReplyListener]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def reply_listener(symbol: str) -> ReplyListener:
+    """This event loop's listener for the symbol's replies."""
+    loop = asyncio.get_running_loop()
+    by_symbol = _listeners.setdefault(loop, {})
+    listener = by_symbol.get(symbol)
+    if listener is None or not listener.key.startswith(f"{settings.FLASHBOOK_REDIS_PREFIX}:"):
+        listener = by_symbol[symbol] = ReplyListener(symbol)
+    return listener
 
 
 def read_book(symbol: str) -> dict | None:

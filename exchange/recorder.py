@@ -275,9 +275,13 @@ class _Projection:
                 self.by_id[order_id] = order
         # Accounts are shared by every instrument, so recorders of other symbols may write them
         # at the same time: lock them (in one order, against deadlocks). Everything else this
-        # transaction touches belongs to the instrument, serialized by its cursor's lock.
+        # transaction touches belongs to the instrument, serialized by its cursor's lock. The
+        # lock is FOR NO KEY UPDATE (only cash changes): the gateway's inserts of orders, whose
+        # foreign key checks take KEY SHARE on the account, are not blocked by it.
         for chunk in _chunks(sorted(account_ids)):
-            query = Account.objects.select_for_update().filter(pk__in=chunk).order_by("pk")
+            query = (
+                Account.objects.select_for_update(no_key=True).filter(pk__in=chunk).order_by("pk")
+            )
             for account in query.only("pk", "cash"):
                 self.accounts[account.pk] = account
         positions = Position.objects.filter(instrument=instrument)
@@ -504,6 +508,7 @@ class _Projection:
             else:
                 created.append(order)
         if changed:  # first: an id taken from a rejected order may go to a new one
+            changed.sort(key=lambda row: row[-1])  # rows locked in key order, as the gateway does
             _execute_many(
                 f"UPDATE {_table(Order)} SET {_assignments(Order, _ORDER_FIELDS)} "
                 f"WHERE {_column(Order, 'id')} = %s",

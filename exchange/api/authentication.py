@@ -6,6 +6,10 @@
 * Pages: the site's session cookie, with Django's CSRF check on every unsafe method.
 """
 
+import time
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import (
@@ -14,8 +18,10 @@ from rest_framework.authentication import (
     get_authorization_header,
 )
 
-from exchange.selectors import api_token_by_secret
-from exchange.services import api_token_touch
+from exchange import order_store
+from exchange.models import Account
+from exchange.selectors import api_token_by_secret, api_token_digest
+from exchange.services import account_for_user, api_token_touch
 
 KEYWORDS = (b"bearer", b"token")
 MAX_SECRET_LENGTH = 256
@@ -44,6 +50,38 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: AbstractBaseUser
+    account: Account
+
+
+# How long the order-entry fast path trusts a token once looked up: a revoked token (or a
+# deactivated user) is refused within this many seconds.
+CALLER_CACHE_SECONDS = 1.0
+_callers: dict[str, tuple[float, Caller | None]] = {}  # by the token's digest
+
+
+def _caller(secret: str) -> Caller | None:
+    token = api_token_by_secret(secret)
+    if token is None or not token.user.is_active:
+        return None
+    api_token_touch(token=token)
+    return Caller(user=token.user, account=account_for_user(token.user))
+
+
+async def acaller_for_secret(secret: str) -> Caller | None:
+    """Who a bearer token belongs to, with their trading account (None: unknown or revoked)."""
+    digest = api_token_digest(secret)
+    hit = _callers.get(digest)
+    if hit is None or time.monotonic() - hit[0] >= CALLER_CACHE_SECONDS:
+        if len(_callers) > 65536:
+            _callers.clear()
+        caller = await order_store.for_running_loop().read(_caller, secret)
+        hit = _callers[digest] = (time.monotonic(), caller)
+    return hit[1]
 
 
 class CsrfSessionAuthentication(SessionAuthentication):

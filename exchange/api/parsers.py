@@ -38,6 +38,17 @@ def _has_surrogates(data) -> bool:
     return False
 
 
+def parse_json(raw: bytes, encoding: str = "utf-8"):
+    """A request body as JSON, or ParseError."""
+    try:
+        data = json.loads(raw.decode(encoding), parse_constant=_reject_constant)
+    except (ValueError, LookupError, RecursionError) as exc:
+        raise ParseError(f"JSON parse error: {exc}") from None
+    if _has_surrogates(data):
+        raise ParseError("JSON parse error: strings must be valid Unicode (no lone surrogates).")
+    return data
+
+
 class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
@@ -46,12 +57,4 @@ class StrictJSONParser(BaseParser):
         if len(raw) > MAX_BODY_BYTES:
             raise RequestTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            data = json.loads(raw.decode(encoding), parse_constant=_reject_constant)
-        except (ValueError, LookupError, RecursionError) as exc:
-            raise ParseError(f"JSON parse error: {exc}") from None
-        if _has_surrogates(data):
-            raise ParseError(
-                "JSON parse error: strings must be valid Unicode (no lone surrogates)."
-            )
-        return data
+        return parse_json(raw, encoding)

@@ -6,13 +6,19 @@ one round trip). The rate is the `FLASHBOOK_ORDER_RATE` setting (DRF syntax, "60
 switch it off), read on every request so that tests can change it.
 """
 
+import asyncio
 import logging
+import time
+import weakref
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import UserRateThrottle
+
+from exchange import journal
+from exchange.coalesce import Coalescer
 
 logger = logging.getLogger("flashbook.api")
 
@@ -36,6 +42,47 @@ def _window_count(key: str, ttl: int) -> int:
         return 1
 
 
+def _window_key(user_pk: int, duration: int, now: float) -> tuple[str, float]:
+    """The counter's key (as `OrderRateThrottle` names it) and the end of the window."""
+    window = int(now // duration)
+    return f"throttle_orders_{user_pk}:{window}", (window + 1) * duration
+
+
+async def _count_all(windows: list[tuple[str, int]]) -> list[int]:
+    pipe = journal.aclient().pipeline(transaction=False)
+    for key, ttl in windows:
+        pipe.incr(key)
+        pipe.expire(key, ttl)
+    replies = await pipe.execute()
+    return [int(count) for count in replies[::2]]
+
+
+_counters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def aorder_rate_allows(user_pk: int) -> bool:
+    """`OrderRateThrottle`'s verdict for asyncio callers, on the same counter (the counts of
+    concurrent callers go to Redis in one round trip). Over the limit, the caller hands the
+    request to the DRF view, which answers 429 in the error format."""
+    throttle = OrderRateThrottle()
+    if throttle.rate is None:
+        return True
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return True  # the view decides (its fallback counter lives in that cache)
+    key, _ = _window_key(user_pk, throttle.duration, time.time())
+    loop = asyncio.get_running_loop()
+    counter = _counters.get(loop)
+    if counter is None:
+        counter = _counters[loop] = Coalescer(_count_all)
+    try:
+        count = await counter.submit((cache.make_and_validate_key(key), throttle.duration + 1))
+    except Exception:  # Redis down: the gateway answers 503 anyway; do not fail here.
+        logger.warning("order throttle: cannot reach Redis", exc_info=True)
+        return True
+    return count <= throttle.num_requests
+
+
 class OrderRateThrottle(UserRateThrottle):
     """Limits order writes (create, cancel, replace, cancel all) per user; reads are free."""
 
@@ -50,11 +97,9 @@ class OrderRateThrottle(UserRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        now = self.timer()
-        window = int(now // self.duration)
-        self.window_end = (window + 1) * self.duration
+        window_key, self.window_end = _window_key(request.user.pk, self.duration, self.timer())
         try:
-            count = _window_count(f"{self.key}:{window}", self.duration + 1)
+            count = _window_count(window_key, self.duration + 1)
         except Exception:  # Redis down: the gateway answers 503 anyway; do not fail here.
             logger.warning("order throttle: cannot reach the cache", exc_info=True)
             return True

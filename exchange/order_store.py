@@ -1,0 +1,184 @@
+"""The database work of the gateway's asyncio face: group-committed writes, off-loop reads.
+
+Under load one process has dozens of orders in flight at once. Giving each its own transaction
+costs a thread hand-off, several round trips and a commit per write; here the writes that arrive
+while the previous batch is being committed are queued, then committed together in one
+transaction by the store's own writer thread (one database connection). Every caller still waits
+for *its* write to be committed, so the guarantees are those of one write per order: the order row
+exists before its command is journaled, and the exchange id is stored before the API answers.
+
+A write that fails alone (a client order id the account used already) fails only its caller: each
+insert that can collide runs in its own savepoint. Reads (`read`) run on a small pool of other
+threads, so a slow query never holds up the commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, OperationalError, connection, transaction
+
+from exchange.models import Account, Order, OrderStatus
+
+logger = logging.getLogger("flashbook.gateway")
+T = TypeVar("T")
+_ATTEMPTS = 3
+READ_THREADS = 4
+
+
+@dataclass
+class _Write:
+    kind: str  # "insert", "exchange_id" or "reject"
+    args: tuple
+    future: asyncio.Future = field(repr=False)
+
+
+def _sql_name(model, name: str | None = None) -> str:
+    meta = model._meta
+    return connection.ops.quote_name(meta.db_table if name is None else meta.get_field(name).column)
+
+
+def _apply(writes: list[_Write]) -> list[Any]:
+    """Commits a batch; one result per write (an exception instance for a write that failed)."""
+    results: list[Any] = [None] * len(writes)
+    with transaction.atomic():
+        # Generated client order ids cannot collide: one multi-row INSERT for them.
+        fresh = [w.args[0] for w in writes if w.kind == "insert" and w.args[1]]
+        if fresh and connection.features.can_return_rows_from_bulk_insert:
+            Order.objects.bulk_create(fresh)
+        else:
+            for order in fresh:
+                order.save(force_insert=True)
+        for i, write in enumerate(writes):
+            if write.kind == "insert" and not write.args[1]:
+                try:
+                    with transaction.atomic():
+                        write.args[0].save(force_insert=True)
+                except IntegrityError as exc:
+                    results[i] = exc
+        # Rows are updated in key order — the recorder's order too — so that the two never wait
+        # for each other in a cycle. One statement for all (psycopg pipelines executemany).
+        ids = sorted(w.args for w in writes if w.kind == "exchange_id")
+        if ids:
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {_sql_name(Order)} SET {_sql_name(Order, 'order_id')} = %s "
+                    f"WHERE {_sql_name(Order, 'id')} = %s",
+                    [(order_id, pk) for pk, order_id in ids],
+                )
+        for pk, reason in sorted(w.args for w in writes if w.kind == "reject"):
+            Order.objects.filter(pk=pk).update(status=OrderStatus.REJECTED, reject_reason=reason)
+    return results
+
+
+def _apply_with_retries(writes: list[_Write]) -> list[Any]:
+    """`_apply`, again when the database gave up on the transaction as a whole (a deadlock
+    victim, a lock wait that timed out): nothing of it was kept."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return _apply(writes)
+        except OperationalError:
+            # This thread's connection lives as long as the process (no request ends here to
+            # close it): one the database dropped is replaced, not reused.
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
+            if attempt == _ATTEMPTS - 1:
+                raise
+            for write in writes:
+                if write.kind == "insert":
+                    write.args[0].pk = None  # the rolled-back insert's key is not the row's
+            logger.warning("order store: batch of %d retried", len(writes), exc_info=True)
+    raise AssertionError("unreachable")
+
+
+def _read(function: Callable[..., T], *args) -> T:
+    try:
+        return function(*args)
+    except OperationalError:
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()  # the next read reconnects
+        raise
+
+
+def _find(account: Account, client_order_id: str) -> Order | None:
+    return (
+        Order.objects.select_related("instrument")
+        .filter(account=account, client_order_id=client_order_id)
+        .first()
+    )
+
+
+# One writer thread per process (so one connection commits, batch after batch), and a few reader
+# threads; shared by every event loop of the process.
+_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-writer")
+_READERS = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="order-store-reader")
+
+
+class OrderStore:
+    """The order writes of one event loop, committed in batches; its database reads."""
+
+    def __init__(self) -> None:
+        self._queue: list[_Write] = []
+        self._committer: asyncio.Task | None = None
+
+    async def insert(self, order: Order, *, generated_client_id: bool = True) -> Order:
+        """Inserts a new order (its primary key is set on return). Raises IntegrityError when
+        the account has an order with this client order id already."""
+        await self._write("insert", order, generated_client_id)
+        return order
+
+    async def set_exchange_id(self, pk: int, order_id: int) -> None:
+        await self._write("exchange_id", pk, order_id)
+
+    async def reject(self, pk: int, reason: str) -> None:
+        await self._write("reject", pk, reason)
+
+    async def find(self, account: Account, client_order_id: str) -> Order | None:
+        return await self.read(_find, account, client_order_id)
+
+    async def read(self, function: Callable[..., T], *args) -> T:
+        """Runs a synchronous, read-only database function off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_READERS, _read, function, *args)
+
+    async def _write(self, kind: str, *args) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(kind, args, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        result = await future
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def _commit_queued(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                results = await loop.run_in_executor(_WRITER, _apply_with_retries, batch)
+            except Exception as exc:  # the whole transaction failed: so did every write in it
+                results = [exc] * len(batch)
+            for write, result in zip(batch, results, strict=True):
+                if not write.future.done():
+                    write.future.set_result(result)
+
+
+_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderStore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def for_running_loop() -> OrderStore:
+    """The running event loop's store."""
+    loop = asyncio.get_running_loop()
+    store = _stores.get(loop)
+    if store is None:
+        store = _stores[loop] = OrderStore()
+    return store
