@@ -29,6 +29,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import TextIO
 
 from flashbook_engine import OrderBook
@@ -299,17 +300,19 @@ class Simulation:
     def _wake(self, agent: Agent, now: int) -> None:
         agent.wakes += 1
         lob = self.lob
-        if self._view_version != lob.version:
-            self._view_version = lob.version
+        version = lob.version
+        if self._view_version != version:
+            self._view_version = version
             self._touch = (lob.bid, lob.ask)
         bid, ask = self._touch
         if agent.wants_depth:
-            if self._depth_version != lob.version:
-                self._depth_version = lob.version
+            if self._depth_version != version:
+                self._depth_version = version
                 self._depth = lob.depth(self.config.view_levels)
             bids, asks = self._depth
         else:
             bids = asks = ()
+        activity = self.activity
         view = MarketView(
             now,
             bid,
@@ -319,7 +322,7 @@ class Simulation:
             self.last_price,
             self._recent_tuple,
             self.reference,
-            self.fundamental.value_at(self.activity.business_time(now)),
+            self.fundamental.value_at(activity.business_time(now)),
         )
         state = agent.state
         actions = agent.strategy.decide(view, state)
@@ -339,8 +342,13 @@ class Simulation:
             if arrival < agent.last_arrival_ns:
                 arrival = agent.last_arrival_ns  # never overtake its own earlier messages
             agent.last_arrival_ns = arrival
-            self._push(arrival, DELIVER, agent, (actions, keys))
-        self._schedule_wake(agent, now)
+            self._seq += 1
+            heappush(self.heap, (arrival, self._seq, DELIVER, agent, (actions, keys)))
+        # The next wake: a Poisson clock at the agent's rate times the market's activity.
+        rate = agent.rate * activity.level(now) if agent.follows_activity else agent.rate
+        self._seq += 1
+        delay = int(agent.rng.expovariate(rate) * NS_PER_S)
+        heappush(self.heap, (now + (delay if delay > 0 else 1), self._seq, WAKE, agent, None))
 
     # --- the exchange receives --------------------------------------------------------------------
 
