@@ -240,7 +240,7 @@ def start_stack(redis_url: str, prefix: str, work: Path, port: int):
         FLASHBOOK_ENV_FILE="",
         DEBUG="1",
         SECRET_KEY="bench-feed",
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     )
     manage = [sys.executable, "manage.py"]
     subprocess.run(

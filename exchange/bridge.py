@@ -274,8 +274,8 @@ class Bridge:
                     state.seed(json.loads(raw))
             else:
                 log.info("bridge: %s filled a gap of %d events", symbol, message.first - state.seq)
-                state.apply(missing, int(time.time() * 1000))
-        state.apply(message.lines, int(time.time() * 1000))
+                state.apply(missing, int(time.time() * 1000), through=message.first - 1)
+        state.apply(message.lines, int(time.time() * 1000), through=message.last)
 
     async def _market_data(self) -> None:
         pubsub = self.redis.pubsub()

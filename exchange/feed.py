@@ -235,9 +235,10 @@ class MarketState:
         else:
             levels.pop(price, None)
 
-    def apply(self, lines: list[list[str]], now_ms: int) -> None:
+    def apply(self, lines: list[list[str]], now_ms: int, through: int | None = None) -> None:
         """Applies level, trade and status lines above the current sequence number; trades wait
-        in `pending_trades` for the next trades frame."""
+        in `pending_trades` for the next trades frame. `through`: the last sequence number the
+        lines cover (a message's `to`: its last events may be ones market data leaves out)."""
         for row in lines:
             seq = int(row[0])
             if seq <= self.seq:
@@ -271,6 +272,8 @@ class MarketState:
                     self.halted = False
                 self.book_dirty = True
             self.seq = seq
+        if through is not None and through > self.seq:
+            self.seq = through
 
     def count_orders(self, accepted: int) -> None:
         self._count(orders=accepted)
