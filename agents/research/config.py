@@ -161,12 +161,20 @@ class SimConfig:
         return sum(g.count for g in self.agents)
 
     def with_session(self, start_ns: int | None = None, end_ns: int | None = None) -> SimConfig:
-        """The same configuration with another trading session (validated)."""
+        """The same configuration with another trading session (shocks and halts outside it
+        dropped)."""
         start = self.start_ns if start_ns is None else start_ns
         end = self.end_ns if end_ns is None else end_ns
         if end <= start:
             raise ConfigError("end", "must be after start")
-        return replace(self, start_ns=start, end_ns=end)
+        # Shocks and halts outside the new session do not happen.
+        return replace(
+            self,
+            start_ns=start,
+            end_ns=end,
+            shocks=tuple(s for s in self.shocks if start <= s.at_ns < end),
+            halts=tuple(h for h in self.halts if start <= h.start_ns and h.end_ns <= end),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration in the same shape :func:`config_from_mapping` reads (JSON-ready)."""
