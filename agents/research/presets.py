@@ -15,11 +15,11 @@ __all__ = ["PRESETS", "preset", "preset_data"]
 _FUNDAMENTAL = {
     "half_life_s": 7200.0,
     "sd": 0.006,
-    "jump_rate_per_hour": 2.0,
-    "jump_sd": 0.002,
+    "jump_rate_per_hour": 3.0,
+    "jump_sd": 0.003,
     "step_s": 1.0,
 }
-_ACTIVITY = {"sd": 1.0, "half_life_s": 600.0, "step_s": 1.0}
+_ACTIVITY = {"sd": 1.2, "half_life_s": 600.0, "step_s": 1.0}
 
 _MAKER = {
     "levels": 5,
