@@ -3,9 +3,10 @@
 Under load one process has dozens of orders in flight at once. Giving each its own transaction
 costs a thread hand-off, several round trips and a commit per write; here the writes that arrive
 while the previous batch is being committed are queued, then committed together in one
-transaction by the store's own writer thread (one database connection). Every caller still waits
-for *its* write to be committed, so the guarantees are those of one write per order: the order row
-exists before its command is journaled, and the exchange id is stored before the API answers.
+transaction by a writer thread of the store (with its own database connection). Every caller
+still waits for *its* write to be committed, so the guarantees are those of one write per order:
+the order row exists before its command is journaled, and the exchange id is stored before the
+API answers.
 
 A write that fails alone (a client order id the account used already) fails only its caller: each
 insert that can collide runs in its own savepoint. Reads (`read`) run on a small pool of other
@@ -19,11 +20,12 @@ import logging
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 
+from exchange.coalesce import Coalescer
 from exchange.models import Account, Order, OrderStatus
 
 logger = logging.getLogger("flashbook.gateway")
@@ -32,11 +34,10 @@ _ATTEMPTS = 3
 READ_THREADS = 4
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Write:
     kind: str  # "insert", "exchange_id" or "reject"
     args: tuple
-    future: asyncio.Future = field(repr=False)
 
 
 def _sql_name(model, name: str | None = None) -> str:
@@ -44,10 +45,13 @@ def _sql_name(model, name: str | None = None) -> str:
     return connection.ops.quote_name(meta.db_table if name is None else meta.get_field(name).column)
 
 
-def _apply(writes: list[_Write]) -> list[Any]:
+def _apply(writes: list[_Write], durable: bool) -> list[Any]:
     """Commits a batch; one result per write (an exception instance for a write that failed)."""
     results: list[Any] = [None] * len(writes)
     with transaction.atomic():
+        if not durable and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # Generated client order ids cannot collide: one multi-row INSERT for them.
         fresh = [w.args[0] for w in writes if w.kind == "insert" and w.args[1]]
         if fresh and connection.features.can_return_rows_from_bulk_insert:
@@ -77,12 +81,12 @@ def _apply(writes: list[_Write]) -> list[Any]:
     return results
 
 
-def _apply_with_retries(writes: list[_Write]) -> list[Any]:
+def _apply_with_retries(writes: list[_Write], durable: bool) -> list[Any]:
     """`_apply`, again when the database gave up on the transaction as a whole (a deadlock
     victim, a lock wait that timed out): nothing of it was kept."""
     for attempt in range(_ATTEMPTS):
         try:
-            return _apply(writes)
+            return _apply(writes, durable)
         except OperationalError:
             # This thread's connection lives as long as the process (no request ends here to
             # close it): one the database dropped is replaced, not reused.
@@ -114,30 +118,43 @@ def _find(account: Account, client_order_id: str) -> Order | None:
     )
 
 
-# One writer thread per process (so one connection commits, batch after batch), and a few reader
-# threads; shared by every event loop of the process.
-_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-writer")
+# Two writer threads per process, each with its connection committing batch after batch: one for
+# the inserts, which are durable before the order is journaled (they carry the client order id a
+# retry is checked against), one for the exchange ids, which need only be visible at once — the
+# recorder writes the same id from the engine's events, so on PostgreSQL their commit does not
+# wait for the disk (`synchronous_commit` off for those transactions only). A few reader threads.
+# All shared by every event loop of the process.
+_INSERT_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-inserts")
+_UPDATE_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-updates")
 _READERS = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="order-store-reader")
+
+
+def _lane(executor: ThreadPoolExecutor, durable: bool) -> Coalescer[_Write, Any]:
+    async def commit(batch: list[_Write]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, _apply_with_retries, batch, durable)
+
+    return Coalescer(commit)
 
 
 class OrderStore:
     """The order writes of one event loop, committed in batches; its database reads."""
 
     def __init__(self) -> None:
-        self._queue: list[_Write] = []
-        self._committer: asyncio.Task | None = None
+        self._inserts = _lane(_INSERT_WRITER, durable=True)
+        self._updates = _lane(_UPDATE_WRITER, durable=False)
 
     async def insert(self, order: Order, *, generated_client_id: bool = True) -> Order:
         """Inserts a new order (its primary key is set on return). Raises IntegrityError when
         the account has an order with this client order id already."""
-        await self._write("insert", order, generated_client_id)
+        await self._inserts.submit(_Write("insert", (order, generated_client_id)))
         return order
 
     async def set_exchange_id(self, pk: int, order_id: int) -> None:
-        await self._write("exchange_id", pk, order_id)
+        await self._updates.submit(_Write("exchange_id", (pk, order_id)))
 
     async def reject(self, pk: int, reason: str) -> None:
-        await self._write("reject", pk, reason)
+        await self._inserts.submit(_Write("reject", (pk, reason)))
 
     async def find(self, account: Account, client_order_id: str) -> Order | None:
         return await self.read(_find, account, client_order_id)
@@ -146,28 +163,6 @@ class OrderStore:
         """Runs a synchronous, read-only database function off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_READERS, _read, function, *args)
-
-    async def _write(self, kind: str, *args) -> Any:
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(kind, args, future))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_queued())
-        result = await future
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    async def _commit_queued(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                results = await loop.run_in_executor(_WRITER, _apply_with_retries, batch)
-            except Exception as exc:  # the whole transaction failed: so did every write in it
-                results = [exc] * len(batch)
-            for write, result in zip(batch, results, strict=True):
-                if not write.future.done():
-                    write.future.set_result(result)
 
 
 _stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderStore] = (
@@ -182,3 +177,4 @@ def for_running_loop() -> OrderStore:
     if store is None:
         store = _stores[loop] = OrderStore()
     return store
+import sys as _sys; _sys.setswitchinterval(0.0005)
