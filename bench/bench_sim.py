@@ -31,7 +31,7 @@ SEED = 1
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     config = preset("rmsc04")
-    walls, messages = [], None
+    walls, cpus, messages = [], [], None
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="bench-sim-") as out:
             result = simulate(config, SEED, out, report=False)
@@ -40,9 +40,11 @@ def main() -> None:
             raise SystemExit("the same seed gave a different number of messages")
         messages = data.messages
         walls.append(data.wall_s)
+        cpus.append(data.cpu_s)
         print(
             f"run {i + 1}/{runs}: {data.messages:,} messages, {data.trades:,} trades, "
-            f"{data.wall_s:.1f} s, {data.messages / data.wall_s:,.0f} msgs/s",
+            f"{data.wall_s:.1f} s wall ({data.messages / data.wall_s:,.0f} msgs/s), "
+            f"{data.cpu_s:.1f} s CPU ({data.messages / data.cpu_s:,.0f} msgs/s)",
             file=sys.stderr,
         )
     wall = statistics.median(walls)
@@ -52,6 +54,8 @@ def main() -> None:
         "wall_s": round(wall, 2),
         "msgs_per_s": round(messages / wall),
         "runs_wall_s": [round(w, 2) for w in walls],
+        "cpu_s": round(statistics.median(cpus), 2),
+        "msgs_per_cpu_s": round(messages / statistics.median(cpus)),
         "target_msgs_per_s": TARGET,
         "ratio_to_target": round(messages / wall / TARGET, 3),
         "preset": "rmsc04",
