@@ -32,6 +32,8 @@ help:
 	@echo "  make test          lint, Rust tests and Python tests"
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
 	@echo "  make bench-api     the REST API under load (uvicorn, engine worker, recorder)"
+	@echo "  make bench-sim     the research simulator: a full day of the RMSC04-sized preset"
+	@echo "  make realism       stylized facts of the default population over 10 seeds"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
 	@echo "  make bench-agents  the agents runner's sustained order rate (engine and recorder running)"
 	@echo "  make bench-feed    the live feed: 10k orders/s in, WebSocket frames out"
@@ -144,6 +146,15 @@ bench-feed: setup
 bench-agents: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_agents.py
+
+# Research mode: the RMSC04-sized preset over a full day (median of 3), and the stylized facts
+# of the default population pooled over 10 seeds (fails unless all four are met).
+.PHONY: bench-sim realism
+bench-sim: setup
+	$(VPY) bench/bench_sim.py
+
+realism: setup
+	$(VPY) manage.py simulate --preset rmsc04 --seed 1 --runs 10 --out var/realism --check-facts
 
 clean:
 	-@scripts/ensure_redis.sh stop
