@@ -77,6 +77,10 @@ def test_the_dashboard_works_on_a_phone(browser, stack):
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page is {overflow}px wider than the phone"
     page.screenshot(path=str(SCREENSHOTS / "dashboard-phone.png"), full_page=True)
+    page.goto("/trade/")
+    expect(page.locator("[data-ticket-submit]")).to_be_visible()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the trading page is {overflow}px wider than the phone"
     page.context.close()
 
 
