@@ -32,6 +32,13 @@ PRIVATE = [
     ("delete", "/api/v1/tokens/1/"),
     ("post", "/api/v1/instruments/ACME/halt"),
     ("post", "/api/v1/instruments/ACME/resume"),
+    # The simulation controls and the agents' leaderboard (agents app).
+    ("get", "/api/v1/sim/"),
+    ("post", "/api/v1/sim/pause"),
+    ("post", "/api/v1/sim/resume"),
+    ("post", "/api/v1/sim/reset"),
+    ("post", "/api/v1/sim/shock"),
+    ("get", "/api/v1/agents/"),
 ]
 
 
