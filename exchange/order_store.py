@@ -23,7 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+import psycopg
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 
 from exchange.coalesce import Coalescer
 from exchange.models import Account, Order, OrderStatus
@@ -31,7 +39,6 @@ from exchange.models import Account, Order, OrderStatus
 logger = logging.getLogger("flashbook.gateway")
 T = TypeVar("T")
 _ATTEMPTS = 3
-READ_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -122,14 +129,14 @@ def _find(account: Account, client_order_id: str) -> Order | None:
 # the inserts, which are durable before the order is journaled (they carry the client order id a
 # retry is checked against), one for the exchange ids, which need only be visible at once — the
 # recorder writes the same id from the engine's events, so on PostgreSQL their commit does not
-# wait for the disk (`synchronous_commit` off for those transactions only). A few reader threads.
-# All shared by every event loop of the process.
+# wait for the disk (`synchronous_commit` off for those transactions only). One thread for the
+# reads (cache refreshes: a few a second). All shared by every event loop of the process.
 _INSERT_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-inserts")
 _UPDATE_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-updates")
-_READERS = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="order-store-reader")
+_READER = ThreadPoolExecutor(1, thread_name_prefix="order-store-reader")
 
 
-def _lane(executor: ThreadPoolExecutor, durable: bool) -> Coalescer[_Write, Any]:
+def _thread_lane(executor: ThreadPoolExecutor, durable: bool) -> Coalescer[_Write, Any]:
     async def commit(batch: list[_Write]) -> list[Any]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, _apply_with_retries, batch, durable)
@@ -137,12 +144,123 @@ def _lane(executor: ThreadPoolExecutor, durable: bool) -> Coalescer[_Write, Any]
     return Coalescer(commit)
 
 
+class _PostgresLane:
+    """A writer lane on PostgreSQL through psycopg's asyncio connection: no thread (whose every
+    round trip would wait for the event loop to let go of the GIL) and one statement per batch of
+    inserts. The SQL is built from the model's fields, as the ORM would build it."""
+
+    def __init__(self, durable: bool) -> None:
+        self.durable = durable
+        self._connection: psycopg.AsyncConnection | None = None
+        self.coalescer: Coalescer[_Write, Any] = Coalescer(self._commit)
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        if self._connection is None or self._connection.closed:
+            params = connection.get_connection_params()  # Django's: the same database
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self._connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+            if not self.durable:
+                await self._connection.execute("SET synchronous_commit TO off")
+        return self._connection
+
+    async def _commit(self, batch: list[_Write]) -> list[Any]:
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self._apply(await self._connect(), batch)
+            except psycopg.OperationalError:  # a lost connection, a deadlock victim
+                if self._connection is not None:
+                    await self._connection.close()
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                logger.warning("order store: batch of %d retried", len(batch), exc_info=True)
+        raise AssertionError("unreachable")
+
+    async def _apply(self, conn: psycopg.AsyncConnection, batch: list[_Write]) -> list[Any]:
+        results: list[Any] = [None] * len(batch)
+        inserts = [i for i, w in enumerate(batch) if w.kind == "insert"]
+        if inserts:
+            await self._insert(conn, batch, inserts, results)
+        updates = sorted(w.args for w in batch if w.kind == "exchange_id")
+        rejects = sorted(w.args for w in batch if w.kind == "reject")
+        if updates or rejects:
+            # Each UPDATE its own transaction (autocommit), sent together (psycopg pipelines
+            # executemany): one row lock at a time, so never a cycle of waits with the recorder.
+            async with conn.cursor() as cursor:
+                if updates:
+                    await cursor.executemany(_UPDATE_EXCHANGE_ID, [(o, pk) for pk, o in updates])
+                if rejects:
+                    await cursor.executemany(
+                        _UPDATE_REJECTED, [(OrderStatus.REJECTED, r, pk) for pk, r in rejects]
+                    )
+        return results
+
+    async def _insert(self, conn, batch: list[_Write], indexes: list[int], results: list) -> None:
+        # One statement for every row; a row whose client order id the account has used already
+        # is skipped by the database (ON CONFLICT) and fails alone — as does a second row with the
+        # same id in this very batch.
+        rows, seen = [], {}
+        django_connection = connections[DEFAULT_DB_ALIAS]  # once: each lookup is a Local's
+        for i in indexes:
+            order = batch[i].args[0]
+            key = (order.account_id, order.client_order_id)
+            if key in seen:
+                results[i] = IntegrityError("duplicate client order id in one batch")
+                continue
+            seen[key] = i
+            rows.append(
+                [f.get_db_prep_save(f.pre_save(order, True), django_connection) for f in _FIELDS]
+            )
+        if not rows:
+            return
+        marks = ", ".join([_ROW_MARKS] * len(rows))
+        async with conn.cursor() as cursor:
+            await cursor.execute(
+                f"{_INSERT_HEAD} VALUES {marks} {_INSERT_TAIL}", [v for row in rows for v in row]
+            )
+            returned = await cursor.fetchall()
+        inserted = {(account, client_id): pk for pk, account, client_id in returned}
+        for key, i in seen.items():
+            pk = inserted.get(key)
+            if pk is None:
+                results[i] = IntegrityError("client order id already used by the account")
+            else:
+                order = batch[i].args[0]
+                order.pk = pk
+                order._state.adding = False
+                order._state.db = "default"
+
+
+_FIELDS = [f for f in Order._meta.concrete_fields if not f.primary_key]
+_ROW_MARKS = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_TABLE = _q(Order._meta.db_table)
+_INSERT_HEAD = f"INSERT INTO {_TABLE} ({', '.join(_q(f.column) for f in _FIELDS)})"
+_INSERT_TAIL = (
+    f"ON CONFLICT ({_q('account_id')}, {_q('client_order_id')}) DO NOTHING "
+    f"RETURNING {_q('id')}, {_q('account_id')}, {_q('client_order_id')}"
+)
+_UPDATE_EXCHANGE_ID = f"UPDATE {_TABLE} SET {_q('order_id')} = %s WHERE {_q('id')} = %s"
+_UPDATE_REJECTED = (
+    f"UPDATE {_TABLE} SET {_q('status')} = %s, {_q('reject_reason')} = %s WHERE {_q('id')} = %s"
+)
+
+
 class OrderStore:
     """The order writes of one event loop, committed in batches; its database reads."""
 
     def __init__(self) -> None:
-        self._inserts = _lane(_INSERT_WRITER, durable=True)
-        self._updates = _lane(_UPDATE_WRITER, durable=False)
+        if connection.vendor == "postgresql":
+            self._inserts = _PostgresLane(durable=True).coalescer
+            self._updates = _PostgresLane(durable=False).coalescer
+        else:
+            self._inserts = _thread_lane(_INSERT_WRITER, durable=True)
+            self._updates = _thread_lane(_UPDATE_WRITER, durable=False)
 
     async def insert(self, order: Order, *, generated_client_id: bool = True) -> Order:
         """Inserts a new order (its primary key is set on return). Raises IntegrityError when
@@ -162,12 +280,19 @@ class OrderStore:
     async def read(self, function: Callable[..., T], *args) -> T:
         """Runs a synchronous, read-only database function off the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_READERS, _read, function, *args)
+        return await loop.run_in_executor(_READER, _read, function, *args)
 
 
 _stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderStore] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def close_connections() -> None:
+    """Closes the database connections of the store's threads (the next use opens new ones): for
+    tests that point the database elsewhere, and for a process that forks."""
+    for executor in (_INSERT_WRITER, _UPDATE_WRITER, _READER):
+        executor.submit(connections.close_all).result()
 
 
 def for_running_loop() -> OrderStore:
@@ -177,4 +302,3 @@ def for_running_loop() -> OrderStore:
     if store is None:
         store = _stores[loop] = OrderStore()
     return store
-import sys as _sys; _sys.setswitchinterval(0.0005)

@@ -57,7 +57,6 @@ def _response_headers() -> list[tuple[bytes, bytes]]:
     XFrameOptionsMiddleware; the JSON renderer's content type)."""
     headers = [
         (b"content-type", b"application/json"),
-        (b"vary", b"Accept, Authorization, Cookie"),
         (b"allow", b"GET, POST, HEAD, OPTIONS"),
         (b"x-frame-options", settings.X_FRAME_OPTIONS.encode()),
         (b"x-content-type-options", b"nosniff"),
