@@ -5,8 +5,9 @@
 
 What runs (all torn down afterwards):
 
-* a fresh database: a SQLite file in a temporary folder, or PostgreSQL when ``TEST_POSTGRES_URL``
-  is set (a fresh database ``fbbench_<random>`` is created on that server and dropped after);
+* a fresh database on PostgreSQL, as in production: ``fbbench_<random>``, created on the server
+  at ``TEST_POSTGRES_URL`` (default ``postgres://postgres@127.0.0.1:5432/postgres``) and dropped
+  after; ``--database sqlite`` (or no PostgreSQL answering) uses an SQLite file instead;
   migrated, with one instrument ``BENCH`` and 32 users, each with an account and an API token
   (made through ``exchange.services``);
 * a fresh Redis key prefix (deleted afterwards) on ``REDIS_URL``;
@@ -66,6 +67,32 @@ def free_port() -> int:
 
 
 # --- the stack ----------------------------------------------------------------------------------
+
+
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_answers(base_url: str) -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(base_url, connect_timeout=2).close()
+        return True
+    except Exception:
+        return False
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process (the backends serving the stack are among them)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
 
 
 def postgres_database(base_url: str) -> tuple[str, callable]:
@@ -244,6 +271,12 @@ def main() -> int:
         help="asgi (production) or wsgi (the same Django app under uvicorn's WSGI adapter)",
     )
     parser.add_argument("--no-wait", action="store_true", help="wait=false: the 202 path")
+    parser.add_argument(
+        "--database",
+        choices=("auto", "postgresql", "sqlite"),
+        default="auto",
+        help="auto: PostgreSQL when one answers at TEST_POSTGRES_URL, else SQLite",
+    )
     options = parser.parse_args()
 
     import redis
@@ -252,8 +285,12 @@ def main() -> int:
     prefix = f"fbbench-api-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="fbbench-api-"))
     drop_db = None
-    if os.environ.get("TEST_POSTGRES_URL"):
-        database_url, drop_db = postgres_database(os.environ["TEST_POSTGRES_URL"])
+    postgres_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    use_postgres = options.database == "postgresql" or (
+        options.database == "auto" and postgres_answers(postgres_url)
+    )
+    if use_postgres:
+        database_url, drop_db = postgres_database(postgres_url)
     else:
         database_url = f"sqlite:///{tmp / 'db.sqlite3'}"
     if os.environ.get("BENCH_CONN_MAX_AGE"):
@@ -309,11 +346,15 @@ def main() -> int:
                 logs = "".join(p.read_text()[-1500:] for p in tmp.glob("*.log"))
                 raise RuntimeError(f"{name} exited: {logs}")
 
+        # Warm up (connections, caches, the engine's first batches); not measured.
+        asyncio.run(load(port, tokens, 1.0, not options.no_wait))
         pids = {
             "uvicorn_workers": children(procs["uvicorn"].pid),
             "engine": [procs["engine"].pid],
             "recorder": [procs["recorder"].pid],
         }
+        if use_postgres:
+            pids["postgresql"] = postgres_pids()
         redis_pid = int(rds.info("server")["process_id"])
         before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         redis_before = cpu_seconds(redis_pid)

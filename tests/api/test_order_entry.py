@@ -1,6 +1,8 @@
 """The order-entry fast path (`exchange/api/order_entry.py`) in the real server: uvicorn serving
-`flashbook_site.asgi:application` on an SQLite file, the engine worker, a Redis prefix of this
-module's own. Every answer is checked against what the DRF view answers for the same request (a
+`flashbook_site.asgi:application`, the engine worker, a Redis prefix of this module's own; on an
+SQLite file, and on a fresh PostgreSQL database when one answers at `TEST_POSTGRES_URL` (the store
+behind the fast path differs: a writer thread for SQLite, psycopg's asyncio connection for
+PostgreSQL). Every answer is checked against what the DRF view answers for the same request (a
 request with a query string always goes to the view), and every refusal against the journal and
 the database, which must be left untouched."""
 
@@ -17,14 +19,16 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from exchange import order_store
-from exchange.models import Order, OrderStatus
+from exchange.models import Order
 from exchange.services import api_token_create, api_token_revoke
 from tests.recorder.conftest import _sqlite_file
 
@@ -87,15 +91,61 @@ def _user_token(name: str) -> str:
     return api_token_create(user=user, name="tests")[1]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, django_db_setup, django_db_blocker):
+@contextmanager
+def _postgres_database():
+    """A fresh PostgreSQL database that this process's default connection (and every connection
+    opened meanwhile) uses; dropped afterwards. Skips when no server answers."""
+    import environ
+    import psycopg
+
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    try:
+        psycopg.connect(base, connect_timeout=2).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"no PostgreSQL at TEST_POSTGRES_URL: {exc}")
+    name = f"fbtest_oe_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    shared = connections.settings["default"]
+    saved, previous = dict(shared), connections["default"]
+    shared.clear()
+    shared.update({**saved, "OPTIONS": {}, **environ.Env.db_url_config(url)})
+    current = connections["default"] = connections.create_connection("default")
+    try:
+        yield url
+    finally:
+        current.close()
+        order_store.close_connections()
+        shared.clear()
+        shared.update(saved)
+        connections["default"] = previous
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _database(kind: str, folder: Path):
+    if kind == "postgresql":
+        with _postgres_database() as url:
+            yield url
+    else:
+        database = folder / "db.sqlite3"
+        with _sqlite_file(database):
+            yield f"sqlite:///{database}"
+        order_store.close_connections()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.skip(f"no Redis at {url}: {exc}")
     folder = tmp_path_factory.mktemp("order-entry")
-    database = folder / "db.sqlite3"
     prefix = f"fbtest-oe-{uuid.uuid4().hex[:10]}"
     port = _free_port()
     env = {
@@ -105,16 +155,16 @@ def stack(tmp_path_factory, django_db_setup, django_db_blocker):
         "DEBUG": "0",
         "SECRET_KEY": uuid.uuid4().hex * 2,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": f"sqlite:///{database}",
         "REDIS_URL": url,
         "FLASHBOOK_REDIS_PREFIX": prefix,
         "FLASHBOOK_ORDER_RATE": f"{RATE_PER_MIN}/min",
         "FLASHBOOK_ORDER_WAIT": "5",
     }
     processes = []
-    with django_db_blocker.unblock(), _sqlite_file(database):
+    with django_db_blocker.unblock(), _database(request.param, folder) as database_url:
         from django.core.management import call_command
 
+        env["DATABASE_URL"] = database_url
         call_command("migrate", verbosity=0, interactive=False)
         make_instrument()
         try:
@@ -276,34 +326,3 @@ def test_a_revoked_token_is_refused_within_a_second(stack):
     api_token_revoke(user=user, token_id=token_row.pk)
     time.sleep(1.2)
     assert stack.post({**ORDER, "wait": False}, token)[0] == 401
-
-
-def test_redis_unreachable_answers_503_and_rejects_the_order(tmp_path, settings):
-    """The fast path in-process (no server needed for this one): Redis refuses the connection, so
-    nothing can be journaled — the row is marked rejected and the answer is 503."""
-    import asyncio
-
-    from django.db import connections
-
-    from exchange import gateway
-    from exchange.models import Account
-
-    with _sqlite_file(tmp_path / "db.sqlite3"):
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0, interactive=False)
-        instrument = make_instrument()
-        user = get_user_model().objects.create_user(username="offline")
-        account = Account.objects.create(user=user, name="offline")
-        settings.REDIS_URL = "redis://127.0.0.1:1/0"
-        request = gateway.OrderRequest(symbol=instrument.symbol, side="buy", quantity=1, price=99)
-
-        async def submit():
-            return await gateway.aorder_submit(account=account, request=request, wait=0)
-
-        with pytest.raises(gateway.Unavailable):
-            asyncio.run(submit())
-        order = Order.objects.get(account=account)
-        assert order.status == OrderStatus.REJECTED and order.order_id is None
-        order_store.close_connections()
-        connections.close_all()
