@@ -7,6 +7,7 @@ nothing, neither to the database nor to the journal.
 """
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -227,11 +228,21 @@ def _check_account(account: Account) -> None:
         )
 
 
+# Generated client order ids: this process's random prefix and a counter — unique without a system
+# call per order (uuid4 reads the kernel's random source every time).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def _generated_client_order_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 def _client_order_id(value: str | None) -> tuple[str, bool]:
     """The order's client order id, and whether it was generated here (then no order can have
     it yet)."""
     if value is None or value == "":
-        return uuid.uuid4().hex, True
+        return _generated_client_order_id(), True
     if len(value) > CLIENT_ORDER_ID_MAX or not value.isascii() or not value.isprintable():
         raise InvalidInput(
             f"client_order_id must be at most {CLIENT_ORDER_ID_MAX} printable ASCII characters.",

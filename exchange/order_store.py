@@ -16,6 +16,7 @@ threads, so a slow query never holds up the commits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from collections.abc import Callable
@@ -213,11 +214,11 @@ class _PostgresLane:
             )
         if not rows:
             return
-        marks = ", ".join([_ROW_MARKS] * len(rows))
         async with conn.cursor() as cursor:
-            await cursor.execute(
-                f"{_INSERT_HEAD} VALUES {marks} {_INSERT_TAIL}", [v for row in rows for v in row]
-            )
+            # One array per column: the same statement text whatever the batch's size, so psycopg
+            # parses it once (a VALUES list per row would be parsed anew for every batch).
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            await cursor.execute(_insert_sql(django_connection), columns)
             returned = await cursor.fetchall()
         inserted = {(account, client_id): pk for pk, account, client_id in returned}
         for key, i in seen.items():
@@ -232,7 +233,6 @@ class _PostgresLane:
 
 
 _FIELDS = [f for f in Order._meta.concrete_fields if not f.primary_key]
-_ROW_MARKS = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
 
 
 def _q(name: str) -> str:
@@ -240,11 +240,19 @@ def _q(name: str) -> str:
 
 
 _TABLE = _q(Order._meta.db_table)
-_INSERT_HEAD = f"INSERT INTO {_TABLE} ({', '.join(_q(f.column) for f in _FIELDS)})"
-_INSERT_TAIL = (
-    f"ON CONFLICT ({_q('account_id')}, {_q('client_order_id')}) DO NOTHING "
-    f"RETURNING {_q('id')}, {_q('account_id')}, {_q('client_order_id')}"
-)
+
+
+@functools.cache
+def _insert_sql(pg_connection) -> str:
+    columns = ", ".join(_q(f.column) for f in _FIELDS)
+    arrays = ", ".join(f"%s::{f.db_type(pg_connection)}[]" for f in _FIELDS)
+    return (
+        f"INSERT INTO {_TABLE} ({columns}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({_q('account_id')}, {_q('client_order_id')}) DO NOTHING "
+        f"RETURNING {_q('id')}, {_q('account_id')}, {_q('client_order_id')}"
+    )
+
+
 _UPDATE_EXCHANGE_ID = f"UPDATE {_TABLE} SET {_q('order_id')} = %s WHERE {_q('id')} = %s"
 _UPDATE_REJECTED = (
     f"UPDATE {_TABLE} SET {_q('status')} = %s, {_q('reject_reason')} = %s WHERE {_q('id')} = %s"
