@@ -18,6 +18,16 @@ Variables:
     FLASHBOOK_INITIAL_CASH  cash of a user's account when it is created; default 100000.
     FLASHBOOK_SIGNUP        "0" turns off self-service sign-up at /signup/; on by default.
     LOG_LEVEL               default INFO.
+    LOG_FORMAT              "json" for one JSON object per log line (deployments); "plain" default.
+
+Production over https (DEBUG off; docs/deploy.md; docker-compose.yml turns all of them on):
+    SECURE_SSL_REDIRECT     redirect http to https; off by default (tools and tests speak http).
+    SECURE_HSTS_SECONDS     Strict-Transport-Security max-age; default 0 (off).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD   off by default.
+    SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE            on by default.
+    USE_X_FORWARDED_PROTO   trust the proxy's X-Forwarded-Proto header; off by default.
+    FLASHBOOK_STATIC_MANIFEST  hashed, compressed static files (needs collectstatic); on by
+                            default without DEBUG.
 """
 
 import os
@@ -72,6 +82,9 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # /healthz and /readyz, answered before host validation and the https redirect: probes come
+    # from inside the deployment by address, over plain http.
+    "flashbook_site.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the application server itself (the ASGI server does not serve them).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -238,6 +251,27 @@ if not DEBUG:
     if env.bool("USE_X_FORWARDED_PROTO", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Production: https, HSTS, static files (docs/deploy.md) ------------------------------------
+# Opt-in, because whether the site is reached over https is the deployment's to know: the same
+# settings serve benchmarks and tests over plain http on loopback. `manage.py check --deploy`
+# names whatever a deployment forgot; docker-compose.yml sets all of them.
+
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Probes reach the processes by address over http (the middleware answers them first anyway).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# Hashed names (cached for ever by browsers) and gzip/brotli copies made once by collectstatic,
+# which the Docker image runs at build time. Development serves the source files as they are.
+if env.bool("FLASHBOOK_STATIC_MANIFEST", default=not DEBUG):
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "flashbook_site.storage.StaticFilesStorage"},
+    }
+
 # --- Logging ---------------------------------------------------------------------------------
 
 LOGGING = {
@@ -255,3 +289,9 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# One JSON object per line (LOG_FORMAT=json), the same shape as the engine worker's own lines, so
+# a deployment's log collector parses every process alike.
+if env.str("LOG_FORMAT", default="plain") == "json":
+    LOGGING["formatters"]["json"] = {"()": "flashbook_site.logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"

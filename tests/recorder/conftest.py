@@ -9,6 +9,9 @@ need a database other processes and threads can open. pytest-django's SQLite tes
 memory, so those tests ask for ``file_db``: a fresh SQLite file (a copy of one migrated once per
 session) that the default connection of the test — and every connection opened while it runs —
 uses instead. The session's own test database is left alone, whatever the order tests run in.
+On PostgreSQL (``DATABASE_URL=postgres://...``) ``file_db`` is the session's test database
+itself, as a URL: other processes can open it, and the tests that use it are transactional, so
+what they write is committed for the subprocesses to see and flushed afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -87,11 +91,27 @@ def _migrated_template(tmp_path_factory, django_db_setup, django_db_blocker) -> 
     return path
 
 
+def _postgres_url(settings_dict: dict) -> str:
+    user, password = quote(settings_dict["USER"] or ""), quote(settings_dict["PASSWORD"] or "")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict["HOST"] or "localhost"
+    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+    return f"postgres://{credentials}{host}{port}/{quote(settings_dict['NAME'])}"
+
+
 @pytest.fixture
-def file_db(_migrated_template, tmp_path, django_db_blocker):
-    """A migrated SQLite file of this test's own, used by every connection while the test runs;
-    pass it to subprocesses as ``DATABASE_URL=sqlite:///{path}``."""
+def file_db(request, tmp_path, django_db_blocker):
+    """A database other processes can open, used by every connection while the test runs: on
+    SQLite a migrated file of this test's own (a ``Path``; subprocesses get
+    ``DATABASE_URL=sqlite:///{path}``), on PostgreSQL the test database's URL (a ``str``).
+    ``support.database_url`` turns either into a ``DATABASE_URL``."""
+    shared = connections.settings["default"]
+    if shared["ENGINE"] == "django.db.backends.postgresql":
+        request.getfixturevalue("django_db_setup")
+        yield _postgres_url(connections["default"].settings_dict)
+        return
+    template = request.getfixturevalue("_migrated_template")
     path = tmp_path / "db.sqlite3"
-    shutil.copyfile(_migrated_template, path)
+    shutil.copyfile(template, path)
     with django_db_blocker.unblock(), _sqlite_file(path):
         yield path

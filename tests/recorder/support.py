@@ -14,7 +14,7 @@ from pathlib import Path
 import flashbook_engine
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Sum
 
 from exchange import journal
 from exchange.models import (
@@ -272,10 +272,15 @@ def stream_events(client, symbol: str) -> list:
 # ----- subprocesses ------------------------------------------------------------------------
 
 
-def subprocess_env(database: Path) -> dict[str, str]:
+def database_url(database: Path | str) -> str:
+    """`file_db` as a DATABASE_URL: an SQLite file's path, or already a URL (PostgreSQL)."""
+    return database if isinstance(database, str) else f"sqlite:///{database}"
+
+
+def subprocess_env(database: Path | str) -> dict[str, str]:
     return dict(
         os.environ,
-        DATABASE_URL=f"sqlite:///{database}",
+        DATABASE_URL=database_url(database),
         REDIS_URL=settings.REDIS_URL,
         FLASHBOOK_REDIS_PREFIX=settings.FLASHBOOK_REDIS_PREFIX,
         SECRET_KEY=settings.SECRET_KEY,
@@ -284,7 +289,7 @@ def subprocess_env(database: Path) -> dict[str, str]:
     )
 
 
-def manage(database: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def manage(database: Path | str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Runs `manage.py args` to completion; fails the test with its output if it fails."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -298,7 +303,7 @@ def manage(database: Path, *args: str, timeout: float = 120) -> subprocess.Compl
     return result
 
 
-def start_manage(database: Path, log: Path, *args: str) -> subprocess.Popen:
+def start_manage(database: Path | str, log: Path, *args: str) -> subprocess.Popen:
     """Starts `manage.py args`; its output goes to a file (never a pipe that could fill)."""
     with open(log, "wb") as out:
         return subprocess.Popen(
@@ -310,7 +315,7 @@ def start_manage(database: Path, log: Path, *args: str) -> subprocess.Popen:
         )
 
 
-def run_engine(database: Path, symbols: list[str], batch_size: int = 200) -> None:
+def run_engine(database: Path | str, symbols: list[str], batch_size: int = 200) -> None:
     manage(
         database,
         "run_engine",
@@ -405,8 +410,12 @@ def group_pending(client, symbols: list[str]) -> int:
     return sum(client.xpending(journal.key("evt", s), GROUP)["pending"] for s in symbols)
 
 
-def cursor_total(database: Path) -> int:
-    """The sum of the recorder cursors, read straight from the file (another process writes)."""
+def cursor_total(database: Path | str) -> int:
+    """The sum of the recorder cursors, read straight from the file (another process writes);
+    on PostgreSQL through the test's own connection (autocommit: it sees what others commit)."""
+    if isinstance(database, str):
+        total = RecorderCursor.objects.aggregate(total=Sum("last_seq"))["total"]
+        return total or 0
     import sqlite3
 
     db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
