@@ -154,7 +154,8 @@ def stylized_facts(runs: Sequence[MinuteSeries]) -> dict:
     # Joint test of k = 2..10 with robust standard errors (a robust Box-Pierce statistic), so that
     # a martingale passes 95 % of the time: nine separate 2/sqrt(N) checks would fail an i.i.d.
     # series a third of the time, and a clustering one most of the time (docs/research.md).
-    q_robust = float(np.sum((linear / linear_se) ** 2))
+    with np.errstate(invalid="ignore", divide="ignore"):  # too few returns: NaN, not met
+        q_robust = float(np.sum((linear / linear_se) ** 2))
     outside = int(np.sum(np.abs(linear) >= band))
     lag1 = float(pooled_acf(returns, [1])[0])
     absolute = pooled_acf([np.abs(r) for r in returns], list(CLUSTER_LAGS))

@@ -50,8 +50,8 @@ _VALUE = {
     "threshold_ticks": 1.0,
     "aggressive_ticks": 3.0,
     "slip_ticks": 3,
-    "lots_per_tick": 20.0,
-    "trade_size": 20,
+    "lots_per_tick": 40.0,
+    "trade_size": 40,
     "max_position": 500,
 }
 _MOMENTUM = {
@@ -83,7 +83,7 @@ def _population(scale: float) -> list[dict[str, Any]]:
             "name": "value",
             "strategy": "value",
             "count": max(1, round(100 * scale)),
-            "wake_rate_hz": 0.5 / scale,
+            "wake_rate_hz": 0.25 / scale,
             "max_position": 600,
             "latency": _LATENCY_SLOW,
             "params": _VALUE,

@@ -1,0 +1,104 @@
+"""The simulator's own rules: agents' books match the engine, latency keeps each agent's messages
+in order, shocks move the market, strategies never keep the (reused) view."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from agents.research import preset
+from agents.research.config import parse_time_of_day
+from agents.research.lobster import LobsterBook
+from agents.research.simulator import Simulation
+from agents.strategies import MarketView
+
+
+def make_sim(config, seed=1):
+    lob = LobsterBook(
+        io.StringIO(), io.StringIO(), levels=config.levels,
+        price_multiplier=config.price_multiplier, lot_size=config.lot_size,
+    )  # fmt: skip
+    return Simulation(config, seed, lobster=lob)
+
+
+@pytest.fixture(scope="module")
+def finished():
+    config = preset("small").with_session(end_ns=parse_time_of_day("09:38"))
+    sim = make_sim(config)
+    sim.run()
+    return sim
+
+
+def test_agent_books_match_the_engine(finished):
+    sim = finished
+    exposures = sim.book.exposures()
+    resting: dict[int, dict[int, tuple]] = {}
+    for o in sim.book.resting_orders():
+        resting.setdefault(o.account, {})[o.order_id] = (o.side, o.price, o.qty)
+    for agent in sim.agents:
+        state = agent.state
+        held = exposures.get(agent.account)
+        assert state.position == (held.position if held else 0), agent.name
+        # Orders still in flight at the close (decided, not delivered) are in the state only.
+        own = {
+            sim.key_to_eid[k]: (o.side, o.price, o.qty)
+            for k, o in state.open_orders.items()
+            if k in sim.key_to_eid
+        }
+        assert own == resting.get(agent.account, {}), agent.name
+    assert sum(a.state.position for a in sim.agents) == 0
+    assert sum(a.state.cash - a.initial_cash for a in sim.agents) == 0  # cash changes hands
+    # The LOBSTER mirror is the engine's book.
+    bids, asks = sim.book.depth(50)
+    assert sim.lob.depth(50) == (bids, asks)
+
+
+def test_deliveries_keep_each_agents_order_and_its_latency():
+    config = preset("small").with_session(end_ns=parse_time_of_day("09:31"))
+    sim = make_sim(config, seed=3)
+    seen: dict[int, int] = {}
+    original = sim._deliver
+
+    def deliver(agent, payload, now):
+        assert now >= seen.get(agent.account, 0), "an agent's messages overtook each other"
+        seen[agent.account] = now
+        original(agent, payload, now)
+
+    sim._deliver = deliver
+    sim.run()
+    assert len(seen) > 10, "nothing was delivered"
+    # Each agent's base latency is drawn once inside its group's range: makers 50 us +-20 %,
+    # the crowd 2 ms +-50 %; jitter means are 10 us and 0.5 ms.
+    for agent in sim.agents:
+        if agent.group == "maker":
+            assert 40_000 <= agent.base_latency_ns <= 60_000 and agent.jitter_ns == 10_000
+        else:
+            assert 1_000_000 <= agent.base_latency_ns <= 3_000_000 and agent.jitter_ns == 500_000
+    assert len({a.base_latency_ns for a in sim.agents}) == len(sim.agents)
+
+
+def test_a_shock_moves_the_price():
+    config = preset("small")  # a -1 % shock at 09:36
+    sim = make_sim(config, seed=5)
+    data = sim.run()
+    mid_before = data.mid_by_second[5 * 60 - 1]  # 09:35
+    mid_after = data.mid_by_second[9 * 60 - 1]  # 09:39
+    assert mid_after < mid_before - 50, (mid_before, mid_after)  # 1 % of 10,000 ticks is 100
+
+
+def test_strategies_never_keep_the_view(finished):
+    def holds_view(value, depth=0) -> bool:
+        if isinstance(value, MarketView):
+            return True
+        if depth < 2 and isinstance(value, list | tuple | dict | set):
+            items = value.values() if isinstance(value, dict) else value
+            return any(holds_view(v, depth + 1) for v in list(items)[:50])
+        return False
+
+    for agent in finished.agents:
+        strategy = agent.strategy
+        names = [n for cls in type(strategy).__mro__ for n in getattr(cls, "__slots__", ())]
+        values = list(vars(strategy).values()) if hasattr(strategy, "__dict__") else []
+        values += [getattr(strategy, n) for n in names if hasattr(strategy, n)]
+        assert not any(holds_view(v) for v in values), agent.name
