@@ -137,6 +137,22 @@ def symbol_status(
     )
 
 
+def consumer_idle_ms(name: str, symbols: list[str] | None = None) -> int | None:
+    """Milliseconds since the recorder consumer `name` last read any of the symbols' event
+    streams (a blocked read counts: a live recorder reads at least once a second), or None when
+    the group has no such consumer. A recorder's liveness, for its container's health check."""
+    symbols = symbols if symbols is not None else selectors.instrument_symbols_enabled()
+    client = journal.client()
+    idle = []
+    for symbol in symbols:
+        try:
+            consumers = client.xinfo_consumers(journal.key("evt", symbol), GROUP)
+        except redis.ResponseError:  # no stream or no group yet
+            continue
+        idle += [int(c["idle"]) for c in consumers if _text(c.get("name")) == name]
+    return min(idle) if idle else None
+
+
 def exchange_status(
     symbols: list[str] | None = None, *, window_s: float = EVENTS_WINDOW_S
 ) -> list[SymbolStatus]:

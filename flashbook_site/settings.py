@@ -236,7 +236,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic writes (STATIC_ROOT in the environment: the Docker image, tests).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # In development WhiteNoise serves straight from the apps' and project's static folders, so no
 # collectstatic is needed; in production it serves the collected files.
 WHITENOISE_USE_FINDERS = DEBUG

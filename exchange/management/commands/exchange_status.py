@@ -5,7 +5,12 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from exchange.operations import EVENTS_WINDOW_S, SymbolStatus, exchange_status
+from exchange.operations import (
+    EVENTS_WINDOW_S,
+    SymbolStatus,
+    consumer_idle_ms,
+    exchange_status,
+)
 
 COLUMNS = (
     ("symbol", 8),
@@ -69,6 +74,14 @@ class Command(BaseCommand):
             "than --max-engine-lag seconds (a health check for engine containers).",
         )
         parser.add_argument("--max-engine-lag", type=float, default=10.0)
+        parser.add_argument(
+            "--check-recorder",
+            metavar="CONSUMER",
+            help="Exit 1 unless the recorder CONSUMER has read an event stream within "
+            "--max-recorder-idle seconds (a health check for recorder containers).",
+        )
+        parser.add_argument("--max-recorder-idle", type=float, default=30.0)
+        parser.add_argument("--quiet", action="store_true", help="Print nothing but problems.")
 
     def handle(self, *args, **options):
         symbols = None
@@ -78,7 +91,9 @@ class Command(BaseCommand):
             raise CommandError("--window must be positive.")
         while True:
             statuses = exchange_status(symbols, window_s=options["window"])
-            if options["json"]:
+            if options["quiet"]:
+                pass
+            elif options["json"]:
                 for status in statuses:
                     self.stdout.write(json.dumps(status.as_dict()))
             else:
@@ -89,6 +104,12 @@ class Command(BaseCommand):
             self.stdout.write("")
         if options["check"]:
             self._check(statuses, options["max_engine_lag"])
+        if options["check_recorder"]:
+            idle = consumer_idle_ms(options["check_recorder"], symbols)
+            if idle is None:
+                raise CommandError(f"no recorder {options['check_recorder']!r} in the group")
+            if idle > options["max_recorder_idle"] * 1000:
+                raise CommandError(f"recorder idle for {idle / 1000:.1f}s", returncode=1)
 
     def _table(self, statuses: list[SymbolStatus]) -> None:
         if not statuses:
