@@ -29,7 +29,9 @@ PYTHON_PACKAGE := $(shell find python -type f ! -name '*.so' ! -name '*.pyd' ! -
 help:
 	@echo "Flashbook"
 	@echo "  make run           set everything up, then start the site on http://127.0.0.1:$(PORT)/"
-	@echo "  make test          lint, Rust tests and Python tests"
+	@echo "  make test          lint, Rust tests and Python tests (and on PostgreSQL, if one answers)"
+	@echo "  make pg-test       the Python tests on PostgreSQL (TEST_POSTGRES_URL)"
+	@echo "  make compose-check validate docker-compose.yml (needs docker)"
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
 	@echo "  make bench-api     the REST API under load (uvicorn, engine worker, recorder)"
 	@echo "  make bench-sim     the research simulator: a full day of the RMSC04-sized preset"
@@ -92,7 +94,7 @@ run: setup
 
 # --- Tests --------------------------------------------------------------------------------------
 
-test: lint rust-test py-test
+test: lint compose-check rust-test py-test pg-test
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -111,6 +113,23 @@ py-test: setup chromium
 	@url="$$(scripts/ensure_redis.sh)"; \
 		echo "Using Redis at $$url"; \
 		REDIS_URL="$$url" $(VENV)/bin/pytest
+
+# docker-compose.yml through Compose's own validation, when Docker is installed (no engine needed).
+.PHONY: compose-check pg-test
+compose-check:
+	@scripts/check_compose.sh
+
+# The suite once more on PostgreSQL when one answers at TEST_POSTGRES_URL (default: the local
+# postgres://postgres@127.0.0.1:5432/postgres, only if it answers); pytest-django creates the test
+# database. The browser tests are left out: their stack runs on an SQLite file of its own
+# whatever DATABASE_URL says, so they would only run a second time.
+pg-test: setup
+	@pg="$$(scripts/ensure_postgres.sh $(VPY))"; \
+	if [[ -z "$$pg" ]]; then echo "No PostgreSQL answers: the suite ran on SQLite only."; exit 0; fi; \
+	url="$$(scripts/ensure_redis.sh)"; \
+	echo "Running the tests on PostgreSQL ($$pg), Redis at $$url"; \
+	REDIS_URL="$$url" DATABASE_URL="$$pg" TEST_POSTGRES_URL="$$pg" \
+		$(VENV)/bin/pytest --ignore=tests/browser
 
 redis:
 	@scripts/ensure_redis.sh
