@@ -89,11 +89,12 @@ class Command(BaseCommand):
             symbols = [s.strip() for s in options["symbols"].split(",") if s.strip()]
         if options["window"] <= 0:
             raise CommandError("--window must be positive.")
-        while True:
+        if options["quiet"] and not options["check"]:
+            statuses = []  # only --check-recorder: the table is not needed
+        else:
             statuses = exchange_status(symbols, window_s=options["window"])
-            if options["quiet"]:
-                pass
-            elif options["json"]:
+        while not options["quiet"]:
+            if options["json"]:
                 for status in statuses:
                     self.stdout.write(json.dumps(status.as_dict()))
             else:
@@ -102,6 +103,7 @@ class Command(BaseCommand):
                 break
             time.sleep(options["watch"])
             self.stdout.write("")
+            statuses = exchange_status(symbols, window_s=options["window"])
         if options["check"]:
             self._check(statuses, options["max_engine_lag"])
         if options["check_recorder"]:
