@@ -468,14 +468,12 @@ def _own_open_order(account: Account, order: Order) -> Order:
     return order
 
 
-def order_cancel(*, account: Account, order: Order) -> None:
-    """Asks the engine to cancel an open order of the account; the outcome arrives as events."""
+def _cancel_command(account: Account, order: Order) -> dict[str, str | int]:
     _own_open_order(account, order)
-    _append(order.instrument.symbol, {"t": "cancel", "id": order.order_id, "acct": account.pk})
+    return {"t": "cancel", "id": order.order_id, "acct": account.pk}
 
 
-def order_replace(*, account: Account, order: Order, price=None, quantity=None) -> None:
-    """Asks the engine to change an open order's price and/or remaining quantity."""
+def _replace_command(account: Account, order: Order, price, quantity) -> dict[str, str | int]:
     _own_open_order(account, order)
     if price is None and quantity is None:
         raise InvalidInput("Give a new price, a new quantity or both.", code="required")
@@ -487,7 +485,42 @@ def order_replace(*, account: Account, order: Order, price=None, quantity=None) 
         fields["px"] = _valid_ticks(price, instrument)
     if quantity is not None:
         fields["qty"] = _valid_lots(quantity, instrument, account)
-    _append(instrument.symbol, fields)
+    return fields
+
+
+def order_cancel(*, account: Account, order: Order) -> None:
+    """Asks the engine to cancel an open order of the account; the outcome arrives as events."""
+    _append(order.instrument.symbol, _cancel_command(account, order))
+
+
+def order_replace(*, account: Account, order: Order, price=None, quantity=None) -> None:
+    """Asks the engine to change an open order's price and/or remaining quantity."""
+    _append(order.instrument.symbol, _replace_command(account, order, price, quantity))
+
+
+async def _aorder_instrument(order: Order) -> Instrument:
+    if not Order._meta.get_field("instrument").is_cached(order):
+        await order_store.for_running_loop().read(lambda: order.instrument)
+    return order.instrument
+
+
+async def _aappend(symbol: str, fields: dict[str, str | int]) -> None:
+    try:
+        await journal.aappend(symbol, fields)
+    except redis.RedisError as exc:
+        raise Unavailable("The exchange cannot take commands right now.") from exc
+
+
+async def aorder_cancel(*, account: Account, order: Order) -> None:
+    """`order_cancel` for asyncio callers."""
+    instrument = await _aorder_instrument(order)
+    await _aappend(instrument.symbol, _cancel_command(account, order))
+
+
+async def aorder_replace(*, account: Account, order: Order, price=None, quantity=None) -> None:
+    """`order_replace` for asyncio callers."""
+    instrument = await _aorder_instrument(order)
+    await _aappend(instrument.symbol, _replace_command(account, order, price, quantity))
 
 
 def order_cancel_all(*, account: Account, symbol: str | None = None) -> int:

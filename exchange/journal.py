@@ -108,7 +108,7 @@ class _AsyncParts:
             self.url, socket_timeout=10, socket_connect_timeout=2
         )
         self.append_news = self.client.register_script(_APPEND_NEWS)
-        self.appenders: dict[str, Coalescer] = {}
+        self.appenders: dict[str | tuple[str, str], Coalescer] = {}
 
 
 def _async_parts() -> _AsyncParts:
@@ -140,6 +140,24 @@ async def aappend_new(symbol: str, fields: dict[str, str | int]) -> int:
 
         appender = parts.appenders[symbol] = Coalescer(append_all)
     return await appender.submit(fields)
+
+
+async def aappend(symbol: str, fields: dict[str, str | int]) -> None:
+    """`append` for asyncio callers; the commands of concurrent callers go in one pipeline."""
+    parts = _async_parts()
+    appender = parts.appenders.get(("cmd", symbol))
+    if appender is None:
+        journal_key = key("cmd", symbol)
+
+        async def append_all(commands: list[dict[str, str | int]]) -> list[None]:
+            pipe = parts.client.pipeline(transaction=False)
+            for fields in commands:
+                pipe.xadd(journal_key, fields)
+            await pipe.execute()
+            return [None] * len(commands)
+
+        appender = parts.appenders[("cmd", symbol)] = Coalescer(append_all)
+    await appender.submit(fields)
 
 
 class ReplyListener:

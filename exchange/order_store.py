@@ -16,6 +16,7 @@ threads, so a slow query never holds up the commits.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import weakref
@@ -135,6 +136,7 @@ def _find(account: Account, client_order_id: str) -> Order | None:
 _INSERT_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-inserts")
 _UPDATE_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-updates")
 _READER = ThreadPoolExecutor(1, thread_name_prefix="order-store-reader")
+_EXECUTORS = (_INSERT_WRITER, _UPDATE_WRITER, _READER)
 
 
 def _thread_lane(executor: ThreadPoolExecutor, durable: bool) -> Coalescer[_Write, Any]:
@@ -299,8 +301,8 @@ _stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderStore] = (
 def close_connections() -> None:
     """Closes the database connections of the store's threads (the next use opens new ones): for
     tests that point the database elsewhere, and for a process that forks."""
-    for executor in (_INSERT_WRITER, _UPDATE_WRITER, _READER):
-        executor.submit(connections.close_all).result()
+    pending = [executor.submit(connections.close_all) for executor in _EXECUTORS]
+    concurrent.futures.wait(pending, timeout=10)  # a thread stuck in a query must not hang exit
 
 
 def for_running_loop() -> OrderStore:

@@ -1,14 +1,12 @@
-"""Calls from the asyncio runner into synchronous Django code (the gateway, services,
-selectors), on a small pool of threads of its own.
+"""Calls from the asyncio runner into synchronous Django code (services, selectors, cancel-all),
+on a small pool of threads of its own. Orders themselves go through the gateway's asyncio face
+(`gateway.aorder_submit` and friends), which batches the writes of concurrent orders.
 
-Why threads rather than rewriting the gateway for asyncio: the gateway is the one path every
-order takes and it is synchronous Django (ORM writes, then the journal append), shared with the
-REST API. A thread per concurrent call keeps it exactly as it is. Why our own pool rather than
-`asgiref.sync_to_async`: with `thread_sensitive=True` every call would share one thread with
-every other sync_to_async user of the process; with `False`, each call may land on any thread
-of a shared default executor, whose Django connections are never closed. A dedicated pool makes
-the concurrency explicit (`threads`, one database connection each — SQLite serializes writers
-anyway, so one thread is the default) and lets the runner close those connections on exit.
+Why our own pool rather than `asgiref.sync_to_async`: with `thread_sensitive=True` every call
+would share one thread with every other sync_to_async user of the process; with `False`, each call
+may land on any thread of a shared default executor, whose Django connections are never closed. A
+dedicated pool makes the concurrency explicit (`threads`, one database connection each) and lets
+the runner close those connections on exit.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from agents.runner.agent import OPPOSITE, LiveAgent, derive_seed
 from agents.runner.desk import Desk
 from agents.runner.market import SymbolMarket
 from agents.strategies import Cancel, Place, Replace
-from exchange import gateway, journal
+from exchange import gateway, journal, order_store
 from exchange import selectors as exchange_selectors
 from exchange.errors import ExchangeError, Unavailable
 from exchange.gateway import OrderRequest
@@ -133,6 +133,7 @@ class Runner:
         finally:
             await self.redis.aclose()
             await asyncio.get_running_loop().run_in_executor(None, self.desk.close)
+            await asyncio.get_running_loop().run_in_executor(None, order_store.close_connections)
         return self.stats
 
     async def _start(self) -> None:
@@ -261,9 +262,9 @@ class Runner:
             )
             agent.submitting()
             try:
-                outcome = await self.desk.call(
-                    gateway.order_submit, account=agent.account, request=request
-                )
+                # The gateway's asyncio face: the orders of every agent in flight at once share
+                # database commits and Redis round trips (`exchange/order_store.py`).
+                outcome = await gateway.aorder_submit(account=agent.account, request=request)
             except ExchangeError as exc:
                 agent.not_submitted()
                 await self._refused(agent, exc)
@@ -280,11 +281,10 @@ class Runner:
             return
         try:
             if isinstance(action, Cancel):
-                await self.desk.call(gateway.order_cancel, account=agent.account, order=order)
+                await gateway.aorder_cancel(account=agent.account, order=order)
                 self.stats.cancels += 1
             elif isinstance(action, Replace):
-                await self.desk.call(
-                    gateway.order_replace,
+                await gateway.aorder_replace(
                     account=agent.account,
                     order=order,
                     price=None if action.price is None else agent.tick_size * action.price,
