@@ -5,8 +5,10 @@ import json
 import logging
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is kept.
+# uvicorn's `color_message` repeats the message with terminal colour codes: not for a collector.
 _STANDARD = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 
