@@ -85,7 +85,9 @@ class Stack:
     def start_runner(self):
         self.start("agents", "run_agents", "--seed", "7")
 
-    def stop(self, name, timeout=30) -> int:
+    # The runner's orderly stop may take up to ~25 s by design (15 s for the actions in flight,
+    # the cancels, 5 s for their confirmations); a loaded CI machine needs the margin.
+    def stop(self, name, timeout=60) -> int:
         process, _ = self.processes.pop(name)
         process.send_signal(signal.SIGTERM)
         return process.wait(timeout=timeout)
