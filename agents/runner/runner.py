@@ -105,7 +105,10 @@ class Runner:
     # --- start ---------------------------------------------------------------------------------
 
     async def run(self) -> RunnerStats:
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        # A socket timeout well above the event reads' 250 ms block: no read waits forever.
+        self.redis = aioredis.Redis.from_url(
+            settings.REDIS_URL, decode_responses=True, socket_timeout=10
+        )
         self.stats.started = time.monotonic()
         try:
             await self._start()
@@ -535,7 +538,11 @@ class Runner:
             logger.warning("runner stop: %d orders not confirmed cancelled", left)
         for task in background:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        # Bounded: redis-py can leave a task cancelled in the middle of a read waiting on its
+        # socket (seen with the hiredis parser); the process must stop all the same.
+        _, stuck = await asyncio.wait(background, timeout=5)
+        if stuck:
+            logger.warning("runner stop: %d background tasks did not end", len(stuck))
         try:
             await self._write_status(final=True)
         except redis.RedisError as exc:
