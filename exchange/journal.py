@@ -108,7 +108,7 @@ class _AsyncParts:
             self.url, socket_timeout=10, socket_connect_timeout=2
         )
         self.append_news = self.client.register_script(_APPEND_NEWS)
-        self.appenders: dict[str | tuple[str, str], Coalescer] = {}
+        self.appenders: dict[tuple[str, str], Coalescer] = {}  # (kind, symbol)
 
 
 def _async_parts() -> _AsyncParts:
@@ -131,14 +131,14 @@ def aclient() -> redis.asyncio.Redis:
 async def aappend_new(symbol: str, fields: dict[str, str | int]) -> int:
     """`append_new` for asyncio callers; the NEWs of concurrent callers go in one script call."""
     parts = _async_parts()
-    appender = parts.appenders.get(symbol)
+    appender = parts.appenders.get(("new", symbol))
     if appender is None:
         keys = [key("oid", symbol), key("cmd", symbol)]
 
         async def append_all(commands: list[dict[str, str | int]]) -> list[int]:
             return [int(i) for i in await parts.append_news(keys=keys, args=_script_args(commands))]
 
-        appender = parts.appenders[symbol] = Coalescer(append_all)
+        appender = parts.appenders[("new", symbol)] = Coalescer(append_all)
     return await appender.submit(fields)
 
 

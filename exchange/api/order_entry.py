@@ -116,18 +116,7 @@ class OrderEntryApp:
             raise _HandToDjango from None
         if not await aorder_rate_allows(caller.user.pk):
             raise _HandToDjango  # 429 from the view
-        order_request = gateway.OrderRequest(
-            symbol=data["symbol"],
-            side=data["side"],
-            quantity=data["quantity"],
-            order_type=data["type"],
-            time_in_force=data.get("time_in_force"),
-            price=data.get("price"),
-            post_only=data["post_only"],
-            client_order_id=data.get("client_order_id"),
-            stp=data["stp"],
-        )
-        wait = settings.FLASHBOOK_ORDER_WAIT if data["wait"] else 0.0
+        order_request, wait = s.order_request(data)
         try:
             outcome = await gateway.aorder_submit(
                 account=caller.account, request=order_request, wait=wait

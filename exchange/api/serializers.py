@@ -5,11 +5,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from exchange.gateway import CLIENT_ORDER_ID_MAX, STP_MODES, OrderOutcome
+from exchange.gateway import CLIENT_ORDER_ID_MAX, STP_MODES, OrderOutcome, OrderRequest
 from exchange.models import Order, OrderStatus, OrderType, Side, TimeInForce
 from exchange.selectors import CANDLE_INTERVALS, EIGHT_PLACES
 
@@ -176,6 +177,23 @@ class OrderCreateSerializer(StrictSerializer):
         default=True,
         help_text="Wait (briefly) for the engine's immediate outcome. false: answer 202 at once.",
     )
+
+
+def order_request(data: dict) -> tuple[OrderRequest, float]:
+    """The gateway's request from `OrderCreateSerializer`'s validated data, and how long to wait
+    for the engine's outcome (shared by the DRF view and the order-entry fast path)."""
+    request = OrderRequest(
+        symbol=data["symbol"],
+        side=data["side"],
+        quantity=data["quantity"],
+        order_type=data["type"],
+        time_in_force=data.get("time_in_force"),
+        price=data.get("price"),
+        post_only=data["post_only"],
+        client_order_id=data.get("client_order_id"),
+        stp=data["stp"],
+    )
+    return request, settings.FLASHBOOK_ORDER_WAIT if data["wait"] else 0.0
 
 
 class OrderReplaceSerializer(StrictSerializer):

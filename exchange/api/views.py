@@ -2,7 +2,6 @@
 or gateway function, and serializes the answer. Failures are `ExchangeError`s or DRF exceptions,
 which `exchange.api.errors.exception_handler` turns into the one error format."""
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAdminUser
@@ -226,18 +225,7 @@ class OrderListCreateApi(APIView):
     def post(self, request):
         data = _valid(s.OrderCreateSerializer, request.data)
         account = services.account_for_user(request.user)
-        order_request = gateway.OrderRequest(
-            symbol=data["symbol"],
-            side=data["side"],
-            quantity=data["quantity"],
-            order_type=data["type"],
-            time_in_force=data.get("time_in_force"),
-            price=data.get("price"),
-            post_only=data["post_only"],
-            client_order_id=data.get("client_order_id"),
-            stp=data["stp"],
-        )
-        wait = settings.FLASHBOOK_ORDER_WAIT if data["wait"] else 0.0
+        order_request, wait = s.order_request(data)
         try:
             outcome = gateway.order_submit(account=account, request=order_request, wait=wait)
         except NotFound as exc:
