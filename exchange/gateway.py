@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 import flashbook_engine
 import redis
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -40,7 +40,7 @@ from exchange.models import (
     TimeInForce,
 )
 from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress, concerns
-from exchange.selectors import account_equity
+from exchange.selectors import account_equity, complete_exchange_ids
 
 logger = logging.getLogger("flashbook.gateway")
 
@@ -355,9 +355,8 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
         raise Unavailable("The exchange cannot take orders right now.") from exc
     except redis.RedisError as exc:
         raise _unavailable_after_send(client_order_id) from exc
-    # Read-your-writes: the owner sees the exchange id at once, whatever the recorder's lag. One
-    # UPDATE by primary key (the recorder may have written the same id already: harmless).
-    Order.objects.filter(pk=order.pk).update(order_id=order_id)
+    # The row gets its exchange id from the recorder; until then readers find it in the journal's
+    # pending ids (`selectors.complete_exchange_ids`).
     order.order_id = order_id
 
     progress = None
@@ -441,9 +440,7 @@ async def aorder_submit(
             await store.reject(order.pk, JOURNAL_UNAVAILABLE)
             raise Unavailable("The exchange cannot take orders right now.") from exc
         raise _unavailable_after_send(client_order_id) from exc
-    order.order_id = order_id
-    # Read-your-writes as above, committed with other orders' writes while the engine answers.
-    stored = asyncio.ensure_future(store.set_exchange_id(order.pk, order_id))
+    order.order_id = order_id  # the row gets it from the recorder, as in `order_submit`
 
     progress = None
     if reply is not None:
@@ -453,10 +450,6 @@ async def aorder_submit(
             listener.forget(order.pk)
             lines = None
         progress = _progress(lines, order_id, fields["qty"])
-    try:
-        await stored
-    except DatabaseError:  # the order is journaled all the same; the recorder stores its id
-        logger.warning("could not store exchange id %s of order %s", order_id, order.pk)
     return OrderOutcome(order=order, engine=progress is not None, progress=progress, created=True)
 
 
@@ -527,13 +520,17 @@ def order_cancel_all(*, account: Account, symbol: str | None = None) -> int:
     """Asks the engine to cancel every open order of the account (in one symbol, or all):
     resting ones and PENDING ones already journaled (they have an exchange id; the engine
     handles their NEW before the CANCEL)."""
-    orders = Order.objects.filter(
-        account=account, status__in=OPEN_STATUSES, order_id__isnull=False
-    ).select_related("instrument")
+    orders = Order.objects.filter(account=account, status__in=OPEN_STATUSES).select_related(
+        "instrument"
+    )
     if symbol:
         orders = orders.filter(instrument__symbol=symbol)
+    orders = list(orders)
+    complete_exchange_ids(orders)
     count = 0
     for order in orders:
+        if order.order_id is None:
+            continue  # never journaled (Redis was down): nothing for the engine to cancel
         _append(order.instrument.symbol, {"t": "cancel", "id": order.order_id, "acct": account.pk})
         count += 1
     return count

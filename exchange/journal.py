@@ -23,8 +23,11 @@ logger = logging.getLogger("flashbook.gateway")
 # Assigns the next order ids of the symbol and appends the NEWs in one atomic step, so ids increase
 # in journal order — the engine rejects a NEW whose id is not above every id it has seen. Takes
 # several NEWs at once (the async gateway sends the concurrent orders of a process together).
-# KEYS: id counter, journal. ARGV: for each NEW, the number of its field/value arguments, then
-# them (without `id`). Returns the ids, in order.
+# Each NEW with a `ref` (the gateway's order row) also goes into the symbol's pending hash, ref ->
+# id: the id the row will get from the recorder, known at once to whoever reads the row before
+# then (`pending_ids`); the recorder removes it once the row carries it.
+# KEYS: id counter, journal, pending hash. ARGV: for each NEW, the number of its field/value
+# arguments, then them (without `id`). Returns the ids, in order.
 _APPEND_NEWS = """
 local ids = {}
 local i = 1
@@ -32,6 +35,12 @@ while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local id = redis.call('INCR', KEYS[1])
   redis.call('XADD', KEYS[2], '*', 'id', id, unpack(ARGV, i + 1, i + n))
+  for f = i + 1, i + n, 2 do
+    if ARGV[f] == 'ref' then
+      redis.call('HSET', KEYS[3], ARGV[f + 1], id)
+      break
+    end
+  end
   ids[#ids + 1] = id
   i = i + n + 1
 end
@@ -70,8 +79,27 @@ def _append_news_script(url: str):
 def append_new(symbol: str, fields: dict[str, str | int]) -> int:
     """Appends a NEW to the symbol's journal and returns the order id it was given."""
     script = _append_news_script(settings.REDIS_URL)
-    ids = script(keys=[key("oid", symbol), key("cmd", symbol)], args=_script_args([fields]))
+    ids = script(keys=_append_keys(symbol), args=_script_args([fields]))
     return int(ids[0])
+
+
+def _append_keys(symbol: str) -> list[str]:
+    return [key("oid", symbol), key("cmd", symbol), key("pending", symbol)]
+
+
+def pending_ids(symbol: str, refs: list[int]) -> dict[int, int]:
+    """The exchange ids of journaled NEWs whose rows the recorder has not numbered yet, by `ref`
+    (the order row's primary key); refs it does not know are left out."""
+    if not refs:
+        return {}
+    values = client().hmget(key("pending", symbol), refs)
+    return {ref: int(value) for ref, value in zip(refs, values, strict=True) if value is not None}
+
+
+def forget_pending(symbol: str, refs: list[int]) -> None:
+    """Drops refs whose rows carry their exchange id now (the recorder, after its commit)."""
+    if refs:
+        client().hdel(key("pending", symbol), *refs)
 
 
 def append(symbol: str, fields: dict[str, str | int]) -> str:
@@ -133,7 +161,7 @@ async def aappend_new(symbol: str, fields: dict[str, str | int]) -> int:
     parts = _async_parts()
     appender = parts.appenders.get(("new", symbol))
     if appender is None:
-        keys = [key("oid", symbol), key("cmd", symbol)]
+        keys = _append_keys(symbol)
 
         async def append_all(commands: list[dict[str, str | int]]) -> list[int]:
             return [int(i) for i in await parts.append_news(keys=keys, args=_script_args(commands))]

@@ -165,8 +165,13 @@ OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.NEW, OrderStatus.PARTIALLY_FIL
 
 
 class Order(models.Model):
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    # No index of their own: the unique constraints below lead with each of them.
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     order_id = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Exchange order id (per instrument), from the journal."
     )
@@ -211,7 +216,10 @@ class Order(models.Model):
 
 
 class Trade(models.Model):
-    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="trades")
+    # No index of its own: `unique_trade_seq` leads with it.
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.PROTECT, related_name="trades", db_index=False
+    )
     seq = models.PositiveBigIntegerField(help_text="The engine's sequence number of the trade.")
     price = _money()
     quantity = _money()
@@ -235,9 +243,12 @@ class Fill(models.Model):
         MAKER = "maker", "Maker"
         TAKER = "taker", "Taker"
 
-    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="fills")
+    # Trade and account have no index of their own: a constraint and an index lead with them.
+    trade = models.ForeignKey(Trade, on_delete=models.CASCADE, related_name="fills", db_index=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fills")
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="fills", db_index=False
+    )
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="fills")
     role = models.CharField(max_length=5, choices=Role.choices)
     side = models.CharField(max_length=4, choices=Side.choices)

@@ -3,10 +3,9 @@
 Under load one process has dozens of orders in flight at once. Giving each its own transaction
 costs a thread hand-off, several round trips and a commit per write; here the writes that arrive
 while the previous batch is being committed are queued, then committed together in one
-transaction by a writer thread of the store (with its own database connection). Every caller
-still waits for *its* write to be committed, so the guarantees are those of one write per order:
-the order row exists before its command is journaled, and the exchange id is stored before the
-API answers.
+transaction by a writer of the store (with its own database connection). Every caller still
+waits for *its* write to be committed, so the guarantees are those of one write per order: the
+order row exists before its command is journaled.
 
 A write that fails alone (a client order id the account used already) fails only its caller: each
 insert that can collide runs in its own savepoint. Reads (`read`) run on a small pool of other
@@ -45,22 +44,14 @@ _ATTEMPTS = 3
 
 @dataclass(frozen=True)
 class _Write:
-    kind: str  # "insert", "exchange_id" or "reject"
+    kind: str  # "insert" or "reject"
     args: tuple
 
 
-def _sql_name(model, name: str | None = None) -> str:
-    meta = model._meta
-    return connection.ops.quote_name(meta.db_table if name is None else meta.get_field(name).column)
-
-
-def _apply(writes: list[_Write], durable: bool) -> list[Any]:
+def _apply(writes: list[_Write]) -> list[Any]:
     """Commits a batch; one result per write (an exception instance for a write that failed)."""
     results: list[Any] = [None] * len(writes)
     with transaction.atomic():
-        if not durable and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # Generated client order ids cannot collide: one multi-row INSERT for them.
         fresh = [w.args[0] for w in writes if w.kind == "insert" and w.args[1]]
         if fresh and connection.features.can_return_rows_from_bulk_insert:
@@ -76,26 +67,18 @@ def _apply(writes: list[_Write], durable: bool) -> list[Any]:
                 except IntegrityError as exc:
                     results[i] = exc
         # Rows are updated in key order — the recorder's order too — so that the two never wait
-        # for each other in a cycle. One statement for all (psycopg pipelines executemany).
-        ids = sorted(w.args for w in writes if w.kind == "exchange_id")
-        if ids:
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    f"UPDATE {_sql_name(Order)} SET {_sql_name(Order, 'order_id')} = %s "
-                    f"WHERE {_sql_name(Order, 'id')} = %s",
-                    [(order_id, pk) for pk, order_id in ids],
-                )
+        # for each other in a cycle.
         for pk, reason in sorted(w.args for w in writes if w.kind == "reject"):
             Order.objects.filter(pk=pk).update(status=OrderStatus.REJECTED, reject_reason=reason)
     return results
 
 
-def _apply_with_retries(writes: list[_Write], durable: bool) -> list[Any]:
+def _apply_with_retries(writes: list[_Write]) -> list[Any]:
     """`_apply`, again when the database gave up on the transaction as a whole (a deadlock
     victim, a lock wait that timed out): nothing of it was kept."""
     for attempt in range(_ATTEMPTS):
         try:
-            return _apply(writes, durable)
+            return _apply(writes)
         except OperationalError:
             # This thread's connection lives as long as the process (no request ends here to
             # close it): one the database dropped is replaced, not reused.
@@ -127,33 +110,30 @@ def _find(account: Account, client_order_id: str) -> Order | None:
     )
 
 
-# Two writer threads per process, each with its connection committing batch after batch: one for
-# the inserts, which are durable before the order is journaled (they carry the client order id a
-# retry is checked against), one for the exchange ids, which need only be visible at once — the
-# recorder writes the same id from the engine's events, so on PostgreSQL their commit does not
-# wait for the disk (`synchronous_commit` off for those transactions only). One thread for the
-# reads (cache refreshes: a few a second). All shared by every event loop of the process.
-_INSERT_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-inserts")
-_UPDATE_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-updates")
+# One writer thread per process, with its connection committing batch after batch: the inserts
+# are durable before the order is journaled (they carry the client order id a retry is checked
+# against). One thread for the reads (cache refreshes: a few a second). Both shared by every
+# event loop of the process. (The exchange id is not written here: the recorder writes it from
+# the engine's events, and the journal's pending ids serve readers until then.)
+_WRITER = ThreadPoolExecutor(1, thread_name_prefix="order-store-writer")
 _READER = ThreadPoolExecutor(1, thread_name_prefix="order-store-reader")
-_EXECUTORS = (_INSERT_WRITER, _UPDATE_WRITER, _READER)
+_EXECUTORS = (_WRITER, _READER)
 
 
-def _thread_lane(executor: ThreadPoolExecutor, durable: bool) -> Coalescer[_Write, Any]:
+def _thread_lane(executor: ThreadPoolExecutor) -> Coalescer[_Write, Any]:
     async def commit(batch: list[_Write]) -> list[Any]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, _apply_with_retries, batch, durable)
+        return await loop.run_in_executor(executor, _apply_with_retries, batch)
 
     return Coalescer(commit)
 
 
 class _PostgresLane:
-    """A writer lane on PostgreSQL through psycopg's asyncio connection: no thread (whose every
+    """The writer lane on PostgreSQL through psycopg's asyncio connection: no thread (whose every
     round trip would wait for the event loop to let go of the GIL) and one statement per batch of
     inserts. The SQL is built from the model's fields, as the ORM would build it."""
 
-    def __init__(self, durable: bool) -> None:
-        self.durable = durable
+    def __init__(self) -> None:
         self._connection: psycopg.AsyncConnection | None = None
         self.coalescer: Coalescer[_Write, Any] = Coalescer(self._commit)
 
@@ -163,8 +143,6 @@ class _PostgresLane:
             params.pop("cursor_factory", None)
             params.pop("context", None)
             self._connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-            if not self.durable:
-                await self._connection.execute("SET synchronous_commit TO off")
         return self._connection
 
     async def _commit(self, batch: list[_Write]) -> list[Any]:
@@ -184,18 +162,14 @@ class _PostgresLane:
         inserts = [i for i, w in enumerate(batch) if w.kind == "insert"]
         if inserts:
             await self._insert(conn, batch, inserts, results)
-        updates = sorted(w.args for w in batch if w.kind == "exchange_id")
         rejects = sorted(w.args for w in batch if w.kind == "reject")
-        if updates or rejects:
+        if rejects:
             # Each UPDATE its own transaction (autocommit), sent together (psycopg pipelines
             # executemany): one row lock at a time, so never a cycle of waits with the recorder.
             async with conn.cursor() as cursor:
-                if updates:
-                    await cursor.executemany(_UPDATE_EXCHANGE_ID, [(o, pk) for pk, o in updates])
-                if rejects:
-                    await cursor.executemany(
-                        _UPDATE_REJECTED, [(OrderStatus.REJECTED, r, pk) for pk, r in rejects]
-                    )
+                await cursor.executemany(
+                    _UPDATE_REJECTED, [(OrderStatus.REJECTED, r, pk) for pk, r in rejects]
+                )
         return results
 
     async def _insert(self, conn, batch: list[_Write], indexes: list[int], results: list) -> None:
@@ -255,7 +229,6 @@ def _insert_sql(pg_connection) -> str:
     )
 
 
-_UPDATE_EXCHANGE_ID = f"UPDATE {_TABLE} SET {_q('order_id')} = %s WHERE {_q('id')} = %s"
 _UPDATE_REJECTED = (
     f"UPDATE {_TABLE} SET {_q('status')} = %s, {_q('reject_reason')} = %s WHERE {_q('id')} = %s"
 )
@@ -266,23 +239,18 @@ class OrderStore:
 
     def __init__(self) -> None:
         if connection.vendor == "postgresql":
-            self._inserts = _PostgresLane(durable=True).coalescer
-            self._updates = _PostgresLane(durable=False).coalescer
+            self._writes = _PostgresLane().coalescer
         else:
-            self._inserts = _thread_lane(_INSERT_WRITER, durable=True)
-            self._updates = _thread_lane(_UPDATE_WRITER, durable=False)
+            self._writes = _thread_lane(_WRITER)
 
     async def insert(self, order: Order, *, generated_client_id: bool = True) -> Order:
         """Inserts a new order (its primary key is set on return). Raises IntegrityError when
         the account has an order with this client order id already."""
-        await self._inserts.submit(_Write("insert", (order, generated_client_id)))
+        await self._writes.submit(_Write("insert", (order, generated_client_id)))
         return order
 
-    async def set_exchange_id(self, pk: int, order_id: int) -> None:
-        await self._updates.submit(_Write("exchange_id", (pk, order_id)))
-
     async def reject(self, pk: int, reason: str) -> None:
-        await self._inserts.submit(_Write("reject", (pk, reason)))
+        await self._writes.submit(_Write("reject", (pk, reason)))
 
     async def find(self, account: Account, client_order_id: str) -> Order | None:
         return await self.read(_find, account, client_order_id)

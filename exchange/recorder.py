@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import flashbook_engine
+import psycopg
 import redis
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -219,6 +220,7 @@ class _Projection:
         self.trades: list[tuple] = []
         self.fills: list[tuple] = []  # (trade seq, _Order, the other columns...)
         self.halted: bool | None = None
+        self.refs: list[int] = []  # the gateway's rows the engine answered for in this batch
 
     # --- loading ---
 
@@ -251,13 +253,15 @@ class _Projection:
             elif kind == "status" and event.status == "RESET":
                 reset = True
         instrument = self.instrument
+        self.refs = sorted(refs)
         rows: dict[int, tuple] = {}
+        orders = Order.objects.order_by()  # not the model's default order: a sort for nothing
         for chunk in _chunks(order_ids):
-            query = Order.objects.filter(instrument=instrument, order_id__in=chunk)
+            query = orders.filter(instrument=instrument, order_id__in=chunk)
             for row in query.values_list(*_ORDER_COLUMNS):
                 rows[row[0]] = row
         for chunk in _chunks(refs):
-            for row in Order.objects.filter(pk__in=chunk).values_list(*_ORDER_COLUMNS):
+            for row in orders.filter(pk__in=chunk).values_list(*_ORDER_COLUMNS):
                 rows[row[0]] = row
         for pk, instrument_id, account, order_id, side, price, average, *state in rows.values():
             status, reason, quantity, filled = state
@@ -669,6 +673,14 @@ def _insert(model, fields: list[str], rows: list[tuple]) -> None:
 
 
 def _execute_many(sql: str, rows: list[tuple]) -> None:
+    if connection.vendor == "postgresql":
+        # Server-side binding (Django's cursors bind on the client, quoting every value into the
+        # text of a statement the server then parses anew): one statement, prepared once, and
+        # only the values of each row sent, in one pipeline.
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.executemany(sql, rows)
+        return
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
@@ -770,7 +782,18 @@ def record_entries(
             projection.save()
             cursor.last_seq = last
             cursor.save(update_fields=["last_seq", "updated_at"])
+            if projection.refs:
+                symbol, refs = instrument.symbol, projection.refs
+                transaction.on_commit(lambda: _forget_pending(symbol, refs))
     return result
+
+
+def _forget_pending(symbol: str, refs: list[int]) -> None:
+    """The journal's pending ids of rows that carry their exchange id now (or were rejected)."""
+    try:
+        journal.forget_pending(symbol, refs)
+    except redis.RedisError:  # left behind: harmless (only read for rows without an id)
+        logger.warning("recorder could not clear %d pending ids of %s", len(refs), symbol)
 
 
 # ----- the consumer loop -------------------------------------------------------------------

@@ -19,6 +19,7 @@ from exchange.models import (
     Fill,
     Instrument,
     Order,
+    OrderStatus,
     Trade,
 )
 
@@ -270,12 +271,33 @@ def order_list(
 
 def order_get(*, account: Account, order_id: int) -> Order | None:
     """One of the account's orders by its database id; None for another account's order."""
-    return (
+    order = (
         Order.objects.filter(account=account, pk=order_id)
         .select_related("instrument")
         .prefetch_related("fills")
         .first()
     )
+    if order is not None:
+        complete_exchange_ids([order])
+    return order
+
+
+def complete_exchange_ids(orders) -> None:
+    """Gives each PENDING order without an exchange id the one the journal gave it, if it was
+    journaled: the row gets it only when the recorder records the engine's answer, and the owner
+    must see it at once (read-your-writes; a cancel needs it). One HMGET per symbol; nothing is
+    changed when Redis cannot be read (the id then appears with the recorder)."""
+    waiting: dict[str, list[Order]] = {}
+    for order in orders:
+        if order.order_id is None and order.status == OrderStatus.PENDING:
+            waiting.setdefault(order.instrument.symbol, []).append(order)
+    for symbol, unnumbered in waiting.items():
+        try:
+            ids = journal.pending_ids(symbol, [order.pk for order in unnumbered])
+        except redis.RedisError:
+            continue
+        for order in unnumbered:
+            order.order_id = ids.get(order.pk)
 
 
 def fill_list(*, account: Account, symbol: str | None = None) -> QuerySet[Fill]:

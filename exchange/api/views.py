@@ -42,9 +42,11 @@ def _own_order(request, pk: int):
     return account, order
 
 
-def _page(view, request, queryset, serializer_class) -> Response:
+def _page(view, request, queryset, serializer_class, complete=None) -> Response:
     paginator = view.pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
+    if complete is not None:
+        complete(page)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
@@ -198,7 +200,7 @@ class OrderListCreateApi(APIView):
             status=query.get("status"),
             open_only=query["open"],
         )
-        return _page(self, request, orders, s.OrderSerializer)
+        return _page(self, request, orders, s.OrderSerializer, selectors.complete_exchange_ids)
 
     @extend_schema(
         tags=["orders"],

@@ -31,11 +31,15 @@ def test_an_order_is_journaled_and_visible_at_once(api, instrument, redis_client
     assert (entry["px"], entry["qty"], entry["side"]) == ("9950", "10", "buy")
     assert entry["ref"] == str(body["id"])
 
+    # The row gets its exchange id from the recorder (none runs here); until then the owner sees
+    # the one the journal gave it.
+    assert Order.objects.get(pk=body["id"]).order_id is None
     listed = api.get(ORDERS).json()["results"]
-    assert [o["id"] for o in listed] == [body["id"]]
+    assert [(o["id"], o["exchange_order_id"]) for o in listed] == [(body["id"], 1)]
     detail = api.get(f"{ORDERS}{body['id']}/")
     assert detail.status_code == 200
     assert detail.json()["fills"] == []
+    assert detail.json()["exchange_order_id"] == 1
 
 
 def test_waiting_for_an_engine_that_does_not_answer_ends_in_202(api, instrument, settings):
@@ -97,8 +101,8 @@ def test_cancel_replace_and_cancel_all_send_commands(api, instrument, redis_clie
     assert entries[1] == {"t": "cancel", "id": "1", "acct": acct}
     assert entries[2] == {"t": "replace", "id": "1", "acct": acct, "px": "9960", "qty": "4"}
 
-    # The recorder would mark it NEW; cancel-all sends a cancel per open order.
-    Order.objects.filter(pk=order["id"]).update(status=OrderStatus.NEW)
+    # The recorder would mark it NEW with its id; cancel-all sends a cancel per open order.
+    Order.objects.filter(pk=order["id"]).update(status=OrderStatus.NEW, order_id=1)
     everything = api.post(f"{ORDERS}cancel-all", {}, format="json")
     assert everything.status_code == 202
     assert everything.json() == {"requested": 1}

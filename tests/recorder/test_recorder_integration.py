@@ -96,6 +96,11 @@ def test_gateway_and_tool_orders_through_the_engine(file_db, r, mode):
     b4 = submit(bob, "BETA", "buy", "2.0", "20.10")  # 1.5 @ 20.05
 
     assert Order.objects.filter(status=OrderStatus.PENDING).count() == 10
+    # Until the recorder numbers the rows, their ids are the journal's pending ids.
+    assert Order.objects.filter(order_id__isnull=False).count() == 0
+    assert (
+        r.hlen(journal.key("pending", "ACME")) == 8 and r.hlen(journal.key("pending", "BETA")) == 2
+    )
     run_engine(file_db, ["ACME", "BETA"])
     if mode == "in_process":
         stats = Recorder().run(until_idle=True)
@@ -127,6 +132,11 @@ def test_gateway_and_tool_orders_through_the_engine(file_db, r, mode):
         "FILLED",
     )
     assert Order.objects.count() == 11  # 10 from the gateway, 1 for the desk, none for 424242
+    assert not Order.objects.filter(order_id__isnull=True).exists()
+    # Every row carries its id now: the pending ids are gone.
+    assert (
+        r.hlen(journal.key("pending", "ACME")) == 0 and r.hlen(journal.key("pending", "BETA")) == 0
+    )
 
     for account, expected in (
         (alice, D(100_000) + 1000 + D("30.075")),
