@@ -841,6 +841,7 @@ class Recorder:
         claim_idle_ms: int = 30_000,
         progress_every: float = 5.0,
         max_events: int = 20_000,
+        min_interval_ms: int = 0,
     ):
         self.fixed_symbols = list(symbols) if symbols else None
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -849,6 +850,8 @@ class Recorder:
         self.claim_idle_ms = claim_idle_ms
         self.progress_every = progress_every
         self.max_events = max_events
+        self.min_interval = min_interval_ms / 1000
+        self._last_progress = 0.0
         self.redis = journal.client()
         self.instruments: dict[str, Instrument] = {}
         self.keys: dict[str, str] = {}  # stream key -> symbol
@@ -948,6 +951,11 @@ class Recorder:
         if now >= self._next_claim:
             self._claim_abandoned()
             self._next_claim = now + max(0.1, min(5.0, self.claim_idle_ms / 2000))
+        # Under load, entries arrive faster than transactions commit: waiting a moment after a
+        # transaction lets the next one take many more of them, for much the same cost.
+        pause = self._last_progress + self.min_interval - now
+        if pause > 0:
+            time.sleep(pause)
         # Our own unacknowledged entries first: after a restart, a claim, or a gap we waited on.
         self.blocked.clear()
         progressed = self._consume(list(self.keys), "0", None)
@@ -958,7 +966,9 @@ class Recorder:
             waiting = bool(self.blocked) or progressed
             block = None if waiting else (min(self.block_ms, 200) if until_idle else self.block_ms)
             progressed |= self._consume(open_keys, ">", block)
-        if not progressed:
+        if progressed:
+            self._last_progress = time.monotonic()
+        else:
             if self.blocked:
                 time.sleep(0.02)  # another recorder is committing the entry before ours
             elif until_idle and self._group_idle():

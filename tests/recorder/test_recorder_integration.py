@@ -311,3 +311,38 @@ def test_unknown_symbols_are_refused(file_db, r):
     with pytest.raises(CommandError, match="unknown symbols: NOPE"):
         call_command("run_recorder", symbols="ONE,NOPE", until_idle=True)
     assert Account.objects.count() == 0
+
+
+def test_under_load_transactions_are_spaced_by_the_minimum_interval(file_db, r, monkeypatch):
+    make_instrument("ACME", tick="0.01", lot="1")
+    recorder = Recorder(["ACME"], min_interval_ms=40)
+    recorder._groups_ready = True
+    recorder._next_claim = float("inf")
+    progress = iter([True, True, False, False])  # the ">" reads of four passes
+
+    def consume(keys, start, block):
+        return next(progress) if start == ">" else False
+
+    class Clock:
+        now = 100.0
+        slept: list[float] = []
+
+        @staticmethod
+        def monotonic():
+            return Clock.now
+
+        @staticmethod
+        def sleep(seconds):
+            Clock.slept.append(seconds)
+
+    monkeypatch.setattr(recorder, "_consume", consume)
+    monkeypatch.setattr(recorder_module, "time", Clock)
+    recorder._step(False)  # idle before: read at once
+    assert Clock.slept == []
+    Clock.now = 100.01
+    recorder._step(False)  # 10 ms after a transaction: waits the other 30 ms
+    assert Clock.slept == [pytest.approx(0.03)]
+    Clock.now = 100.2
+    recorder._step(False)  # long enough after: no wait
+    recorder._step(False)  # nothing was recorded last time: no wait
+    assert Clock.slept == [pytest.approx(0.03)]

@@ -25,6 +25,14 @@ class Command(BaseCommand):
             "--batch", type=int, default=50, help="Stream entries per read and per transaction."
         )
         parser.add_argument(
+            "--min-interval-ms",
+            type=int,
+            default=25,
+            help="Under load, wait this long after a transaction before reading the next "
+            "entries, so that each transaction records more of them (measured: half the "
+            "recorder's CPU per order at 25 ms). Idle streams are read at once.",
+        )
+        parser.add_argument(
             "--until-idle",
             action="store_true",
             help="Stop once every stream is recorded and nothing is left unacknowledged.",
@@ -48,6 +56,7 @@ class Command(BaseCommand):
                 consumer=options["consumer"],
                 batch=options["batch"],
                 claim_idle_ms=options["claim_idle_ms"],
+                min_interval_ms=options["min_interval_ms"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
