@@ -33,6 +33,7 @@ from django.db import (
     connections,
     transaction,
 )
+from django.utils import timezone
 
 from exchange.coalesce import Coalescer
 from exchange.models import Account, Order, OrderStatus
@@ -178,6 +179,7 @@ class _PostgresLane:
         # same id in this very batch.
         rows, seen = [], {}
         django_connection = connections[DEFAULT_DB_ALIAS]  # once: each lookup is a Local's
+        now = timezone.now()  # the batch's rows are created together
         for i in indexes:
             order = batch[i].args[0]
             key = (order.account_id, order.client_order_id)
@@ -185,16 +187,33 @@ class _PostgresLane:
                 results[i] = IntegrityError("duplicate client order id in one batch")
                 continue
             seen[key] = i
+            for name in _AUTO_TIMES:
+                setattr(order, name, now)
             rows.append(
-                [f.get_db_prep_save(f.pre_save(order, True), django_connection) for f in _FIELDS]
+                [
+                    f.get_db_prep_save(
+                        getattr(order, f.attname)
+                        if f.attname in _AUTO_TIMES
+                        else f.pre_save(order, True),
+                        django_connection,
+                    )
+                    for f in _FIELDS
+                ]
             )
         if not rows:
             return
+        # One array per column that differs between the rows, one value for each column the rows
+        # share (a new order's status, fill, times...): fewer values to encode, and a handful of
+        # statement texts whatever the batch's size, so psycopg prepares each once.
+        columns = list(zip(*rows, strict=True))
+        shared = tuple(
+            i not in _ALWAYS_ARRAYS and all(value == column[0] for value in column)
+            for i, column in enumerate(columns)
+        )
+        params = [column[0] for column, one in zip(columns, shared, strict=True) if one]
+        params += [list(column) for column, one in zip(columns, shared, strict=True) if not one]
         async with conn.cursor() as cursor:
-            # One array per column: the same statement text whatever the batch's size, so psycopg
-            # parses it once (a VALUES list per row would be parsed anew for every batch).
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            await cursor.execute(_insert_sql(django_connection), columns)
+            await cursor.execute(_insert_sql(django_connection, shared), params)
             returned = await cursor.fetchall()
         inserted = {(account, client_id): pk for pk, account, client_id in returned}
         for key, i in seen.items():
@@ -218,12 +237,25 @@ def _q(name: str) -> str:
 _TABLE = _q(Order._meta.db_table)
 
 
+_AUTO_TIMES = frozenset(
+    f.attname for f in _FIELDS if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+)
+# Never sent as one shared value, so that the statement always has an array to unnest.
+_ALWAYS_ARRAYS = frozenset(i for i, f in enumerate(_FIELDS) if f.name == "client_order_id")
+
+
 @functools.cache
-def _insert_sql(pg_connection) -> str:
+def _insert_sql(pg_connection, shared: tuple[bool, ...]) -> str:
+    """The batch insert: `shared[i]` says whether the i-th field is one value for every row
+    (its placeholder comes first, in the select list) or an array (unnested)."""
     columns = ", ".join(_q(f.column) for f in _FIELDS)
-    arrays = ", ".join(f"%s::{f.db_type(pg_connection)}[]" for f in _FIELDS)
+    kinds = list(enumerate(zip([f.db_type(pg_connection) for f in _FIELDS], shared, strict=True)))
+    select = ", ".join(f"%s::{kind}" if one else f"u.c{i}" for i, (kind, one) in kinds)
+    arrays = [(i, kind) for i, (kind, one) in kinds if not one]
+    unnest = ", ".join(f"%s::{kind}[]" for _, kind in arrays)
+    names = ", ".join(f"c{i}" for i, _ in arrays)
     return (
-        f"INSERT INTO {_TABLE} ({columns}) SELECT * FROM unnest({arrays}) "
+        f"INSERT INTO {_TABLE} ({columns}) SELECT {select} FROM unnest({unnest}) AS u({names}) "
         f"ON CONFLICT ({_q('account_id')}, {_q('client_order_id')}) DO NOTHING "
         f"RETURNING {_q('id')}, {_q('account_id')}, {_q('client_order_id')}"
     )

@@ -48,13 +48,27 @@ def _window_key(user_pk: int, duration: int, now: float) -> tuple[str, float]:
     return f"throttle_orders_{user_pk}:{window}", (window + 1) * duration
 
 
-async def _count_all(windows: list[tuple[str, int]]) -> list[int]:
-    pipe = journal.aclient().pipeline(transaction=False)
-    for key, ttl in windows:
-        pipe.incr(key)
-        pipe.expire(key, ttl)
-    replies = await pipe.execute()
-    return [int(count) for count in replies[::2]]
+# The counts of many requests in one call: KEYS the window counters (one per request, repeats
+# allowed), ARGV[1] their expiry. The same counters as `_window_count`'s, which INCRs and EXPIREs.
+_COUNT_ALL = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then
+    redis.call('EXPIRE', key, ARGV[1])
+  end
+end
+return counts
+"""
+
+
+def _counter(ttl: int) -> Coalescer:
+    script = journal.aclient().register_script(_COUNT_ALL)
+
+    async def count_all(keys: list[str]) -> list[int]:
+        return [int(count) for count in await script(keys=keys, args=[ttl])]
+
+    return Coalescer(count_all)
 
 
 _counters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -72,11 +86,13 @@ async def aorder_rate_allows(user_pk: int) -> bool:
         return True  # the view decides (its fallback counter lives in that cache)
     key, _ = _window_key(user_pk, throttle.duration, time.time())
     loop = asyncio.get_running_loop()
-    counter = _counters.get(loop)
+    ttl = throttle.duration + 1
+    counters = _counters.setdefault(loop, {})
+    counter = counters.get((journal.aclient(), ttl))
     if counter is None:
-        counter = _counters[loop] = Coalescer(_count_all)
+        counter = counters[journal.aclient(), ttl] = _counter(ttl)
     try:
-        count = await counter.submit((cache.make_and_validate_key(key), throttle.duration + 1))
+        count = await counter.submit(cache.make_and_validate_key(key))
     except Exception:  # Redis down: the gateway answers 503 anyway; do not fail here.
         logger.warning("order throttle: cannot reach Redis", exc_info=True)
         return True
