@@ -40,6 +40,7 @@ from exchange.models import (
     TimeInForce,
 )
 from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress, concerns
+from exchange.refresh import RefreshAhead
 from exchange.selectors import account_equity, complete_exchange_ids
 
 logger = logging.getLogger("flashbook.gateway")
@@ -102,7 +103,7 @@ def _cached_instrument(symbol: str) -> Instrument | None:
     hit = _instrument_cache.get(symbol)
     if hit is not None and now - hit[0] < INSTRUMENT_CACHE_SECONDS:
         return hit[1]
-    instrument = Instrument.objects.filter(symbol=symbol).first()
+    instrument = _read_instrument(symbol)
     if len(_instrument_cache) > 1024:  # unknown symbols must not grow it without bound
         _instrument_cache.clear()
     _instrument_cache[symbol] = (now, instrument)
@@ -110,7 +111,10 @@ def _cached_instrument(symbol: str) -> Instrument | None:
 
 
 def _instrument_for_trading(symbol: str) -> Instrument:
-    instrument = _cached_instrument(symbol)
+    return _tradable(symbol, _cached_instrument(symbol))
+
+
+def _tradable(symbol: str, instrument: Instrument | None) -> Instrument:
     if instrument is None:
         raise NotFound(f"Unknown symbol {symbol!r}.", field="symbol", code="unknown_symbol")
     if not instrument.enabled:
@@ -371,21 +375,28 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
 # --- The same, for asyncio callers (the HTTP order-entry path, the agents runner) --------------
 #
 # One event loop serves many orders at once, so nothing here may block it: database work runs in
-# Django's one sync thread (`sync_to_async`), and the writes of concurrent orders are committed
-# together (`exchange.order_store`). What an order needs to read — its instrument, its account's
-# standing — comes from short-lived caches, as in the synchronous path.
+# the order store's reader thread, and the writes of concurrent orders are committed together
+# (`exchange.order_store`). What an order needs to read — its instrument, its account's standing —
+# comes from short-lived caches, as in the synchronous path, refreshed in the background while
+# orders keep coming (`exchange.refresh`): a value in steady use is never waited for.
 
 # How long this process trusts an account's standing (active, equity above its minimum bankroll)
 # once checked. The engine enforces position limits on every order regardless.
 ACCOUNT_CHECK_SECONDS = 1.0
-_account_checks: dict[int, tuple[float, ExchangeError | None]] = {}
+_account_checks: RefreshAhead[int, ExchangeError | None] = RefreshAhead(ACCOUNT_CHECK_SECONDS)
+_instruments: RefreshAhead[str, Instrument | None] = RefreshAhead(
+    INSTRUMENT_CACHE_SECONDS, entries=_instrument_cache, limit=1024
+)
+
+
+def _read_instrument(symbol: str) -> Instrument | None:
+    return Instrument.objects.filter(symbol=symbol).first()
 
 
 async def _ainstrument_for_trading(symbol: str) -> Instrument:
-    hit = _instrument_cache.get(symbol)
-    if hit is None or time.monotonic() - hit[0] >= INSTRUMENT_CACHE_SECONDS:
-        await order_store.for_running_loop().read(_cached_instrument, symbol)
-    return _instrument_for_trading(symbol)  # served by the cache now: no query
+    store = order_store.for_running_loop()
+    instrument = await _instruments.get(symbol, lambda: store.read(_read_instrument, symbol))
+    return _tradable(symbol, instrument)
 
 
 def _account_check_result(account: Account) -> ExchangeError | None:
@@ -397,14 +408,12 @@ def _account_check_result(account: Account) -> ExchangeError | None:
 
 
 async def _acheck_account(account: Account) -> None:
-    hit = _account_checks.get(account.pk)
-    if hit is None or time.monotonic() - hit[0] >= ACCOUNT_CHECK_SECONDS:
-        if len(_account_checks) > 65536:
-            _account_checks.clear()
-        result = await order_store.for_running_loop().read(_account_check_result, account)
-        hit = _account_checks[account.pk] = (time.monotonic(), result)
-    if hit[1] is not None:
-        raise hit[1]
+    store = order_store.for_running_loop()
+    refused = await _account_checks.get(
+        account.pk, lambda: store.read(_account_check_result, account)
+    )
+    if refused is not None:
+        raise refused
 
 
 async def aorder_submit(

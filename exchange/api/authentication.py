@@ -6,7 +6,6 @@
 * Pages: the site's session cookie, with Django's CSRF check on every unsafe method.
 """
 
-import time
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,6 +19,7 @@ from rest_framework.authentication import (
 
 from exchange import order_store
 from exchange.models import Account
+from exchange.refresh import RefreshAhead
 from exchange.selectors import api_token_by_secret, api_token_digest
 from exchange.services import account_for_user, api_token_touch
 
@@ -59,9 +59,12 @@ class Caller:
 
 
 # How long the order-entry fast path trusts a token once looked up: a revoked token (or a
-# deactivated user) is refused within this many seconds.
+# deactivated user) is refused within this many seconds. Looked up again in the background before
+# then while orders keep coming (`exchange.refresh`).
 CALLER_CACHE_SECONDS = 1.0
-_callers: dict[str, tuple[float, Caller | None]] = {}  # by the token's digest
+_callers: RefreshAhead[str, Caller | None] = RefreshAhead(  # by the token's digest
+    CALLER_CACHE_SECONDS
+)
 
 
 def _caller(secret: str) -> Caller | None:
@@ -74,14 +77,8 @@ def _caller(secret: str) -> Caller | None:
 
 async def acaller_for_secret(secret: str) -> Caller | None:
     """Who a bearer token belongs to, with their trading account (None: unknown or revoked)."""
-    digest = api_token_digest(secret)
-    hit = _callers.get(digest)
-    if hit is None or time.monotonic() - hit[0] >= CALLER_CACHE_SECONDS:
-        if len(_callers) > 65536:
-            _callers.clear()
-        caller = await order_store.for_running_loop().read(_caller, secret)
-        hit = _callers[digest] = (time.monotonic(), caller)
-    return hit[1]
+    store = order_store.for_running_loop()
+    return await _callers.get(api_token_digest(secret), lambda: store.read(_caller, secret))
 
 
 class CsrfSessionAuthentication(SessionAuthentication):
