@@ -310,11 +310,12 @@ def _unavailable_after_send(client_order_id: str) -> Unavailable:
     )
 
 
-def _progress(lines: str | None, order_id: int, lots: int) -> OrderProgress | None:
-    if lines is None:
+def _progress(events: list | None, order_id: int, lots: int) -> OrderProgress | None:
+    """The order's immediate outcome from the engine's reply (its decoded event lines)."""
+    if events is None:
         return None
     progress = OrderProgress(order_id=order_id, quantity_lots=lots)
-    for event in flashbook_engine.decode_events(lines):
+    for event in events:
         if concerns(event, order_id):
             progress.apply(event)
     return progress
@@ -366,7 +367,9 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
     progress = None
     if reply_key:
         try:
-            progress = _progress(journal.wait_reply(reply_key, wait), order_id, fields["qty"])
+            lines = journal.wait_reply(reply_key, wait)
+            events = None if lines is None else flashbook_engine.decode_events(lines)
+            progress = _progress(events, order_id, fields["qty"])
         except redis.RedisError:
             progress = None
     return OrderOutcome(order=order, engine=progress is not None, progress=progress, created=True)
@@ -454,11 +457,11 @@ async def aorder_submit(
     progress = None
     if reply is not None:
         try:
-            lines = await asyncio.wait_for(reply, wait)
+            events = await asyncio.wait_for(reply, wait)
         except TimeoutError:
             listener.forget(order.pk)
-            lines = None
-        progress = _progress(lines, order_id, fields["qty"])
+            events = None
+        progress = _progress(events, order_id, fields["qty"])
     return OrderOutcome(order=order, engine=progress is not None, progress=progress, created=True)
 
 

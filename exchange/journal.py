@@ -205,7 +205,8 @@ class ReplyListener:
         self._task: asyncio.Task | None = None
 
     def expect(self, ref: int) -> asyncio.Future:
-        """A future for the outcome of the NEW with this `ref`; register it before appending."""
+        """A future for the outcome of the NEW with this `ref` (the reply's decoded events);
+        register it before appending."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._listen())
         future = asyncio.get_running_loop().create_future()
@@ -230,11 +231,12 @@ class ReplyListener:
                 self._deliver(raw.decode())
 
     def _deliver(self, lines: str) -> None:
-        for event in flashbook_engine.decode_events(lines):
+        events = flashbook_engine.decode_events(lines)
+        for event in events:
             if event.kind in ("accepted", "rejected") and event.client_ref is not None:
                 future = self._waiting.pop(event.client_ref, None)
                 if future is not None and not future.done():
-                    future.set_result(lines)
+                    future.set_result(events)  # decoded once, here
                 return
 
 
