@@ -53,6 +53,7 @@ RESERVED_CLIENT_ORDER_ID_PREFIX = "engine-"
 # process drops it at once (signals below); one in another process (the admin served by the other
 # worker, a management command) is honoured within this many seconds — halts included.
 INSTRUMENT_CACHE_SECONDS = 1.0
+_INSTRUMENT_CACHE_LIMIT = 1024  # unknown symbols must not grow it without bound
 _instrument_cache: dict[str, tuple[float, Instrument | None]] = {}
 
 
@@ -104,7 +105,7 @@ def _cached_instrument(symbol: str) -> Instrument | None:
     if hit is not None and now - hit[0] < INSTRUMENT_CACHE_SECONDS:
         return hit[1]
     instrument = _read_instrument(symbol)
-    if len(_instrument_cache) > 1024:  # unknown symbols must not grow it without bound
+    if len(_instrument_cache) >= _INSTRUMENT_CACHE_LIMIT:
         _instrument_cache.clear()
     _instrument_cache[symbol] = (now, instrument)
     return instrument
@@ -388,7 +389,7 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
 ACCOUNT_CHECK_SECONDS = 1.0
 _account_checks: RefreshAhead[int, ExchangeError | None] = RefreshAhead(ACCOUNT_CHECK_SECONDS)
 _instruments: RefreshAhead[str, Instrument | None] = RefreshAhead(
-    INSTRUMENT_CACHE_SECONDS, entries=_instrument_cache, limit=1024
+    INSTRUMENT_CACHE_SECONDS, entries=_instrument_cache, limit=_INSTRUMENT_CACHE_LIMIT
 )
 
 
