@@ -32,8 +32,9 @@ What each event does (see `docs/protocol.md`):
 * status — HALTED / RESUMED set `Instrument.halted`; RESET zeroes the instrument's positions, as
   the engine does (cash and realized P&L stay).
 
-Speed: rows are read with `values_list` and orders, trades, fills, positions and cash written with
-`executemany` (the ORM's bulk operations cost several times the database's own work); one
+Speed: rows are read with `values_list` and orders, trades, fills, positions and cash written by
+`bulk_sql` — on PostgreSQL one statement per table and batch (the ORM's bulk operations cost
+several times the database's own work); one
 transaction covers up to `batch` stream entries of a symbol and at most `max_events` events, so a
 recorder catching up does not hold SQLite's write lock for long. On SQLite, decimal columns keep
 15 significant digits (Django stores them as REAL): amounts below 10^7 with 8 places are exact.
@@ -51,12 +52,11 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import flashbook_engine
-import psycopg
 import redis
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from exchange import journal
+from exchange import bulk_sql, journal
 from exchange.models import (
     Account,
     Fill,
@@ -513,15 +513,11 @@ class _Projection:
                 created.append(order)
         if changed:  # first: an id taken from a rejected order may go to a new one
             changed.sort(key=lambda row: row[-1])  # rows locked in key order, as the gateway does
-            _execute_many(
-                f"UPDATE {_table(Order)} SET {_assignments(Order, _ORDER_FIELDS)} "
-                f"WHERE {_column(Order, 'id')} = %s",
-                changed,
-            )
+            bulk_sql.update(Order, _ORDER_FIELDS, changed)
         if created:
             self._insert_orders(created, stamp)
         if self.trades:
-            _insert(
+            bulk_sql.insert(
                 Trade,
                 [
                     "instrument",
@@ -542,7 +538,7 @@ class _Projection:
                 .values_list("seq", "pk")
                 .iterator()
             )
-            _insert(
+            bulk_sql.insert(
                 Fill,
                 [
                     "trade",
@@ -573,17 +569,11 @@ class _Projection:
             Position.objects.bulk_create(new_positions)
         if positions:
             fields = ["quantity", "average_price", "realized_pnl", "updated_at"]
-            _execute_many(
-                f"UPDATE {_table(Position)} SET {_assignments(Position, fields)} "
-                f"WHERE {_column(Position, 'id')} = %s",
-                positions,
-            )
+            bulk_sql.update(Position, fields, positions)
         if self.dirty_accounts:
-            _execute_many(
-                f"UPDATE {_table(Account)} SET {_assignments(Account, ['cash'])} "
-                f"WHERE {_column(Account, 'id')} = %s",
-                [(self.accounts[pk].cash, pk) for pk in sorted(self.dirty_accounts)],
-            )
+            # Accounts trade on every symbol: written by several recorders at once.
+            cash = [(self.accounts[pk].cash, pk) for pk in sorted(self.dirty_accounts)]
+            bulk_sql.update_in_key_order(Account, ["cash"], cash)
         if self.halted is not None:  # not compared: another recorder may have changed it
             Instrument.objects.filter(pk=instrument.pk).update(halted=self.halted)
             instrument.halted = self.halted
@@ -615,7 +605,7 @@ class _Projection:
                     stamp,
                 )
             )
-        _insert(
+        bulk_sql.insert(
             Order,
             [
                 "instrument",
@@ -647,42 +637,6 @@ class _Projection:
         )
         for order in orders:
             order.pk = pks[order.order_id]
-
-
-# Plain SQL for the bulk of the rows (orders, trades, fills): the ORM's bulk_create and
-# bulk_update cost several times the database's own work. Values are what the ORM would pass:
-# decimals and strings as they are, times through the backend's adapter.
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _column(model, name: str) -> str:
-    return connection.ops.quote_name(model._meta.get_field(name).column)
-
-
-def _assignments(model, fields: list[str]) -> str:
-    return ", ".join(f"{_column(model, name)} = %s" for name in fields)
-
-
-def _insert(model, fields: list[str], rows: list[tuple]) -> None:
-    columns = ", ".join(_column(model, name) for name in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    _execute_many(f"INSERT INTO {_table(model)} ({columns}) VALUES ({marks})", rows)
-
-
-def _execute_many(sql: str, rows: list[tuple]) -> None:
-    if connection.vendor == "postgresql":
-        # Server-side binding (Django's cursors bind on the client, quoting every value into the
-        # text of a statement the server then parses anew): one statement, prepared once, and
-        # only the values of each row sent, in one pipeline.
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.executemany(sql, rows)
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def _awaiting_engine(progress: OrderProgress) -> bool:

@@ -1,0 +1,115 @@
+"""Many rows in one statement: the bulk writes of the recorder and the order store.
+
+`executemany` sends one statement per row; even pipelined and prepared, each costs the database a
+bind, an executor start and a protocol round of its own, which at thousands of rows a second is
+most of its work. On PostgreSQL a batch goes as one array per column instead, and one statement
+unnests them: `INSERT ... SELECT ... FROM unnest(...)`, `UPDATE ... FROM unnest(...)`. Elsewhere
+(SQLite) rows go through `executemany`, which there costs little.
+
+Values are what the ORM would pass to the backend (decimals and strings as they are, times through
+`connection.ops.adapt_datetimefield_value`). Each array is cast to its column's type, so a column
+of nothing but NULLs is typed too.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import psycopg
+from django.db import connection
+
+
+def quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def table(model) -> str:
+    return quote(model._meta.db_table)
+
+
+def column(model, name: str) -> str:
+    return quote(model._meta.get_field(name).column)
+
+
+@functools.cache
+def column_type(model, name: str) -> str:
+    """The column's PostgreSQL type (a foreign key's is its target's key type)."""
+    return model._meta.get_field(name).db_type(connection)
+
+
+def insert(model, fields: Sequence[str], rows: list[tuple]) -> None:
+    """Inserts `rows` (values in the order of `fields`)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        columns = ", ".join(column(model, name) for name in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        _execute_many(f"INSERT INTO {table(model)} ({columns}) VALUES ({marks})", rows)
+        return
+    _execute_arrays(_insert_sql(model, tuple(fields)), rows)
+
+
+def update(model, fields: Sequence[str], rows: list[tuple]) -> None:
+    """Sets `fields` of the rows whose primary key ends each row's tuple, in one statement. The
+    order the rows are locked in is the join's: for rows that no other transaction writes at the
+    same time (or only one row at a time); otherwise `update_in_key_order`."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        update_in_key_order(model, fields, rows)
+        return
+    _execute_arrays(_update_sql(model, tuple(fields)), rows)
+
+
+def update_in_key_order(model, fields: Sequence[str], rows: list[tuple]) -> None:
+    """`update` one row after the other, in the order given: rows that several transactions
+    write (sorted by key, two writers then never wait for each other in a cycle)."""
+    if not rows:
+        return
+    assignments = ", ".join(f"{column(model, name)} = %s" for name in fields)
+    pk = column(model, model._meta.pk.name)
+    _execute_many(f"UPDATE {table(model)} SET {assignments} WHERE {pk} = %s", rows)
+
+
+@functools.cache
+def _insert_sql(model, fields: tuple[str, ...]) -> str:
+    columns = ", ".join(column(model, name) for name in fields)
+    return f"INSERT INTO {table(model)} ({columns}) SELECT * FROM {_unnest(model, fields)}"
+
+
+@functools.cache
+def _update_sql(model, fields: tuple[str, ...]) -> str:
+    pk = model._meta.pk.name
+    assignments = ", ".join(f"{column(model, name)} = u.c{i}" for i, name in enumerate(fields))
+    return (
+        f"UPDATE {table(model)} SET {assignments} FROM {_unnest(model, [*fields, pk])} "
+        f"WHERE {table(model)}.{column(model, pk)} = u.c{len(fields)}"
+    )
+
+
+def _unnest(model, fields: Sequence[str]) -> str:
+    arrays = ", ".join(f"%s::{column_type(model, name)}[]" for name in fields)
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    return f"unnest({arrays}) AS u({names})"
+
+
+def _execute_arrays(sql: str, rows: list[tuple]) -> None:
+    columns = [list(values) for values in zip(*rows, strict=True)]
+    connection.ensure_connection()
+    # A cursor of psycopg's own: the server binds the arrays (Django's cursors would quote every
+    # value into the statement's text), and the statement, its text the same for any number of
+    # rows, is prepared once.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, columns)
+
+
+def _execute_many(sql: str, rows: list[tuple]) -> None:
+    if connection.vendor == "postgresql":
+        # Bound on the server too, the statement prepared once, the rows sent in one pipeline.
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.executemany(sql, rows)
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
