@@ -63,13 +63,29 @@ def update(model, fields: Sequence[str], rows: list[tuple]) -> None:
 
 
 def update_in_key_order(model, fields: Sequence[str], rows: list[tuple]) -> None:
-    """`update` one row after the other, in the order given: rows that several transactions
-    write (sorted by key, two writers then never wait for each other in a cycle)."""
+    """`update` for rows that several transactions write at once: they are locked in key order,
+    so two writers never wait for each other in a cycle."""
     if not rows:
         return
-    assignments = ", ".join(f"{column(model, name)} = %s" for name in fields)
-    pk = column(model, model._meta.pk.name)
-    _execute_many(f"UPDATE {table(model)} SET {assignments} WHERE {pk} = %s", rows)
+    if connection.vendor != "postgresql":
+        assignments = ", ".join(f"{column(model, name)} = %s" for name in fields)
+        pk = column(model, model._meta.pk.name)
+        rows = sorted(rows, key=lambda row: row[-1])
+        _execute_many(f"UPDATE {table(model)} SET {assignments} WHERE {pk} = %s", rows)
+        return
+    # A locking read sorts the rows before it locks them; then the one update, in any order.
+    _execute(_lock_sql(model), [[row[-1] for row in rows]])
+    _execute_arrays(_update_sql(model, tuple(fields)), rows)
+
+
+@functools.cache
+def _lock_sql(model) -> str:
+    pk = model._meta.pk.name
+    kind = column_type(model, pk)
+    return (
+        f"SELECT 1 FROM {table(model)} WHERE {column(model, pk)} = ANY(%s::{kind}[]) "
+        f"ORDER BY {column(model, pk)} FOR UPDATE"
+    )
 
 
 @functools.cache
@@ -95,21 +111,18 @@ def _unnest(model, fields: Sequence[str]) -> str:
 
 
 def _execute_arrays(sql: str, rows: list[tuple]) -> None:
-    columns = [list(values) for values in zip(*rows, strict=True)]
+    _execute(sql, [list(values) for values in zip(*rows, strict=True)])
+
+
+def _execute(sql: str, params: list) -> None:
     connection.ensure_connection()
     # A cursor of psycopg's own: the server binds the arrays (Django's cursors would quote every
     # value into the statement's text), and the statement, its text the same for any number of
     # rows, is prepared once.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, columns)
+        cursor.execute(sql, params)
 
 
 def _execute_many(sql: str, rows: list[tuple]) -> None:
-    if connection.vendor == "postgresql":
-        # Bound on the server too, the statement prepared once, the rows sent in one pipeline.
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.executemany(sql, rows)
-        return
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)

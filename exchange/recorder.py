@@ -572,7 +572,7 @@ class _Projection:
             bulk_sql.update(Position, fields, positions)
         if self.dirty_accounts:
             # Accounts trade on every symbol: written by several recorders at once.
-            cash = [(self.accounts[pk].cash, pk) for pk in sorted(self.dirty_accounts)]
+            cash = [(self.accounts[pk].cash, pk) for pk in self.dirty_accounts]
             bulk_sql.update_in_key_order(Account, ["cash"], cash)
         if self.halted is not None:  # not compared: another recorder may have changed it
             Instrument.objects.filter(pk=instrument.pk).update(halted=self.halted)
