@@ -22,6 +22,7 @@ use crate::journal_reader::{parse_xread, Batch, JournalReader};
 use crate::types::{Event, Seq};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -349,9 +350,20 @@ impl<'a> Session<'a> {
     /// not hold what this session assumes, so the session fails and recovers from Redis.
     async fn write(&mut self, mut pipe: redis::Pipeline, replies: &[(Vec<u8>, String)]) -> Result<(), WorkerError> {
         let essential = pipe.len();
+        // One LPUSH per reply key with all of its replies, in order: a process's listener pops
+        // them in one go, and Redis runs two commands per key rather than two per reply.
+        let mut by_key: Vec<(&[u8], Vec<&str>)> = Vec::new();
+        let mut index_of: HashMap<&[u8], usize> = HashMap::new();
         for (key, text) in replies {
-            pipe.cmd("LPUSH").arg(key).arg(text.as_str());
-            pipe.cmd("PEXPIRE").arg(key).arg(self.config.reply_ttl_ms);
+            let index = *index_of.entry(key.as_slice()).or_insert_with(|| {
+                by_key.push((key.as_slice(), Vec::new()));
+                by_key.len() - 1
+            });
+            by_key[index].1.push(text.as_str());
+        }
+        for (key, texts) in &by_key {
+            pipe.cmd("LPUSH").arg(*key).arg(texts.as_slice());
+            pipe.cmd("PEXPIRE").arg(*key).arg(self.config.reply_ttl_ms);
         }
         // Nothing in the pipeline is `ignore()`d: with `ignore_errors` every result comes back, in
         // order, so each error can be told apart.
@@ -361,7 +373,7 @@ impl<'a> Session<'a> {
             if index < essential {
                 return Err(WorkerError::Protocol(format!("redis refused a write: {error}")));
             }
-            let key = String::from_utf8_lossy(&replies[(index - essential) / 2].0).into_owned();
+            let key = String::from_utf8_lossy(by_key[(index - essential) / 2].0).into_owned();
             log("warn", self.book.symbol(), "could not push a reply", &[("key", key), ("error", error.to_string())]);
         }
         Ok(())

@@ -330,6 +330,33 @@ def test_round_trip_commands_in_events_market_data_book_status_and_replies_out(
     pubsub.close()
 
 
+def test_replies_sharing_a_key_arrive_in_journal_order(r, prefix, start_worker):
+    """A process's orders name one reply list (`ReplyListener`); the worker pushes a batch's
+    replies to a list together, and they pop from its right end in journal order."""
+    symbol = "RPL"
+    shared, other = f"{prefix}:reply:shared", f"{prefix}:reply:other"
+    commands = [
+        (Command.new(1, 1, "sell", 101, 5), shared),
+        (Command.new(2, 2, "buy", 99, 1), other),
+        (Command.new(3, 3, "buy", 101, 2), shared),  # trades 2 @ 101
+        (Command.new(4, 4, "buy", 98, 1), None),
+        (Command.new(5, 5, "sell", 99, 3), shared),  # trades 1 @ 99
+    ]
+    entries = [[*command_fields(c), ("reply", k)] if k else command_fields(c) for c, k in commands]
+    xadd_all(r, key(prefix, "cmd", symbol), entries)  # before the worker: one batch
+    worker = start_worker([symbol])
+    worker.wait_drained(r, timeout=30)
+    _, per_entry = replay(entries, symbol)
+    assert r.llen(shared) == 3 and 0 < r.pttl(shared) <= 30_000
+    assert [decode_events(text) for text in r.rpop(shared, 3)] == [
+        per_entry[0],
+        per_entry[2],
+        per_entry[4],
+    ]
+    assert [decode_events(text) for text in r.lrange(other, 0, -1)] == [per_entry[1]]
+    assert worker.stop(signal.SIGTERM) == 0
+
+
 # --- crashes ------------------------------------------------------------------------------------
 
 
