@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -177,6 +178,48 @@ def children(pid: int) -> list[int]:
         except OSError:
             pass
     return found
+
+
+class CpuMeter:
+    """CPU time used by groups of processes while it runs. The groups' processes are looked up
+    again as it goes (a database backend may be replaced when its connection is): a process that
+    starts counts from zero, one that ends with the last time it was seen."""
+
+    def __init__(self, groups: dict[str, callable]) -> None:
+        self.groups = groups
+        self.start: dict[str, dict[int, float]] = {}
+        self.last: dict[str, dict[int, float]] = {name: {} for name in groups}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_every, args=(0.2,), daemon=True)
+
+    def _sample(self) -> None:
+        for name, pids in self.groups.items():
+            seen = self.last[name]
+            for pid in pids():
+                used = cpu_seconds(pid)
+                if used:
+                    seen[pid] = used
+
+    def _sample_every(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        self._sample()
+        self.start = {name: dict(seen) for name, seen in self.last.items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def used(self) -> dict[str, float]:
+        return {
+            name: sum(used - self.start[name].get(pid, 0.0) for pid, used in seen.items())
+            for name, seen in self.last.items()
+        }
 
 
 # --- the load -----------------------------------------------------------------------------------
@@ -348,23 +391,24 @@ def main() -> int:
 
         # Warm up (connections, caches, the engine's first batches); not measured.
         asyncio.run(load(port, tokens, 1.0, not options.no_wait))
-        pids = {
-            "uvicorn_workers": children(procs["uvicorn"].pid),
-            "engine": [procs["engine"].pid],
-            "recorder": [procs["recorder"].pid],
-        }
-        if use_postgres:
-            pids["postgresql"] = postgres_pids()
+        worker_pids = children(procs["uvicorn"].pid)
         redis_pid = int(rds.info("server")["process_id"])
-        before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
-        redis_before = cpu_seconds(redis_pid)
+        meter = CpuMeter(
+            {
+                "uvicorn_workers": lambda: worker_pids,
+                "engine": lambda: [procs["engine"].pid],
+                "recorder": lambda: [procs["recorder"].pid],
+                **({"postgresql": postgres_pids} if use_postgres else {}),
+                "redis": lambda: [redis_pid],  # 0 when Redis is not local
+            }
+        )
         client_before = time.process_time()
 
-        out = asyncio.run(load(port, tokens, options.seconds, not options.no_wait))
+        with meter:
+            out = asyncio.run(load(port, tokens, options.seconds, not options.no_wait))
 
         elapsed = out["elapsed"]
-        cpu = {k: sum(cpu_seconds(p) for p in v) - before[k] for k, v in pids.items()}
-        cpu["redis"] = cpu_seconds(redis_pid) - redis_before  # 0 when Redis is not local
+        cpu = meter.used()
         cpu["client"] = time.process_time() - client_before
         statuses = out["statuses"]
         ok = sum(1 for s in statuses if 200 <= s < 300)
@@ -422,7 +466,10 @@ def main() -> int:
         rds.close()
         if drop_db is not None:
             drop_db()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            print(f"logs kept in {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

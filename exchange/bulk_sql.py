@@ -73,7 +73,9 @@ def update_in_key_order(model, fields: Sequence[str], rows: list[tuple]) -> None
         rows = sorted(rows, key=lambda row: row[-1])
         _execute_many(f"UPDATE {table(model)} SET {assignments} WHERE {pk} = %s", rows)
         return
-    # A locking read sorts the rows before it locks them; then the one update, in any order.
+    # A locking read sorts the rows before it locks them; then the one update, in any order. The
+    # lock an UPDATE of non-key columns takes: foreign-key checks (another transaction inserting
+    # rows that refer to these) do not wait for it, nor it for them.
     _execute(_lock_sql(model), [[row[-1] for row in rows]])
     _execute_arrays(_update_sql(model, tuple(fields)), rows)
 
@@ -84,7 +86,7 @@ def _lock_sql(model) -> str:
     kind = column_type(model, pk)
     return (
         f"SELECT 1 FROM {table(model)} WHERE {column(model, pk)} = ANY(%s::{kind}[]) "
-        f"ORDER BY {column(model, pk)} FOR UPDATE"
+        f"ORDER BY {column(model, pk)} FOR NO KEY UPDATE"
     )
 
 

@@ -115,3 +115,32 @@ def test_a_column_of_nulls_is_typed():
     ]
     bulk_sql.update(Order, ["order_id", "average_fill_price"], [(None, None, o.pk) for o in orders])
     assert list(Order.objects.values_list("order_id", "average_fill_price")) == [(None, None)] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_key_order_locks_do_not_wait_for_foreign_key_checks():
+    """The gateway inserts orders (whose foreign-key checks share-lock their accounts) while a
+    recorder updates cash: the recorder's locks must be the ones an UPDATE of non-key columns
+    takes, which those checks do not conflict with, else the two can deadlock."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    import psycopg
+
+    accounts = [make_account(f"lock{i}") for i in range(2)]
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as other:  # a transaction holding a foreign-key check's lock
+        other.execute(
+            f"SELECT 1 FROM {bulk_sql.table(Account)} WHERE id = %s FOR KEY SHARE",
+            [accounts[1].pk],
+        )
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            bulk_sql.update_in_key_order(
+                Account, ["cash"], [(Decimal(7), accounts[1].pk), (Decimal(8), accounts[0].pk)]
+            )
+        other.rollback()
+    cash = dict(Account.objects.filter(pk__in=[a.pk for a in accounts]).values_list("pk", "cash"))
+    assert cash == {accounts[0].pk: Decimal(8), accounts[1].pk: Decimal(7)}
