@@ -21,7 +21,7 @@ and bearer token, sending ``POST /api/v1/orders/`` one after the other for 20 s:
 of 1 to 5 lots, buy or sell at random, priced within 5 ticks of 100.00 either side so about half of
 them trade. ``wait`` is true by default (the real path: the API answers with the engine's
 immediate outcome); ``--no-wait`` measures the 202 path. The client is a minimal HTTP/1.1 client
-on asyncio streams so that it costs little CPU next to the server on the same machine.
+(an asyncio protocol) so that it costs little CPU next to the server on the same machine.
 
 Latency is from just before a request is written to the end of its response body. ``errors``
 counts answers other than 2xx (and broken connections). The CPU time each part used during the
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -225,51 +226,82 @@ class CpuMeter:
 # --- the load -----------------------------------------------------------------------------------
 
 
+class _OrderClient(asyncio.Protocol):
+    """One keep-alive connection placing orders one after the other until the deadline. A
+    protocol rather than streams: the load generator shares the server's cores, so it should cost
+    as little as it can (a fifth less CPU per order than the asyncio-streams client it replaced)."""
+
+    def __init__(self, head: bytes, rng: random.Random, wait: bool, deadline: float, out, done):
+        self.head, self.rng, self.deadline, self.out, self.done = head, rng, deadline, out, done
+        self.wait = b"true" if wait else b"false"
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.start = 0.0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._send()
+
+    def _send(self) -> None:
+        if time.perf_counter() >= self.deadline:
+            self.transport.close()
+            return
+        rng = self.rng
+        price = 10_000 + rng.randint(-5, 5)
+        body = b'{"symbol": "%s", "side": "%s", "type": "limit", "price": "%d.%02d", ' % (
+            SYMBOL.encode(),
+            b"buy" if rng.random() < 0.5 else b"sell",
+            price // 100,
+            price % 100,
+        ) + b'"quantity": "%d", "wait": %s}' % (rng.randint(1, 5), self.wait)
+        self.buffer = b""
+        self.start = time.perf_counter()
+        self.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (self.head, len(body), body))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        at = head.find(b"\r\ncontent-length:")
+        length = int(head[at + 17 : head.find(b"\r", at + 17)]) if at >= 0 else 0
+        if len(self.buffer) < end + 4 + length:
+            return
+        self.out["latencies"].append((time.perf_counter() - self.start) * 1000)
+        try:
+            status = int(self.buffer[9:12])
+        except ValueError:
+            status = 0
+        self.out["statuses"].append(status)
+        if status >= 300 and len(self.out["samples"]) < 5:
+            self.out["samples"].append(self.buffer[: self.buffer.find(b"\r\n")].decode("latin-1"))
+        self._send()
+
+    def connection_lost(self, exc) -> None:
+        if time.perf_counter() < self.deadline:
+            self.out["statuses"].append(0)  # a broken connection: an error, then a new one
+        if not self.done.done():
+            self.done.set_result(None)
+
+
 async def client(port: int, token: str, deadline: float, wait: bool, seed: int, out: dict):
+    loop = asyncio.get_running_loop()
     rng = random.Random(seed)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = (
         "POST /api/v1/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-    )
-    latencies, statuses = out["latencies"], out["statuses"]
+    ).encode()
     while time.perf_counter() < deadline:
-        price = 10_000 + rng.randint(-5, 5)
-        body = json.dumps(
-            {
-                "symbol": SYMBOL,
-                "side": rng.choice(("buy", "sell")),
-                "type": "limit",
-                "price": f"{price / 100:.2f}",
-                "quantity": str(rng.randint(1, 5)),
-                "wait": wait,
-            }
-        ).encode()
-        request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-        start = time.perf_counter()
+        done = loop.create_future()
         try:
-            writer.write(request)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            status = int(status_line.split()[1])
-        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
-            statuses.append(0)
-            writer.close()
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            factory = functools.partial(_OrderClient, head, rng, wait, deadline, out, done)
+            await loop.create_connection(factory, "127.0.0.1", port)
+        except OSError:
+            out["statuses"].append(0)
+            await asyncio.sleep(0.05)
             continue
-        latencies.append((time.perf_counter() - start) * 1000)
-        statuses.append(status)
-        if status >= 300 and len(out["samples"]) < 5:
-            out["samples"].append(status_line.decode(errors="replace").strip())
-    writer.close()
+        await done
 
 
 async def load(port: int, tokens: list[str], seconds: float, wait: bool) -> dict:
