@@ -21,6 +21,7 @@ What it trusts for a second (as the gateway's instrument cache does): a token an
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -164,14 +165,18 @@ def _host_allowed(headers: dict[bytes, bytes]) -> bool:
     raw = headers.get(b"host")
     if raw is None:
         return False
+    return _host_valid(raw, tuple(settings.ALLOWED_HOSTS), settings.DEBUG)
+
+
+@functools.lru_cache(maxsize=64)  # a server is reached by a few names; each checked once
+def _host_valid(raw: bytes, allowed: tuple[str, ...], debug: bool) -> bool:
     try:
         host = raw.decode("ascii")
     except UnicodeDecodeError:
         return False
     domain, _ = split_domain_port(host)
-    allowed = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    if debug and not allowed:
+        allowed = (".localhost", "127.0.0.1", "[::1]")
     return bool(domain) and validate_host(domain, allowed)
 
 

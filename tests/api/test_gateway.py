@@ -156,3 +156,34 @@ def test_a_halt_stored_elsewhere_is_honoured_after_the_cache_ttl(
     monkeypatch.setattr(gateway, "INSTRUMENT_CACHE_SECONDS", 0.0)
     with pytest.raises(Conflict):
         gateway.order_submit(account=account, request=_request())
+
+
+@pytest.mark.parametrize("order_type", ["limit", "market"])
+def test_the_order_store_sends_what_the_orm_would(alice, instrument, order_type):
+    """The PostgreSQL lane inserts a new order's attributes as they are: for every field of the
+    order the gateway builds, the ORM's preparation of the value gives it back unchanged."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from exchange import order_store
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the lane runs on PostgreSQL only (SQLite prepares times as text)")
+    account = account_for_user(alice)
+    new = gateway._new_order(
+        account,
+        _request(order_type=order_type, **({"price": None} if order_type == "market" else {})),
+        instrument,
+        "c-1",
+    )
+    order = new.order
+    now = timezone.now()
+    for name in order_store._AUTO_TIMES:
+        setattr(order, name, now)
+    prepared = [
+        f.get_db_prep_save(
+            now if f.attname in order_store._AUTO_TIMES else f.pre_save(order, True), connection
+        )
+        for f in order_store._FIELDS
+    ]
+    assert [getattr(order, name) for name in order_store._ATTNAMES] == prepared
