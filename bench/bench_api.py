@@ -11,8 +11,9 @@ What runs (all torn down afterwards):
   migrated, with one instrument ``BENCH`` and 32 users, each with an account and an API token
   (made through ``exchange.services``);
 * a fresh Redis key prefix (deleted afterwards) on ``REDIS_URL``;
-* ``uvicorn flashbook_site.asgi:application --workers 2`` (the worker count for 2 cores) with
-  DEBUG off, a SECRET_KEY and ALLOWED_HOSTS, on a free port, without access logs;
+* ``python -m flashbook_site.serve --workers 2`` (production's server: uvicorn workers with a
+  listening socket each; the worker count for 2 cores) with DEBUG off, a SECRET_KEY and
+  ALLOWED_HOSTS, on a free port, without access logs;
 * the engine worker (``manage.py run_engine --symbols BENCH``) and the recorder
   (``manage.py run_recorder --symbols BENCH``).
 
@@ -55,10 +56,14 @@ SYMBOL = "BENCH"
 TARGET_ORDERS_PER_S = 1_500
 TARGET_P99_MS = 50.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-APP = {
-    "asgi": ["flashbook_site.asgi:application"],
+SERVERS = {
+    # Production's server (`flashbook_site.serve`): uvicorn workers, a listening socket each.
+    "asgi": ["-m", "flashbook_site.serve"],
     # For comparison only: the same Django project as a WSGI app, run in uvicorn's thread pool.
-    "wsgi": ["--interface", "wsgi", "--factory", "django.core.wsgi:get_wsgi_application"],
+    "wsgi": [
+        *("-m", "uvicorn", "--interface", "wsgi"),
+        *("--factory", "django.core.wsgi:get_wsgi_application"),
+    ],
 }
 
 
@@ -341,7 +346,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--interface",
-        choices=sorted(APP),
+        choices=sorted(SERVERS),
         default="asgi",
         help="asgi (production) or wsgi (the same Django app under uvicorn's WSGI adapter)",
     )
@@ -396,9 +401,7 @@ def main() -> int:
         procs["uvicorn"] = spawn(
             [
                 sys.executable,
-                "-m",
-                "uvicorn",
-                *APP[options.interface],
+                *SERVERS[options.interface],
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -481,6 +484,10 @@ def main() -> int:
             "statuses": codes,
             "error_samples": out["samples"],
             "mean_ms": round(statistics.fmean(out["latencies"]), 2) if out["latencies"] else 0,
+            "latency_ms": {
+                f"p{q:g}": round(percentile(out["latencies"], q / 100), 2)
+                for q in (50, 90, 95, 99, 99.9, 100)
+            },
             "cpu_share_of_one_core": {k: round(v / elapsed, 2) for k, v in cpu.items()},
             "recorder_caught_up_after_s": lag_s,
         }
