@@ -72,6 +72,7 @@ EXPOSE 8000
 # The web role's check; docker-compose.yml gives every other role its own.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=4)"]
-# uvicorn: ASGI (HTTP and WebSockets), several worker processes, the proxy's X-Forwarded-* headers
+# uvicorn workers (ASGI: HTTP and WebSockets), each with a listening socket of its own so that the
+# proxy's connections spread over them (flashbook_site/serve.py); the proxy's X-Forwarded-* headers
 # trusted (only the proxy reaches this port), JSON logs like every other process.
-CMD ["sh", "-c", "exec python -m uvicorn flashbook_site.asgi:application --host 0.0.0.0 --port \"$PORT\" --workers \"$WEB_WORKERS\" --proxy-headers --forwarded-allow-ips '*' --no-access-log --log-config deploy/uvicorn-logging.json"]
+CMD ["sh", "-c", "exec python -m flashbook_site.serve --host 0.0.0.0 --port \"$PORT\" --workers \"$WEB_WORKERS\" --forwarded-allow-ips '*' --no-access-log --log-config deploy/uvicorn-logging.json"]
