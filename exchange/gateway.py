@@ -11,6 +11,7 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -40,8 +41,8 @@ from exchange.models import (
     TimeInForce,
 )
 from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress, concerns
-from exchange.refresh import RefreshAhead
-from exchange.selectors import account_equity, complete_exchange_ids
+from exchange.refresh import GroupedRefresh, RefreshAhead
+from exchange.selectors import account_equities, account_equity, complete_exchange_ids
 
 logger = logging.getLogger("flashbook.gateway")
 
@@ -225,12 +226,20 @@ def _valid_ticks(value, instrument: Instrument) -> int:
 
 
 def _check_account(account: Account) -> None:
+    refused = _account_refusal(account, lambda: account_equity(account))
+    if refused is not None:
+        raise refused
+
+
+def _account_refusal(account: Account, equity: Callable[[], Decimal]) -> ExchangeError | None:
+    """Why the account may not place orders now, if it may not."""
     if not account.active:
-        raise Forbidden("This account is not active.", code="account_inactive")
-    if account_equity(account) < account.min_bankroll:
-        raise Forbidden(
+        return Forbidden("This account is not active.", code="account_inactive")
+    if equity() < account.min_bankroll:
+        return Forbidden(
             "Equity is below the account's minimum bankroll.", code="insufficient_equity"
         )
+    return None
 
 
 # Generated client order ids: this process's random prefix and a counter — unique without a system
@@ -387,7 +396,6 @@ def order_submit(*, account: Account, request: OrderRequest, wait: float = 0.0) 
 # How long this process trusts an account's standing (active, equity above its minimum bankroll)
 # once checked. The engine enforces position limits on every order regardless.
 ACCOUNT_CHECK_SECONDS = 1.0
-_account_checks: RefreshAhead[int, ExchangeError | None] = RefreshAhead(ACCOUNT_CHECK_SECONDS)
 _instruments: RefreshAhead[str, Instrument | None] = RefreshAhead(
     INSTRUMENT_CACHE_SECONDS, entries=_instrument_cache, limit=_INSTRUMENT_CACHE_LIMIT
 )
@@ -403,19 +411,28 @@ async def _ainstrument_for_trading(symbol: str) -> Instrument:
     return _tradable(symbol, instrument)
 
 
-def _account_check_result(account: Account) -> ExchangeError | None:
-    try:
-        _check_account(account)
-    except ExchangeError as exc:
-        return exc
-    return None
+def _account_refusals(accounts: dict[int, Account]) -> dict[int, ExchangeError | None]:
+    """`_check_account`'s verdict on several accounts, by id (one query for all)."""
+    active = [account for account in accounts.values() if account.active]
+    equities = account_equities(active) if active else {}
+    return {
+        pk: _account_refusal(account, lambda pk=pk: equities[pk])
+        for pk, account in accounts.items()
+    }
+
+
+async def _aaccount_refusals(accounts: dict[int, Account]) -> dict[int, ExchangeError | None]:
+    return await order_store.for_running_loop().read(_account_refusals, accounts)
+
+
+# The standing of every account trading through this process, read together (`GroupedRefresh`).
+_account_checks: GroupedRefresh[int, Account, ExchangeError | None] = GroupedRefresh(
+    ACCOUNT_CHECK_SECONDS, _aaccount_refusals
+)
 
 
 async def _acheck_account(account: Account) -> None:
-    store = order_store.for_running_loop()
-    refused = await _account_checks.get(
-        account.pk, lambda: store.read(_account_check_result, account)
-    )
+    refused = await _account_checks.get(account.pk, account)
     if refused is not None:
         raise refused
 

@@ -20,6 +20,7 @@ from exchange.models import (
     Instrument,
     Order,
     OrderStatus,
+    Position,
     Trade,
 )
 
@@ -90,20 +91,24 @@ def _book_mids(instruments) -> dict[str, Decimal]:
 
 
 def account_equity(account) -> Decimal:
-    """Cash plus every position valued at its instrument's mark (as `mark_price`): one query for
-    the positions and one MGET for the books; the last trade is looked up only for an instrument
-    whose book lacks a side."""
-    equity = account.cash
-    positions = list(account.positions.select_related("instrument").exclude(quantity=0))
-    mids = _book_mids([position.instrument for position in positions])
+    """Cash plus every position valued at its instrument's mark (as `mark_price`)."""
+    return account_equities([account])[account.pk]
+
+
+def account_equities(accounts) -> dict[int, Decimal]:
+    """`account_equity` of several accounts, by id: one query for their positions and one MGET
+    for the books; the last trade is looked up only for an instrument whose book lacks a side."""
+    equities = {account.pk: account.cash for account in accounts}
+    positions = list(
+        Position.objects.filter(account_id__in=list(equities))
+        .exclude(quantity=0)
+        .select_related("instrument")
+    )
+    instruments = {position.instrument_id: position.instrument for position in positions}
+    marks = mark_prices(instruments.values()) if instruments else {}
     for position in positions:
-        instrument = position.instrument
-        mark = mids.get(instrument.symbol)
-        if mark is None:
-            last = Trade.objects.filter(instrument=instrument).order_by("-seq").first()
-            mark = last.price if last is not None else instrument.reference_price
-        equity += position.quantity * mark
-    return equity
+        equities[position.account_id] += position.quantity * marks[position.instrument.symbol]
+    return equities
 
 
 # --- Reads for the REST API and the pages -----------------------------------------------------
@@ -369,12 +374,17 @@ def api_token_digest(secret: str) -> str:
 
 def api_token_by_secret(secret: str) -> ApiToken | None:
     """The token whose secret this is (with its user), or None. Only digests are stored."""
-    # The user's trading account comes along (one query for both on the order path).
-    return (
-        ApiToken.objects.select_related("user", "user__trading_account")
-        .filter(digest=api_token_digest(secret))
-        .first()
+    digest = api_token_digest(secret)
+    return api_tokens_by_digest([digest]).get(digest)
+
+
+def api_tokens_by_digest(digests: list[str]) -> dict[str, ApiToken]:
+    """The tokens (with their users) of these digests that exist, by digest."""
+    # The user's trading account comes along (one query for all on the order path).
+    tokens = ApiToken.objects.select_related("user", "user__trading_account").filter(
+        digest__in=digests
     )
+    return {token.digest: token for token in tokens}
 
 
 # --- Reads for the simulation controls (agents app) --------------------------------------------

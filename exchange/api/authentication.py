@@ -19,8 +19,8 @@ from rest_framework.authentication import (
 
 from exchange import order_store
 from exchange.models import Account
-from exchange.refresh import RefreshAhead
-from exchange.selectors import api_token_by_secret, api_token_digest
+from exchange.refresh import GroupedRefresh
+from exchange.selectors import api_token_by_secret, api_token_digest, api_tokens_by_digest
 from exchange.services import account_for_user, api_token_touch
 
 KEYWORDS = (b"bearer", b"token")
@@ -62,23 +62,34 @@ class Caller:
 # deactivated user) is refused within this many seconds. Looked up again in the background before
 # then while orders keep coming (`exchange.refresh`).
 CALLER_CACHE_SECONDS = 1.0
-_callers: RefreshAhead[str, Caller | None] = RefreshAhead(  # by the token's digest
-    CALLER_CACHE_SECONDS
+
+
+def _callers_by_digest(digests: dict[str, None]) -> dict[str, Caller | None]:
+    tokens = api_tokens_by_digest(list(digests))
+    callers: dict[str, Caller | None] = {}
+    for digest in digests:
+        token = tokens.get(digest)
+        if token is None or not token.user.is_active:
+            callers[digest] = None
+            continue
+        api_token_touch(token=token)
+        callers[digest] = Caller(user=token.user, account=account_for_user(token.user))
+    return callers
+
+
+async def _aread_callers(digests: dict[str, None]) -> dict[str, Caller | None]:
+    return await order_store.for_running_loop().read(_callers_by_digest, digests)
+
+
+# Every token in use in this process, looked up together (`GroupedRefresh`), by digest.
+_callers: GroupedRefresh[str, None, Caller | None] = GroupedRefresh(
+    CALLER_CACHE_SECONDS, _aread_callers
 )
-
-
-def _caller(secret: str) -> Caller | None:
-    token = api_token_by_secret(secret)
-    if token is None or not token.user.is_active:
-        return None
-    api_token_touch(token=token)
-    return Caller(user=token.user, account=account_for_user(token.user))
 
 
 async def acaller_for_secret(secret: str) -> Caller | None:
     """Who a bearer token belongs to, with their trading account (None: unknown or revoked)."""
-    store = order_store.for_running_loop()
-    return await _callers.get(api_token_digest(secret), lambda: store.read(_caller, secret))
+    return await _callers.get(api_token_digest(secret), None)
 
 
 class CsrfSessionAuthentication(SessionAuthentication):
