@@ -2,18 +2,23 @@
 and the recorder running.
 
     make bench-agents
-    python bench/bench_agents.py [--seconds 20] [--agents 40] [--rate 50] [--threads 1]
+    python bench/bench_agents.py [--seconds 20] [--agents 400] [--rate 50] [--threads 1]
+                                 [--database auto|postgresql|sqlite]
 
-What runs (all torn down afterwards): a fresh SQLite file in a temporary folder (migrated, one
-instrument BENCH, `--agents` noise traders made through `agents.services`, each waking `--rate`
-times a second on its own clock), a fresh Redis key prefix on `REDIS_URL` (deleted afterwards),
+What runs (all torn down afterwards): a fresh database — on PostgreSQL, production's database,
+when one answers at `TEST_POSTGRES_URL` (else, or with `--database sqlite`, an SQLite file) —
+migrated, with one instrument BENCH and `--agents` noise traders made through `agents.services`
+(each waking `--rate` times a second on its own clock: by default 20,000 wakes a second offered,
+the target, so the figure is what the stack sustains), a fresh Redis key prefix on `REDIS_URL`
+(deleted afterwards),
 the engine worker, the recorder and `manage.py run_agents --duration`. The noise traders send a
 new order at every wake and tidy their old ones (cancels), about a quarter of them marketable.
 
 Measured from the journal (what reached the exchange), over the runner's trading window:
 `orders_per_s` = NEW commands per second, `commands_per_s` = every command (NEW, cancel,
 replace). The last line of output is the JSON summary, also written to
-`bench/results/agents.json`.
+`bench/results/agents.json`, with how long the recorder took to catch up once the runner
+stopped.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import uuid
 from pathlib import Path
 
 import redis
+from benchdb import postgres_answers, postgres_database, postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "agents.json"
@@ -50,20 +56,53 @@ for n in range({agents}):
 """
 
 
+def caught_up_after(client: redis.Redis, stream: str, limit_s: float = 60.0) -> float | None:
+    """Seconds until the recorders' group has read and acknowledged the whole event stream (None:
+    not within `limit_s`)."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        try:
+            groups = client.xinfo_groups(stream)
+        except redis.ResponseError:
+            groups = []
+        if groups and not groups[0].get("lag") and not groups[0].get("pending"):
+            return round(time.monotonic() - start, 1)
+        time.sleep(0.2)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--agents", type=int, default=40)
+    parser.add_argument(
+        "--agents",
+        type=int,
+        default=400,
+        help="noise traders (default 400: at 50 wakes/s each, 20,000 orders/s offered)",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="Wakes per second per agent.")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--database",
+        choices=("auto", "postgresql", "sqlite"),
+        default="auto",
+        help="auto: a fresh PostgreSQL database when one answers at TEST_POSTGRES_URL, else SQLite",
+    )
     args = parser.parse_args()
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"fbbench-agents-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix="fb-bench-agents-"))
+    drop_db = None
+    if args.database == "postgresql" or (
+        args.database == "auto" and postgres_answers(postgres_url())
+    ):
+        database_url, drop_db = postgres_database(postgres_url())
+    else:
+        database_url = f"sqlite:///{folder / 'db.sqlite3'}"
     env = dict(
         os.environ,
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+        DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         FLASHBOOK_REDIS_PREFIX=prefix,
         FLASHBOOK_ENV_FILE="",
@@ -91,6 +130,7 @@ def main() -> None:
              "--duration", str(args.seconds)],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
+        recorder_lag = caught_up_after(client, f"{prefix}:evt:{{{SYMBOL}}}")
         entries = client.xrange(f"{prefix}:cmd:{{{SYMBOL}}}")
         news = [int(i.decode().partition("-")[0]) for i, f in entries if f.get(b"t") == b"new"]
         all_ms = [int(i.decode().partition("-")[0]) for i, _ in entries]
@@ -105,6 +145,8 @@ def main() -> None:
             "agents": args.agents,
             "wake_rate_hz": args.rate,
             "threads": args.threads,
+            "database": "postgresql" if drop_db else "sqlite",
+            "recorder_caught_up_after_s": recorder_lag,
             "target_orders_per_s": TARGET_ORDERS_PER_S,
             "runner": json.loads(runner.stdout.strip().splitlines()[-1]),
         }
@@ -120,6 +162,8 @@ def main() -> None:
         if keys:
             client.delete(*keys)
         shutil.rmtree(folder, ignore_errors=True)
+        if drop_db is not None:
+            drop_db()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(summary) + "\n")
     print(json.dumps(summary))

@@ -50,6 +50,8 @@ import time
 import uuid
 from pathlib import Path
 
+from benchdb import postgres_answers, postgres_database, postgres_pids, postgres_url
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "api.json"
 SYMBOL = "BENCH"
@@ -74,48 +76,6 @@ def free_port() -> int:
 
 
 # --- the stack ----------------------------------------------------------------------------------
-
-
-DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-
-
-def postgres_answers(base_url: str) -> bool:
-    try:
-        import psycopg
-
-        psycopg.connect(base_url, connect_timeout=2).close()
-        return True
-    except Exception:
-        return False
-
-
-def postgres_pids() -> list[int]:
-    """Every PostgreSQL server process (the backends serving the stack are among them)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
-def postgres_database(base_url: str) -> tuple[str, callable]:
-    """A fresh database on the TEST_POSTGRES_URL server, and a function that drops it."""
-    import psycopg
-
-    name = f"fbbench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base_url.rsplit("/", 1)[0] + f"/{name}"
-
-    def drop():
-        with psycopg.connect(base_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return url, drop
 
 
 def prepare(env: dict[str, str], clients: int) -> list[str]:
@@ -365,12 +325,12 @@ def main() -> int:
     prefix = f"fbbench-api-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="fbbench-api-"))
     drop_db = None
-    postgres_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    server = postgres_url()
     use_postgres = options.database == "postgresql" or (
-        options.database == "auto" and postgres_answers(postgres_url)
+        options.database == "auto" and postgres_answers(server)
     )
     if use_postgres:
-        database_url, drop_db = postgres_database(postgres_url)
+        database_url, drop_db = postgres_database(server)
     else:
         database_url = f"sqlite:///{tmp / 'db.sqlite3'}"
     if os.environ.get("BENCH_CONN_MAX_AGE"):
