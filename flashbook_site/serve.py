@@ -10,7 +10,8 @@ other idled. Here each worker binds its own socket to the same address with `SO_
 the kernel spreads new connections over the workers by a hash of their addresses.
 
 The supervision is uvicorn's: a worker that dies is started again; SIGINT or SIGTERM stops every
-worker the way uvicorn stops (requests in flight finish, up to `--graceful-timeout` seconds).
+worker the way uvicorn stops (requests in flight finish, up to `--graceful-timeout` seconds); a
+worker whose supervisor is gone (killed outright) stops by itself within a second.
 Each worker is a `uvicorn.Server`, so everything else — the protocol, the proxy headers, logging —
 is uvicorn's too.
 """
@@ -25,12 +26,14 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 logger = logging.getLogger("uvicorn.error")
 
 APP = "flashbook_site.asgi:application"
 RESTART_PAUSE_SECONDS = 0.5  # between restarts of a worker that keeps dying at once
+SUPERVISOR_CHECK_SECONDS = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,12 +86,29 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_worker(options: dict[str, Any]) -> None:
+def serve_worker(options: dict[str, Any], supervised: bool = False) -> None:
     """One worker: its own socket, one uvicorn server (which handles SIGINT and SIGTERM)."""
     import uvicorn
 
     sock = listening_socket(options["host"], options["port"])
-    uvicorn.Server(uvicorn.Config(**options)).run(sockets=[sock])
+    server = uvicorn.Server(uvicorn.Config(**options))
+    if supervised:
+        _stop_with_supervisor(server)
+    server.run(sockets=[sock])
+
+
+def _stop_with_supervisor(server) -> None:
+    """Stops the server (gracefully) once its supervisor is gone, however it went — a worker of a
+    supervisor killed outright must not keep the port and serve on unsupervised."""
+    supervisor = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(SUPERVISOR_CHECK_SECONDS)
+        logger.warning("Supervisor [%d] gone: stopping worker [%d]", supervisor, os.getpid())
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 class Supervisor:
@@ -103,7 +123,7 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def _start(self) -> multiprocessing.process.BaseProcess:
-        process = self.context.Process(target=serve_worker, args=(self.options,), daemon=False)
+        process = self.context.Process(target=serve_worker, args=(self.options, True), daemon=False)
         process.start()
         logger.info("Started worker process [%d]", process.pid)
         return process

@@ -100,10 +100,25 @@ def server(tmp_path):
         process.kill()
         pytest.fail((tmp_path / "serve.log").read_text())
     time.sleep(1.0)  # the second worker listening too
+    workers = workers_of(process.pid)
     yield process, port
     if process.poll() is None:
-        process.kill()
-        process.wait()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for pid in workers:  # never leave a worker behind, whatever the test did
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
 
 
 def test_connections_that_arrive_together_spread_over_the_workers(server):
@@ -144,8 +159,20 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_everything(server):
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
-    for pid in (second, replacement):
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert not alive(second) and not alive(replacement)
+
+
+def test_workers_stop_when_the_supervisor_is_killed_outright(server):
+    process, port = server
+    workers = workers_of(process.pid)
+    process.kill()  # SIGKILL: no chance to stop the workers itself
+    process.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 @pytest.mark.parametrize(
