@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers == 1:
         serve_worker(options)  # no supervisor for one process: as `uvicorn` itself runs
         return 0
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
+    import uvicorn
+
+    uvicorn.Config(**options)  # sets up logging as the workers have it (--log-config, JSON)
     return Supervisor(options, args.workers, args.graceful_timeout).run()
 
 
