@@ -128,15 +128,21 @@ def _tradable(symbol: str, instrument: Instrument | None) -> Instrument:
     return instrument
 
 
+# The choices' values, once: `Side.values` and its kind build a new list on every access.
+_SIDES = frozenset(Side.values)
+_ORDER_TYPES = frozenset(OrderType.values)
+_TIMES_IN_FORCE = frozenset(TimeInForce.values)
+
+
 def _validated_new(request: OrderRequest, instrument: Instrument, account: Account) -> dict:
     """The journal fields of a valid NEW, or an InvalidInput naming the first bad field."""
-    if request.side not in Side.values:
+    if request.side not in _SIDES:
         raise InvalidInput("side must be 'buy' or 'sell'.", field="side", code="invalid_choice")
-    if request.order_type not in OrderType.values:
+    if request.order_type not in _ORDER_TYPES:
         raise InvalidInput("type must be 'limit' or 'market'.", field="type", code="invalid_choice")
     is_limit = request.order_type == OrderType.LIMIT
     tif = request.time_in_force or (TimeInForce.GTC if is_limit else TimeInForce.IOC)
-    if tif not in TimeInForce.values:
+    if tif not in _TIMES_IN_FORCE:
         raise InvalidInput(
             "time_in_force must be 'gtc', 'ioc' or 'fok'.",
             field="time_in_force",

@@ -56,7 +56,8 @@ class Command(BaseCommand):
                 loop.add_signal_handler(signum, runner.request_stop)
             return await runner.run()
 
-        stats = asyncio.run(main())
+        with asyncio.Runner(loop_factory=_loop_factory()) as event_loop:
+            stats = event_loop.run(main())
         self.stdout.write(
             json.dumps(
                 {
@@ -71,3 +72,13 @@ class Command(BaseCommand):
                 }
             )
         )
+
+
+def _loop_factory():
+    """uvloop's event loop when it is installed (it comes with uvicorn[standard], as for the web
+    workers): the runner spends a good part of its time in the loop's own scheduling."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
