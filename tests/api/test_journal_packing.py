@@ -1,0 +1,38 @@
+"""`journal.PackedConnection` sends exactly the bytes redis-py's asyncio connection would (it
+only packs them faster), and refuses what redis-py refuses."""
+
+import pytest
+import redis.asyncio
+from redis.exceptions import DataError
+
+from exchange import journal
+
+COMMANDS = [
+    ("EVALSHA", "0123abcd", 3, "k1", "k2", "k3", *(str(i) for i in range(5000))),
+    ("SCRIPT LOAD", "return 1"),  # a two-word command name, sent as two arguments
+    (b"CLIENT SETNAME", "order-entry"),
+    ("SET", "key", 1.5),
+    ("SET", "key", 12345678901234567890),
+    ("XADD", "stream", "*", "field", b"\x00\xff binary", "text", "é ünïcode"),
+    ("XADD", "stream", "*", "big", "x" * 100_000),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: str(c[0]))
+def test_the_bytes_are_redis_pys(command):
+    ours, theirs = journal.PackedConnection(), redis.asyncio.Connection()
+    assert b"".join(ours.pack_command(*command)) == b"".join(theirs.pack_command(*command))
+
+
+@pytest.mark.parametrize("bad", [None, True])
+def test_what_redis_py_refuses_is_refused(bad):
+    with pytest.raises(DataError):
+        journal.PackedConnection().pack_command("SET", "key", bad)
+
+
+def test_used_for_plain_redis_urls_only():
+    assert journal._connection_kwargs("redis://127.0.0.1:6379/0") == {
+        "connection_class": journal.PackedConnection
+    }
+    assert journal._connection_kwargs("rediss://cache.example:6380/0") == {}
+    assert journal._connection_kwargs("unix:///run/redis.sock") == {}
