@@ -140,8 +140,19 @@ class PackedConnection(redis.asyncio.Connection):
             args = (*name.encode().split(), *args[1:])  # "SCRIPT LOAD": two words, sent apart
         elif b" " in name:
             args = (*name.split(), *args[1:])
+        encode = self.encoder.encode
+        plain = self.encoder.encoding == "utf-8" and self.encoder.encoding_errors == "strict"
         pieces = [b"*%d\r\n" % len(args)]
-        for arg in map(self.encoder.encode, args):
+        for arg in args:
+            kind = type(arg)
+            if kind is bytes:
+                pass
+            elif kind is str and plain:
+                arg = arg.encode()
+            elif kind is int:  # not a bool, which the encoder refuses
+                arg = b"%d" % arg
+            else:
+                arg = encode(arg)
             pieces += (b"$%d\r\n" % len(arg), arg, b"\r\n")
         return [b"".join(pieces)]
 

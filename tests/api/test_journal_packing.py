@@ -36,3 +36,11 @@ def test_used_for_plain_redis_urls_only():
     }
     assert journal._connection_kwargs("rediss://cache.example:6380/0") == {}
     assert journal._connection_kwargs("unix:///run/redis.sock") == {}
+
+
+def test_another_encoding_is_honoured():
+    command = ("SET", "clé", "välue")
+    ours = journal.PackedConnection(encoding="latin-1")
+    theirs = redis.asyncio.Connection(encoding="latin-1")
+    assert b"".join(ours.pack_command(*command)) == b"".join(theirs.pack_command(*command))
+    assert b"cl\xe9" in b"".join(ours.pack_command(*command))
