@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from django.db import (
-    DEFAULT_DB_ALIAS,
     IntegrityError,
     OperationalError,
     connection,
@@ -35,6 +34,7 @@ from django.db import (
 )
 from django.utils import timezone
 
+from exchange import bulk_sql
 from exchange.coalesce import Coalescer
 from exchange.models import Account, Order, OrderStatus
 
@@ -169,7 +169,7 @@ class _PostgresLane:
             # executemany): one row lock at a time, so never a cycle of waits with the recorder.
             async with conn.cursor() as cursor:
                 await cursor.executemany(
-                    _UPDATE_REJECTED, [(OrderStatus.REJECTED, r, pk) for pk, r in rejects]
+                    _update_rejected_sql(), [(OrderStatus.REJECTED, r, pk) for pk, r in rejects]
                 )
         return results
 
@@ -178,7 +178,6 @@ class _PostgresLane:
         # is skipped by the database (ON CONFLICT) and fails alone — as does a second row with the
         # same id in this very batch.
         rows, seen = [], {}
-        django_connection = connections[DEFAULT_DB_ALIAS]  # once: each lookup is a Local's
         now = timezone.now()  # the batch's rows are created together
         for i in indexes:
             order = batch[i].args[0]
@@ -191,7 +190,7 @@ class _PostgresLane:
                 setattr(order, name, now)
             # The attributes as they are: on PostgreSQL the ORM's preparation of these fields'
             # values (keys, strings, decimals, booleans, aware times) gives them back unchanged
-            # (`test_order_store` holds the two equal).
+            # (`test_the_order_store_sends_what_the_orm_would` holds the two equal).
             rows.append([getattr(order, name) for name in _ATTNAMES])
         if not rows:
             return
@@ -206,7 +205,7 @@ class _PostgresLane:
         params = [column[0] for column, one in zip(columns, shared, strict=True) if one]
         params += [list(column) for column, one in zip(columns, shared, strict=True) if not one]
         async with conn.cursor() as cursor:
-            await cursor.execute(_insert_sql(django_connection, shared), params)
+            await cursor.execute(_insert_sql(shared), params)
             returned = await cursor.fetchall()
         inserted = {(account, client_id): pk for pk, account, client_id in returned}
         for key, i in seen.items():
@@ -224,13 +223,6 @@ _FIELDS = [f for f in Order._meta.concrete_fields if not f.primary_key]
 _ATTNAMES = [f.attname for f in _FIELDS]
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-_TABLE = _q(Order._meta.db_table)
-
-
 _AUTO_TIMES = frozenset(
     f.attname for f in _FIELDS if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
 )
@@ -239,25 +231,32 @@ _ALWAYS_ARRAYS = frozenset(i for i, f in enumerate(_FIELDS) if f.name == "client
 
 
 @functools.cache
-def _insert_sql(pg_connection, shared: tuple[bool, ...]) -> str:
+def _insert_sql(shared: tuple[bool, ...]) -> str:
     """The batch insert: `shared[i]` says whether the i-th field is one value for every row
     (its placeholder comes first, in the select list) or an array (unnested)."""
-    columns = ", ".join(_q(f.column) for f in _FIELDS)
-    kinds = list(enumerate(zip([f.db_type(pg_connection) for f in _FIELDS], shared, strict=True)))
+    q = functools.partial(bulk_sql.column, Order)
+    columns = ", ".join(q(f.name) for f in _FIELDS)
+    types = [bulk_sql.column_type(Order, f.name) for f in _FIELDS]
+    kinds = list(enumerate(zip(types, shared, strict=True)))
     select = ", ".join(f"%s::{kind}" if one else f"u.c{i}" for i, (kind, one) in kinds)
     arrays = [(i, kind) for i, (kind, one) in kinds if not one]
     unnest = ", ".join(f"%s::{kind}[]" for _, kind in arrays)
     names = ", ".join(f"c{i}" for i, _ in arrays)
     return (
-        f"INSERT INTO {_TABLE} ({columns}) SELECT {select} FROM unnest({unnest}) AS u({names}) "
-        f"ON CONFLICT ({_q('account_id')}, {_q('client_order_id')}) DO NOTHING "
-        f"RETURNING {_q('id')}, {_q('account_id')}, {_q('client_order_id')}"
+        f"INSERT INTO {bulk_sql.table(Order)} ({columns}) SELECT {select} "
+        f"FROM unnest({unnest}) AS u({names}) "
+        f"ON CONFLICT ({q('account')}, {q('client_order_id')}) DO NOTHING "
+        f"RETURNING {q('id')}, {q('account')}, {q('client_order_id')}"
     )
 
 
-_UPDATE_REJECTED = (
-    f"UPDATE {_TABLE} SET {_q('status')} = %s, {_q('reject_reason')} = %s WHERE {_q('id')} = %s"
-)
+@functools.cache
+def _update_rejected_sql() -> str:
+    q = functools.partial(bulk_sql.column, Order)
+    return (
+        f"UPDATE {bulk_sql.table(Order)} SET {q('status')} = %s, {q('reject_reason')} = %s "
+        f"WHERE {q('id')} = %s"
+    )
 
 
 class OrderStore:
