@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from benchdb import postgres_answers, postgres_database, postgres_url
+from stack import caught_up_after, postgres_answers, postgres_database, postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "agents.json"
@@ -54,21 +54,6 @@ for n in range({agents}):
                         wake_rate_hz={rate}, max_position=1000000, max_order_qty=1000,
                         initial_cash=D("10000000"), min_bankroll=D("0"))
 """
-
-
-def caught_up_after(client: redis.Redis, stream: str, limit_s: float = 60.0) -> float | None:
-    """Seconds until the recorders' group has read and acknowledged the whole event stream (None:
-    not within `limit_s`)."""
-    start = time.monotonic()
-    while time.monotonic() - start < limit_s:
-        try:
-            groups = client.xinfo_groups(stream)
-        except redis.ResponseError:
-            groups = []
-        if groups and not groups[0].get("lag") and not groups[0].get("pending"):
-            return round(time.monotonic() - start, 1)
-        time.sleep(0.2)
-    return None
 
 
 def main() -> None:
@@ -130,7 +115,7 @@ def main() -> None:
              "--duration", str(args.seconds)],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
-        recorder_lag = caught_up_after(client, f"{prefix}:evt:{{{SYMBOL}}}")
+        recorder_lag = caught_up_after(client, f"{prefix}:evt:{{{SYMBOL}}}", limit_s=60)
         entries = client.xrange(f"{prefix}:cmd:{{{SYMBOL}}}")
         news = [int(i.decode().partition("-")[0]) for i, f in entries if f.get(b"t") == b"new"]
         all_ms = [int(i.decode().partition("-")[0]) for i, _ in entries]

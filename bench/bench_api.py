@@ -50,7 +50,13 @@ import time
 import uuid
 from pathlib import Path
 
-from benchdb import postgres_answers, postgres_database, postgres_pids, postgres_url
+from stack import (
+    caught_up_after,
+    postgres_answers,
+    postgres_database,
+    postgres_pids,
+    postgres_url,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "api.json"
@@ -412,19 +418,7 @@ def main() -> int:
         for s in statuses:
             codes[s] = codes.get(s, 0) + 1
         # How far the recorder is behind when the load stops.
-        lag_s = None
-        lag_start = time.monotonic()
-        group_info = None
-        for _ in range(300):
-            try:
-                groups = rds.xinfo_groups(f"{prefix}:evt:{{{SYMBOL}}}")
-            except redis.RedisError:
-                break
-            group_info = groups[0] if groups else None
-            if group_info and not group_info.get("lag") and not group_info.get("pending"):
-                lag_s = round(time.monotonic() - lag_start, 2)
-                break
-            time.sleep(0.1)
+        lag_s = caught_up_after(rds, f"{prefix}:evt:{{{SYMBOL}}}")
 
         summary = {
             "bench": "api",

@@ -1,9 +1,11 @@
-"""The benchmarks' database: a fresh PostgreSQL database when a server answers (production's
-database), else the caller falls back to an SQLite file."""
+"""What the stack benchmarks (bench-api, bench-agents) share: a fresh PostgreSQL database when a
+server answers (production's database; else the caller falls back to an SQLite file), and how
+long the recorders take to catch up."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -53,3 +55,22 @@ def postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return url, drop
+
+
+def caught_up_after(client, stream: str, limit_s: float = 30.0) -> float | None:
+    """Seconds until the recorders' group has read and acknowledged the whole event stream (None:
+    not within `limit_s`, or Redis cannot say)."""
+    import redis
+
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        try:
+            groups = client.xinfo_groups(stream)
+        except redis.ResponseError:
+            groups = []  # no group yet
+        except redis.RedisError:
+            return None
+        if groups and not groups[0].get("lag") and not groups[0].get("pending"):
+            return round(time.monotonic() - start, 2)
+        time.sleep(0.1)
+    return None
