@@ -35,12 +35,20 @@ import uuid
 from pathlib import Path
 
 import redis
-from stack import caught_up_after, postgres_answers, postgres_database, postgres_url
+from stack import (
+    CpuMeter,
+    caught_up_after,
+    postgres_answers,
+    postgres_database,
+    postgres_pids,
+    postgres_url,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "agents.json"
 SYMBOL = "BENCH"
 TARGET_ORDERS_PER_S = 20_000
+METER_SKIP_S = 3.0  # the runner's start-up: loading and starting the agents
 
 SETUP = """
 from decimal import Decimal as D
@@ -110,16 +118,41 @@ def main() -> None:
                 )
             )  # fmt: skip
         time.sleep(1.0)
-        runner = subprocess.run(
+        runner = subprocess.Popen(
             [*manage, "run_agents", "--seed", "1", "--threads", str(args.threads),
              "--duration", str(args.seconds)],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=open(folder / "run_agents.log", "wb"),
+            text=True,
         )  # fmt: skip
+        processes.append(runner)  # stopped with the others should anything below fail
+        # Where the CPU goes, measured over the middle of the trading window (past the runner's
+        # start-up, before its shutdown) and set against the orders journaled meanwhile.
+        redis_pid = int(client.info("server")["process_id"])
+        meter = CpuMeter(
+            {
+                "runner": lambda: [runner.pid],
+                "engine": lambda: [processes[0].pid],
+                "recorder": lambda: [processes[1].pid],
+                **({"postgresql": postgres_pids} if drop_db else {}),
+                "redis": lambda: [redis_pid],  # 0 when Redis is not on this machine
+            }
+        )
+        measured = max(1.0, args.seconds - METER_SKIP_S - 2.0)
+        time.sleep(METER_SKIP_S)
+        with meter:
+            meter_from = time.time()
+            time.sleep(measured)
+            meter_to = time.time()
+        out, _ = runner.communicate()
+        if runner.returncode != 0:
+            raise RuntimeError((folder / "run_agents.log").read_text()[-3000:])
         recorder_lag = caught_up_after(client, f"{prefix}:evt:{{{SYMBOL}}}", limit_s=60)
         entries = client.xrange(f"{prefix}:cmd:{{{SYMBOL}}}")
         news = [int(i.decode().partition("-")[0]) for i, f in entries if f.get(b"t") == b"new"]
         all_ms = [int(i.decode().partition("-")[0]) for i, _ in entries]
         window_s = max(1e-3, (max(news) - min(news)) / 1000) if len(news) > 1 else args.seconds
+        metered = sum(1 for ms in news if meter_from * 1000 <= ms < meter_to * 1000)
+        cpu = meter.used()
         summary = {
             "bench": "agents",
             "orders_per_s": round(len(news) / window_s, 1),
@@ -133,7 +166,13 @@ def main() -> None:
             "database": "postgresql" if drop_db else "sqlite",
             "recorder_caught_up_after_s": recorder_lag,
             "target_orders_per_s": TARGET_ORDERS_PER_S,
-            "runner": json.loads(runner.stdout.strip().splitlines()[-1]),
+            "cpu_us_per_order": {
+                name: round(seconds / max(1, metered) * 1e6, 1) for name, seconds in cpu.items()
+            },
+            "cpu_us_per_order_total": round(sum(cpu.values()) / max(1, metered) * 1e6, 1),
+            "cores_busy": round(sum(cpu.values()) / (meter_to - meter_from), 2),
+            "cpus": os.cpu_count(),
+            "runner": json.loads(out.strip().splitlines()[-1]),
         }
     finally:
         for process in processes:

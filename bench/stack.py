@@ -1,15 +1,17 @@
 """What the stack benchmarks (bench-api, bench-agents) share: a fresh PostgreSQL database when a
-server answers (production's database; else the caller falls back to an SQLite file), and how
-long the recorders take to catch up."""
+server answers (production's database; else the caller falls back to an SQLite file), how long
+the recorders take to catch up, and the CPU time each part of the stack uses."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
@@ -74,3 +76,63 @@ def caught_up_after(client, stream: str, limit_s: float = 30.0) -> float | None:
             return round(time.monotonic() - start, 2)
         time.sleep(0.1)
     return None
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+class CpuMeter:
+    """CPU time used by groups of processes while it runs. The groups' processes are looked up
+    again as it goes (a database backend may be replaced when its connection is): a process that
+    starts counts from zero, one that ends with the last time it was seen."""
+
+    def __init__(self, groups: dict[str, callable]) -> None:
+        self.groups = groups
+        self.start: dict[str, dict[int, float]] = {}
+        self.last: dict[str, dict[int, float]] = {name: {} for name in groups}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_every, args=(0.2,), daemon=True)
+
+    def _sample(self) -> None:
+        for name, pids in self.groups.items():
+            seen = self.last[name]
+            for pid in pids():
+                used = cpu_seconds(pid)
+                if used:
+                    seen[pid] = used
+
+    def _sample_every(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        self._sample()
+        self.start = {name: dict(seen) for name, seen in self.last.items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def used(self) -> dict[str, float]:
+        return {
+            name: sum(used - self.start[name].get(pid, 0.0) for pid, used in seen.items())
+            for name, seen in self.last.items()
+        }
