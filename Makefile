@@ -38,6 +38,7 @@ help:
 	@echo "  make realism       stylized facts of the default population over 10 seeds"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
 	@echo "  make bench-agents  the agents runner's sustained order rate (engine and recorder running)"
+	@echo "  make bench-agents-floor  the same agents with only the journal and engine: the ceiling"
 	@echo "  make bench-feed    the live feed: 10k orders/s in, WebSocket frames out"
 	@echo "  make venv          only the virtualenv, the engine build and .env"
 	@echo "  make clean         remove the virtualenv, build output and var/"
@@ -160,11 +161,17 @@ bench-feed: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_feed.py
 
-# The agents runner's order rate: 40 noise agents at 50 wakes/s through the gateway, 20 s.
+# The agents runner's order rate: 400 noise agents at 50 wakes/s through the gateway, 20 s.
 .PHONY: bench-agents
 bench-agents: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_agents.py
+
+# The same agents with only the journal and the engine behind them: this machine's ceiling.
+.PHONY: bench-agents-floor
+bench-agents-floor: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		REDIS_URL="$$url" $(VPY) bench/bench_agents_floor.py
 
 # Research mode: the RMSC04-sized preset over a full day (median of 3), and the stylized facts
 # of the default population pooled over 10 seeds (fails unless all four are met).
