@@ -255,14 +255,11 @@ class _Projection:
         instrument = self.instrument
         self.refs = sorted(refs)
         rows: dict[int, tuple] = {}
-        orders = Order.objects.order_by()  # not the model's default order: a sort for nothing
-        for chunk in _chunks(order_ids):
-            query = orders.filter(instrument=instrument, order_id__in=chunk)
-            for row in query.values_list(*_ORDER_COLUMNS):
-                rows[row[0]] = row
-        for chunk in _chunks(refs):
-            for row in orders.filter(pk__in=chunk).values_list(*_ORDER_COLUMNS):
-                rows[row[0]] = row
+        by_id = bulk_sql.select_unique(
+            Order, _ORDER_COLUMNS, "order_id", sorted(order_ids), instrument_id=instrument.pk
+        )
+        for row in by_id + bulk_sql.select_unique(Order, _ORDER_COLUMNS, "pk", self.refs):
+            rows[row[0]] = row
         for pk, instrument_id, account, order_id, side, price, average, *state in rows.values():
             status, reason, quantity, filled = state
             progress = OrderProgress(
