@@ -20,7 +20,7 @@ import psycopg
 from django.db import connection
 
 # The most keys in one `IN (...)` (SQLite allows 999 parameters per statement before 3.32).
-_IN_CHUNK = 500
+IN_CHUNK = 500
 
 
 def quote(name: str) -> str:
@@ -57,8 +57,8 @@ def select_unique(model, columns: Sequence[str], key: str, keys: Sequence, **equ
     if connection.vendor != "postgresql":
         found: list[tuple] = []
         rows = model.objects.order_by().filter(**equal)
-        for start in range(0, len(keys), _IN_CHUNK):
-            chunk = list(keys[start : start + _IN_CHUNK])
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = list(keys[start : start + IN_CHUNK])
             found += rows.filter(**{f"{key}__in": chunk}).values_list(*columns)
         return found
     sql = _select_unique_sql(model, tuple(columns), key, tuple(equal))

@@ -6,7 +6,7 @@ idempotent: each instrument's `RecorderCursor` says up to which sequence number 
 reflects its stream, and it is moved in the same transaction as the writes it covers. An entry at
 or below the cursor is a duplicate (acknowledged, not re-applied); an entry beyond the cursor + 1
 waits until the one before it has been recorded (another recorder holds it, or held it and died:
-then its entries are claimed with XAUTOCLAIM once they have been idle long enough). Entries are
+then its entries are claimed with XCLAIM once they have been idle long enough). Entries are
 acknowledged only after the commit, so a crash loses nothing: the entry is read again.
 
 Every computation rounds the same way event by event (to the 8 places the database stores), so the
@@ -72,10 +72,9 @@ from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress
 logger = logging.getLogger("flashbook.recorder")
 
 GROUP = "recorders"
+_CLAIM_PAGE = 1000  # pending entries looked at per XPENDING
 EIGHT_PLACES = Decimal("0.00000001")
 ZERO = Decimal(0)
-# Ids per `IN (...)`: far below SQLite's limit on query parameters.
-_IN_CHUNK = 500
 # Rejections that do not give the order its exchange id (the id is someone else's, or unread).
 _ID_NOT_CONSUMED = frozenset({"DUPLICATE_ORDER_ID", "MALFORMED"})
 _ORDER_FIELDS = [
@@ -668,8 +667,8 @@ def _free_client_order_ids(orders: list[_Order]) -> None:
 
 def _chunks(values: Iterable[int]) -> Iterator[list[int]]:
     values = list(values)
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
+    for start in range(0, len(values), bulk_sql.IN_CHUNK):
+        yield values[start : start + bulk_sql.IN_CHUNK]
 
 
 def cursor_position(instrument: Instrument) -> int:
@@ -986,25 +985,33 @@ class Recorder:
 
     def _claim_abandoned(self) -> None:
         """Takes over entries another recorder read but has not acknowledged for
-        `claim_idle_ms` (it died, or hangs)."""
+        `claim_idle_ms` (it died, or hangs). Its own are left alone: an entry of ours that waited
+        that long (for the entry before it, on a slow machine) is not abandoned, and counting it
+        would report a take-over that never happened."""
         for key in self.keys:
-            start = "0-0"
+            start = "-"
             while True:
-                reply = self.redis.xautoclaim(
-                    key, GROUP, self.consumer, self.claim_idle_ms, start, count=1000
+                page = self.redis.xpending_range(
+                    key, GROUP, start, "+", _CLAIM_PAGE, idle=self.claim_idle_ms
                 )
-                next_start, claimed = reply[0], reply[1]
-                if claimed:
-                    self.stats.claimed += len(claimed)
-                    logger.info(
-                        "recorder claimed stream=%s entries=%d first=%s",
-                        key,
-                        len(claimed),
-                        _text(claimed[0][0]),
+                theirs = [p["message_id"] for p in page if _text(p["consumer"]) != self.consumer]
+                if theirs:
+                    # XCLAIM checks the idle time again: an entry its owner has just read or
+                    # acknowledged stays where it is.
+                    claimed = self.redis.xclaim(
+                        key, GROUP, self.consumer, self.claim_idle_ms, theirs, justid=True
                     )
-                if _text(next_start) == "0-0":
+                    if claimed:
+                        self.stats.claimed += len(claimed)
+                        logger.info(
+                            "recorder claimed stream=%s entries=%d first=%s",
+                            key,
+                            len(claimed),
+                            _text(claimed[0]),
+                        )
+                if len(page) < _CLAIM_PAGE:
                     break
-                start = next_start
+                start = "(" + _text(page[-1]["message_id"])
 
     def _log_progress(self, force: bool = False) -> None:
         now = time.monotonic()

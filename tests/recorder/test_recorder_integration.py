@@ -236,6 +236,24 @@ def test_entries_of_a_dead_recorder_are_claimed(file_db, r):
     assert_engine_agrees(r, symbols)
 
 
+def test_a_recorder_claims_only_the_entries_of_others(file_db, r):
+    """Its own entries, idle as long (waiting for the one before them on a slow machine), are not
+    taken over from itself: the count is of entries a dead recorder left."""
+    symbols = ["ONE", "TWO"]
+    random_streams(r, file_db, symbols, commands=200)
+    recorder = Recorder(symbols, consumer="heir", claim_idle_ms=100, batch=5)
+    recorder.ensure_groups()
+    streams = {journal.key("evt", s): ">" for s in symbols}
+    r.xreadgroup(GROUP, "dead", streams, count=3)
+    r.xreadgroup(GROUP, "heir", streams, count=4)
+    time.sleep(0.25)
+    recorder._claim_abandoned()
+    assert recorder.stats.claimed == 6
+    for symbol in symbols:
+        owners = r.xpending(journal.key("evt", symbol), GROUP)["consumers"]
+        assert owners == [{"name": b"heir", "pending": 7}]
+
+
 def test_redelivered_entries_are_acknowledged_and_change_nothing(file_db, r):
     symbols = ["ONE", "TWO"]
     random_streams(r, file_db, symbols, commands=800)
