@@ -38,10 +38,12 @@ import redis
 from stack import (
     CpuMeter,
     caught_up_after,
+    delete_prefix,
     postgres_answers,
     postgres_database,
     postgres_pids,
     postgres_url,
+    stop_processes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,16 +177,8 @@ def main() -> None:
             "runner": json.loads(out.strip().splitlines()[-1]),
         }
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+        stop_processes(processes)
+        delete_prefix(client, prefix)
         shutil.rmtree(folder, ignore_errors=True)
         if drop_db is not None:
             drop_db()

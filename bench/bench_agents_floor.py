@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from stack import CpuMeter
+from stack import CpuMeter, delete_prefix, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "agents_floor.json"
@@ -179,16 +179,8 @@ def run(processes: int, args, env: dict[str, str], client: redis.Redis) -> dict:
             "cores_busy": round(sum(cpu.values()) / window_s, 2),
         }
     finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+        stop_processes(started)
+        delete_prefix(client, prefix)
 
 
 def main() -> None:

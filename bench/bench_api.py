@@ -53,6 +53,7 @@ from stack import (
     CpuMeter,
     caught_up_after,
     children,
+    delete_prefix,
     postgres_answers,
     postgres_database,
     postgres_pids,
@@ -393,9 +394,7 @@ def main() -> int:
     finally:
         for proc in reversed(list(procs.values())):
             stop(proc)
-        keys = list(rds.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 1000):
-            rds.delete(*keys[i : i + 1000])
+        delete_prefix(rds, prefix)
         rds.close()
         if drop_db is not None:
             drop_db()

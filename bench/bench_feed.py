@@ -44,6 +44,7 @@ import uuid
 from pathlib import Path
 
 import redis
+from stack import delete_prefix, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "feed.json"
@@ -313,16 +314,8 @@ def main() -> None:
             runs.append(result)
             print(f"run {index + 1}: " + json.dumps(result), flush=True)
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            r.unlink(*keys[start : start + 500])
+        stop_processes(processes.values(), timeout=10)
+        delete_prefix(r, prefix)
 
     def median(name):
         return round(statistics.median(run[name] for run in runs), 1)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import redis
 from redis.connection import parse_url
+from stack import delete_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "worker.json"
@@ -167,12 +168,6 @@ class RawConnection:
 def redis_cpu(r: redis.Redis) -> float:
     info = r.info("cpu")
     return info["used_cpu_sys"] + info["used_cpu_user"]
-
-
-def delete_prefix(r: redis.Redis, prefix: str) -> None:
-    keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        r.unlink(*keys)
 
 
 # --- the worker ---------------------------------------------------------------------------------

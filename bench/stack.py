@@ -5,6 +5,7 @@ the recorders take to catch up, and the CPU time each part of the stack uses."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -136,3 +137,22 @@ class CpuMeter:
             name: sum(used - self.start[name].get(pid, 0.0) for pid, used in seen.items())
             for name, seen in self.last.items()
         }
+
+
+def stop_processes(processes, timeout: float = 15.0) -> None:
+    """SIGTERM to every process, then a wait for each (SIGKILL for one still running after
+    `timeout` seconds): the stack a benchmark started, stopped together."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def delete_prefix(client, prefix: str) -> None:
+    """Deletes every Redis key a benchmark's stack made under its key prefix."""
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.unlink(*keys[start : start + 500])

@@ -14,13 +14,20 @@ of nothing but NULLs is typed too.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import psycopg
 from django.db import connection
 
 # The most keys in one `IN (...)` (SQLite allows 999 parameters per statement before 3.32).
 IN_CHUNK = 500
+
+
+def chunks(values: Iterable) -> Iterator[list]:
+    """`values` in lists of at most `IN_CHUNK`, one per `IN (...)`."""
+    values = list(values)
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
 
 
 def quote(name: str) -> str:
@@ -57,8 +64,7 @@ def select_unique(model, columns: Sequence[str], key: str, keys: Sequence, **equ
     if connection.vendor != "postgresql":
         found: list[tuple] = []
         rows = model.objects.order_by().filter(**equal)
-        for start in range(0, len(keys), IN_CHUNK):
-            chunk = list(keys[start : start + IN_CHUNK])
+        for chunk in chunks(keys):
             found += rows.filter(**{f"{key}__in": chunk}).values_list(*columns)
         return found
     sql = _select_unique_sql(model, tuple(columns), key, tuple(equal))

@@ -46,7 +46,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -278,7 +278,7 @@ class _Projection:
         # transaction touches belongs to the instrument, serialized by its cursor's lock. The
         # lock is FOR NO KEY UPDATE (only cash changes): the gateway's inserts of orders, whose
         # foreign key checks take KEY SHARE on the account, are not blocked by it.
-        for chunk in _chunks(sorted(account_ids)):
+        for chunk in bulk_sql.chunks(sorted(account_ids)):
             query = (
                 Account.objects.select_for_update(no_key=True).filter(pk__in=chunk).order_by("pk")
             )
@@ -647,7 +647,7 @@ def _free_client_order_ids(orders: list[_Order]) -> None:
     already use one (the gateway lets clients choose theirs)."""
     taken = set()
     accounts = {order.account_id for order in orders}
-    for chunk in _chunks({order.create[0] for order in orders}):
+    for chunk in bulk_sql.chunks({order.create[0] for order in orders}):
         taken.update(
             Order.objects.filter(account_id__in=accounts, client_order_id__in=chunk).values_list(
                 "account_id", "client_order_id"
@@ -663,12 +663,6 @@ def _free_client_order_ids(orders: list[_Order]) -> None:
             client_order_id = f"{order.create[0]}-{suffix}"
         taken.add((order.account_id, client_order_id))
         order.create = (client_order_id, *rest)
-
-
-def _chunks(values: Iterable[int]) -> Iterator[list[int]]:
-    values = list(values)
-    for start in range(0, len(values), bulk_sql.IN_CHUNK):
-        yield values[start : start + bulk_sql.IN_CHUNK]
 
 
 def cursor_position(instrument: Instrument) -> int:
