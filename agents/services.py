@@ -235,6 +235,9 @@ def sim_resume() -> dict:
     return _changed()
 
 
+_instrument_command = gateway.blocking(gateway.instrument_command)
+
+
 def sim_reset() -> dict:
     """Starts a reset: halts every book, sends RESET to each (the engine cancels every resting
     order and zeroes its positions; the recorder marks the orders cancelled), and leaves the
@@ -249,7 +252,7 @@ def sim_reset() -> dict:
         after = {}
         for instrument in _instruments():
             after[instrument.symbol] = exchange_selectors.event_stream_last_id(instrument.symbol)
-            gateway.instrument_command(instrument=instrument, command="reset")
+            _instrument_command(instrument=instrument, command="reset")
         pending = {"after": after, "resume": resume, "at": _now_iso()}
         _set_state(client, "paused", reset_pending=json.dumps(pending))
     sim_reset_complete()  # at once if the engine and the recorder are that quick

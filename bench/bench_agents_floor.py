@@ -88,11 +88,12 @@ def worker(index: int, count: int, agents: int, rate: float, seconds: float) -> 
                         "qty": action.qty,
                         "maxpos": 10**9,
                         "stp": "cancel_newest",
-                        "ref": number,
                     }
                     if action.price is not None:
                         fields["px"] = action.price
-                    order_id = await journal.aappend_new(SYMBOL, fields)
+                    # No record and no client order id: only the journal and the engine.
+                    new = journal.NewEntry(account, fields, None, None)
+                    order_id = await journal.aappend_new(SYMBOL, new)
                     if action.tif == "gtc":
                         state.open_orders[order_id] = OpenOrder(
                             side=action.side,

@@ -367,6 +367,8 @@ def main() -> int:
             "p50_ms": round(percentile(out["latencies"], 0.50), 2),
             "p99_ms": round(percentile(out["latencies"], 0.99), 2),
             "errors": errors,
+            # The web workers' CPU per order answered: what order entry itself costs.
+            "web_cpu_us_per_order": round(cpu["uvicorn_workers"] / max(ok, 1) * 1e6, 1),
         }
         details = {
             "seconds": round(elapsed, 1),
@@ -384,6 +386,7 @@ def main() -> int:
                 for q in (50, 90, 95, 99, 99.9, 100)
             },
             "cpu_share_of_one_core": {k: round(v / elapsed, 2) for k, v in cpu.items()},
+            "cpu_us_per_order": {k: round(v / max(ok, 1) * 1e6, 1) for k, v in cpu.items()},
             "recorder_caught_up_after_s": lag_s,
         }
         print(json.dumps(details, indent=1), file=sys.stderr)

@@ -25,16 +25,17 @@ import time
 from contextlib import suppress
 from decimal import Decimal
 
+import flashbook_engine
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from exchange import journal
 from exchange.feed import (
     MarketState,
     Scale,
     count_accepted,
-    parse_event_lines,
     parse_md,
     private_events,
 )
@@ -56,8 +57,7 @@ def prefix() -> str:
     return settings.FLASHBOOK_REDIS_PREFIX
 
 
-def key(kind: str, symbol: str) -> str:
-    return f"{prefix()}:{kind}:{{{symbol}}}"
+key = journal.key  # the one definition of the protocol's key names
 
 
 def snapshot_key(symbol: str) -> str:
@@ -228,7 +228,7 @@ class Bridge:
     async def _events_between(self, symbol: str, after: int, before: int) -> list[list[str]] | None:
         """Event lines with after < seq < before, from the event stream; None if it lacks some."""
         stream = key("evt", symbol)
-        collected: list[list[list[str]]] = []
+        collected: list[list] = []
         position = "+"
         while True:
             entries = await self.redis.xrevrange(stream, max=position, count=64)
@@ -237,10 +237,10 @@ class Bridge:
             for _entry_id, fields in entries:
                 first, last = int(fields[b"first"]), int(fields[b"last"])
                 if last <= after:
-                    lines = [row for part in reversed(collected) for row in part]
-                    return [row for row in lines if after < int(row[0]) < before]
+                    events = [event for part in reversed(collected) for event in part]
+                    return [event for event in events if after < event.seq < before]
                 if first < before:
-                    collected.append(parse_event_lines(fields[b"e"].decode()))
+                    collected.append(flashbook_engine.decode_events(fields[b"e"].decode()))
             position = "(" + entries[-1][0].decode()
 
     # -- market data ---------------------------------------------------------------------------
@@ -275,7 +275,7 @@ class Bridge:
             else:
                 log.info("bridge: %s filled a gap of %d events", symbol, message.first - state.seq)
                 state.apply(missing, int(time.time() * 1000), through=message.first - 1)
-        state.apply(message.lines, int(time.time() * 1000), through=message.last)
+        state.apply(message.events, int(time.time() * 1000), through=message.last)
 
     async def _market_data(self) -> None:
         pubsub = self.redis.pubsub()
@@ -348,7 +348,8 @@ class Bridge:
                         state.count_orders(count_accepted(text))
                         if not self.watched:
                             continue
-                        mine = private_events(parse_event_lines(text), state.scale, self.watched)
+                        events = flashbook_engine.decode_events(text)
+                        mine = private_events(events, state.scale, self.watched)
                         for account_id, events in mine.items():
                             await self._send_text(
                                 account_group(account_id),

@@ -72,7 +72,11 @@ def select_unique(model, columns: Sequence[str], key: str, keys: Sequence, **equ
 
 
 def insert(model, fields: Sequence[str], rows: list[tuple]) -> None:
-    """Inserts `rows` (values in the order of `fields`)."""
+    """Inserts `rows` (values in the order of `fields`). On PostgreSQL with `COPY`: psycopg
+    formats its rows in C, where an `INSERT … FROM unnest(…)` has its arrays built by psycopg's
+    Python list dumper — 8 µs of the recorder's CPU per order row against 19 (500 rows of 17
+    columns a statement; the dumper was a quarter of the recorder's CPU under `make bench-agents`),
+    and less of the database's time."""
     if not rows:
         return
     if connection.vendor != "postgresql":
@@ -80,7 +84,14 @@ def insert(model, fields: Sequence[str], rows: list[tuple]) -> None:
         marks = ", ".join(["%s"] * len(fields))
         _execute_many(f"INSERT INTO {table(model)} ({columns}) VALUES ({marks})", rows)
         return
-    _execute_arrays(_insert_sql(model, tuple(fields)), rows)
+    connection.ensure_connection()
+    with (
+        connection.wrap_database_errors,
+        psycopg.Cursor(connection.connection) as cursor,
+        cursor.copy(_copy_sql(model, tuple(fields))) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def update(model, fields: Sequence[str], rows: list[tuple]) -> None:
@@ -142,9 +153,9 @@ def _select_unique_sql(model, columns: tuple[str, ...], key: str, equal: tuple[s
 
 
 @functools.cache
-def _insert_sql(model, fields: tuple[str, ...]) -> str:
+def _copy_sql(model, fields: tuple[str, ...]) -> str:
     columns = ", ".join(column(model, name) for name in fields)
-    return f"INSERT INTO {table(model)} ({columns}) SELECT * FROM {_unnest(model, fields)}"
+    return f"COPY {table(model)} ({columns}) FROM STDIN"
 
 
 @functools.cache

@@ -15,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import flashbook_engine
+
 BOOK_DEPTH = 20  # levels a side in book frames (the ladder shows 10, the depth chart 20)
 SEED_DEPTH = 20  # levels a side in the engine's book key
 RECENT_TRADES = 50  # trades in a snapshot, for the tape
@@ -45,108 +47,110 @@ class Scale:
 
 @dataclass(frozen=True, slots=True)
 class MdMessage:
-    """One market-data message: events `first..last`, their lines (split), and the BBO line."""
+    """One market-data message: events `first..last` and those of them it carries (decoded)."""
 
     first: int
     last: int
-    lines: list[list[str]]
+    events: list
 
 
 def parse_md(text: str) -> MdMessage:
-    """`M from to`, event lines, `B ...` (`docs/protocol.md`, "Market data")."""
-    rows = [line.split() for line in text.splitlines() if line.strip()]
-    if not rows or rows[0][0] != "M" or len(rows[0]) != 3:
+    """`M from to`, event lines, `B ...` (`docs/protocol.md`, "Market data"); the event lines are
+    decoded by the engine's own decoder, as everywhere."""
+    head, _, rest = text.partition("\n")
+    parts = head.split()
+    if len(parts) != 3 or parts[0] != "M":
         raise ValueError(f"not a market-data message: {text[:80]!r}")
-    return MdMessage(
-        first=int(rows[0][1]),
-        last=int(rows[0][2]),
-        lines=[row for row in rows[1:] if row[0] != "B"],
+    lines = "".join(
+        line + "\n" for line in rest.splitlines() if line.strip() and not line.startswith("B")
     )
-
-
-def parse_event_lines(text: str) -> list[list[str]]:
-    """The event lines of an event-stream entry, split (`seq kind ...`)."""
-    return [line.split() for line in text.splitlines() if line.strip()]
+    return MdMessage(
+        first=int(parts[1]), last=int(parts[2]), events=flashbook_engine.decode_events(lines)
+    )
 
 
 # --- private executions ---------------------------------------------------------------------
 
 
-def private_events(lines: list[list[str]], scale: Scale, watched: set[int]) -> dict[int, list]:
-    """Each watched account's own events among `lines`, as frame dicts. A trade concerns two
-    accounts and each gets it from its own side (role, side, remaining); nobody sees the other
-    party's account."""
+def private_events(events: list, scale: Scale, watched: set[int]) -> dict[int, list]:
+    """Each watched account's own events among `events` (decoded), as frame dicts. A trade
+    concerns two accounts and each gets it from its own side (role, side, remaining); nobody sees
+    the other party's account."""
     out: dict[int, list] = {}
-    for row in lines:
-        kind = row[1]
-        if kind == "L" or kind == "S":
+    for event in events:
+        kind = event.kind
+        if kind == "level" or kind == "status":
             continue
-        seq = int(row[0])
-        if kind == "T":
-            maker, taker = int(row[3]), int(row[5])
+        seq = event.seq
+        if kind == "trade":
+            maker, taker = event.maker_account, event.taker_account
             if maker not in watched and taker not in watched:
                 continue
-            aggressor = row[8]
+            aggressor = event.aggressor
             passive = "sell" if aggressor == "buy" else "buy"
-            base = {"seq": seq, "kind": "trade", "price": scale.price(int(row[6]))}
-            base["qty"] = scale.qty(int(row[7]))
+            base = {"seq": seq, "kind": "trade", "price": scale.price(event.price)}
+            base["qty"] = scale.qty(event.qty)
             if maker in watched:
                 out.setdefault(maker, []).append(
                     base
                     | {
-                        "order_id": int(row[2]),
+                        "order_id": event.maker_order_id,
                         "role": "maker",
                         "side": passive,
-                        "remaining": scale.qty(int(row[9])),
+                        "remaining": scale.qty(event.maker_remaining),
                     }
                 )
             if taker in watched:
                 out.setdefault(taker, []).append(
                     base
                     | {
-                        "order_id": int(row[4]),
+                        "order_id": event.taker_order_id,
                         "role": "taker",
                         "side": aggressor,
-                        "remaining": scale.qty(int(row[10])),
+                        "remaining": scale.qty(event.taker_remaining),
                     }
                 )
             continue
-        account = int(row[3])
+        account = event.account
         if account not in watched:
             continue
-        order_id = int(row[2])
-        if kind == "A":
-            event = {
+        if kind == "accepted":
+            frame = {
                 "kind": "accepted",
-                "side": row[4],
-                "type": row[5],
-                "time_in_force": row[6],
-                "price": scale.price(int(row[7])) if row[5] == "limit" else None,
-                "qty": scale.qty(int(row[8])),
-                "post_only": row[9] == "1",
-                "ref": int(row[10]),
+                "side": event.side,
+                "type": event.order_type,
+                "time_in_force": event.tif,
+                "price": scale.price(event.price) if event.order_type == "limit" else None,
+                "qty": scale.qty(event.qty),
+                "post_only": event.post_only,
+                "ref": event.client_ref,
             }
-        elif kind == "J":
-            event = {"kind": "rejected", "command": row[4], "reason": row[5], "ref": int(row[6])}
-        elif kind == "C":
-            event = {
+        elif kind == "rejected":
+            frame = {
+                "kind": "rejected",
+                "command": event.command,
+                "reason": event.reason,
+                "ref": event.client_ref,
+            }
+        elif kind == "cancelled":
+            frame = {
                 "kind": "cancelled",
-                "side": row[4],
-                "price": scale.price(int(row[5])),
-                "qty": scale.qty(int(row[6])),
-                "reason": row[7],
+                "side": event.side,
+                "price": scale.price(event.price),
+                "qty": scale.qty(event.qty),
+                "reason": event.reason,
             }
-        elif kind == "R":
-            event = {
+        elif kind == "replaced":
+            frame = {
                 "kind": "replaced",
-                "side": row[4],
-                "price": scale.price(int(row[7])),
-                "qty": scale.qty(int(row[8])),
-                "kept_priority": row[9] == "1",
+                "side": event.side,
+                "price": scale.price(event.price),
+                "qty": scale.qty(event.qty),
+                "kept_priority": event.kept_priority,
             }
         else:
             continue
-        out.setdefault(account, []).append({"seq": seq, "order_id": order_id, **event})
+        out.setdefault(account, []).append({"seq": seq, "order_id": event.order_id, **frame})
     return out
 
 
@@ -235,29 +239,29 @@ class MarketState:
         else:
             levels.pop(price, None)
 
-    def apply(self, lines: list[list[str]], now_ms: int, through: int | None = None) -> None:
-        """Applies level, trade and status lines above the current sequence number; trades wait
+    def apply(self, events: list, now_ms: int, through: int | None = None) -> None:
+        """Applies level, trade and status events above the current sequence number; trades wait
         in `pending_trades` for the next trades frame. `through`: the last sequence number the
-        lines cover (a message's `to`: its last events may be ones market data leaves out)."""
-        for row in lines:
-            seq = int(row[0])
+        events cover (a message's `to`: its last events may be ones market data leaves out)."""
+        for event in events:
+            seq = event.seq
             if seq <= self.seq:
                 continue
-            kind = row[1]
-            if kind == "L":
-                side, price, qty = row[2], int(row[3]), int(row[4])
+            kind = event.kind
+            if kind == "level":
+                side, price, qty = event.side, event.price, event.qty
                 self._set_level(side, price, qty)
                 if len(self.levels) == self.levels.maxlen:
                     self.levels_from = self.levels[0][0] + 1
                 self.levels.append((seq, side, price, qty))
                 self.book_dirty = True
-            elif kind == "T":
-                price, qty = self.scale.price(int(row[6])), int(row[7])
+            elif kind == "trade":
+                price, qty = self.scale.price(event.price), event.qty
                 trade = {
                     "seq": seq,
                     "price": price,
                     "qty": self.scale.qty(qty),
-                    "side": row[8],
+                    "side": event.aggressor,
                     "time": now_ms,
                 }
                 self.pending_trades.append(trade)
@@ -265,10 +269,10 @@ class MarketState:
                 self.volume += self.scale.lot_size * qty
                 self.last_price = price
                 self._count(trades=1)
-            elif kind == "S":
-                if row[2] == "HALTED":
+            elif kind == "status":
+                if event.status == "HALTED":
                     self.halted = True
-                elif row[2] == "RESUMED":
+                elif event.status == "RESUMED":
                     self.halted = False
                 self.book_dirty = True
             self.seq = seq

@@ -1,15 +1,24 @@
-"""The exchange's side of the Redis wire protocol (`docs/protocol.md`): key names, appending
-commands to a symbol's journal, waiting for the engine's reply, reading the book key.
+"""The exchange's side of the Redis wire protocol (`docs/protocol.md`), written once: key names,
+the append script, the records of orders the recorder has not recorded yet, the engine's replies.
 
-Only the gateway appends to journals; everything else here is reading.
+The journal is the truth and the database a projection of it: appending a NEW here is the only
+write an order makes before it is acknowledged. The append script gives the order its exchange id
+(which is also its id in the API and its database row's key), enforces its client order id's
+uniqueness per account, and keeps the order's record under its account until the recorder has
+written the row — so that its owner reads, cancels and replaces it at once, whatever the
+recorder's lag (`pending_orders`).
+
+Only the gateway appends to journals; the recorder forgets records; everything else reads.
 """
+
+from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import uuid
 import weakref
-from functools import cache
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import flashbook_engine
 import redis
@@ -20,41 +29,50 @@ from exchange.coalesce import Coalescer
 
 logger = logging.getLogger("flashbook.gateway")
 
-# Assigns the next order ids of the symbol and appends the NEWs in one atomic step, so ids increase
-# in journal order — the engine rejects a NEW whose id is not above every id it has seen. Takes
-# several NEWs at once (the async gateway sends the concurrent orders of a process together).
-# Each NEW with a `ref` (the gateway's order row) also goes into the symbol's pending hash, ref ->
-# id: the id the row will get from the recorder, known at once to whoever reads the row before
-# then (`pending_ids`); the recorder removes it once the row carries it.
-# KEYS: id counter, journal, pending hash. ARGV: for each NEW, the number of its field/value
-# arguments, then them (without `id`). Returns the ids, in order.
+# Appends NEWs in one atomic step. For each: a client order id the account used already returns
+# that order's id, negated, and appends nothing; otherwise the next id of the exchange-wide counter
+# (kept above the symbol's last id: the engine refuses a NEW whose id is not above every id it
+# has seen in the symbol) goes on the entry, and the order's record into its account's hash
+# (field = id), with the client order id's index entry (field = "c:" .. client order id).
+# KEYS: the exchange's id counter, the symbol's last id, the journal, then one account hash per
+# NEW. ARGV: for each NEW, the number of its field/value arguments, them (without `id`), its
+# client order id to index ("" for none: a generated one cannot collide) and its record ("" to
+# keep none). Returns the ids, in order.
 _APPEND_NEWS = """
 local ids = {}
-local i = 1
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local i, k = 1, 4
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
-  local id = redis.call('INCR', KEYS[1])
-  redis.call('XADD', KEYS[2], '*', 'id', id, unpack(ARGV, i + 1, i + n))
-  for f = i + 1, i + n, 2 do
-    if ARGV[f] == 'ref' then
-      redis.call('HSET', KEYS[3], ARGV[f + 1], id)
-      break
-    end
+  local coid, record = ARGV[i + n + 1], ARGV[i + n + 2]
+  local existing = false
+  if coid ~= '' then
+    existing = redis.call('HGET', KEYS[k], 'c:' .. coid)
   end
-  ids[#ids + 1] = id
-  i = i + n + 1
+  if existing then
+    ids[#ids + 1] = -tonumber(existing)
+  else
+    local id = redis.call('INCR', KEYS[1])
+    if id <= last then
+      id = last + 1
+      redis.call('SET', KEYS[1], id)
+    end
+    last = id
+    redis.call('XADD', KEYS[3], '*', 'id', id, unpack(ARGV, i + 1, i + n))
+    if record ~= '' then
+      redis.call('HSET', KEYS[k], id, record)
+      if coid ~= '' then
+        redis.call('HSET', KEYS[k], 'c:' .. coid, id)
+      end
+    end
+    ids[#ids + 1] = id
+  end
+  i = i + n + 3
+  k = k + 1
 end
+redis.call('SET', KEYS[2], last)
 return ids
 """
-
-
-def _script_args(commands: list[dict[str, str | int]]) -> list[str | int]:
-    argv: list[str | int] = []
-    for fields in commands:
-        argv.append(2 * len(fields))
-        for name, value in fields.items():
-            argv += [name, value]
-    return argv
 
 
 def key(kind: str, symbol: str) -> str:
@@ -62,68 +80,187 @@ def key(kind: str, symbol: str) -> str:
     return f"{settings.FLASHBOOK_REDIS_PREFIX}:{kind}:{{{symbol}}}"
 
 
-@cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2)
+def id_counter_key() -> str:
+    return f"{settings.FLASHBOOK_REDIS_PREFIX}:oid"
+
+
+def pending_key(account_id: int) -> str:
+    """The hash of an account's orders the recorder has not recorded yet (and their client order
+    ids' index)."""
+    return f"{settings.FLASHBOOK_REDIS_PREFIX}:pending:{{a{account_id}}}"
+
+
+def reply_key(symbol: str, listener: str) -> str:
+    return f"{settings.FLASHBOOK_REDIS_PREFIX}:reply:{{{symbol}}}:{listener}"
+
+
+COID_FIELD = "c:"
+
+# The Redis servers (and prefixes) whose id counter this process has raised to the database's
+# highest order key: once per process is enough.
+_id_floors_set: set[tuple[str, str]] = set()
+
+
+# --- the record of an order not recorded yet ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class PendingRecord:
+    """What the journal's NEW says of an order, kept until the recorder has written its row.
+    Prices in ticks (0 for a market order), quantities in lots, the time in ms since the epoch.
+    The gateway builds it before the append gives it its id (`order_id` 0 until then). As far as
+    a cancel or a replace is concerned it is an open order (`is_open`, `status`)."""
+
+    order_id: int
+    account_id: int
+    symbol: str
+    side: str
+    order_type: str
+    time_in_force: str
+    price_ticks: int
+    quantity_lots: int
+    post_only: bool
+    created_ms: int
+    client_order_id: str
+
+    status = "PENDING"
+    is_open = True
+
+    def encode(self) -> str:
+        # The client order id last: it is printable ASCII and may hold spaces.
+        return (
+            f"{self.symbol} {self.side} {self.order_type} {self.time_in_force} "
+            f"{self.price_ticks} {self.quantity_lots} {int(self.post_only)} {self.created_ms} "
+            f"{self.client_order_id}"
+        )
+
+    @classmethod
+    def decode(cls, order_id: int, account_id: int, raw: str | bytes) -> PendingRecord:
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        symbol, side, kind, tif, px, qty, post, ms, coid = raw.split(" ", 8)
+        return cls(
+            order_id=order_id,
+            account_id=account_id,
+            symbol=symbol,
+            side=side,
+            order_type=kind,
+            time_in_force=tif,
+            price_ticks=int(px),
+            quantity_lots=int(qty),
+            post_only=post == "1",
+            created_ms=int(ms),
+            client_order_id=coid,
+        )
+
+
+def _records(account_id: int, raw: dict) -> dict[int, PendingRecord]:
+    records = {}
+    for field, value in raw.items():
+        name = field.decode() if isinstance(field, bytes) else field
+        if not name.startswith(COID_FIELD):
+            records[int(name)] = PendingRecord.decode(int(name), account_id, value)
+    return records
+
+
+# --- synchronous readers (selectors, the recorder, operations) ---------------------------------
+
+
+_sync_clients: dict[str, redis.Redis] = {}
 
 
 def client() -> redis.Redis:
-    return _client(settings.REDIS_URL)
+    url = settings.REDIS_URL
+    found = _sync_clients.get(url)
+    if found is None:
+        found = _sync_clients[url] = redis.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=2
+        )
+    return found
 
 
-@cache
-def _append_news_script(url: str):
-    return _client(url).register_script(_APPEND_NEWS)
+def pending_orders(account_id: int) -> dict[int, PendingRecord]:
+    """The account's orders the journal has and the database may not yet, by id."""
+    return _records(account_id, client().hgetall(pending_key(account_id)))
 
 
-def append_new(symbol: str, fields: dict[str, str | int]) -> int:
-    """Appends a NEW to the symbol's journal and returns the order id it was given."""
-    script = _append_news_script(settings.REDIS_URL)
-    ids = script(keys=_append_keys(symbol), args=_script_args([fields]))
-    return int(ids[0])
+def pending_order(account_id: int, order_id: int) -> PendingRecord | None:
+    raw = client().hget(pending_key(account_id), str(order_id))
+    return None if raw is None else PendingRecord.decode(order_id, account_id, raw)
 
 
-def _append_keys(symbol: str) -> list[str]:
-    return [key("oid", symbol), key("cmd", symbol), key("pending", symbol)]
-
-
-def pending_ids(symbol: str, refs: list[int]) -> dict[int, int]:
-    """The exchange ids of journaled NEWs whose rows the recorder has not numbered yet, by `ref`
-    (the order row's primary key); refs it does not know are left out."""
-    if not refs:
+def pending_by_account(wanted: dict[int, list[int]]) -> dict[int, PendingRecord]:
+    """The records of these orders ({account id: [order ids]}) that exist, by order id: one
+    round trip for all (the recorder)."""
+    accounts = [(account, ids) for account, ids in wanted.items() if ids]
+    if not accounts:
         return {}
-    values = client().hmget(key("pending", symbol), refs)
-    return {ref: int(value) for ref, value in zip(refs, values, strict=True) if value is not None}
+    pipe = client().pipeline(transaction=False)
+    for account, ids in accounts:
+        pipe.hmget(pending_key(account), [str(i) for i in ids])
+    found = {}
+    for (account, ids), values in zip(accounts, pipe.execute(), strict=True):
+        for order_id, raw in zip(ids, values, strict=True):
+            if raw is not None:
+                found[order_id] = PendingRecord.decode(order_id, account, raw)
+    return found
 
 
-def forget_pending(symbol: str, refs: list[int]) -> None:
-    """Drops refs whose rows carry their exchange id now (the recorder, after its commit)."""
-    if refs:
-        client().hdel(key("pending", symbol), *refs)
+def forget_pending(records: list[PendingRecord]) -> None:
+    """Drops the records of orders whose rows are committed (the recorder, after its commit)."""
+    if not records:
+        return
+    by_account: dict[int, list[str]] = {}
+    for record in records:
+        by_account.setdefault(record.account_id, []).append(str(record.order_id))
+    pipe = client().pipeline(transaction=False)
+    for account, ids in by_account.items():
+        pipe.hdel(pending_key(account), *ids)
+    pipe.execute()
+
+
+def forget_client_order_ids(records: list[PendingRecord]) -> None:
+    """Drops the client order id index entries of recorded orders (the database has them now).
+    The recorder does this a while after its commit, never at once: see `recorder.COID_GRACE_S`."""
+    by_account: dict[int, list[str]] = {}
+    for record in records:
+        by_account.setdefault(record.account_id, []).append(COID_FIELD + record.client_order_id)
+    if not by_account:
+        return
+    pipe = client().pipeline(transaction=False)
+    for account, fields in by_account.items():
+        pipe.hdel(pending_key(account), *fields)
+    pipe.execute()
+
+
+_RAISE_FLOOR = (
+    "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
+    "redis.call('SET', KEYS[1], ARGV[1]) end"
+)
+
+
+def raise_id_floor(floor: int) -> None:
+    """`araise_id_floor` for synchronous callers (the recorder)."""
+    client().eval(_RAISE_FLOOR, 1, id_counter_key(), floor)
+    _id_floors_set.add((settings.REDIS_URL, settings.FLASHBOOK_REDIS_PREFIX))
 
 
 def append(symbol: str, fields: dict[str, str | int]) -> str:
-    """Appends any other command (cancel, replace, halt, resume, reset); returns its journal id."""
+    """Appends a command other than a NEW without the gateway: for tools and tests that write the
+    journal directly (the gateway's own commands go through `aappend`)."""
     return client().xadd(key("cmd", symbol), fields).decode()
 
 
-def new_reply_key(symbol: str) -> str:
-    return f"{settings.FLASHBOOK_REDIS_PREFIX}:reply:{{{symbol}}}:{uuid.uuid4().hex}"
+def read_book(symbol: str) -> dict | None:
+    raw = client().get(key("book", symbol))
+    return None if raw is None else json.loads(raw)
 
 
-def wait_reply(reply_key: str, timeout: float) -> str | None:
-    """The engine's event lines for a command, or None if they did not arrive in time."""
-    if timeout <= 0:
-        return None
-    answer = client().blpop([reply_key], timeout=timeout)
-    return None if answer is None else answer[1].decode()
-
-
-# --- asyncio -----------------------------------------------------------------------------------
+# --- asyncio: the gateway ----------------------------------------------------------------------
 # An asyncio Redis client belongs to the event loop it was made in: one per loop (uvicorn runs one
-# per worker process; tests may run several one after the other).
+# per worker process; a synchronous caller's `async_to_sync` may run a loop per call).
 
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncParts]" = (
+_async_parts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncParts] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -171,42 +308,92 @@ class _AsyncParts:
         )
         self.append_news = self.client.register_script(_APPEND_NEWS)
         self.appenders: dict[tuple[str, str], Coalescer] = {}  # (kind, symbol)
+        self.listeners: dict[str, ReplyListener] = {}
 
 
-def _async_parts() -> _AsyncParts:
+def _parts() -> _AsyncParts:
     loop = asyncio.get_running_loop()
-    parts = _async_clients.get(loop)
+    parts = _async_parts.get(loop)
     if (
         parts is None
         or parts.url != settings.REDIS_URL
         or parts.prefix != settings.FLASHBOOK_REDIS_PREFIX
     ):
-        parts = _async_clients[loop] = _AsyncParts()
+        parts = _async_parts[loop] = _AsyncParts()
     return parts
 
 
 def aclient() -> redis.asyncio.Redis:
     """This event loop's Redis client."""
-    return _async_parts().client
+    return _parts().client
 
 
-async def aappend_new(symbol: str, fields: dict[str, str | int]) -> int:
-    """`append_new` for asyncio callers; the NEWs of concurrent callers go in one script call."""
-    parts = _async_parts()
+async def aclose_loop() -> None:
+    """Closes this event loop's client and listeners (a loop that ends: `async_to_sync`'s)."""
+    parts = _async_parts.pop(asyncio.get_running_loop(), None)
+    if parts is None:
+        return
+    for listener in parts.listeners.values():
+        listener.close()
+    await parts.client.aclose()
+
+
+def id_floor_needed() -> bool:
+    return (settings.REDIS_URL, settings.FLASHBOOK_REDIS_PREFIX) not in _id_floors_set
+
+
+async def araise_id_floor(floor: int) -> None:
+    """Keeps the exchange's id counter at or above `floor` (the database's highest order key): a
+    Redis that lost its keys must not hand out ids the database's rows have."""
+    # Only ever raised (a concurrent INCR may have passed the floor meanwhile).
+    await _parts().client.eval(_RAISE_FLOOR, 1, id_counter_key(), floor)
+    _id_floors_set.add((settings.REDIS_URL, settings.FLASHBOOK_REDIS_PREFIX))
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A NEW for the append script: its journal fields (without `id`), the client order id to
+    index (None for a generated one), and the record to keep (None for none)."""
+
+    account_id: int
+    fields: dict[str, str | int]
+    client_order_id: str | None
+    record: PendingRecord | None
+
+
+def _script_call(symbol: str, news: list[NewEntry]) -> tuple[list[str], list[str | int]]:
+    keys = [id_counter_key(), key("oid", symbol), key("cmd", symbol)]
+    argv: list[str | int] = []
+    for new in news:
+        keys.append(pending_key(new.account_id))
+        argv.append(2 * len(new.fields))
+        for name, value in new.fields.items():
+            argv += (name, value)
+        argv.append(new.client_order_id or "")
+        argv.append("" if new.record is None else new.record.encode())
+    return keys, argv
+
+
+async def aappend_new(symbol: str, new: NewEntry) -> int:
+    """Appends a NEW; returns its exchange id, or minus the id of the account's order that has
+    this client order id already (then nothing was appended). The NEWs of concurrent callers go
+    in one script call."""
+    parts = _parts()
     appender = parts.appenders.get(("new", symbol))
     if appender is None:
-        keys = _append_keys(symbol)
 
-        async def append_all(commands: list[dict[str, str | int]]) -> list[int]:
-            return [int(i) for i in await parts.append_news(keys=keys, args=_script_args(commands))]
+        async def append_all(news: list[NewEntry]) -> list[int]:
+            keys, argv = _script_call(symbol, news)
+            return [int(i) for i in await parts.append_news(keys=keys, args=argv)]
 
         appender = parts.appenders[("new", symbol)] = Coalescer(append_all)
-    return await appender.submit(fields)
+    return await appender.submit(new)
 
 
 async def aappend(symbol: str, fields: dict[str, str | int]) -> None:
-    """`append` for asyncio callers; the commands of concurrent callers go in one pipeline."""
-    parts = _async_parts()
+    """Appends any other command (cancel, replace, halt, resume, reset); the commands of
+    concurrent callers go in one pipeline."""
+    parts = _parts()
     appender = parts.appenders.get(("cmd", symbol))
     if appender is None:
         journal_key = key("cmd", symbol)
@@ -222,39 +409,76 @@ async def aappend(symbol: str, fields: dict[str, str | int]) -> None:
     await appender.submit(fields)
 
 
-class ReplyListener:
-    """The engine's immediate outcomes for one symbol, for every order of this event loop.
+async def apending_order(account_id: int, order_id: int) -> PendingRecord | None:
+    raw = await aclient().hget(pending_key(account_id), str(order_id))
+    return None if raw is None else PendingRecord.decode(order_id, account_id, raw)
 
-    Rather than one reply list (and one blocked connection) per order, the orders of a process
-    name one list per symbol; this task pops whatever the engine pushed there, many at a time,
-    and hands each outcome to the order waiting for it, found by the `ref` the gateway gave the
-    NEW (its order's primary key), which the engine echoes in `accepted`/`rejected`."""
+
+async def aclient_order_id_holder(account_id: int, client_order_id: str) -> int | None:
+    """The id of the account's order with this client order id, while the journal's index has it."""
+    raw = await aclient().hget(pending_key(account_id), COID_FIELD + client_order_id)
+    return None if raw is None else int(raw)
+
+
+async def apending_orders(account_id: int) -> dict[int, PendingRecord]:
+    return _records(account_id, await aclient().hgetall(pending_key(account_id)))
+
+
+class ReplyListener:
+    """The engine's immediate outcomes for one symbol, for every order of this event loop: the
+    one way the gateway waits for the engine.
+
+    The NEWs of a loop name one reply list per symbol; this task pops whatever the engine pushed
+    there, many at a time, and hands each outcome to the order waiting for it, found by the order
+    id of its `accepted`/`rejected` line. An outcome may arrive before its order's caller, who
+    learns the id from the append, asks for it: it is kept a moment (`EARLY_KEPT`)."""
 
     BATCH = 256
+    EARLY_KEPT = 4096
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, client: redis.asyncio.Redis) -> None:
         self.symbol = symbol
-        self.key = f"{settings.FLASHBOOK_REDIS_PREFIX}:reply:{{{symbol}}}:{uuid.uuid4().hex}"
+        self.key = reply_key(symbol, f"{id(self):x}-{asyncio.get_running_loop().time():.6f}")
+        self._client = client
         self._waiting: dict[int, asyncio.Future] = {}
+        self._early: OrderedDict[int, list] = OrderedDict()
+        self._expected = 0  # replies asked for and not delivered yet
         self._task: asyncio.Task | None = None
 
-    def expect(self, ref: int) -> asyncio.Future:
-        """A future for the outcome of the NEW with this `ref` (the reply's decoded events);
-        register it before appending."""
+    def asked(self) -> None:
+        """A NEW naming this listener's key is about to be appended."""
+        self._expected += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._listen())
-        future = asyncio.get_running_loop().create_future()
-        self._waiting[ref] = future
-        return future
 
-    def forget(self, ref: int) -> None:
-        self._waiting.pop(ref, None)
+    def not_asked(self) -> None:
+        """The append failed: no reply will come for it."""
+        self._expected = max(0, self._expected - 1)
+
+    async def outcome(self, order_id: int, timeout: float) -> list | None:
+        """The decoded events of the NEW with this id, or None if they did not come in time."""
+        events = self._early.pop(order_id, None)
+        if events is not None:
+            return events
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[order_id] = future
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(order_id, None)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
     async def _listen(self) -> None:
-        client = aclient()
-        while self._waiting:
+        while self._expected > 0:
             try:
-                answer = await client.blmpop(1, 1, self.key, direction="RIGHT", count=self.BATCH)
+                answer = await self._client.blmpop(
+                    1, 1, self.key, direction="RIGHT", count=self.BATCH
+                )
             except redis.RedisError:
                 logger.warning("reply listener %s: Redis error", self.key, exc_info=True)
                 await asyncio.sleep(0.1)
@@ -262,33 +486,27 @@ class ReplyListener:
             if answer is None:
                 continue
             for raw in answer[1]:
+                self._expected = max(0, self._expected - 1)
                 self._deliver(raw.decode())
 
     def _deliver(self, lines: str) -> None:
         events = flashbook_engine.decode_events(lines)
         for event in events:
-            if event.kind in ("accepted", "rejected") and event.client_ref is not None:
-                future = self._waiting.pop(event.client_ref, None)
+            if event.kind in ("accepted", "rejected"):
+                future = self._waiting.pop(event.order_id, None)
                 if future is not None and not future.done():
                     future.set_result(events)  # decoded once, here
+                else:
+                    self._early[event.order_id] = events
+                    while len(self._early) > self.EARLY_KEPT:
+                        self._early.popitem(last=False)
                 return
-
-
-_listeners: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ReplyListener]]" = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def reply_listener(symbol: str) -> ReplyListener:
     """This event loop's listener for the symbol's replies."""
-    loop = asyncio.get_running_loop()
-    by_symbol = _listeners.setdefault(loop, {})
-    listener = by_symbol.get(symbol)
-    if listener is None or not listener.key.startswith(f"{settings.FLASHBOOK_REDIS_PREFIX}:"):
-        listener = by_symbol[symbol] = ReplyListener(symbol)
+    parts = _parts()
+    listener = parts.listeners.get(symbol)
+    if listener is None:
+        listener = parts.listeners[symbol] = ReplyListener(symbol, parts.client)
     return listener
-
-
-def read_book(symbol: str) -> dict | None:
-    raw = client().get(key("book", symbol))
-    return None if raw is None else json.loads(raw)

@@ -8,9 +8,6 @@ from exchange.models import OrderStatus
 
 # Cancel reasons that mean "the order's time in force ran out" rather than "someone cancelled it".
 _EXPIRY_REASONS = frozenset({"REMAINDER", "FOK_UNFILLABLE"})
-# The gateway's reject reason when appending to the journal failed — perhaps after Redis had
-# taken the entry, in which case the engine's answer comes all the same.
-JOURNAL_UNAVAILABLE = "JOURNAL_UNAVAILABLE"
 
 
 @dataclass
@@ -34,13 +31,8 @@ class OrderProgress:
         """Advances the state by one `flashbook_engine.Event` that concerns this order."""
         kind = event.kind
         if kind == "accepted":
-            # The engine's word is final: an order the gateway gave up on (the journal append
-            # timed out after Redis had taken it) was accepted all the same.
-            if self.status == OrderStatus.PENDING or (
-                self.status == OrderStatus.REJECTED and self.reject_reason == JOURNAL_UNAVAILABLE
-            ):
+            if self.status == OrderStatus.PENDING:
                 self.status = OrderStatus.NEW
-                self.reject_reason = ""
         elif kind == "rejected":
             # A refused cancel or replace leaves the order as it was (the order may even belong
             # to someone else: the engine answers UNKNOWN_ORDER for another account's order).

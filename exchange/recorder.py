@@ -46,6 +46,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import flashbook_engine
 import redis
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from exchange import bulk_sql, journal
@@ -62,12 +64,11 @@ from exchange.models import (
     Fill,
     Instrument,
     Order,
-    OrderStatus,
     Position,
     RecorderCursor,
     Trade,
 )
-from exchange.order_state import JOURNAL_UNAVAILABLE, OrderProgress
+from exchange.order_state import OrderProgress
 
 logger = logging.getLogger("flashbook.recorder")
 
@@ -75,8 +76,11 @@ GROUP = "recorders"
 _CLAIM_PAGE = 1000  # pending entries looked at per XPENDING
 EIGHT_PLACES = Decimal("0.00000001")
 ZERO = Decimal(0)
-# Rejections that do not give the order its exchange id (the id is someone else's, or unread).
-_ID_NOT_CONSUMED = frozenset({"DUPLICATE_ORDER_ID", "MALFORMED"})
+# How long a recorded order's client order id stays in the journal's index after the commit. The
+# gateway looks a client order id up in the database, then in the index (in the append script):
+# an index entry dropped between the two would let a retry through, so it outlives any request by
+# far; after it, the database answers.
+COID_GRACE_S = 60.0
 _ORDER_FIELDS = [
     "order_id",
     "status",
@@ -189,6 +193,15 @@ class _Order:
         self.dirty = False
 
 
+class _Cash:
+    """An account's cash, as far as the recorder reads and writes it."""
+
+    __slots__ = ("cash",)
+
+    def __init__(self, cash: Decimal) -> None:
+        self.cash = cash
+
+
 _ORDER_COLUMNS = (
     "pk",
     "instrument_id",
@@ -210,22 +223,21 @@ class _Projection:
     def __init__(self, instrument: Instrument):
         self.instrument = instrument
         self.by_id: dict[int, _Order] = {}  # by exchange order id
-        self.by_ref: dict[int, _Order] = {}  # by primary key, for the journal's `ref`
-        self.unnumbered: list[_Order] = []  # rejected before getting an exchange id
-        self.accounts: dict[int, Account] = {}  # only accounts that exist
+        self.records: dict[int, journal.PendingRecord] = {}  # the journal's, by order id
+        self.accounts: dict[int, _Cash] = {}  # only accounts that exist
         self.positions: dict[int, Position] = {}  # by account id
         self.dirty_accounts: set[int] = set()
         self.dirty_positions: set[int] = set()
         self.trades: list[tuple] = []
         self.fills: list[tuple] = []  # (trade seq, _Order, the other columns...)
         self.halted: bool | None = None
-        self.refs: list[int] = []  # the gateway's rows the engine answered for in this batch
+        self.recorded: list[journal.PendingRecord] = []  # records whose rows this batch writes
 
     # --- loading ---
 
     def load(self, events: list) -> None:
         order_ids: set[int] = set()
-        refs: set[int] = set()
+        news: dict[int, list[int]] = {}  # account -> ids of NEWs the engine answered
         account_ids: set[int] = set()
         reset = False
         for event in events:
@@ -240,50 +252,45 @@ class _Projection:
             elif kind == "accepted":
                 order_ids.add(event.order_id)
                 account_ids.add(event.account)
-                if event.client_ref:
-                    refs.add(event.client_ref)
+                news.setdefault(event.account, []).append(event.order_id)
             elif kind == "rejected":
-                if event.command == "new":
+                if event.command == "new" and event.order_id:
                     order_ids.add(event.order_id)
-                    if event.client_ref:
-                        refs.add(event.client_ref)
+                    news.setdefault(event.account, []).append(event.order_id)
             elif kind in ("cancelled", "replaced"):
                 order_ids.add(event.order_id)
             elif kind == "status" and event.status == "RESET":
                 reset = True
         instrument = self.instrument
-        self.refs = sorted(refs)
-        rows: dict[int, tuple] = {}
-        by_id = bulk_sql.select_unique(
+        rows = bulk_sql.select_unique(
             Order, _ORDER_COLUMNS, "order_id", sorted(order_ids), instrument_id=instrument.pk
         )
-        for row in by_id + bulk_sql.select_unique(Order, _ORDER_COLUMNS, "pk", self.refs):
-            rows[row[0]] = row
-        for pk, instrument_id, account, order_id, side, price, average, *state in rows.values():
+        for pk, instrument_id, account, order_id, side, price, average, *state in rows:
             status, reason, quantity, filled = state
             progress = OrderProgress(
-                order_id=order_id or 0,
+                order_id=order_id,
                 quantity_lots=instrument.qty_to_lots(quantity),
                 status=status,
                 filled_lots=instrument.qty_to_lots(filled),
                 reject_reason=reason,
             )
             order = _Order(pk, instrument_id, account, order_id, side, price, average, progress)
-            if pk in refs:
-                self.by_ref[pk] = order
-            if order_id is not None and instrument_id == instrument.pk:
-                self.by_id[order_id] = order
+            self.by_id[order_id] = order
+        # The journal's records of the NEWs whose rows this batch creates.
+        wanted = {account: [i for i in ids if i not in self.by_id] for account, ids in news.items()}
+        self.records = journal.pending_by_account(wanted)
         # Accounts are shared by every instrument, so recorders of other symbols may write them
         # at the same time: lock them (in one order, against deadlocks). Everything else this
         # transaction touches belongs to the instrument, serialized by its cursor's lock. The
-        # lock is FOR NO KEY UPDATE (only cash changes): the gateway's inserts of orders, whose
-        # foreign key checks take KEY SHARE on the account, are not blocked by it.
+        # lock is FOR NO KEY UPDATE (only cash changes): other recorders' inserts of orders and
+        # fills, whose foreign key checks take KEY SHARE on the account, are not blocked by it.
+        # Plain values, not model instances (a tenth of the recorder's CPU went to building them).
         for chunk in bulk_sql.chunks(sorted(account_ids)):
             query = (
                 Account.objects.select_for_update(no_key=True).filter(pk__in=chunk).order_by("pk")
             )
-            for account in query.only("pk", "cash"):
-                self.accounts[account.pk] = account
+            for pk, cash in query.values_list("pk", "cash"):
+                self.accounts[pk] = _Cash(cash)
         positions = Position.objects.filter(instrument=instrument)
         if not reset:  # a reset touches every position of the instrument
             positions = positions.filter(account_id__in=list(self.accounts))
@@ -310,10 +317,10 @@ class _Projection:
                 self._trade(event, executed_at)
                 trades += 1
             elif kind == "accepted":
-                self._accepted(event)
+                self._accepted(event, executed_at)
             elif kind == "rejected":
                 if event.command == "new":
-                    self._rejected_new(event)
+                    self._rejected_new(event, executed_at)
                 # A refused cancel or replace changes nothing that is stored.
             elif kind in ("cancelled", "replaced"):
                 order = self.by_id.get(event.order_id)
@@ -330,21 +337,8 @@ class _Projection:
                         self.dirty_positions.add(account_id)
         return trades
 
-    def _accepted(self, event) -> None:
-        order = None
-        if event.client_ref:
-            candidate = self.by_ref.get(event.client_ref)
-            if (
-                candidate is not None
-                and candidate.instrument_id == self.instrument.pk
-                and candidate.account_id == event.account
-                and candidate.side == event.side
-                and candidate.order_id in (None, event.order_id)
-                and _awaiting_engine(candidate.progress)
-            ):
-                order = candidate
-        holder = self.by_id.get(event.order_id)
-        if holder is not None and holder is not order:
+    def _accepted(self, event, executed_at: datetime) -> None:
+        if event.order_id in self.by_id:
             # The engine consumes an id with its first NEW, whatever the outcome, so it never
             # accepts a second NEW with it: this is a database out of step with the streams.
             logger.error(
@@ -354,23 +348,54 @@ class _Projection:
                 event.order_id,
             )
             return
+        order = self._from_record(event)
         if order is None:
             if event.account not in self.accounts:
                 return  # an account the database does not know: nothing of it is stored
-            order = self._new_order(event)
-        order.order_id = event.order_id
-        order.progress.order_id = event.order_id
-        self.by_id[event.order_id] = order
+            order = self._from_engine(event, executed_at)
         order.progress.apply(event)
         order.dirty = True
 
-    def _new_order(self, event) -> _Order:
+    def _from_record(self, event) -> _Order | None:
+        """The row of a NEW the gateway journaled, from the journal's record of it."""
+        record = self.records.get(event.order_id)
+        if (
+            record is None
+            or record.symbol != self.instrument.symbol
+            or (record.account_id != event.account and event.kind == "accepted")
+        ):
+            return None
+        instrument = self.instrument
+        is_limit = record.order_type == "limit"
+        order = _Order(
+            record.order_id,
+            instrument.pk,
+            record.account_id,
+            record.order_id,
+            record.side,
+            instrument.ticks_to_price(record.price_ticks) if is_limit else None,
+            None,
+            OrderProgress(order_id=record.order_id, quantity_lots=record.quantity_lots),
+        )
+        created = datetime.fromtimestamp(record.created_ms / 1000, UTC)
+        order.create = (
+            record.client_order_id,
+            record.order_type,
+            record.time_in_force,
+            record.post_only,
+            created,
+        )
+        self.by_id[record.order_id] = order
+        self.recorded.append(record)
+        return order
+
+    def _from_engine(self, event, executed_at: datetime) -> _Order:
         """The row of an order written to the journal by another tool than the gateway."""
         instrument = self.instrument
         is_limit = event.order_type == "limit"
         progress = OrderProgress(order_id=event.order_id, quantity_lots=event.qty)
         order = _Order(
-            None,
+            None,  # a key from the exchange's id counter, when saved
             instrument.pk,
             event.account,
             event.order_id,
@@ -384,38 +409,17 @@ class _Projection:
             event.order_type,
             event.tif,
             event.post_only,
+            executed_at,
         )
+        self.by_id[event.order_id] = order
         return order
 
-    def _rejected_new(self, event) -> None:
-        order = None
-        reason = event.reason
-        if event.client_ref:
-            candidate = self.by_ref.get(event.client_ref)
-            if (
-                candidate is not None
-                and candidate.instrument_id == self.instrument.pk
-                and _awaiting_engine(candidate.progress)
-                # A malformed entry may not have had a readable account.
-                and (candidate.account_id == event.account or reason == "MALFORMED")
-            ):
-                order = candidate
-        if order is None and event.order_id and reason != "DUPLICATE_ORDER_ID":
-            # No usable `ref`: the gateway's order is also known by the id it was given.
-            candidate = self.by_id.get(event.order_id)
-            if (
-                candidate is not None
-                and candidate.account_id == event.account
-                and candidate.progress.status == OrderStatus.PENDING
-            ):
-                order = candidate
+    def _rejected_new(self, event, executed_at: datetime) -> None:
+        if event.reason == "DUPLICATE_ORDER_ID" or event.order_id in self.by_id:
+            return  # the id is another order's: that order is not touched
+        order = self._from_record(event)  # a malformed entry may not have a readable account
         if order is None:
             return  # nothing stored: other tools' rejected orders get no row
-        if order.order_id is None and event.order_id and reason not in _ID_NOT_CONSUMED:
-            order.order_id = event.order_id
-            self.by_id[event.order_id] = order
-        elif order.order_id is None:
-            self.unnumbered.append(order)
         order.progress.apply(event)
         order.dirty = True
 
@@ -487,7 +491,7 @@ class _Projection:
             return times[moment]
 
         created, changed = [], []
-        for order in [*self.by_id.values(), *self.unnumbered]:
+        for order in self.by_id.values():
             if not order.dirty:
                 continue
             progress = order.progress
@@ -576,13 +580,25 @@ class _Projection:
 
     def _insert_orders(self, orders: list[_Order], stamp) -> None:
         instrument = self.instrument
-        _free_client_order_ids(orders)
+        keyless = [order for order in orders if order.pk is None]
+        if keyless:
+            # The gateway's orders have client order ids it checked; other tools' get one here.
+            _free_client_order_ids(keyless)
+            # Other tools' orders take keys from the exchange's id counter, which the gateway's
+            # orders' keys come from: the two never collide.
+            if journal.id_floor_needed():
+                journal.raise_id_floor(Order.objects.aggregate(top=Max("pk"))["top"] or 0)
+            top = journal.client().incrby(journal.id_counter_key(), len(keyless))
+            for offset, order in enumerate(keyless):
+                order.pk = top - len(keyless) + 1 + offset
+        ops = connection.ops
         rows = []
         for order in orders:
             progress = order.progress
-            client_order_id, order_type, tif, post_only = order.create
+            client_order_id, order_type, tif, post_only, created = order.create
             rows.append(
                 (
+                    order.pk,
                     instrument.pk,
                     order.account_id,
                     order.order_id,
@@ -597,13 +613,14 @@ class _Projection:
                     order.average_fill_price,
                     progress.status,
                     progress.reject_reason,
-                    stamp,
+                    ops.adapt_datetimefield_value(created),
                     stamp,
                 )
             )
         bulk_sql.insert(
             Order,
             [
+                "id",
                 "instrument",
                 "account",
                 "order_id",
@@ -623,23 +640,6 @@ class _Projection:
             ],
             rows,
         )
-        ids = [order.order_id for order in orders]
-        pks = dict(
-            Order.objects.filter(
-                instrument=instrument, order_id__gte=min(ids), order_id__lte=max(ids)
-            )
-            .values_list("order_id", "pk")
-            .iterator()
-        )
-        for order in orders:
-            order.pk = pks[order.order_id]
-
-
-def _awaiting_engine(progress: OrderProgress) -> bool:
-    """Whether the engine has yet to say anything about the gateway's order."""
-    return progress.status == OrderStatus.PENDING or (
-        progress.status == OrderStatus.REJECTED and progress.reject_reason == JOURNAL_UNAVAILABLE
-    )
 
 
 def _free_client_order_ids(orders: list[_Order]) -> None:
@@ -690,6 +690,7 @@ def record_entries(
     if entries[-1].last <= seen:
         result.done = [entry.entry_id for entry in entries]
         result.duplicates = len(entries)
+        _forget_duplicates(entries)
         return result
     if entries[0].first > seen + 1:
         result.blocked = True
@@ -700,10 +701,12 @@ def record_entries(
             cursor = RecorderCursor.objects.create(instrument=instrument)
         last = cursor.last_seq
         batches = []
+        duplicates = []
         for entry in entries:
             if entry.last <= last:
                 result.done.append(entry.entry_id)
                 result.duplicates += 1
+                duplicates.append(entry)
                 continue
             if entry.first > last + 1:
                 result.blocked = True  # an earlier entry is still with another recorder
@@ -726,18 +729,57 @@ def record_entries(
             projection.save()
             cursor.last_seq = last
             cursor.save(update_fields=["last_seq", "updated_at"])
-            if projection.refs:
-                symbol, refs = instrument.symbol, projection.refs
-                transaction.on_commit(lambda: _forget_pending(symbol, refs))
+            if projection.recorded:
+                recorded = projection.recorded
+                transaction.on_commit(lambda: _forget_records(recorded))
+        if duplicates:
+            transaction.on_commit(lambda: _forget_duplicates(duplicates))
     return result
 
 
-def _forget_pending(symbol: str, refs: list[int]) -> None:
-    """The journal's pending ids of rows that carry their exchange id now (or were rejected)."""
+# Records whose client order ids leave the journal's index once `COID_GRACE_S` has passed:
+# (when, records), oldest first.
+_coid_queue: deque[tuple[float, list[journal.PendingRecord]]] = deque()
+
+
+def _forget_records(records: list[journal.PendingRecord]) -> None:
+    """After the commit that wrote their rows: the journal's records of these orders go (readers
+    find the rows now); their client order ids a while later (`COID_GRACE_S`)."""
     try:
-        journal.forget_pending(symbol, refs)
-    except redis.RedisError:  # left behind: harmless (only read for rows without an id)
-        logger.warning("recorder could not clear %d pending ids of %s", len(refs), symbol)
+        journal.forget_pending(records)
+    except redis.RedisError:  # left behind: harmless (a reader prefers the row)
+        logger.warning("recorder could not clear %d order records", len(records))
+    _coid_queue.append((time.monotonic() + COID_GRACE_S, records))
+    forget_due_client_order_ids()
+
+
+def forget_due_client_order_ids(*, now: float | None = None) -> None:
+    now = time.monotonic() if now is None else now
+    due = []
+    while _coid_queue and _coid_queue[0][0] <= now:
+        due += _coid_queue.popleft()[1]
+    if due:
+        try:
+            journal.forget_client_order_ids(due)
+        except redis.RedisError:  # left behind: harmless (the order exists: a retry finds it)
+            logger.warning("recorder could not clear %d client order ids", len(due))
+
+
+def _forget_duplicates(entries: list[StreamEntry]) -> None:
+    """Entries recorded already (a redelivery): a recorder that died between its commit and
+    dropping the records left them behind; drop them now."""
+    wanted: dict[int, list[int]] = {}
+    for entry in entries:
+        for event in flashbook_engine.decode_events(entry.lines):
+            if event.kind in ("accepted", "rejected") and event.order_id:
+                wanted.setdefault(event.account, []).append(event.order_id)
+    if wanted:
+        try:
+            records = list(journal.pending_by_account(wanted).values())
+            journal.forget_pending(records)
+        except redis.RedisError:
+            return
+        _coid_queue.append((time.monotonic() + COID_GRACE_S, records))
 
 
 # ----- the consumer loop -------------------------------------------------------------------
@@ -892,6 +934,7 @@ class Recorder:
             return until_idle
         if not self._groups_ready:
             self.ensure_groups()
+        forget_due_client_order_ids(now=now)
         if now >= self._next_claim:
             self._claim_abandoned()
             self._next_claim = now + max(0.1, min(5.0, self.claim_idle_ms / 2000))

@@ -255,54 +255,121 @@ def trade_candles(instrument: Instrument, *, interval: str, limit: int) -> list[
     ]
 
 
+def order_from_record(record: journal.PendingRecord, instrument: Instrument, account=None) -> Order:
+    """An order the journal has and the recorder has not recorded yet, as an (unsaved) `Order`:
+    PENDING, with the id its row will have."""
+    created = datetime.fromtimestamp(record.created_ms / 1000, UTC)
+    is_limit = record.order_type == "limit"
+    order = Order(
+        pk=record.order_id,
+        instrument=instrument,
+        account_id=record.account_id,
+        order_id=record.order_id,
+        client_order_id=record.client_order_id,
+        side=record.side,
+        order_type=record.order_type,
+        time_in_force=record.time_in_force,
+        post_only=record.post_only,
+        price=instrument.ticks_to_price(record.price_ticks) if is_limit else None,
+        quantity=instrument.lots_to_qty(record.quantity_lots),
+        status=OrderStatus.PENDING,
+        created_at=created,
+        updated_at=created,
+    )
+    if account is not None:
+        order.account = account
+    return order
+
+
+def _pending(account: Account) -> list[Order]:
+    """The account's orders only the journal has yet (read before the database: one the recorder
+    records meanwhile is then found in one or the other, never in neither)."""
+    try:
+        records = journal.pending_orders(account.pk)
+    except redis.RedisError:
+        return []  # they appear once recorded
+    # A record outlives its row's commit by a moment (the recorder drops it after): the row wins.
+    recorded = set(Order.objects.filter(pk__in=list(records)).values_list("pk", flat=True))
+    records = {pk: record for pk, record in records.items() if pk not in recorded}
+    if not records:
+        return []
+    symbols = {record.symbol for record in records.values()}
+    instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+    return [
+        order_from_record(record, instruments[record.symbol], account)
+        for record in records.values()
+        if record.symbol in instruments
+    ]
+
+
+@dataclass
+class OrderList:
+    """An account's orders, newest (highest id) first: the recorded rows (a queryset, for the
+    paginator) and those only the journal has yet, merged page by page
+    (`IdCursorPagination.paginate_orders`)."""
+
+    recorded: QuerySet[Order]
+    pending: list[Order]
+
+
 def order_list(
     *,
     account: Account,
     symbol: str | None = None,
     status: str | None = None,
     open_only: bool = False,
-) -> QuerySet[Order]:
-    """An account's orders, newest first. The gateway writes an order before journaling it, so
-    this sees an order as soon as the API has acknowledged it (read-your-writes)."""
+) -> OrderList:
+    """An account's orders, newest first — those the gateway has acknowledged and the recorder
+    not yet recorded included (read-your-writes)."""
+    pending = _pending(account)
     orders = Order.objects.filter(account=account).select_related("instrument").order_by("-id")
     if symbol:
         orders = orders.filter(instrument__symbol=symbol)
+        pending = [order for order in pending if order.instrument.symbol == symbol]
     if status:
         orders = orders.filter(status=status)
+        pending = [order for order in pending if order.status == status]
     if open_only:
         orders = orders.filter(status__in=OPEN_STATUSES)
-    return orders
+    return OrderList(recorded=orders, pending=sorted(pending, key=lambda o: -o.pk))
 
 
 def order_get(*, account: Account, order_id: int) -> Order | None:
-    """One of the account's orders by its database id; None for another account's order."""
+    """One of the account's orders by its id (recorded or not yet); None for another account's
+    order."""
+    try:
+        record = journal.pending_order(account.pk, order_id)
+    except redis.RedisError:
+        record = None
     order = (
         Order.objects.filter(account=account, pk=order_id)
         .select_related("instrument")
         .prefetch_related("fills")
         .first()
     )
-    if order is not None:
-        complete_exchange_ids([order])
+    if order is None and record is not None:
+        instrument = Instrument.objects.filter(symbol=record.symbol).first()
+        if instrument is not None:
+            order = order_from_record(record, instrument, account)
     return order
 
 
-def complete_exchange_ids(orders) -> None:
-    """Gives each PENDING order without an exchange id the one the journal gave it, if it was
-    journaled: the row gets it only when the recorder records the engine's answer, and the owner
-    must see it at once (read-your-writes; a cancel needs it). One HMGET per symbol; nothing is
-    changed when Redis cannot be read (the id then appears with the recorder)."""
-    waiting: dict[str, list[Order]] = {}
-    for order in orders:
-        if order.order_id is None and order.status == OrderStatus.PENDING:
-            waiting.setdefault(order.instrument.symbol, []).append(order)
-    for symbol, unnumbered in waiting.items():
-        try:
-            ids = journal.pending_ids(symbol, [order.pk for order in unnumbered])
-        except redis.RedisError:
-            continue
-        for order in unnumbered:
-            order.order_id = ids.get(order.pk)
+def order_by_client_order_id(account: Account, client_order_id: str) -> Order | None:
+    """The account's recorded order with this client order id, with its instrument and fills."""
+    return (
+        Order.objects.filter(account=account, client_order_id=client_order_id)
+        .select_related("instrument")
+        .prefetch_related("fills")
+        .first()
+    )
+
+
+def open_orders_for_cancel(account: Account, symbol: str | None) -> list[tuple[str, int]]:
+    """(symbol, exchange id) of the account's recorded open orders (in one symbol, or all)."""
+    orders = Order.objects.filter(account=account, status__in=OPEN_STATUSES, order_id__isnull=False)
+    if symbol:
+        orders = orders.filter(instrument__symbol=symbol)
+    return list(orders.values_list("instrument__symbol", "order_id"))
 
 
 def fill_list(*, account: Account, symbol: str | None = None) -> QuerySet[Fill]:

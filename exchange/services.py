@@ -116,14 +116,18 @@ def api_token_touch(*, token: ApiToken) -> None:
 
 
 def instrument_halt_set(*, instrument: Instrument, halted: bool) -> Instrument:
-    """Halts or resumes trading: marks the instrument (the gateway then refuses new orders at
-    once) and sends HALT or RESUME to the engine through the gateway. If the command cannot be
-    sent, the flag is not changed either."""
-    with transaction.atomic():
-        Instrument.objects.filter(pk=instrument.pk).update(halted=halted)
-        gateway.instrument_command(instrument=instrument, command="halt" if halted else "resume")
+    """Halts or resumes trading: sends HALT or RESUME to the engine through the gateway, then
+    marks the instrument (the gateway then refuses new orders at once). The journal first: if
+    the command cannot be sent, nothing changes; if the flag's write fails after it, the
+    recorder sets the flag from the engine's HALTED/RESUMED event all the same. So it is not run
+    inside a transaction (the gateway refuses to be)."""
+    _instrument_command(instrument=instrument, command="halt" if halted else "resume")
+    Instrument.objects.filter(pk=instrument.pk).update(halted=halted)
     instrument.halted = halted
     return instrument
+
+
+_instrument_command = gateway.blocking(gateway.instrument_command)
 
 
 @transaction.atomic

@@ -1,6 +1,6 @@
 """Calls from the asyncio runner into synchronous Django code (services, selectors, cancel-all),
-on a small pool of threads of its own. Orders themselves go through the gateway's asyncio face
-(`gateway.aorder_submit` and friends), which batches the writes of concurrent orders.
+on a small pool of threads of its own. Orders themselves go through the gateway, which is asyncio
+(`gateway.order_submit` and friends) and batches the journal appends of concurrent orders.
 
 Why our own pool rather than `asgiref.sync_to_async`: with `thread_sensitive=True` every call
 would share one thread with every other sync_to_async user of the process; with `False`, each call

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 import flashbook_engine
 import redis
 import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from agents import keys
 from agents import selectors as agent_selectors
@@ -43,7 +45,7 @@ from agents.runner.agent import OPPOSITE, LiveAgent, derive_seed
 from agents.runner.desk import Desk
 from agents.runner.market import SymbolMarket
 from agents.strategies import Cancel, Place, Replace
-from exchange import gateway, journal, order_store
+from exchange import gateway, journal
 from exchange import selectors as exchange_selectors
 from exchange.errors import ExchangeError, Unavailable
 from exchange.gateway import OrderRequest
@@ -136,7 +138,9 @@ class Runner:
         finally:
             await self.redis.aclose()
             await asyncio.get_running_loop().run_in_executor(None, self.desk.close)
-            await asyncio.get_running_loop().run_in_executor(None, order_store.close_connections)
+            # The gateway's database reads ran on asgiref's thread for sync code: close its
+            # connection there.
+            await sync_to_async(connections.close_all)()
         return self.stats
 
     async def _start(self) -> None:
@@ -265,9 +269,8 @@ class Runner:
             )
             agent.submitting()
             try:
-                # The gateway's asyncio face: the orders of every agent in flight at once share
-                # database commits and Redis round trips (`exchange/order_store.py`).
-                outcome = await gateway.aorder_submit(account=agent.account, request=request)
+                # The orders of every agent in flight at once share the journal's round trips.
+                outcome = await gateway.order_submit(account=agent.account, request=request)
             except ExchangeError as exc:
                 agent.not_submitted()
                 await self._refused(agent, exc)
@@ -275,7 +278,8 @@ class Runner:
             except BaseException:
                 agent.not_submitted()
                 raise
-            agent.submitted(outcome.order, action, now_ns)
+            # The journal's record: all a cancel or replace of it needs (no model instance).
+            agent.submitted(outcome.record or outcome.order, action, now_ns)
             self.stats.orders += 1
             return
         order = agent.orders.get(action.key)
@@ -284,10 +288,10 @@ class Runner:
             return
         try:
             if isinstance(action, Cancel):
-                await gateway.aorder_cancel(account=agent.account, order=order)
+                await gateway.order_cancel(account=agent.account, order=order)
                 self.stats.cancels += 1
             elif isinstance(action, Replace):
-                await gateway.aorder_replace(
+                await gateway.order_replace(
                     account=agent.account,
                     order=order,
                     price=None if action.price is None else agent.tick_size * action.price,
@@ -316,9 +320,7 @@ class Runner:
 
     async def _cancel_all(self, agent: LiveAgent) -> None:
         try:
-            await self.desk.call(
-                gateway.order_cancel_all, account=agent.account, symbol=agent.symbol
-            )
+            await gateway.order_cancel_all(account=agent.account, symbol=agent.symbol)
         except ExchangeError as exc:
             logger.warning("agent %s: cancel-all failed: %s", agent.name, exc.message)
 

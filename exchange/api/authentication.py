@@ -8,6 +8,7 @@
 
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -17,7 +18,6 @@ from rest_framework.authentication import (
     get_authorization_header,
 )
 
-from exchange import order_store
 from exchange.models import Account
 from exchange.refresh import GroupedRefresh
 from exchange.selectors import api_token_by_secret, api_token_digest, api_tokens_by_digest
@@ -58,7 +58,7 @@ class Caller:
     account: Account
 
 
-# How long the order-entry fast path trusts a token once looked up: a revoked token (or a
+# How long order entry trusts a token once looked up: a revoked token (or a
 # deactivated user) is refused within this many seconds. Looked up again in the background before
 # then while orders keep coming (`exchange.refresh`).
 CALLER_CACHE_SECONDS = 1.0
@@ -77,13 +77,9 @@ def _callers_by_digest(digests: dict[str, None]) -> dict[str, Caller | None]:
     return callers
 
 
-async def _aread_callers(digests: dict[str, None]) -> dict[str, Caller | None]:
-    return await order_store.for_running_loop().read(_callers_by_digest, digests)
-
-
 # Every token in use in this process, looked up together (`GroupedRefresh`), by digest.
 _callers: GroupedRefresh[str, None, Caller | None] = GroupedRefresh(
-    CALLER_CACHE_SECONDS, _aread_callers
+    CALLER_CACHE_SECONDS, sync_to_async(_callers_by_digest)
 )
 
 

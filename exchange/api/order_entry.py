@@ -1,47 +1,48 @@
-"""The order-entry fast path: `POST /api/v1/orders/` from programs, served on the event loop.
+"""Placing an order over HTTP: `place`, shared by both of its entry points, and the entry point
+for programs — `POST /api/v1/orders/` with a bearer token, served on the event loop.
 
-Django's request cycle under ASGI costs about 1.5 ms of CPU per request on the machines we
-measure on (a hello-world view, no middleware: ~600 requests/s on 2 workers, against ~18,000 for a
-bare ASGI app), which alone rules out the order rate an exchange needs. So the one request that
-matters for throughput — a program placing an order with its bearer token — is answered here,
-without Django's handler, threads or per-request connections, and everything else goes to Django.
-
-It is an accelerator, not a second API: it answers only when the order is *accepted for the
-journal*, with exactly the body, status and headers the DRF view (`OrderListCreateApi.post`)
-gives; the gateway's async face (`gateway.aorder_submit`) does the work — the same validation, the
-same writes. Whenever the request is anything but that — another path or method, a session
-instead of a token, a body that is not plain JSON, an unknown token, invalid input, an idempotent
-retry that must be looked up, the throttle's limit — it hands the untouched request to Django,
-whose view answers it (the error format, 401, 413, 429...). Nothing is written before that point,
-so the view sees the request as if it came first.
+Why programs do not go through Django's handler: its request cycle under ASGI costs about 1.5 ms
+of CPU per request on the machines we measure on (a hello-world view, no middleware: ~600
+requests/s on 2 workers, against ~18,000 for a bare ASGI app), which alone rules out the order
+rate an exchange needs (`docs/benchmarks.md`). So `OrderEntryApp` answers every request that names
+that path and method and carries an `Authorization` header — successes and every failure, in the
+API's one error format — and Django answers everything else (pages, sessions, every other
+endpoint). Which of the two answers is decided from the request line and headers alone, before any
+work: a request is never handed from one to the other. The session-authenticated form of the same
+request (the trading page) goes through the DRF view, which calls the same `place`.
 
 What it trusts for a second (as the gateway's instrument cache does): a token and its account
-(`authentication.acaller_for_secret`), an account's standing (`gateway.ACCOUNT_CHECK_SECONDS`).
+(`authentication.acaller_for_secret`).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
-from rest_framework.exceptions import ParseError, ValidationError
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
 from exchange import gateway
 from exchange.api import serializers as s
 from exchange.api.authentication import KEYWORDS, MAX_SECRET_LENGTH, acaller_for_secret
-from exchange.api.errors import error_body
-from exchange.api.parsers import MAX_BODY_BYTES, parse_json
-from exchange.api.throttling import aorder_rate_allows
-from exchange.errors import ExchangeError
+from exchange.api.errors import error_body, first_error
+from exchange.api.parsers import MAX_BODY_BYTES, RequestTooLarge, parse_json
+from exchange.api.throttling import aorder_rate_wait
+from exchange.errors import ExchangeError, InvalidInput, NotFound
+from exchange.models import Account
 
 logger = logging.getLogger("flashbook.api")
 
 ORDERS_PATH = "/api/v1/orders/"
-JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
+ALLOWED_METHODS = "GET, POST, HEAD, OPTIONS"  # those of `views.OrderListCreateApi`
 
 Scope = dict
 Receive = Callable[[], Awaitable[dict]]
@@ -49,116 +50,150 @@ Send = Callable[[dict], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class _HandToDjango(Exception):
-    """Not the fast path's to answer: Django's view answers it."""
+async def place(account: Account, data: dict) -> tuple[int, dict]:
+    """Places an order from `OrderCreateSerializer`'s validated data: the HTTP status and the
+    body. 201: the engine's immediate outcome; 202: placed, no outcome yet; 200: a retry of a
+    client order id the account used already (nothing placed)."""
+    request, wait = s.order_request(data)
+    try:
+        outcome = await gateway.order_submit(account=account, request=request, wait=wait)
+    except NotFound as exc:
+        if exc.field != "symbol":
+            raise
+        # In a request body an unknown symbol is bad input, not a missing resource.
+        raise InvalidInput(exc.message, field="symbol", code=exc.code) from exc
+    if not outcome.created:
+        status = 200
+    elif outcome.engine:
+        status = 201
+    else:
+        status = 202
+    return status, s.OrderDetailSerializer(s.order_from_outcome(outcome)).data
 
 
-def _response_headers() -> list[tuple[bytes, bytes]]:
-    """The headers Django's middleware gives an API answer (SecurityMiddleware,
-    XFrameOptionsMiddleware; the JSON renderer's content type)."""
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"allow", b"GET, POST, HEAD, OPTIONS"),
-        (b"x-frame-options", settings.X_FRAME_OPTIONS.encode()),
-        (b"x-content-type-options", b"nosniff"),
-    ]
-    if settings.SECURE_REFERRER_POLICY:
-        headers.append((b"referrer-policy", settings.SECURE_REFERRER_POLICY.encode()))
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers.append(
-            (b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode())
-        )
-    return headers
+class _Refused(Exception):
+    """An answer in the error format."""
+
+    def __init__(self, status: int, code: str, message: str, field=None, headers=()) -> None:
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = list(headers)
+
+
+def _from_drf(exc: exceptions.APIException, headers=()) -> _Refused:
+    code = getattr(exc.detail, "code", None) or exc.default_code
+    return _Refused(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 class OrderEntryApp:
-    """ASGI middleware: order entry by token here, every other request to `django_app`."""
+    """ASGI: `POST /api/v1/orders/` with an `Authorization` header here, all else `django_app`."""
 
     def __init__(self, django_app: ASGIApp) -> None:
         self.django_app = django_app
         self._order_in = s.OrderCreateSerializer()  # built once: its fields are reused
-        self._order_out = s.OrderDetailSerializer()
         self._renderer = JSONRenderer()
-        self._headers: list[tuple[bytes, bytes]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._is_candidate(scope):
+        if not _is_ours(scope):
             await self.django_app(scope, receive, send)
             return
-        body, more = await _read_body(receive)
         try:
-            if more:
-                raise _HandToDjango  # too large: Django answers 413
-            await self._place(scope, body, send)
-        except _HandToDjango:
-            await self.django_app(scope, _replay(body, more, receive), send)
-
-    def _is_candidate(self, scope: Scope) -> bool:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"] != ORDERS_PATH
-            or scope.get("query_string")
-            or (settings.SECURE_SSL_REDIRECT and scope.get("scheme") != "https")
-        ):
-            return False
-        return _bearer_secret(scope) is not None
-
-    async def _place(self, scope: Scope, body: bytes, send: Send) -> None:
-        headers = dict(scope["headers"])  # a repeated header: the view decides
-        if headers.get(b"content-type") not in JSON_TYPES or not _host_allowed(headers):
-            raise _HandToDjango
-        caller = await acaller_for_secret(_bearer_secret(scope))
-        if caller is None:
-            raise _HandToDjango  # 401 from the view
-        try:
-            data = self._order_in.run_validation(parse_json(body))
-        except (ParseError, ValidationError):
-            raise _HandToDjango from None
-        if not await aorder_rate_allows(caller.user.pk):
-            raise _HandToDjango  # 429 from the view
-        order_request, wait = s.order_request(data)
-        try:
-            outcome = await gateway.aorder_submit(
-                account=caller.account, request=order_request, wait=wait
-            )
+            status, data = await self._place(scope, receive)
+            extra = []
+        except _Refused as refused:
+            status, extra = refused.status, refused.headers
+            data = error_body(refused.status, refused.code, refused.field, refused.message)
         except ExchangeError as exc:
-            if exc.status != 503:
-                raise _HandToDjango from None  # refused before anything was written
-            body = error_body(exc.status, exc.code, exc.field, exc.message)
-            await self._send(send, exc.status, body)
-            return
+            status, extra = exc.status, []
+            data = error_body(exc.status, exc.code, exc.field, exc.message)
         except Exception:
-            # Perhaps after the order was journaled: never hand it on (the view would place it
-            # again). The answer Django's handler500 gives.
             logger.exception("order entry failed")
-            body = error_body(500, "server_error", None, "Internal server error.")
-            await self._send(send, 500, body)
-            return
-        if not outcome.created:
-            raise _HandToDjango  # an idempotent retry: the view looks the order up
-        status = 201 if outcome.engine else 202
-        presented = s.order_from_outcome(outcome)
-        await self._send(send, status, self._order_out.to_representation(presented))
+            status, extra = 500, []
+            data = error_body(500, "server_error", None, "Internal server error.")
+        await self._send(send, scope, status, data, extra)
 
-    async def _send(self, send: Send, status: int, data: dict) -> None:
-        if self._headers is None:
-            self._headers = _response_headers()
+    async def _place(self, scope: Scope, receive: Receive) -> tuple[int, dict]:
+        # In the order Django and DRF check a request: the host, the credentials, the throttle,
+        # then the body.
+        headers = dict(scope["headers"])
+        if not _host_allowed(headers):
+            raise _Refused(400, "bad_request", "Bad request.")
+        secret = _bearer_secret(headers.get(b"authorization", b""))
+        caller = await acaller_for_secret(secret) if secret is not None else None
+        if caller is None:
+            message = (
+                "Malformed Authorization header: use 'Bearer <token>'."
+                if secret is None
+                else "Invalid or revoked token."
+            )
+            auth = [(b"www-authenticate", b'Bearer realm="api"')]
+            raise _Refused(401, "invalid_token", message, headers=auth)
+        wait = await aorder_rate_wait(caller.user.pk)
+        if wait is not None:
+            retry = [(b"retry-after", str(max(1, math.ceil(wait))).encode())]
+            raise _from_drf(exceptions.Throttled(wait), retry)
+        body = await _read_body(receive)
+        try:
+            data = self._order_in.run_validation(_parsed(headers.get(b"content-type"), body))
+        except exceptions.ValidationError as exc:
+            raise _validation_refusal(exc) from None
+        return await place(caller.account, data)
+
+    async def _send(self, send: Send, scope: Scope, status: int, data: dict, extra) -> None:
         payload = self._renderer.render(data)
-        headers = [*self._headers, (b"content-length", str(len(payload)).encode())]
+        headers = [
+            *_response_headers(scope.get("scheme") == "https"),
+            *extra,
+            (b"content-length", str(len(payload)).encode()),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
 
-def _bearer_secret(scope: Scope) -> str | None:
+def _parsed(content_type: bytes | None, body: bytes):
+    """The request's data as DRF's parser would give it, or a `_Refused`."""
+    try:
+        if not content_type:
+            return {}  # DRF: no media type, no data (the serializer names what is missing)
+        media, _, params = content_type.decode("latin-1").partition(";")
+        if media.strip().lower() != "application/json":
+            raise exceptions.UnsupportedMediaType(media.strip())
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        charset = "utf-8"
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "charset" and value.strip():
+                charset = value.strip().strip('"')
+        return parse_json(body, charset)
+    except exceptions.APIException as exc:
+        raise _from_drf(exc) from None
+
+
+def _validation_refusal(exc: exceptions.ValidationError) -> _Refused:
+    field, code, message = first_error(exc.detail)
+    return _Refused(400, code, message, field=field)
+
+
+def _is_ours(scope: Scope) -> bool:
+    if (
+        scope["type"] != "http"
+        or scope["method"] != "POST"
+        or scope["path"] != ORDERS_PATH
+        or (settings.SECURE_SSL_REDIRECT and scope.get("scheme") != "https")  # Django redirects
+    ):
+        return False
     for name, value in scope["headers"]:
         if name == b"authorization":
-            parts = value.split()
-            if len(parts) == 2 and parts[0].lower() in KEYWORDS:
-                if len(parts[1]) <= MAX_SECRET_LENGTH and parts[1].isascii():
-                    return parts[1].decode("ascii")
-            return None
-    return None
+            keyword = value.split(None, 1)[0].lower() if value.strip() else b""
+            return keyword in KEYWORDS
+    return False
+
+
+def _bearer_secret(value: bytes) -> str | None:
+    parts = value.split()
+    if len(parts) != 2 or len(parts[1]) > MAX_SECRET_LENGTH or not parts[1].isascii():
+        return None
+    return parts[1].decode("ascii")
 
 
 def _host_allowed(headers: dict[bytes, bytes]) -> bool:
@@ -180,33 +215,32 @@ def _host_valid(raw: bytes, allowed: tuple[str, ...], debug: bool) -> bool:
     return bool(domain) and validate_host(domain, allowed)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The request body, up to one byte more than the parser takes; and whether more follows
-    (then the rest stays unread for Django's handler)."""
+@functools.cache
+def _response_headers(secure: bool) -> list[tuple[bytes, bytes]]:
+    """The headers Django's middleware gives an API answer, taken from that middleware itself
+    (security headers, frame options) once per process, with the renderer's content type."""
+    request = HttpRequest()
+    request._get_scheme = lambda: "https" if secure else "http"  # what `is_secure` asks
+    response = HttpResponse()
+    SecurityMiddleware(lambda r: response).process_response(request, response)
+    XFrameOptionsMiddleware(lambda r: response).process_response(request, response)
+    headers = [(b"content-type", b"application/json"), (b"allow", ALLOWED_METHODS.encode())]
+    for name, value in response.headers.items():
+        if name.lower() != "content-type":
+            headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return headers
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The request body, up to one byte more than the parser takes."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks), True  # a disconnect: let Django see it
+            raise _Refused(400, "bad_request", "The client went away.")
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), False
-        if size > MAX_BODY_BYTES:
-            return b"".join(chunks), True
-
-
-def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
-    """A `receive` that gives Django the body read so far, then the rest of the request."""
-    replayed = False
-
-    async def replay() -> dict:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": more}
-        return await receive()
-
-    return replay
+        if not message.get("more_body", False) or size > MAX_BODY_BYTES:
+            return b"".join(chunks)

@@ -11,8 +11,9 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from exchange.gateway import CLIENT_ORDER_ID_MAX, STP_MODES, OrderOutcome, OrderRequest
+from exchange.gateway import OrderOutcome
 from exchange.models import Order, OrderStatus, OrderType, Side, TimeInForce
+from exchange.order_rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
 from exchange.selectors import CANDLE_INTERVALS, EIGHT_PLACES
 
 SYMBOL_MAX = 32
@@ -193,7 +194,7 @@ class OrderCreateSerializer(StrictSerializer):
 
 def order_request(data: dict) -> tuple[OrderRequest, float]:
     """The gateway's request from `OrderCreateSerializer`'s validated data, and how long to wait
-    for the engine's outcome (shared by the DRF view and the order-entry fast path)."""
+    for the engine's outcome (shared by both entry points of `order_entry.place`)."""
     request = OrderRequest(
         symbol=data["symbol"],
         side=data["side"],
@@ -271,8 +272,12 @@ class FillView:
 
 
 def order_with_fills(order: Order) -> Order:
-    """An order from the database, with its recorded fills, for `OrderDetailSerializer`."""
-    order.fill_views = [FillView(f.price, f.quantity, f.role) for f in order.fills.all()]
+    """An order with its recorded fills, for `OrderDetailSerializer` (one the recorder has not
+    recorded yet has none recorded)."""
+    if order._state.adding:
+        order.fill_views = []
+    else:
+        order.fill_views = [FillView(f.price, f.quantity, f.role) for f in order.fills.all()]
     return order
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 import weakref
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -75,33 +76,35 @@ def _counter(ttl: int) -> Coalescer:
 _counters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-async def aorder_rate_allows(user_pk: int) -> bool:
-    """`OrderRateThrottle`'s verdict for asyncio callers, on the same counter (the counts of
-    concurrent callers go to Redis in one round trip). Over the limit, the caller hands the
-    request to the DRF view, which answers 429 in the error format."""
+async def aorder_rate_wait(user_pk: int) -> float | None:
+    """`OrderRateThrottle`'s verdict for asyncio callers, on the same counter: None when the
+    request may go, else the seconds until the window ends. The counts of concurrent callers go to
+    Redis in one round trip."""
     limit = _parsed_rate(settings.FLASHBOOK_ORDER_RATE)
     if limit is None:
-        return True
-    cache = caches["default"]
-    if not isinstance(cache, RedisCache):
-        return True  # the view decides (its fallback counter lives in that cache)
+        return None
     num_requests, duration = limit
-    key, _ = _window_key(user_pk, duration, time.time())
-    loop = asyncio.get_running_loop()
+    now = time.time()
+    key, window_end = _window_key(user_pk, duration, now)
     ttl = duration + 1
-    counters = _counters.setdefault(loop, {})
-    client_ttl = (journal.aclient(), ttl)  # a test may point the loop at another Redis
-    counter = counters.get(client_ttl)
-    if counter is None:
-        counter = counters[client_ttl] = _counter(ttl)
+    cache = caches["default"]
     try:
-        # `make_key`: the view's key without its check for memcached-unsafe characters (the key
-        # is ours: ASCII, no spaces, short), which reads every character of it.
-        count = await counter.submit(cache.make_key(key))
+        if isinstance(cache, RedisCache):
+            loop = asyncio.get_running_loop()
+            counters = _counters.setdefault(loop, {})
+            client_ttl = (journal.aclient(), ttl)  # a test may point the loop at another Redis
+            counter = counters.get(client_ttl)
+            if counter is None:
+                counter = counters[client_ttl] = _counter(ttl)
+            # `make_key`: the view's key without its check for memcached-unsafe characters (the
+            # key is ours: ASCII, no spaces, short), which reads every character of it.
+            count = await counter.submit(cache.make_key(key))
+        else:
+            count = await sync_to_async(_window_count)(key, ttl)
     except Exception:  # Redis down: the gateway answers 503 anyway; do not fail here.
         logger.warning("order throttle: cannot reach Redis", exc_info=True)
-        return True
-    return count <= num_requests
+        return None
+    return None if count <= num_requests else max(0.0, window_end - now)
 
 
 @functools.lru_cache(maxsize=8)

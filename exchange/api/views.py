@@ -9,16 +9,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange import gateway, selectors, services
+from exchange.api import order_entry
 from exchange.api import serializers as s
 from exchange.api.pagination import IdCursorPagination, SeqCursorPagination
 from exchange.api.throttling import OrderRateThrottle
-from exchange.errors import InvalidInput, NotFound
+from exchange.errors import NotFound
 
 ERROR = s.ErrorSerializer
 AUTH_ERRORS = {401: ERROR, 403: ERROR}
 SYMBOL_PARAM = OpenApiParameter("symbol", str, OpenApiParameter.PATH, description="e.g. ACME")
 ORDER_PARAM = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The order's id.")
 TOKEN_PARAM = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The token's id.")
+
+_place = gateway.blocking(order_entry.place)
+_submit_cancel = gateway.blocking(gateway.order_cancel)
+_submit_replace = gateway.blocking(gateway.order_replace)
+_submit_cancel_all = gateway.blocking(gateway.order_cancel_all)
 
 
 def _valid(serializer_class, data) -> dict:
@@ -42,11 +48,9 @@ def _own_order(request, pk: int):
     return account, order
 
 
-def _page(view, request, queryset, serializer_class, complete=None) -> Response:
+def _page(view, request, queryset, serializer_class) -> Response:
     paginator = view.pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
-    if complete is not None:
-        complete(page)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
@@ -200,7 +204,9 @@ class OrderListCreateApi(APIView):
             status=query.get("status"),
             open_only=query["open"],
         )
-        return _page(self, request, orders, s.OrderSerializer, selectors.complete_exchange_ids)
+        paginator = self.pagination_class()
+        page = paginator.paginate_orders(orders, request, view=self)
+        return paginator.get_paginated_response(s.OrderSerializer(page, many=True).data)
 
     @extend_schema(
         tags=["orders"],
@@ -225,23 +231,12 @@ class OrderListCreateApi(APIView):
         },
     )
     def post(self, request):
+        # Programs (a bearer token) are answered by `order_entry.OrderEntryApp` before Django;
+        # this is the same request from the pages (the session). Both call `place`.
         data = _valid(s.OrderCreateSerializer, request.data)
         account = services.account_for_user(request.user)
-        order_request, wait = s.order_request(data)
-        try:
-            outcome = gateway.order_submit(account=account, request=order_request, wait=wait)
-        except NotFound as exc:
-            if exc.field != "symbol":
-                raise
-            # In a request body an unknown symbol is bad input, not a missing resource.
-            raise InvalidInput(exc.message, field="symbol", code=exc.code) from exc
-        if not outcome.created:
-            code = status.HTTP_200_OK
-        elif outcome.engine:
-            code = status.HTTP_201_CREATED
-        else:
-            code = status.HTTP_202_ACCEPTED
-        return Response(s.OrderDetailSerializer(s.order_from_outcome(outcome)).data, status=code)
+        code, body = _place(account, data)
+        return Response(body, status=code)
 
 
 class OrderDetailApi(APIView):
@@ -276,7 +271,7 @@ class OrderCancelApi(APIView):
     )
     def post(self, request, pk: int):
         account, order = _own_order(request, pk)
-        gateway.order_cancel(account=account, order=order)
+        _submit_cancel(account=account, order=order)
         return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -305,7 +300,7 @@ class OrderReplaceApi(APIView):
     def post(self, request, pk: int):
         data = _valid(s.OrderReplaceSerializer, request.data)
         account, order = _own_order(request, pk)
-        gateway.order_replace(
+        _submit_replace(
             account=account, order=order, price=data.get("price"), quantity=data.get("quantity")
         )
         return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
@@ -329,7 +324,7 @@ class OrderCancelAllApi(APIView):
     def post(self, request):
         data = _valid(s.OrderCancelAllSerializer, request.data)
         account = services.account_for_user(request.user)
-        count = gateway.order_cancel_all(account=account, symbol=data.get("symbol"))
+        count = _submit_cancel_all(account=account, symbol=data.get("symbol"))
         return Response({"requested": count}, status=status.HTTP_202_ACCEPTED)
 
 

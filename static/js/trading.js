@@ -140,9 +140,10 @@ function refreshSoon() {
 // Executions patch the open orders at once (the refresh above confirms them).
 function applyExecutions(frame) {
   for (const event of frame.events) {
-    const order =
-      orders.find((o) => o.symbol === frame.symbol && o.exchange_order_id === event.order_id) ||
-      (event.kind === "accepted" ? orders.find((o) => o.id === event.ref) : null);
+    // An order's id is its exchange id, known from the moment it is placed.
+    const order = orders.find(
+      (o) => o.symbol === frame.symbol && o.exchange_order_id === event.order_id,
+    );
     if (event.kind === "trade") {
       fills.unshift({
         executed_at: new Date().toISOString(),

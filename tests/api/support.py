@@ -73,3 +73,18 @@ LIMIT_BUY = {
     "quantity": "10",
     "wait": False,
 }
+
+
+def record(account, order_id: int, **changes) -> Order:
+    """Writes the row the recorder would write for an order only the journal has (no recorder runs
+    in these tests), with `changes` (a status, say), and drops the journal's record of it."""
+    from exchange.selectors import order_from_record
+
+    pending = journal.pending_order(account.pk, order_id)
+    assert pending is not None, f"order {order_id} is not in the journal's records"
+    order = order_from_record(pending, Instrument.objects.get(symbol=pending.symbol))
+    for name, value in changes.items():
+        setattr(order, name, value)
+    order.save(force_insert=True)
+    journal.forget_pending([pending])
+    return order

@@ -1,10 +1,9 @@
-"""The order-entry fast path (`exchange/api/order_entry.py`) in the real server: uvicorn serving
-`flashbook_site.asgi:application`, the engine worker, a Redis prefix of this module's own; on an
-SQLite file, and on a fresh PostgreSQL database when one answers at `TEST_POSTGRES_URL` (the store
-behind the fast path differs: a writer thread for SQLite, psycopg's asyncio connection for
-PostgreSQL). Every answer is checked against what the DRF view answers for the same request (a
-request with a query string always goes to the view), and every refusal against the journal and
-the database, which must be left untouched."""
+"""Order entry for programs (`exchange/api/order_entry.py`) in the real server: uvicorn serving
+`flashbook_site.asgi:application`, the engine worker, a Redis prefix of this module's own (no
+recorder: every order is read back from the journal's records); on an SQLite file, and on a fresh
+PostgreSQL database when one answers at `TEST_POSTGRES_URL`. Answers are checked against what
+Django answers for the same order, every refusal against the journal and the database, which must
+be left untouched, and the throttle for counting each request once."""
 
 from __future__ import annotations
 
@@ -22,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import flashbook_engine
 import pytest
 import redis
 from django.contrib.auth import get_user_model
 from django.db import connections
 
-from exchange import order_store
 from exchange.models import Order
 from exchange.services import api_token_create, api_token_revoke
 from tests.recorder.conftest import _sqlite_file
@@ -118,7 +117,6 @@ def _postgres_database():
         yield url
     finally:
         current.close()
-        order_store.close_connections()
         shared.clear()
         shared.update(saved)
         connections["default"] = previous
@@ -135,7 +133,6 @@ def _database(kind: str, folder: Path):
         database = folder / "db.sqlite3"
         with _sqlite_file(database):
             yield f"sqlite:///{database}"
-        order_store.close_connections()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -208,18 +205,32 @@ def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_the_fast_path_answers_as_the_view_does(stack):
+def test_order_entry_answers_as_django_does(stack):
+    """The order's body is what Django's detail view gives for it, and the headers those of
+    Django's middleware."""
     token = _user_token("parity")
-    fast = stack.post({**ORDER, "wait": False}, token)
-    view = stack.post({**ORDER, "wait": False}, token, path="/api/v1/orders/?via=view")
-    assert fast[0] == view[0] == 202, (fast, view)
-    fast_body, view_body = json.loads(fast[2]), json.loads(view[2])
-    assert set(fast_body) == set(view_body)
-    assert {k: v for k, v in fast_body.items() if k not in VOLATILE} == {
-        k: v for k, v in view_body.items() if k not in VOLATILE
-    }
-    assert fast_body["status"] == "PENDING" and fast_body["exchange_order_id"] is not None
-    assert _stable(fast[1]) == _stable(view[1])
+    status, headers, body = stack.post({**ORDER, "wait": False}, token)
+    assert status == 202, body
+    placed = json.loads(body)
+    assert placed["status"] == "PENDING" and placed["exchange_order_id"] == placed["id"]
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=20)
+    conn.request("GET", "/api/v1/orders/", headers={"Authorization": f"Bearer {token}"})
+    listing = conn.getresponse()
+    listing.read()
+    django_headers = {k.lower(): v for k, v in listing.getheaders()}
+    conn.close()
+    for name in (
+        "content-type",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+        "cross-origin-opener-policy",
+        "allow",
+    ):
+        assert headers.get(name) == django_headers.get(name), name
+    detail_status, detail = stack.get(f"/api/v1/orders/{placed['id']}/", token)
+    assert detail_status == 200
+    assert detail == placed
 
 
 def test_an_accepted_order_is_at_once_readable_with_its_exchange_id(stack):
@@ -260,7 +271,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("body", "status", "code"), BAD)
-def test_bad_input_is_answered_by_the_view_and_writes_nothing(stack, body, status, code):
+def test_bad_input_is_refused_in_the_error_format_and_writes_nothing(stack, body, status, code):
     token = _user_token("bad")
     before, orders_before = stack.journal_length(), Order.objects.count()
     answer = stack.post(body, token)
@@ -305,18 +316,20 @@ def test_a_retry_with_the_same_client_order_id_places_one_order(stack):
     assert again[0] == 200 and json.loads(again[2])["id"] == json.loads(answers[0][2])["id"]
 
 
-def test_the_throttle_counts_both_paths(stack):
+def test_the_throttle_counts_each_request_once(stack):
+    """Whatever a request turns out to be — placed, a retry, bad input — it is counted once: the
+    last of the minute's allowance is answered, the next one is 429."""
     token = _user_token("throttle")
-    body = {**ORDER, "wait": False}
+    retry = {**ORDER, "client_order_id": "throttle-retry", "wait": False}
+    kinds = [retry, retry, {**ORDER, "price": "99.505"}, {**ORDER, "wait": False}]
     for i in range(RATE_PER_MIN):
-        path = "/api/v1/orders/" if i % 2 else "/api/v1/orders/?via=view"
-        status, _, answer = stack.post(body, token, path=path)
+        status, _, answer = stack.post(kinds[i % len(kinds)], token)
         if status == 429:  # the minute's window turned over mid-way: start again
             pytest.skip("the throttle window ended during the test")
-        assert status == 202, answer
-    status, headers, answer = stack.post(body, token)
+        assert status in (200, 202, 400), answer
+    status, headers, answer = stack.post({**ORDER, "wait": False}, token)
     assert status == 429 and json.loads(answer)["error"]["code"] == "throttled"
-    assert "retry-after" in headers
+    assert int(headers["retry-after"]) >= 1
 
 
 def test_a_revoked_token_is_refused_within_a_second(stack):
@@ -326,3 +339,35 @@ def test_a_revoked_token_is_refused_within_a_second(stack):
     api_token_revoke(user=user, token_id=token_row.pk)
     time.sleep(1.2)
     assert stack.post({**ORDER, "wait": False}, token)[0] == 401
+
+
+def test_an_order_only_the_journal_has_is_replaced_cancelled_and_cancelled_all(stack):
+    """No recorder runs: the rows do not exist, and the engine takes every command all the same."""
+    token = _user_token("no-recorder")
+    placed = [json.loads(stack.post({**ORDER, "wait": True}, token)[2]) for _ in range(3)]
+    assert [o["status"] for o in placed] == ["NEW"] * 3
+    assert not Order.objects.filter(pk__in=[o["id"] for o in placed]).exists()
+    first, second, third = (o["id"] for o in placed)
+    replace = stack.post({"quantity": "1"}, token, path=f"/api/v1/orders/{first}/replace")
+    assert replace[0] == 202, replace
+    cancel = stack.post(None, token, path=f"/api/v1/orders/{second}/cancel", raw=b"")
+    assert cancel[0] == 202, cancel
+    everything = stack.post({}, token, path="/api/v1/orders/cancel-all")
+    assert everything[0] == 202 and json.loads(everything[2]) == {"requested": 3}
+
+    def engine_said() -> dict:
+        said = {}
+        for _, fields in stack.redis.xrange(f"{stack.prefix}:evt:{{ACME}}"):
+            for event in flashbook_engine.decode_events(fields["e"]):
+                if event.kind in ("replaced", "cancelled") and event.order_id in (
+                    first,
+                    second,
+                    third,
+                ):
+                    said.setdefault(event.order_id, []).append(event.kind)
+        return said
+
+    _wait_until(lambda: len(engine_said()) == 3, 10, "the engine's answers")
+    said = engine_said()
+    assert said[first] == ["replaced", "cancelled"]
+    assert said[second] == ["cancelled"] and said[third] == ["cancelled"]

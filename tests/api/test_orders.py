@@ -5,8 +5,16 @@ import pytest
 from django.urls import reverse
 
 from exchange.models import Order, OrderStatus
+from exchange.services import account_for_user
 
-from .support import LIMIT_BUY, assert_error, journal_entries, journal_length, make_instrument
+from .support import (
+    LIMIT_BUY,
+    assert_error,
+    journal_entries,
+    journal_length,
+    make_instrument,
+    record,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -26,14 +34,15 @@ def test_an_order_is_journaled_and_visible_at_once(api, instrument, redis_client
     assert body["exchange_order_id"] == 1
     assert (body["price"], body["quantity"], body["filled_quantity"]) == ("99.5", "10", "0")
     assert body["client_order_id"] == "my-1"
+    assert body["id"] == body["exchange_order_id"]
     [entry] = journal_entries(redis_client, "ACME")
     assert entry["t"] == "new"
     assert (entry["px"], entry["qty"], entry["side"]) == ("9950", "10", "buy")
-    assert entry["ref"] == str(body["id"])
+    assert (entry["id"], entry["coid"]) == ("1", "my-1")  # every field its row needs
 
-    # The row gets its exchange id from the recorder (none runs here); until then the owner sees
-    # the one the journal gave it.
-    assert Order.objects.get(pk=body["id"]).order_id is None
+    # The journal is the order's only write: the recorder writes the row (none runs here); until
+    # then its owner reads it from the journal's record.
+    assert not Order.objects.exists()
     listed = api.get(ORDERS).json()["results"]
     assert [(o["id"], o["exchange_order_id"]) for o in listed] == [(body["id"], 1)]
     detail = api.get(f"{ORDERS}{body['id']}/")
@@ -56,15 +65,28 @@ def test_a_retry_with_the_same_client_order_id_returns_the_same_order(
     second = place(api, client_order_id="retry-me")
 
     assert (first.status_code, second.status_code) == (202, 200)
-    assert second.json()["id"] == first.json()["id"]
-    assert Order.objects.count() == 1
+    assert second.json() == {**first.json(), "fills": []}
     assert journal_length(redis_client, "ACME") == 1
 
 
-def test_client_order_ids_are_per_account(api, bob_api, instrument):
+def test_a_retry_after_the_order_is_recorded_returns_the_recorded_order(
+    api, alice, instrument, redis_client
+):
+    first = place(api, client_order_id="retry-later").json()
+    record(account_for_user(alice), first["id"], status=OrderStatus.NEW)
+    # A day later the journal's index of client order ids has let it go: the database answers.
+    keys = redis_client.keys("*:pending:*")
+    redis_client.delete(*keys)
+    second = place(api, client_order_id="retry-later")
+    assert second.status_code == 200
+    assert (second.json()["id"], second.json()["status"]) == (first["id"], "NEW")
+    assert journal_length(redis_client, "ACME") == 1
+
+
+def test_client_order_ids_are_per_account(api, bob_api, instrument, redis_client):
     assert place(api, client_order_id="same").status_code == 202
     assert place(bob_api, client_order_id="same").status_code == 202
-    assert Order.objects.count() == 2
+    assert journal_length(redis_client, "ACME") == 2
 
 
 def test_users_see_only_their_own_orders(api, bob_api, instrument, redis_client):
@@ -85,7 +107,8 @@ def test_users_see_only_their_own_orders(api, bob_api, instrument, redis_client)
     assert journal_length(redis_client, "ACME") == length
 
 
-def test_cancel_replace_and_cancel_all_send_commands(api, instrument, redis_client):
+def test_cancel_replace_and_cancel_all_send_commands(api, alice, instrument, redis_client):
+    account = account_for_user(alice)
     order = place(api).json()
 
     cancel = api.post(f"{ORDERS}{order['id']}/cancel")
@@ -101,19 +124,22 @@ def test_cancel_replace_and_cancel_all_send_commands(api, instrument, redis_clie
     assert entries[1] == {"t": "cancel", "id": "1", "acct": acct}
     assert entries[2] == {"t": "replace", "id": "1", "acct": acct, "px": "9960", "qty": "4"}
 
-    # The recorder would mark it NEW with its id; cancel-all sends a cancel per open order.
-    Order.objects.filter(pk=order["id"]).update(status=OrderStatus.NEW, order_id=1)
+    # Cancel-all sends a cancel per open order: recorded, or only in the journal yet.
+    second = place(api).json()
+    record(account, order["id"], status=OrderStatus.NEW)
     everything = api.post(f"{ORDERS}cancel-all", {}, format="json")
     assert everything.status_code == 202
-    assert everything.json() == {"requested": 1}
+    assert everything.json() == {"requested": 2}
+    cancels = [e["id"] for e in journal_entries(redis_client, "ACME") if e["t"] == "cancel"]
+    assert sorted(cancels[-2:]) == sorted([str(order["id"]), str(second["id"])])
     elsewhere = api.post(f"{ORDERS}cancel-all", {"symbol": "OTHER"}, format="json")
     assert elsewhere.json() == {"requested": 0}
     assert journal_entries(redis_client, "ACME")[-1]["t"] == "cancel"
 
 
-def test_a_finished_order_cannot_be_cancelled(api, instrument):
+def test_a_finished_order_cannot_be_cancelled(api, alice, instrument):
     order = place(api).json()
-    Order.objects.filter(pk=order["id"]).update(status=OrderStatus.FILLED)
+    record(account_for_user(alice), order["id"], status=OrderStatus.FILLED)
     assert_error(api.post(f"{ORDERS}{order['id']}/cancel"), 409, "order_not_open")
 
 
@@ -142,11 +168,11 @@ def test_replace_validates_its_input(api, instrument, redis_client):
     assert journal_length(redis_client, "ACME") == length
 
 
-def test_orders_filter_by_symbol_and_status(api, instrument):
+def test_orders_filter_by_symbol_and_status(api, alice, instrument):
     make_instrument("GLOBEX")
     acme = place(api).json()
     globex = place(api, symbol="GLOBEX").json()
-    Order.objects.filter(pk=globex["id"]).update(status=OrderStatus.FILLED)
+    record(account_for_user(alice), globex["id"], status=OrderStatus.FILLED)
 
     def ids(query):
         response = api.get(ORDERS, query)
@@ -161,15 +187,19 @@ def test_orders_filter_by_symbol_and_status(api, instrument):
     assert_error(api.get(ORDERS, {"status": "SLEEPING"}), 400, "invalid_choice", "status")
 
 
-def test_order_lists_are_paginated_with_a_cursor(api, instrument):
-    ids = [place(api).json()["id"] for _ in range(5)]
+def test_order_lists_are_paginated_with_a_cursor(api, alice, instrument):
+    ids = [place(api).json()["id"] for _ in range(7)]
+    account = account_for_user(alice)
+    for order_id in ids[1::2]:  # recorded and not recorded yet, interleaved
+        record(account, order_id, status=OrderStatus.NEW)
 
     page = api.get(ORDERS, {"limit": 2}).json()
-    seen = [o["id"] for o in page["results"]]
+    pages = [[o["id"] for o in page["results"]]]
     while page["next"]:
         page = api.get(page["next"]).json()
-        seen += [o["id"] for o in page["results"]]
-    assert seen == ids[::-1]
+        pages.append([o["id"] for o in page["results"]])
+    assert [len(p) for p in pages] == [2, 2, 2, 1]
+    assert [i for p in pages for i in p] == ids[::-1]
     assert_error(api.get(ORDERS, {"cursor": "garbage"}), 400, "invalid_cursor", "cursor")
 
 

@@ -19,7 +19,8 @@ from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from exchange.gateway import OrderRequest, order_submit
+from exchange import gateway
+from exchange.gateway import OrderRequest
 from exchange.services import account_for_user, api_token_create
 
 from .support import make_instrument, make_user
@@ -68,7 +69,7 @@ def fuzz(db, settings):
     user = make_user("fuzzer", is_staff=True)
     _, secret = api_token_create(user=user, name="fuzz")
     spare, _ = api_token_create(user=user, name="to revoke")
-    order = order_submit(
+    order = gateway.blocking(gateway.order_submit)(
         account=account_for_user(user),
         request=OrderRequest(symbol="ACME", side="buy", quantity=Decimal(1), price=Decimal(99)),
     ).order

@@ -85,12 +85,12 @@ def test_bridge_frames_reach_clients_of_every_web_process(file_db, r, tmp_path):
             assert time.monotonic() < deadline, "the web servers did not start"
             time.sleep(0.2)
 
-        def send_orders():
-            journal.append_new(
-                "ACME", {"t": "new", "acct": 1, "side": "sell", "px": 10000, "qty": 5}
+        def send_orders():  # as a tool would: straight into the journal
+            journal.append(
+                "ACME", {"t": "new", "id": 1, "acct": 1, "side": "sell", "px": 10000, "qty": 5}
             )
-            journal.append_new(
-                "ACME", {"t": "new", "acct": 2, "side": "buy", "px": 10000, "qty": 3}
+            journal.append(
+                "ACME", {"t": "new", "id": 2, "acct": 2, "side": "buy", "px": 10000, "qty": 3}
             )
 
         frames = asyncio.run(first_trade_frames(ports, send_orders))

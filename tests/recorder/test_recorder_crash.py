@@ -1,6 +1,7 @@
-"""The issue's crash test: kill -9 the recorder in the middle of ~100,000 events, restart it, and
+"""The issue's crash test: kill -9 the recorder in the middle of ~100,000 orders, restart it, and
 the database equals the one a recorder that never stopped produces; positions sum to zero per
-instrument and cash is conserved."""
+instrument and cash is conserved. Half the orders come as the gateway journals them (with the
+journal's record, from which the recorder writes their rows), half from other tools."""
 
 import random
 import time
@@ -28,6 +29,7 @@ from .support import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SYMBOLS = ["CRASH", "BANG"]
+COMMANDS_PER_SYMBOL = 81_000  # ~62 % NEWs: 100,000 orders over the two
 
 
 def kill_when(database, log, *args, progress: int, timeout: float = 60) -> int:
@@ -49,6 +51,43 @@ def kill_when(database, log, *args, progress: int, timeout: float = 60) -> int:
     return cursor_total(database)
 
 
+def gateway_records(symbol: str, commands: list[dict], rng: random.Random) -> list:
+    """The journal's records of about half the NEWs, as the gateway's append script keeps them."""
+    records, seen = [], set()
+    for fields in commands:
+        if fields.get("t") != "new" or not fields.get("qty", "").isdigit():
+            continue
+        order_id = int(fields["id"])
+        if order_id in seen or rng.random() < 0.5:
+            seen.add(order_id)
+            continue  # a duplicate id, or another tool's order
+        seen.add(order_id)
+        kind = fields.get("type", "limit")
+        records.append(
+            journal.PendingRecord(
+                order_id=order_id,
+                account_id=int(fields["acct"]),
+                symbol=symbol,
+                side=fields["side"],
+                order_type=kind,
+                time_in_force=fields.get("tif", "gtc" if kind == "limit" else "ioc"),
+                price_ticks=int(fields.get("px", 0)),
+                quantity_lots=int(fields["qty"]),
+                post_only=fields.get("post") == "1",
+                created_ms=1_700_000_000_000 + order_id,
+                client_order_id=f"g-{symbol}-{order_id}",
+            )
+        )
+    return records
+
+
+def write_records(r, records: list) -> None:
+    pipe = r.pipeline(transaction=False)
+    for record in records:
+        pipe.hset(journal.pending_key(record.account_id), str(record.order_id), record.encode())
+    pipe.execute()
+
+
 def test_kill_9_in_the_middle_and_restart_equals_a_recorder_that_never_stopped(
     file_db, r, tmp_path
 ):
@@ -56,12 +95,19 @@ def test_kill_9_in_the_middle_and_restart_equals_a_recorder_that_never_stopped(
     make_instrument("CRASH", tick="0.01", lot="1")
     make_instrument("BANG", tick="0.05", lot="0.5")
     accounts = [make_account(f"trader{i:02d}").pk for i in range(20)]
-    for symbol in SYMBOLS:
-        write_journal(r, symbol, random_commands(rng, 22_000, accounts))
+    records, news = [], 0
+    for first_id, symbol in zip((1, 10_000_000), SYMBOLS, strict=True):
+        # The exchange's ids are unique across symbols (the gateway's counter is one).
+        commands = random_commands(rng, COMMANDS_PER_SYMBOL, accounts, first_id=first_id)
+        news += sum(1 for c in commands if c["t"] == "new")
+        write_journal(r, symbol, commands)
+        records += gateway_records(symbol, commands, rng)
+    write_records(r, records)
+    r.set(journal.id_counter_key(), 20_000_000)  # where the gateway's counter would be
     run_engine(file_db, SYMBOLS, batch_size=100)
     last = {s: int(r.xrevrange(journal.key("evt", s), count=1)[0][1][b"last"]) for s in SYMBOLS}
     total = sum(last.values())
-    assert total > 95_000
+    assert news >= 100_000
 
     # Killed twice in the middle; each time the next recorder is a new consumer, which has to
     # wait for the dead one's unacknowledged entries and claim them.
@@ -81,12 +127,17 @@ def test_kill_9_in_the_middle_and_restart_equals_a_recorder_that_never_stopped(
     assert cursor_total(file_db) == total
     assert group_pending(r, SYMBOLS) == 0
     restarted = dump()
+    gateway_rows = {(o[0], o[1], o[3]) for o in restarted["orders"] if o[3].startswith("g-")}
+    assert len(gateway_rows) > 40_000
+    assert gateway_rows <= {(rec.symbol, rec.order_id, rec.client_order_id) for rec in records}
+    assert not any(r.hlen(journal.pending_key(a)) for a in accounts)  # the records are gone
     assert_conserved(SYMBOLS)
     assert_engine_agrees(r, SYMBOLS)
-    assert len(restarted["trades"]) > 10_000
+    assert len(restarted["trades"]) > 40_000
 
     # The same streams recorded again, from scratch, by a recorder that never stops.
     reset_projection(r, SYMBOLS)
+    write_records(r, records)
     manage(file_db, "run_recorder", "--until-idle", "--consumer", "steady")
     assert cursor_total(file_db) == total
     assert dump() == restarted

@@ -1,11 +1,12 @@
 """What each event does to the database: `record_entries` fed with event stream entries built
-from an in-process book (no Redis, no engine process)."""
+from an in-process book (no engine process; Redis holds the journal's records of gateway orders)."""
 
 import random
 from decimal import Decimal as D
 
 import pytest
 
+from exchange import journal
 from exchange.models import (
     Account,
     Fill,
@@ -30,7 +31,7 @@ from .support import (
     split,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_prefix")]
 
 
 @pytest.fixture
@@ -43,19 +44,25 @@ def accounts():
     return [make_account(name) for name in ("alice", "bob", "carol")]
 
 
-def gateway_order(instrument, account, side, qty, price=None, **extra) -> Order:
-    """The row the gateway writes before appending the NEW (its pk is the journal's `ref`)."""
-    return Order.objects.create(
-        instrument=instrument,
-        account=account,
-        client_order_id=extra.pop("client_order_id", f"c{Order.objects.count()}"),
+def gateway_order(instrument, account, order_id, side, qty, price=None, **extra) -> int:
+    """What the gateway's append script keeps of a NEW it journals with this id (the order's
+    record under its account, until the recorder has written the row); returns the id."""
+    record = journal.PendingRecord(
+        order_id=order_id,
+        account_id=account.pk,
+        symbol=instrument.symbol,
         side=side,
         order_type="limit" if price is not None else "market",
         time_in_force=extra.pop("tif", "gtc" if price is not None else "ioc"),
-        price=None if price is None else D(price),
-        quantity=D(qty),
-        **extra,
+        price_ticks=0 if price is None else instrument.price_to_ticks(D(price)),
+        quantity_lots=instrument.qty_to_lots(D(qty)),
+        post_only=extra.pop("post_only", False),
+        created_ms=1_700_000_000_000 + order_id,
+        client_order_id=extra.pop("client_order_id", f"c{order_id}"),
     )
+    assert not extra
+    journal.client().hset(journal.pending_key(account.pk), str(order_id), record.encode())
+    return order_id
 
 
 def record(instrument, events, index=0):
@@ -71,25 +78,26 @@ def cash(account) -> D:
     return account.cash
 
 
-def test_gateway_orders_trade(acme, accounts):
+def test_gateway_orders_trade(acme, accounts, django_capture_on_commit_callbacks):
     alice, bob, _ = accounts
     book = Book("ACME")
-    sell = gateway_order(acme, alice, "sell", 10, "100.00")
-    buy = gateway_order(acme, bob, "buy", 4, "100.50")
-    events = book.new(1, alice.pk, "sell", 10, 10000, ref=sell.pk)
-    events += book.new(2, bob.pk, "buy", 4, 10050, ref=buy.pk)
-    result = record(acme, events)
+    gateway_order(acme, alice, 1, "sell", 10, "100.00", client_order_id="s-1")
+    gateway_order(acme, bob, 2, "buy", 4, "100.50")
+    events = book.new(1, alice.pk, "sell", 10, 10000)
+    events += book.new(2, bob.pk, "buy", 4, 10050)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = record(acme, events)
     assert (result.entries, result.events, result.trades) == (1, len(events), 1)
 
-    sell.refresh_from_db()
-    buy.refresh_from_db()
-    assert (sell.order_id, sell.status, sell.filled_quantity, sell.average_fill_price) == (
-        1,
+    sell, buy = order(acme, 1), order(acme, 2)
+    assert (sell.pk, sell.client_order_id, sell.account, sell.price) == (1, "s-1", alice, D(100))
+    assert sell.created_at.timestamp() * 1000 == 1_700_000_000_001  # the journal's time
+    assert (sell.status, sell.filled_quantity, sell.average_fill_price) == (
         OrderStatus.PARTIALLY_FILLED,
         D(4),
         D(100),
     )
-    assert (buy.order_id, buy.status, buy.filled_quantity) == (2, OrderStatus.FILLED, D(4))
+    assert (buy.pk, buy.status, buy.filled_quantity) == (2, OrderStatus.FILLED, D(4))
     trade = Trade.objects.get()
     assert (trade.seq, trade.price, trade.quantity, trade.aggressor_side) == (
         events[3].seq,
@@ -111,6 +119,8 @@ def test_gateway_orders_trade(acme, accounts):
     assert (bob_position.quantity, bob_position.average_price) == (D(4), D(100))
     assert RecorderCursor.objects.get(instrument=acme).last_seq == events[-1].seq
     assert_conserved(["ACME"])
+    # Recorded: the journal's records go (readers find the rows now).
+    assert journal.pending_orders(alice.pk) == {} and journal.pending_orders(bob.pk) == {}
 
 
 def test_orders_of_other_tools_are_created_from_the_accepted_event(acme, accounts):
@@ -147,7 +157,16 @@ def test_orders_of_other_tools_are_created_from_the_accepted_event(acme, account
 
 def test_a_client_order_id_already_taken_gets_a_suffix(acme, accounts):
     alice = accounts[0]
-    gateway_order(acme, alice, "buy", 1, "1.00", client_order_id="engine-ACME-1", order_id=None)
+    Order.objects.create(
+        instrument=acme,
+        account=alice,
+        client_order_id="engine-ACME-1",
+        side="buy",
+        order_type="limit",
+        time_in_force="gtc",
+        price=D(1),
+        quantity=D(1),
+    )
     record(acme, Book("ACME").new(1, alice.pk, "buy", 2, 100))
     assert order(acme, 1).client_order_id == "engine-ACME-1-2"
 
@@ -169,25 +188,21 @@ def test_a_rejected_gateway_order(acme, accounts, reason):
     alice, bob, _ = accounts
     book = Book("ACME")
     events = book.new(1, bob.pk, "sell", 5, 10000)
-    pending = gateway_order(acme, alice, "buy", 5, "100.00")
+    gateway_order(acme, alice, 2, "buy", 5, "100.00")
     if reason == "POST_ONLY_WOULD_CROSS":
-        events += book.new(2, alice.pk, "buy", 5, 10000, post="1", ref=pending.pk)
-    elif reason == "MALFORMED":  # even the account was unreadable; the ref was not
-        events += book(t="new", id=2, acct="x", side="buy", px=10000, qty=5, ref=pending.pk)
+        events += book.new(2, alice.pk, "buy", 5, 10000, post="1")
+    elif reason == "MALFORMED":  # the id and account readable, a price that is not
+        events += book(t="new", id=2, acct=alice.pk, side="buy", px="1e2", qty=5)
     else:
-        events += book.new(2, alice.pk, "buy", 5, 10000, maxpos=4, ref=pending.pk)
+        events += book.new(2, alice.pk, "buy", 5, 10000, maxpos=4)
     record(acme, events)
-    pending.refresh_from_db()
-    assert (pending.status, pending.reject_reason) == (OrderStatus.REJECTED, reason)
-    assert pending.order_id == (None if reason == "MALFORMED" else 2)
-
-
-def test_a_malformed_new_without_a_readable_ref_is_found_by_the_id_the_gateway_gave(acme, accounts):
-    alice = accounts[0]
-    pending = gateway_order(acme, alice, "buy", 5, "100.00", order_id=3)
-    record(acme, Book("ACME")(t="new", id=3, acct=alice.pk, side="buy", px="1e2", ref="?"))
-    pending.refresh_from_db()
-    assert (pending.status, pending.reject_reason) == (OrderStatus.REJECTED, "MALFORMED")
+    rejected = order(acme, 2)
+    assert (rejected.pk, rejected.account, rejected.status, rejected.reject_reason) == (
+        2,
+        alice,
+        OrderStatus.REJECTED,
+        reason,
+    )
 
 
 @pytest.mark.parametrize("same_batch", [True, False])
@@ -198,8 +213,8 @@ def test_a_malformed_new_keeps_its_id_and_a_later_new_with_it_is_the_duplicate(
     it, and another NEW with the same id is refused as a duplicate without touching that order."""
     alice, bob, _ = accounts
     book = Book("ACME")
-    broken = gateway_order(acme, alice, "buy", 5, "100.00", order_id=3)
-    refused = book(t="new", id=3, acct=alice.pk, side="buy", px=10000, qty="x", ref=broken.pk)
+    gateway_order(acme, alice, 3, "buy", 5, "100.00")
+    refused = book(t="new", id=3, acct=alice.pk, side="buy", px=10000, qty="x")
     duplicate = book.new(3, bob.pk, "sell", 2, 10100)  # another tool, the same id
     assert [(e.kind, e.reason) for e in duplicate] == [("rejected", "DUPLICATE_ORDER_ID")]
     if same_batch:
@@ -207,44 +222,33 @@ def test_a_malformed_new_keeps_its_id_and_a_later_new_with_it_is_the_duplicate(
     else:
         record(acme, refused, 0)
         record(acme, duplicate, 1)
-    broken.refresh_from_db()
-    assert (broken.order_id, broken.status, broken.reject_reason) == (3, "REJECTED", "MALFORMED")
+    broken = order(acme, 3)
+    assert (broken.account, broken.status, broken.reject_reason) == (alice, "REJECTED", "MALFORMED")
     assert not Order.objects.filter(account=bob).exists()
 
 
 def test_a_duplicate_id_rejects_the_newcomer_not_the_order_that_has_the_id(acme, accounts):
     alice, bob, _ = accounts
     book = Book("ACME")
-    first = gateway_order(acme, alice, "buy", 5, "100.00")
-    events = book.new(4, alice.pk, "buy", 5, 10000, ref=first.pk)
-    second = gateway_order(acme, bob, "buy", 5, "100.00")
-    events += book.new(4, bob.pk, "buy", 5, 10000, ref=second.pk)
+    gateway_order(acme, alice, 4, "buy", 5, "100.00")
+    events = book.new(4, alice.pk, "buy", 5, 10000)
     events += book.new(4, bob.pk, "buy", 5, 10000)  # another tool's: no row, no harm
     record(acme, events)
-    first.refresh_from_db()
-    second.refresh_from_db()
-    assert (first.order_id, first.status) == (4, OrderStatus.NEW)
-    assert (second.order_id, second.status, second.reject_reason) == (
-        None,
-        OrderStatus.REJECTED,
-        "DUPLICATE_ORDER_ID",
-    )
+    first = order(acme, 4)
+    assert (first.account, first.status) == (alice, OrderStatus.NEW)
+    assert Order.objects.count() == 1
 
 
-def test_an_accepted_order_the_gateway_marked_rejected_becomes_new(acme, accounts):
+def test_a_record_left_behind_by_a_recorder_that_died_after_its_commit_is_dropped(acme, accounts):
     alice = accounts[0]
-    lost = gateway_order(
-        acme,
-        alice,
-        "buy",
-        5,
-        "100.00",
-        status=OrderStatus.REJECTED,
-        reject_reason="JOURNAL_UNAVAILABLE",
-    )
-    record(acme, Book("ACME").new(1, alice.pk, "buy", 5, 10000, ref=lost.pk))
-    lost.refresh_from_db()
-    assert (lost.order_id, lost.status, lost.reject_reason) == (1, OrderStatus.NEW, "")
+    book = Book("ACME")
+    gateway_order(acme, alice, 1, "buy", 5, "100.00")
+    events = book.new(1, alice.pk, "buy", 5, 10000)
+    record(acme, events)
+    # As if the recorder died between its commit and dropping the record:
+    gateway_order(acme, alice, 1, "buy", 5, "100.00")
+    assert record(acme, events).duplicates == 1  # the redelivery
+    assert journal.pending_orders(alice.pk) == {}
 
 
 def test_cancel_reasons(acme, accounts):

@@ -14,7 +14,7 @@ from django.db import OperationalError, connection
 from exchange import gateway, journal
 from exchange import recorder as recorder_module
 from exchange.gateway import OrderRequest
-from exchange.models import Account, Fill, Order, OrderStatus, Position, RecorderCursor, Trade
+from exchange.models import Account, Fill, Order, Position, RecorderCursor, Trade
 from exchange.recorder import GROUP, Recorder, record_entries
 
 from .support import (
@@ -47,7 +47,20 @@ def submit(account, symbol, side, quantity, price=None, **extra) -> Order:
         price=None if price is None else D(price),
         **extra,
     )
-    return gateway.order_submit(account=account, request=request).order
+    return gateway.blocking(gateway.order_submit)(account=account, request=request).order
+
+
+def tool_new(symbol: str, fields: dict) -> int:
+    """A NEW written to the journal by another tool than the gateway: an id from the exchange's
+    counter, no record, no client order id."""
+    order_id = journal.client().incr(journal.id_counter_key())
+    journal.append(symbol, {"t": "new", "id": order_id, **fields})
+    return order_id
+
+
+cancel = gateway.blocking(gateway.order_cancel)
+replace = gateway.blocking(gateway.order_replace)
+book_command = gateway.blocking(gateway.instrument_command)
 
 
 def oracle(r, symbols, known: set[int]) -> dict:
@@ -78,29 +91,25 @@ def test_gateway_and_tool_orders_through_the_engine(file_db, r, mode):
     a1 = submit(alice, "ACME", "sell", 10, "100.00")
     b1 = submit(bob, "ACME", "buy", 4, "100.50")  # 4 @ 100.00, alice is the maker
     c1 = submit(carol, "ACME", "buy", 3, "99.00")
-    gateway.order_cancel(account=carol, order=c1)
+    cancel(account=carol, order=c1)
     c2 = submit(carol, "ACME", "buy", 1, "100.00", post_only=True)  # would cross: rejected
     b2 = submit(bob, "ACME", "buy", 10, order_type="market")  # 6 @ 100.00, 4 expire
-    # Other tools write to the journal too, without `ref`: a known and an unknown account.
-    tool_id = journal.append_new(
-        "ACME", {"t": "new", "acct": desk.pk, "side": "sell", "px": 10010, "qty": 5}
-    )
-    journal.append_new("ACME", {"t": "new", "acct": 424242, "side": "sell", "px": 10020, "qty": 2})
+    # Other tools write to the journal too: a known and an unknown account.
+    tool_id = tool_new("ACME", {"acct": desk.pk, "side": "sell", "px": 10010, "qty": 5})
+    tool_new("ACME", {"acct": 424242, "side": "sell", "px": 10020, "qty": 2})
     b3 = submit(bob, "ACME", "buy", 7, "100.20")  # 5 @ 100.10 (desk) and 2 @ 100.20 (unknown)
     a3 = submit(alice, "ACME", "buy", 5, "99.00")
-    gateway.order_replace(account=alice, order=a3, price=D("99.50"), quantity=D(2))
-    gateway.instrument_command(instrument=acme, command="halt")
+    replace(account=alice, order=a3, price=D("99.50"), quantity=D(2))
+    book_command(instrument=acme, command="halt")
     c3 = submit(carol, "ACME", "buy", 1, "100.00")  # the engine's book is halted
-    gateway.instrument_command(instrument=acme, command="resume")
+    book_command(instrument=acme, command="resume")
     a4 = submit(alice, "BETA", "sell", "1.5", "20.05")
     b4 = submit(bob, "BETA", "buy", "2.0", "20.10")  # 1.5 @ 20.05
 
-    assert Order.objects.filter(status=OrderStatus.PENDING).count() == 10
-    # Until the recorder numbers the rows, their ids are the journal's pending ids.
-    assert Order.objects.filter(order_id__isnull=False).count() == 0
-    assert (
-        r.hlen(journal.key("pending", "ACME")) == 8 and r.hlen(journal.key("pending", "BETA")) == 2
-    )
+    # The journal is the orders' only write: until the recorder has run, its records are all.
+    assert not Order.objects.exists()
+    accounts = (alice, bob, carol, desk)
+    assert [len(journal.pending_orders(a.pk)) for a in accounts] == [3, 4, 3, 0]
     run_engine(file_db, ["ACME", "BETA"])
     if mode == "in_process":
         stats = Recorder().run(until_idle=True)
@@ -133,10 +142,9 @@ def test_gateway_and_tool_orders_through_the_engine(file_db, r, mode):
     )
     assert Order.objects.count() == 11  # 10 from the gateway, 1 for the desk, none for 424242
     assert not Order.objects.filter(order_id__isnull=True).exists()
-    # Every row carries its id now: the pending ids are gone.
-    assert (
-        r.hlen(journal.key("pending", "ACME")) == 0 and r.hlen(journal.key("pending", "BETA")) == 0
-    )
+    assert Order.objects.filter(client_order_id__startswith="engine-").count() == 1
+    # Recorded: the journal's records are gone.
+    assert [len(journal.pending_orders(a.pk)) for a in accounts] == [0, 0, 0, 0]
 
     for account, expected in (
         (alice, D(100_000) + 1000 + D("30.075")),

@@ -176,14 +176,3 @@ def test_replace_sets_quantity_to_filled_plus_the_new_remaining():
     progress = progress_of(1, 10, book.events)
     assert (progress.quantity_lots, progress.filled_lots, progress.price_ticks) == (7, 3, 101)
     assert progress.status == OrderStatus.PARTIALLY_FILLED
-
-
-def test_an_order_the_gateway_gave_up_on_is_new_once_the_engine_accepts_it():
-    book = Book("X")
-    book.new(1, 7, "buy", 10, 100)
-    lost = OrderProgress(1, 10, OrderStatus.REJECTED, reject_reason="JOURNAL_UNAVAILABLE")
-    lost.apply(book.events[0])
-    assert (lost.status, lost.reject_reason) == (OrderStatus.NEW, "")
-    refused = OrderProgress(1, 10, OrderStatus.REJECTED, reject_reason="MALFORMED")
-    refused.apply(book.events[0])
-    assert (refused.status, refused.reject_reason) == (OrderStatus.REJECTED, "MALFORMED")

@@ -1,4 +1,4 @@
-"""The bridge's per-symbol state (`exchange.feed`), fed with the real engine's event lines."""
+"""The bridge's per-symbol state (`exchange.feed`), fed with the real engine's events."""
 
 from decimal import Decimal
 
@@ -6,7 +6,6 @@ import flashbook_engine
 import pytest
 
 from exchange.feed import BOOK_DEPTH, MarketState, Scale, parse_md, private_events
-from tests.recorder.support import event_line
 
 SCALE = Scale(Decimal("0.01"), Decimal("1"))
 
@@ -16,31 +15,31 @@ class Book:
         self.book = flashbook_engine.OrderBook("ACME")
         self.next_id = 1
 
-    def new(self, account, side, price, qty, **extra) -> list[list[str]]:
+    def new(self, account, side, price, qty, **extra) -> list:
         fields = {"t": "new", "id": self.next_id, "acct": account, "side": side, "px": price}
         fields |= {"qty": qty, **extra}
         self.next_id += 1
         fields = {k: str(v) for k, v in fields.items()}
-        return [event_line(e).split() for e in self.book.apply_entry(fields)]
+        return self.book.apply_entry(fields)
 
-    def cancel(self, order_id, account) -> list[list[str]]:
+    def cancel(self, order_id, account) -> list:
         entry = {"t": "cancel", "id": str(order_id), "acct": str(account)}
-        return [event_line(e).split() for e in self.book.apply_entry(entry)]
+        return self.book.apply_entry(entry)
 
     def key(self) -> dict:
         bids, asks = self.book.depth(20)
         return {"seq": self.book.seq, "halted": False, "bids": bids, "asks": asks}
 
 
-def public(lines):
-    return [row for row in lines if row[1] in ("L", "T", "S")]
+def public(events):
+    return [event for event in events if event.kind in ("level", "trade", "status")]
 
 
 def test_a_message_ending_in_private_events_is_not_a_gap():
     book, state = Book(), MarketState("ACME", SCALE)
     state.seed(None)
     lines = book.new(1, "buy", 9990, 5) + book.cancel(99, 1)  # ends with a rejection
-    state.apply(public(lines), 0, through=int(lines[-1][0]))
+    state.apply(public(lines), 0, through=lines[-1].seq)
     assert state.seq == book.book.seq  # the next message starts right after it
 
 
@@ -48,7 +47,7 @@ def test_trades_and_levels_and_conflated_frames():
     book, state = Book(), MarketState("ACME", SCALE)
     state.seed(None)
     for lines in (book.new(1, "sell", 10000, 5), book.new(2, "buy", 10000, 2)):
-        state.apply(public(lines), 1000, through=int(lines[-1][0]))
+        state.apply(public(lines), 1000, through=lines[-1].seq)
     trades = state.trades_frame(0.0)
     assert trades["prev"] == 0 and trades["seq"] == 4  # accepted 1, level 2, accepted 3, trade 4
     assert [(t["price"], t["qty"], t["side"]) for t in trades["trades"]] == [("100", "2", "buy")]
@@ -67,7 +66,7 @@ def test_reseed_from_a_lagging_book_key_replays_buffered_levels():
     assert state.bid_floor == 9010 and not state.needs_reseed()
     key = book.key()  # a key that will lag behind
     taken = book.new(2, "sell", 9020, 15)  # takes 10 levels: only 10 known ones left
-    state.apply(public(taken), 0, through=int(taken[-1][0]))
+    state.apply(public(taken), 0, through=taken[-1].seq)
     assert state.needs_reseed()
     assert state.reseed(key)  # replays the sweep on top of the older key
     assert sorted(state.bids) == list(range(9010, 9020))
@@ -91,4 +90,12 @@ def test_parse_md_refuses_other_text():
     with pytest.raises(ValueError):
         parse_md("hello")
     message = parse_md("M 3 4\n3 L buy 100 2\nB 4 100 2 0 0")
-    assert (message.first, message.last, message.lines) == (3, 4, [["3", "L", "buy", "100", "2"]])
+    [level] = message.events
+    assert (message.first, message.last) == (3, 4)
+    assert (level.seq, level.kind, level.side, level.price, level.qty) == (
+        3,
+        "level",
+        "buy",
+        100,
+        2,
+    )

@@ -1,0 +1,245 @@
+"""The rules an order must meet before it may be journaled: pure functions of the request, its
+instrument and its account, with no I/O — one place, called once per order by the gateway (the
+engine then applies the rules that need the book: position limits, post-only, halts).
+
+Each raises an `InvalidInput` (or `Forbidden`) naming the first bad field; bad input is refused
+before anything is written.
+"""
+
+import itertools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import flashbook_engine
+
+from exchange.errors import Conflict, ExchangeError, Forbidden, InvalidInput, NotFound
+from exchange.models import Account, Instrument, OrderType, Side, TimeInForce
+
+STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
+CLIENT_ORDER_ID_MAX = 64
+# The recorder names the orders it learns of only from the engine `engine-{SYMBOL}-{order_id}`.
+RESERVED_CLIENT_ORDER_ID_PREFIX = "engine-"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    side: str
+    quantity: Decimal
+    order_type: str = OrderType.LIMIT
+    time_in_force: str | None = None  # default: GTC for limit, IOC for market
+    price: Decimal | None = None
+    post_only: bool = False
+    client_order_id: str | None = None
+    stp: str = "cancel_newest"
+
+
+def tradable(symbol: str, instrument: Instrument | None) -> Instrument:
+    """The instrument, if it takes orders now."""
+    if instrument is None:
+        raise NotFound(f"Unknown symbol {symbol!r}.", field="symbol", code="unknown_symbol")
+    if not instrument.enabled:
+        raise InvalidInput(
+            f"{symbol} is not open for trading.", field="symbol", code="instrument_disabled"
+        )
+    if instrument.halted:
+        raise Conflict(f"Trading in {symbol} is halted.", field="symbol", code="instrument_halted")
+    return instrument
+
+
+def decimal_value(value, field: str) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(
+            f"{field} must be a number.", field=field, code="invalid_number"
+        ) from None
+    if not number.is_finite():
+        raise InvalidInput(f"{field} must be a finite number.", field=field, code="invalid_number")
+    return number
+
+
+# The choices' values, once: `Side.values` and its kind build a new list on every access.
+_SIDES = frozenset(Side.values)
+_ORDER_TYPES = frozenset(OrderType.values)
+_TIMES_IN_FORCE = frozenset(TimeInForce.values)
+
+
+def new_fields(request: OrderRequest, instrument: Instrument, account: Account) -> dict:
+    """The journal fields of a valid NEW, or an InvalidInput naming the first bad field."""
+    if request.side not in _SIDES:
+        raise InvalidInput("side must be 'buy' or 'sell'.", field="side", code="invalid_choice")
+    if request.order_type not in _ORDER_TYPES:
+        raise InvalidInput("type must be 'limit' or 'market'.", field="type", code="invalid_choice")
+    is_limit = request.order_type == OrderType.LIMIT
+    tif = request.time_in_force or (TimeInForce.GTC if is_limit else TimeInForce.IOC)
+    if tif not in _TIMES_IN_FORCE:
+        raise InvalidInput(
+            "time_in_force must be 'gtc', 'ioc' or 'fok'.",
+            field="time_in_force",
+            code="invalid_choice",
+        )
+    if not is_limit and tif == TimeInForce.GTC:
+        raise InvalidInput(
+            "A market order must be IOC or FOK.", field="time_in_force", code="invalid_choice"
+        )
+    if request.post_only and (not is_limit or tif != TimeInForce.GTC):
+        raise InvalidInput(
+            "post_only is only for GTC limit orders.", field="post_only", code="invalid_post_only"
+        )
+    if request.stp not in STP_MODES:
+        raise InvalidInput(
+            f"stp must be one of {', '.join(STP_MODES)}.", field="stp", code="invalid_choice"
+        )
+
+    lots = valid_lots(request.quantity, instrument, account)
+
+    fields: dict[str, str | int] = {
+        "t": "new",
+        "acct": account.pk,
+        "side": request.side,
+        "type": request.order_type,
+        "tif": tif,
+        "qty": lots,
+        "maxpos": account.default_max_position,
+        "stp": request.stp,
+    }
+    if is_limit:
+        if request.price is None:
+            raise InvalidInput("A limit order needs a price.", field="price", code="required")
+        fields["px"] = valid_ticks(request.price, instrument)
+    elif request.price is not None:
+        raise InvalidInput("A market order has no price.", field="price", code="invalid_price")
+    if request.post_only:
+        fields["post"] = 1
+    return fields
+
+
+def valid_lots(value, instrument: Instrument, account: Account) -> int:
+    """An order quantity in lots, checked against the instrument, the account and the engine."""
+    quantity = decimal_value(value, "quantity")
+    if quantity <= 0:
+        raise InvalidInput("quantity must be positive.", field="quantity", code="invalid_quantity")
+    if not instrument.is_whole_lots(quantity):
+        raise InvalidInput(
+            f"quantity must be a whole number of lots of {instrument.lot_size.normalize()}.",
+            field="quantity",
+            code="invalid_quantity",
+        )
+    if quantity < instrument.min_order_qty or quantity > instrument.max_order_qty:
+        raise InvalidInput(
+            f"quantity must be between {instrument.min_order_qty.normalize()} and "
+            f"{instrument.max_order_qty.normalize()}.",
+            field="quantity",
+            code="invalid_quantity",
+        )
+    lots = instrument.qty_to_lots(quantity)
+    if lots > account.max_order_qty:
+        raise InvalidInput(
+            f"quantity is above the account's order limit of {account.max_order_qty} lots.",
+            field="quantity",
+            code="order_too_large",
+        )
+    if lots > flashbook_engine.MAX_QTY:
+        raise InvalidInput("quantity is too large.", field="quantity", code="invalid_quantity")
+    return lots
+
+
+def valid_ticks(value, instrument: Instrument) -> int:
+    """A limit price in ticks: positive, on the instrument's grid, within the engine's range."""
+    price = decimal_value(value, "price")
+    if price <= 0:
+        raise InvalidInput("price must be positive.", field="price", code="invalid_price")
+    if not instrument.is_on_tick(price):
+        raise InvalidInput(
+            f"price must be a multiple of the tick size {instrument.tick_size.normalize()}.",
+            field="price",
+            code="invalid_price",
+        )
+    ticks = instrument.price_to_ticks(price)
+    if ticks > flashbook_engine.MAX_PRICE:
+        raise InvalidInput("price is too large.", field="price", code="invalid_price")
+    return ticks
+
+
+def account_refusal(account: Account, equity: Callable[[], Decimal]) -> ExchangeError | None:
+    """Why the account may not place orders now, if it may not."""
+    if not account.active:
+        return Forbidden("This account is not active.", code="account_inactive")
+    if equity() < account.min_bankroll:
+        return Forbidden(
+            "Equity is below the account's minimum bankroll.", code="insufficient_equity"
+        )
+    return None
+
+
+# Generated client order ids: this process's random prefix and a counter — unique without a system
+# call per order (uuid4 reads the kernel's random source every time).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def _generated_client_order_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
+def client_order_id(value: str | None) -> tuple[str, bool]:
+    """The order's client order id, and whether it was generated here (then no order can have
+    it yet)."""
+    if value is None or value == "":
+        return _generated_client_order_id(), True
+    if len(value) > CLIENT_ORDER_ID_MAX or not value.isascii() or not value.isprintable():
+        raise InvalidInput(
+            f"client_order_id must be at most {CLIENT_ORDER_ID_MAX} printable ASCII characters.",
+            field="client_order_id",
+            code="invalid_client_order_id",
+        )
+    if value.startswith(RESERVED_CLIENT_ORDER_ID_PREFIX):
+        raise InvalidInput(
+            f"client_order_id must not start with {RESERVED_CLIENT_ORDER_ID_PREFIX!r} "
+            "(reserved for orders the exchange records on its own).",
+            field="client_order_id",
+            code="invalid_client_order_id",
+        )
+    return value, False
+
+
+def own_open(account: Account, order) -> None:
+    """An order the account may cancel or replace: its own, and open (one the recorder has not
+    recorded yet is PENDING: open, whatever the engine has made of it — the engine decides)."""
+    if order.account_id != account.pk:
+        raise NotFound("No such order.", code="unknown_order")
+    if not order.is_open or order.order_id is None:
+        raise Conflict(f"The order is {order.status.lower()}.", code="order_not_open")
+
+
+def cancel_fields(account: Account, order) -> dict[str, str | int]:
+    own_open(account, order)
+    return {"t": "cancel", "id": order.order_id, "acct": account.pk}
+
+
+def replace_fields(
+    account: Account, order, price, quantity, instrument: Instrument
+) -> dict[str, str | int]:
+    own_open(account, order)
+    if price is None and quantity is None:
+        raise InvalidInput("Give a new price, a new quantity or both.", code="required")
+    fields: dict[str, str | int] = {"t": "replace", "id": order.order_id, "acct": account.pk}
+    if price is not None:
+        if order.order_type != OrderType.LIMIT:
+            raise InvalidInput("Only limit orders have a price.", field="price")
+        fields["px"] = valid_ticks(price, instrument)
+    if quantity is not None:
+        fields["qty"] = valid_lots(quantity, instrument, account)
+    return fields
+
+
+BOOK_COMMANDS = ("halt", "resume", "reset")
+
+
+def book_command(command: str) -> dict[str, str | int]:
+    if command not in BOOK_COMMANDS:
+        raise InvalidInput(f"Unknown book command {command!r}.", field="command")
+    return {"t": command}
