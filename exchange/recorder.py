@@ -81,8 +81,8 @@ ZERO = Decimal(0)
 # an index entry dropped between the two would let a retry through, so it outlives any request by
 # far; after it, the database answers.
 COID_GRACE_S = 60.0
+# What the events change of a recorded order (its exchange id is set when its row is written).
 _ORDER_FIELDS = [
-    "order_id",
     "status",
     "reject_reason",
     "filled_quantity",
@@ -101,7 +101,7 @@ def q8(value: Decimal) -> Decimal:
 # ----- the arithmetic, one event at a time ---------------------------------------------------
 
 
-def apply_fill(position: Position, side: str, price: Decimal, qty: Decimal) -> None:
+def apply_fill(position, side: str, price: Decimal, qty: Decimal) -> None:
     """Moves a position by one fill. Adding to a position (or opening one) moves the average
     price; reducing it realizes P&L against the average price; going through zero realizes the
     closed part and opens the rest at the fill price. Rounded to 8 places at every step."""
@@ -193,6 +193,18 @@ class _Order:
         self.dirty = False
 
 
+class _Position:
+    """A position, as far as the recorder reads and writes it (`apply_fill` moves it)."""
+
+    __slots__ = ("average_price", "pk", "quantity", "realized_pnl")
+
+    def __init__(self, pk, quantity: Decimal, average_price: Decimal, realized_pnl: Decimal):
+        self.pk = pk
+        self.quantity = quantity
+        self.average_price = average_price
+        self.realized_pnl = realized_pnl
+
+
 class _Cash:
     """An account's cash, as far as the recorder reads and writes it."""
 
@@ -225,7 +237,7 @@ class _Projection:
         self.by_id: dict[int, _Order] = {}  # by exchange order id
         self.records: dict[int, journal.PendingRecord] = {}  # the journal's, by order id
         self.accounts: dict[int, _Cash] = {}  # only accounts that exist
-        self.positions: dict[int, Position] = {}  # by account id
+        self.positions: dict[int, _Position] = {}  # by account id
         self.dirty_accounts: set[int] = set()
         self.dirty_positions: set[int] = set()
         self.trades: list[tuple] = []
@@ -254,6 +266,8 @@ class _Projection:
                 account_ids.add(event.account)
                 news.setdefault(event.account, []).append(event.order_id)
             elif kind == "rejected":
+                if event.command == "new" and event.reason == "DUPLICATE_ORDER_ID":
+                    continue  # the id is another order's, which this event does not touch
                 if event.command == "new" and event.order_id:
                     order_ids.add(event.order_id)
                     news.setdefault(event.account, []).append(event.order_id)
@@ -262,8 +276,15 @@ class _Projection:
             elif kind == "status" and event.status == "RESET":
                 reset = True
         instrument = self.instrument
+        # A NEW the engine answers in this batch has no row yet: the engine consumes an id once
+        # and the cursor applies an event once, so only the other ids are looked up.
+        fresh = {order_id for ids in news.values() for order_id in ids}
         rows = bulk_sql.select_unique(
-            Order, _ORDER_COLUMNS, "order_id", sorted(order_ids), instrument_id=instrument.pk
+            Order,
+            _ORDER_COLUMNS,
+            "order_id",
+            sorted(order_ids - fresh),
+            instrument_id=instrument.pk,
         )
         for pk, instrument_id, account, order_id, side, price, average, *state in rows:
             status, reason, quantity, filled = state
@@ -294,14 +315,15 @@ class _Projection:
         positions = Position.objects.filter(instrument=instrument)
         if not reset:  # a reset touches every position of the instrument
             positions = positions.filter(account_id__in=list(self.accounts))
-        for position in positions:
-            self.positions[position.account_id] = position
+        for pk, account_id, *held in positions.values_list(
+            "pk", "account_id", "quantity", "average_price", "realized_pnl"
+        ):
+            self.positions[account_id] = _Position(pk, *held)
 
-    def _position(self, account_id: int) -> Position:
+    def _position(self, account_id: int) -> _Position:
         position = self.positions.get(account_id)
         if position is None:
-            position = Position(account_id=account_id, instrument=self.instrument)
-            self.positions[account_id] = position
+            position = self.positions[account_id] = _Position(None, ZERO, ZERO, ZERO)
         return position
 
     # --- events ---
@@ -498,7 +520,6 @@ class _Projection:
             if progress.price_ticks is not None:
                 order.price = instrument.ticks_to_price(progress.price_ticks)
             values = (
-                order.order_id,
                 progress.status,
                 progress.reject_reason,
                 instrument.lots_to_qty(progress.filled_lots),
@@ -511,8 +532,8 @@ class _Projection:
                 changed.append((*values, order.pk))
             else:
                 created.append(order)
-        if changed:  # first: an id taken from a rejected order may go to a new one
-            changed.sort(key=lambda row: row[-1])  # rows locked in key order, as the gateway does
+        if changed:
+            changed.sort(key=lambda row: row[-1])  # rows locked in key order
             bulk_sql.update(Order, _ORDER_FIELDS, changed)
         if created:
             self._insert_orders(created, stamp)
@@ -559,14 +580,14 @@ class _Projection:
         new_positions, positions = [], []
         for account_id in sorted(self.dirty_positions):
             position = self.positions[account_id]
+            values = (position.quantity, position.average_price, position.realized_pnl)
             if position.pk is None:
-                position.updated_at = now
-                new_positions.append(position)
+                new_positions.append((account_id, instrument.pk, *values, stamp))
             else:
-                values = (position.quantity, position.average_price, position.realized_pnl)
                 positions.append((*values, stamp, position.pk))
         if new_positions:
-            Position.objects.bulk_create(new_positions)
+            fields = ["account", "instrument", "quantity", "average_price", "realized_pnl"]
+            bulk_sql.insert(Position, [*fields, "updated_at"], new_positions)
         if positions:
             fields = ["quantity", "average_price", "realized_pnl", "updated_at"]
             bulk_sql.update(Position, fields, positions)

@@ -96,18 +96,21 @@ def account_equity(account) -> Decimal:
 
 
 def account_equities(accounts) -> dict[int, Decimal]:
-    """`account_equity` of several accounts, by id: one query for their positions and one MGET
-    for the books; the last trade is looked up only for an instrument whose book lacks a side."""
+    """`account_equity` of several accounts, by id: one query for their positions (plain values:
+    the gateway's standing checks read every trading account's each second) and one MGET for the
+    books; the last trade is looked up only for an instrument whose book lacks a side."""
     equities = {account.pk: account.cash for account in accounts}
     positions = list(
         Position.objects.filter(account_id__in=list(equities))
         .exclude(quantity=0)
-        .select_related("instrument")
+        .values_list("account_id", "instrument_id", "quantity")
     )
-    instruments = {position.instrument_id: position.instrument for position in positions}
-    marks = mark_prices(instruments.values()) if instruments else {}
-    for position in positions:
-        equities[position.account_id] += position.quantity * marks[position.instrument.symbol]
+    if not positions:
+        return equities
+    instruments = Instrument.objects.in_bulk({instrument for _, instrument, _ in positions})
+    marks = mark_prices(instruments.values())
+    for account_id, instrument_id, quantity in positions:
+        equities[account_id] += quantity * marks[instruments[instrument_id].symbol]
     return equities
 
 

@@ -241,8 +241,14 @@ class OrderFillSerializer(serializers.Serializer):
 
 
 class OrderSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    exchange_order_id = serializers.IntegerField(source="order_id", allow_null=True)
+    id = serializers.IntegerField(
+        help_text="The order's id, given when it is placed: unique across symbols, increasing."
+    )
+    exchange_order_id = serializers.IntegerField(
+        source="order_id",
+        allow_null=True,
+        help_text="The engine's id of the order: the same as `id` for orders placed here.",
+    )
     client_order_id = serializers.CharField()
     symbol = serializers.CharField(source="instrument.symbol")
     side = serializers.ChoiceField(choices=Side.choices)

@@ -216,7 +216,11 @@ class OrderListCreateApi(APIView):
             "REJECTED with reject_reason; fills so far). 202: the order is placed (status "
             "PENDING) but the engine did not answer within the wait, or wait=false. 200: an "
             "order with this client_order_id exists already; it is returned and nothing is "
-            "placed. The order is visible to GET /orders/ at once in every case."
+            "placed (a retry is always safe, however long after). The order is visible to GET "
+            "/orders/ and can be cancelled and replaced at once in every case; until the "
+            "exchange has recorded the engine's answer, reads show it PENDING. 503 with code "
+            "outcome_unknown: the exchange may or may not have taken the order — retry with the "
+            "same client_order_id (the message names it)."
         ),
         request=s.OrderCreateSerializer,
         responses={
