@@ -37,6 +37,7 @@ from exchange.order_rules import OrderRequest
 from exchange.order_state import OrderProgress, concerns
 from exchange.refresh import GroupedRefresh
 from exchange.selectors import (
+    PendingOrder,
     account_equities,
     open_orders_for_cancel,
     order_by_client_order_id,
@@ -94,7 +95,7 @@ class OrderOutcome:
         return self.record.order_id if self._order is None else self._order.order_id
 
     @property
-    def order(self) -> Order:
+    def order(self) -> Order | PendingOrder:
         if self._order is None:
             self._order = order_from_record(self.record, self._instrument, self._account)
         return self._order
@@ -298,9 +299,9 @@ async def _order_instrument(order: Order | journal.PendingRecord) -> Instrument:
         if instrument is None:
             raise NotFound("No such order.", code="unknown_order")
         return instrument
-    if not Order._meta.get_field("instrument").is_cached(order):
+    if isinstance(order, Order) and not Order._meta.get_field("instrument").is_cached(order):
         await sync_to_async(lambda: order.instrument)()
-    return order.instrument
+    return order.instrument  # a row's, or a `PendingOrder`'s
 
 
 async def order_cancel(*, account: Account, order: Order | journal.PendingRecord) -> None:

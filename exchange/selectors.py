@@ -258,33 +258,77 @@ def trade_candles(instrument: Instrument, *, interval: str, limit: int) -> list[
     ]
 
 
-def order_from_record(record: journal.PendingRecord, instrument: Instrument, account=None) -> Order:
-    """An order the journal has and the recorder has not recorded yet, as an (unsaved) `Order`:
-    PENDING, with the id its row will have."""
-    created = datetime.fromtimestamp(record.created_ms / 1000, UTC)
-    is_limit = record.order_type == "limit"
-    order = Order(
-        pk=record.order_id,
-        instrument=instrument,
-        account_id=record.account_id,
-        order_id=record.order_id,
-        client_order_id=record.client_order_id,
-        side=record.side,
-        order_type=record.order_type,
-        time_in_force=record.time_in_force,
-        post_only=record.post_only,
-        price=instrument.ticks_to_price(record.price_ticks) if is_limit else None,
-        quantity=instrument.lots_to_qty(record.quantity_lots),
-        status=OrderStatus.PENDING,
-        created_at=created,
-        updated_at=created,
+class PendingOrder:
+    """An order the journal has and the recorder has not recorded yet, shaped like an `Order`
+    for the serializers, the order lists and the gateway's cancel and replace: PENDING, with the
+    id its row will have. A plain object, not a model instance, because one is built for every
+    order placed over HTTP (a model instance was ~10 % of a web worker's CPU per order)."""
+
+    __slots__ = (
+        "account",
+        "account_id",
+        "average_fill_price",
+        "client_order_id",
+        "created_at",
+        "fill_views",
+        "filled_quantity",
+        "instrument",
+        "order_id",
+        "order_type",
+        "pk",
+        "post_only",
+        "price",
+        "quantity",
+        "reject_reason",
+        "side",
+        "status",
+        "time_in_force",
+        "updated_at",
     )
-    if account is not None:
-        order.account = account
+
+    @property
+    def id(self) -> int:
+        return self.pk
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+def order_from_record(
+    record: journal.PendingRecord, instrument: Instrument, account=None
+) -> PendingOrder:
+    """The order of a journal's record, as its owner reads it until the recorder records it."""
+    order = PendingOrder()
+    order.pk = order.order_id = record.order_id
+    order.instrument = instrument
+    order.account_id = record.account_id
+    order.account = account
+    order.client_order_id = record.client_order_id
+    order.side = record.side
+    order.order_type = record.order_type
+    order.time_in_force = record.time_in_force
+    order.post_only = record.post_only
+    is_limit = record.order_type == "limit"
+    order.price = instrument.ticks_to_price(record.price_ticks) if is_limit else None
+    order.quantity = instrument.lots_to_qty(record.quantity_lots)
+    order.filled_quantity = _ZERO
+    order.average_fill_price = None
+    order.status = OrderStatus.PENDING
+    order.reject_reason = ""
+    order.created_at = order.updated_at = datetime.fromtimestamp(record.created_ms / 1000, UTC)
+    order.fill_views = []
     return order
 
 
-def _pending(account: Account) -> list[Order]:
+_ZERO = Decimal(0)
+
+
+def _pending(account: Account) -> list[PendingOrder]:
     """The account's orders only the journal has yet (read before the database: one the recorder
     records meanwhile is then found in one or the other, never in neither)."""
     try:
@@ -312,7 +356,7 @@ class OrderList:
     (`IdCursorPagination.paginate_orders`)."""
 
     recorded: QuerySet[Order]
-    pending: list[Order]
+    pending: list[PendingOrder]
 
 
 def order_list(
@@ -337,7 +381,7 @@ def order_list(
     return OrderList(recorded=orders, pending=sorted(pending, key=lambda o: -o.pk))
 
 
-def order_get(*, account: Account, order_id: int) -> Order | None:
+def order_get(*, account: Account, order_id: int) -> Order | PendingOrder | None:
     """One of the account's orders by its id (recorded or not yet); None for another account's
     order."""
     try:

@@ -280,9 +280,7 @@ class FillView:
 def order_with_fills(order: Order) -> Order:
     """An order with its recorded fills, for `OrderDetailSerializer` (one the recorder has not
     recorded yet has none recorded)."""
-    if order._state.adding:
-        order.fill_views = []
-    else:
+    if isinstance(order, Order):  # else a `PendingOrder`: nothing recorded, no fills
         order.fill_views = [FillView(f.price, f.quantity, f.role) for f in order.fills.all()]
     return order
 

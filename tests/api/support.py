@@ -82,7 +82,9 @@ def record(account, order_id: int, **changes) -> Order:
 
     pending = journal.pending_order(account.pk, order_id)
     assert pending is not None, f"order {order_id} is not in the journal's records"
-    order = order_from_record(pending, Instrument.objects.get(symbol=pending.symbol))
+    view = order_from_record(pending, Instrument.objects.get(symbol=pending.symbol))
+    names = [f.attname for f in Order._meta.concrete_fields if f.attname != "instrument_id"]
+    order = Order(instrument=view.instrument, **{name: getattr(view, name) for name in names})
     for name, value in changes.items():
         setattr(order, name, value)
     order.save(force_insert=True)
