@@ -164,7 +164,22 @@ class OrderStatus(models.TextChoices):
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
-class Order(models.Model):
+class OrderAmounts:
+    """What an order's quantities and status say, for a row (`Order`) and for an order the
+    recorder has not recorded yet (`selectors.PendingOrder`)."""
+
+    __slots__ = ()
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class Order(OrderAmounts, models.Model):
     # No index of their own: the unique constraints below lead with each of them.
     instrument = models.ForeignKey(
         Instrument, on_delete=models.PROTECT, related_name="orders", db_index=False
@@ -205,14 +220,6 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument} #{self.order_id} {self.side} {self.quantity}@{self.price}"
-
-    @property
-    def remaining_quantity(self) -> Decimal:
-        return self.quantity - self.filled_quantity
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
 
 
 class Trade(models.Model):

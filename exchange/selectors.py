@@ -19,6 +19,7 @@ from exchange.models import (
     Fill,
     Instrument,
     Order,
+    OrderAmounts,
     OrderStatus,
     Position,
     Trade,
@@ -258,7 +259,7 @@ def trade_candles(instrument: Instrument, *, interval: str, limit: int) -> list[
     ]
 
 
-class PendingOrder:
+class PendingOrder(OrderAmounts):
     """An order the journal has and the recorder has not recorded yet, shaped like an `Order`
     for the serializers, the order lists and the gateway's cancel and replace: PENDING, with the
     id its row will have. A plain object, not a model instance, because one is built for every
@@ -289,14 +290,6 @@ class PendingOrder:
     @property
     def id(self) -> int:
         return self.pk
-
-    @property
-    def remaining_quantity(self) -> Decimal:
-        return self.quantity - self.filled_quantity
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
 
 
 def order_from_record(
