@@ -90,6 +90,9 @@ RAW_BODIES = [
     (b'{"price": NaN}', "application/json", 400, "parse_error"),
     (b"\xff\xfe{}", "application/json", 400, "parse_error"),
     (b'{"symbol": "\\ud800"}', "application/json", 400, "parse_error"),
+    (b'{"symbol": "A\\uDFFF"}', "application/json", 400, "parse_error"),
+    (b'{"\\udc00": 1}', "application/json", 400, "parse_error"),
+    (b'{"symbol": "\\ud83d\\ude00"}', "application/json", 400, "unknown_symbol"),  # a pair
     (b"[" * 100_000 + b"]" * 100_000, "application/json", 413, "request_too_large"),
     (b"[" * 20_000 + b"]" * 20_000, "application/json", 400, "parse_error"),
     (b"symbol=ACME", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
