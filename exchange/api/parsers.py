@@ -23,7 +23,7 @@ def _reject_constant(name: str):
 
 
 # In a body decoded from UTF-8 (whose decoder refuses surrogates) a lone surrogate can only come
-# from a `\uD800`–`\uDFFF` escape, so the walk below runs only for a text with one (walking every
+# from a `\uD800` to `\uDFFF` escape, so the walk below runs only for a text with one (walking every
 # body was ~10 % of validating an order). Other charsets are always walked.
 _UTF8 = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
