@@ -13,18 +13,12 @@ from agents.models import AgentConfig
 from agents.strategies import validate_params
 from exchange import selectors as exchange_selectors
 from exchange.errors import Unavailable
+from exchange.protocol.decimals import decimal_str
 
 #: A runner that has not written its heartbeat (or an agent its status) for this long is gone.
 STALE_MS = 3000
 STATES = ("running", "paused")
 AGENT_STATES = ("running", "paused", "stopped", "disabled", "offline")
-_EIGHT = Decimal("0.00000001")
-
-
-def decimal_str(value: Decimal) -> str:
-    """A decimal as a plain string without exponent or trailing zeros ("1250.5", "0")."""
-    text = format(value.quantize(_EIGHT).normalize(), "f")
-    return "0" if text in ("-0", "0") else text
 
 
 def _now_ms() -> int:

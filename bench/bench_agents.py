@@ -39,6 +39,7 @@ from stack import (
     CpuMeter,
     caught_up_after,
     delete_prefix,
+    key,
     postgres_answers,
     postgres_database,
     postgres_pids,
@@ -148,8 +149,8 @@ def main() -> None:
         out, _ = runner.communicate()
         if runner.returncode != 0:
             raise RuntimeError((folder / "run_agents.log").read_text()[-3000:])
-        recorder_lag = caught_up_after(client, f"{prefix}:evt:{{{SYMBOL}}}", limit_s=60)
-        entries = client.xrange(f"{prefix}:cmd:{{{SYMBOL}}}")
+        recorder_lag = caught_up_after(client, key("evt", SYMBOL, prefix=prefix), limit_s=60)
+        entries = client.xrange(key("cmd", SYMBOL, prefix=prefix))
         news = [int(i.decode().partition("-")[0]) for i, f in entries if f.get(b"t") == b"new"]
         all_ms = [int(i.decode().partition("-")[0]) for i, _ in entries]
         window_s = max(1e-3, (max(news) - min(news)) / 1000) if len(news) > 1 else args.seconds

@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from stack import CpuMeter, delete_prefix, stop_processes
+from stack import CpuMeter, delete_prefix, key, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "agents_floor.json"
@@ -163,7 +163,7 @@ def run(processes: int, args, env: dict[str, str], client: redis.Redis) -> dict:
         for w in workers:
             if w.wait(timeout=30) != 0:
                 raise RuntimeError((folder / f"worker-{processes}-0.log").read_text()[-3000:])
-        entries = client.xrange(f"{prefix}:cmd:{{{SYMBOL}}}")
+        entries = client.xrange(key("cmd", SYMBOL, prefix=prefix))
         in_window = [
             f.get(b"t")
             for i, f in entries

@@ -54,6 +54,7 @@ from stack import (
     caught_up_after,
     children,
     delete_prefix,
+    key,
     postgres_answers,
     postgres_database,
     postgres_pids,
@@ -359,7 +360,7 @@ def main() -> int:
         for s in statuses:
             codes[s] = codes.get(s, 0) + 1
         # How far the recorder is behind when the load stops.
-        lag_s = caught_up_after(rds, f"{prefix}:evt:{{{SYMBOL}}}")
+        lag_s = caught_up_after(rds, key("evt", SYMBOL, prefix=prefix))
 
         summary = {
             "bench": "api",

@@ -44,7 +44,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from stack import delete_prefix, stop_processes
+from stack import delete_prefix, key, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "feed.json"
@@ -100,7 +100,7 @@ class Orders:
 
 
 def produce(r: redis.Redis, prefix: str, orders: Orders, rate: int, seconds: float) -> int:
-    stream = f"{prefix}:cmd:{{{SYMBOL}}}"
+    stream = key("cmd", SYMBOL, prefix=prefix)
     per_tick = max(1, int(rate * TICK_S))
     sent = 0
     start = time.perf_counter()
@@ -153,7 +153,7 @@ def measure(r, prefix: str, port: int, orders: Orders, rate: int, seconds: float
     )
     listener.start()
     assert ready.wait(30), "no snapshot from the WebSocket"
-    evt = f"{prefix}:evt:{{{SYMBOL}}}"
+    evt = key("evt", SYMBOL, prefix=prefix)
     last_entry = r.xrevrange(evt, count=1)
     start_id = last_entry[0][0].decode() if last_entry else "0-0"
     started_ms = time.time() * 1000

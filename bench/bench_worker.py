@@ -45,7 +45,7 @@ from pathlib import Path
 
 import redis
 from redis.connection import parse_url
-from stack import delete_prefix
+from stack import delete_prefix, key
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "worker.json"
@@ -57,10 +57,6 @@ LATENCY_SECONDS = 4.0
 WARMUP_SECONDS = 0.5
 TARGET_RATIO = 0.75
 PARALLEL = 4  # connections for the saturated-server XADD figure
-
-
-def key(prefix: str, kind: str) -> str:
-    return f"{prefix}:{kind}:{{{SYMBOL}}}"
 
 
 # --- the workload -------------------------------------------------------------------------------
@@ -262,14 +258,14 @@ def measure_drain(url: str, r: redis.Redis, prefix: str, n: int, worker_args, lo
     if report["commands"] != n:
         raise RuntimeError(f"worker applied {report['commands']} commands, want {n}")
     [recovered] = [rec for rec in log_records(log) if rec["msg"] == "recovered"]
-    last_entry = r.xrevrange(key(prefix, "evt"), count=1)[0][0]
+    last_entry = r.xrevrange(key("evt", SYMBOL, prefix=prefix), count=1)[0][0]
     seconds = (stream_id_ms(last_entry) - recovered["ts"] * 1000) / 1000
     return {
         "cmds_per_s": n / seconds,
         "seconds": seconds,
         "wall_seconds_spawn_to_exit": exited - spawned,
         "events_written": report["events_written"],
-        "event_entries": r.xlen(key(prefix, "evt")),
+        "event_entries": r.xlen(key("evt", SYMBOL, prefix=prefix)),
         "state_hash": report["state_hash"],
     }
 
@@ -277,9 +273,11 @@ def measure_drain(url: str, r: redis.Redis, prefix: str, n: int, worker_args, lo
 def measure_latency(url: str, r: redis.Redis, prefix: str, entries, worker_args, log: Path):
     per_tick = int(LATENCY_RATE * LATENCY_TICK)
     ticks = int(LATENCY_SECONDS / LATENCY_TICK)
-    payloads = xadd_requests(key(prefix, "cmd"), entries[: per_tick * ticks], per_tick)
+    payloads = xadd_requests(
+        key("cmd", SYMBOL, prefix=prefix), entries[: per_tick * ticks], per_tick
+    )
     worker = start_worker(url, prefix, list(worker_args), log)
-    status = key(prefix, "status")
+    status = key("status", SYMBOL, prefix=prefix)
     deadline = time.monotonic() + 30
     while r.hget(status, "pid") != str(worker.pid).encode():
         if worker.poll() is not None or time.monotonic() > deadline:
@@ -293,7 +291,7 @@ def measure_latency(url: str, r: redis.Redis, prefix: str, entries, worker_args,
         reader = redis.Redis.from_url(url)
         last = "0-0"
         while not done.is_set():
-            reply = reader.xread({key(prefix, "evt"): last}, count=1000, block=200)
+            reply = reader.xread({key("evt", SYMBOL, prefix=prefix): last}, count=1000, block=200)
             now = time.perf_counter()
             for _, items in reply:
                 for entry_id, fields in items:
@@ -391,14 +389,14 @@ def main() -> None:
     for run in range(1, options.runs + 1):
         prefix = f"bench-{uuid.uuid4().hex[:10]}"
         try:
-            payloads = xadd_requests(key(prefix, "cmd"), entries, PIPELINE)
+            payloads = xadd_requests(key("cmd", SYMBOL, prefix=prefix), entries, PIPELINE)
             load = measure_load(url, r, payloads, n)
             del payloads
             drain = measure_drain(url, r, prefix, n, worker_args, log)
             if run == 1:
                 check_against_replay(entries, drain["state_hash"], drain["events_written"])
             delete_prefix(r, prefix)
-            payloads = xadd_requests(f"{prefix}:probe:{{{SYMBOL}}}", entries, PIPELINE)
+            payloads = xadd_requests(key("probe", SYMBOL, prefix=prefix), entries, PIPELINE)
             load["xadd_per_s_parallel"] = measure_parallel_load(url, r, payloads, PARALLEL)
             del payloads
         finally:

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, for its protocol
+
+# The protocol's one definition of the Redis key names, for the benchmarks that read the streams.
+from exchange.protocol.keys import key  # noqa: F401
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"

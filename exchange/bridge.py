@@ -31,7 +31,6 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from exchange import journal
 from exchange.feed import (
     MarketState,
     Scale,
@@ -39,6 +38,8 @@ from exchange.feed import (
     parse_md,
     private_events,
 )
+from exchange.protocol.decimals import decimal_str
+from exchange.protocol.keys import key, pattern, prefix, symbol_of, watch_key
 
 log = logging.getLogger("flashbook.bridge")
 
@@ -53,21 +54,9 @@ RESEED_INTERVAL = 0.25
 WATCH_TTL = 60  # seconds an account stays watched after its consumer's last heartbeat
 
 
-def prefix() -> str:
-    return settings.FLASHBOOK_REDIS_PREFIX
-
-
-key = journal.key  # the one definition of the protocol's key names
-
-
 def snapshot_key(symbol: str) -> str:
     """Where the bridge keeps the state a new market subscriber starts from."""
     return key("ws", symbol)
-
-
-def watch_key() -> str:
-    """A sorted set of account ids that have a private WebSocket open (score: expiry time)."""
-    return f"{prefix()}:ws:watch"
 
 
 def sim_channel() -> str:
@@ -83,10 +72,6 @@ def account_group(account_id: int) -> str:
 
 
 SIM_GROUP = "sim"
-
-
-def _escape_glob(text: str) -> str:
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _load_scales() -> dict[str, Scale]:
@@ -112,7 +97,6 @@ def _recent_trades(symbol: str, limit: int) -> tuple[list[dict], Decimal]:
     rows = list(trades.order_by("-seq")[:limit])
     since = timezone.now() - timedelta(days=1)
     volume = trades.filter(executed_at__gte=since).aggregate(v=Sum("quantity"))["v"] or Decimal(0)
-    from exchange.feed import decimal_str
 
     return (
         [
@@ -279,10 +263,8 @@ class Bridge:
 
     async def _market_data(self) -> None:
         pubsub = self.redis.pubsub()
-        pattern = f"{_escape_glob(prefix())}:md:*"
-        await pubsub.psubscribe(pattern)
+        await pubsub.psubscribe(pattern("md"))
         await pubsub.subscribe(sim_channel())
-        head = len(prefix()) + len(":md:{")
         self.ready.set()
         try:
             while not self.stopping.is_set():
@@ -294,7 +276,7 @@ class Bridge:
                 if channel == sim_channel():
                     await self._on_sim(data)
                     continue
-                await self._on_md(channel[head:-1], data)
+                await self._on_md(symbol_of(channel, "md"), data)
         finally:
             await pubsub.aclose()
 
@@ -338,7 +320,7 @@ class Bridge:
                     continue
                 replies = await reader.xread(streams, count=500, block=500)
                 for stream, entries in replies or []:
-                    symbol = stream.decode()[len(prefix()) + len(":evt:{") : -1]
+                    symbol = symbol_of(stream, "evt")
                     state = self.markets.get(symbol)
                     if state is None:
                         continue

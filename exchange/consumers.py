@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from contextlib import suppress
 
@@ -26,10 +25,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from exchange import bridge
+from exchange.protocol.keys import watch_key
+from exchange.protocol.symbols import is_symbol
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_UNKNOWN_SYMBOL = 4404
-SYMBOL_FORMAT = re.compile(r"^[A-Z0-9._-]{1,32}$")
 WATCH_REFRESH = 20  # seconds between an account consumer's heartbeats (bridge.WATCH_TTL)
 
 
@@ -95,9 +95,9 @@ class MarketConsumer(_RedisMixin, AsyncWebsocketConsumer):
 
     async def connect(self):
         self.symbol = self.scope["url_route"]["kwargs"]["symbol"]
-        if not SYMBOL_FORMAT.match(self.symbol) or not await database_sync_to_async(
-            _instrument_exists
-        )(self.symbol):
+        if not is_symbol(self.symbol) or not await database_sync_to_async(_instrument_exists)(
+            self.symbol
+        ):
             await self.close(code=CLOSE_UNKNOWN_SYMBOL)
             return
         self.group = bridge.market_group(self.symbol)
@@ -175,7 +175,7 @@ class AccountConsumer(_RedisMixin, _PrivateConsumer):
 
     async def _watch(self) -> None:
         """Tells the bridge that someone follows this account (it skips everyone else's)."""
-        await self.redis.zadd(bridge.watch_key(), {str(self.account_id): time.time() + 60})
+        await self.redis.zadd(watch_key(), {str(self.account_id): time.time() + 60})
 
     async def _heartbeat(self) -> None:
         while True:

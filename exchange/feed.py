@@ -17,18 +17,13 @@ from decimal import Decimal
 
 import flashbook_engine
 
+from exchange.protocol.decimals import decimal_str
+
 BOOK_DEPTH = 20  # levels a side in book frames (the ladder shows 10, the depth chart 20)
 SEED_DEPTH = 20  # levels a side in the engine's book key
 RECENT_TRADES = 50  # trades in a snapshot, for the tape
 LEVEL_BUFFER = 200_000  # level events kept for re-seeding from a book key that lags behind
 STATS_WINDOW_S = 10  # trades and orders per second are averaged over this many seconds
-
-
-def decimal_str(value: Decimal) -> str:
-    """As the REST API writes decimals: no exponent, no trailing zeros."""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""The exchange's side of the Redis wire protocol (`docs/protocol.md`), written once: key names,
-the append script, the records of orders the recorder has not recorded yet, the engine's replies.
+"""The exchange's side of the Redis wire protocol (`docs/protocol.md`), written once: the append
+script, the records of orders the recorder has not recorded yet, the engine's replies.
 
 The journal is the truth and the database a projection of it: appending a NEW here is the only
 write an order makes before it is acknowledged. The append script gives the order its exchange id
@@ -26,6 +26,7 @@ import redis.asyncio
 from django.conf import settings
 
 from exchange.coalesce import Coalescer
+from exchange.protocol.keys import id_counter_key, key, pending_key, reply_key
 
 logger = logging.getLogger("flashbook.gateway")
 
@@ -73,25 +74,6 @@ end
 redis.call('SET', KEYS[2], last)
 return ids
 """
-
-
-def key(kind: str, symbol: str) -> str:
-    """`{prefix}:{kind}:{SYM}` with the symbol as a Redis Cluster hash tag."""
-    return f"{settings.FLASHBOOK_REDIS_PREFIX}:{kind}:{{{symbol}}}"
-
-
-def id_counter_key() -> str:
-    return f"{settings.FLASHBOOK_REDIS_PREFIX}:oid"
-
-
-def pending_key(account_id: int) -> str:
-    """The hash of an account's orders the recorder has not recorded yet (and their client order
-    ids' index)."""
-    return f"{settings.FLASHBOOK_REDIS_PREFIX}:pending:{{a{account_id}}}"
-
-
-def reply_key(symbol: str, listener: str) -> str:
-    return f"{settings.FLASHBOOK_REDIS_PREFIX}:reply:{{{symbol}}}:{listener}"
 
 
 COID_FIELD = "c:"

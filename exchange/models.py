@@ -12,10 +12,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
-SYMBOL_VALIDATOR = RegexValidator(
-    r"^[A-Z0-9._-]{1,32}$",
-    "Use 1-32 characters: capital letters, digits, '.', '_' or '-'.",
-)
+from exchange.protocol.symbols import SYMBOL_MAX, SYMBOL_PATTERN, SYMBOL_RULE
+
+SYMBOL_VALIDATOR = RegexValidator(SYMBOL_PATTERN, SYMBOL_RULE)
 POSITIVE = MinValueValidator(Decimal("0.00000001"))
 NON_NEGATIVE = MinValueValidator(Decimal("0"))
 
@@ -25,7 +24,7 @@ def _money(**kwargs) -> models.DecimalField:
 
 
 class Instrument(models.Model):
-    symbol = models.CharField(max_length=32, unique=True, validators=[SYMBOL_VALIDATOR])
+    symbol = models.CharField(max_length=SYMBOL_MAX, unique=True, validators=[SYMBOL_VALIDATOR])
     name = models.CharField(max_length=120)
     tick_size = models.DecimalField(max_digits=20, decimal_places=8, validators=[POSITIVE])
     lot_size = models.DecimalField(max_digits=20, decimal_places=8, validators=[POSITIVE])

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from exchange import journal, selectors
+from exchange.protocol import keys
 from exchange.recorder import GROUP
 
 LAG_COUNT_LIMIT = 10_000
@@ -72,7 +73,7 @@ def _last_seq(entries) -> int:
 def _journal_tail(client: redis.Redis, symbol: str, after: str, now_ms: int):
     """(entries after `after`, capped, whether capped, age in ms of the first of them)."""
     start = f"({after}" if after not in ("", "0-0") else "-"
-    key = journal.key("cmd", symbol)
+    key = keys.key("cmd", symbol)
     entries = client.xrange(key, min=start, count=LAG_COUNT_LIMIT)
     if not entries:
         return 0, False, 0
@@ -99,13 +100,13 @@ def symbol_status(
     client = client or journal.client()
     seconds, micros = client.time()
     now_ms = seconds * 1000 + micros // 1000
-    cmd_key, evt_key = journal.key("cmd", symbol), journal.key("evt", symbol)
+    cmd_key, evt_key = keys.key("cmd", symbol), keys.key("evt", symbol)
 
     journal_length = client.xlen(cmd_key)
     newest_command = client.xrevrange(cmd_key, count=1)
     journal_last_id = _text(newest_command[0][0]) if newest_command else "0-0"
 
-    status = {_text(k): _text(v) for k, v in client.hgetall(journal.key("status", symbol)).items()}
+    status = {_text(k): _text(v) for k, v in client.hgetall(keys.key("status", symbol)).items()}
     engine_jid = status.get("jid", "0-0")
     lag, capped, lag_ms = _journal_tail(client, symbol, engine_jid, now_ms)
 
@@ -146,7 +147,7 @@ def consumer_idle_ms(name: str, symbols: list[str] | None = None) -> int | None:
     idle = []
     for symbol in symbols:
         try:
-            consumers = client.xinfo_consumers(journal.key("evt", symbol), GROUP)
+            consumers = client.xinfo_consumers(keys.key("evt", symbol), GROUP)
         except redis.ResponseError:  # no stream or no group yet
             continue
         idle += [int(c["idle"]) for c in consumers if _text(c.get("name")) == name]
@@ -198,7 +199,7 @@ def readiness() -> dict:
         try:
             pipe = client.pipeline(transaction=False)
             for symbol in symbols:
-                pipe.exists(journal.key("status", symbol))
+                pipe.exists(keys.key("status", symbol))
             served = pipe.execute()
         except redis.RedisError as exc:
             served = []

@@ -69,6 +69,7 @@ from exchange.models import (
     Trade,
 )
 from exchange.order_state import OrderProgress
+from exchange.protocol import keys
 
 logger = logging.getLogger("flashbook.recorder")
 
@@ -609,7 +610,7 @@ class _Projection:
             # orders' keys come from: the two never collide.
             if journal.id_floor_needed():
                 journal.raise_id_floor(Order.objects.aggregate(top=Max("pk"))["top"] or 0)
-            top = journal.client().incrby(journal.id_counter_key(), len(keyless))
+            top = journal.client().incrby(keys.id_counter_key(), len(keyless))
             for offset, order in enumerate(keyless):
                 order.pk = top - len(keyless) + 1 + offset
         ops = connection.ops
@@ -889,7 +890,7 @@ class Recorder:
         added = set(instruments) - set(self.instruments)
         first_load = not self.instruments
         self.instruments = instruments
-        self.keys = {journal.key("evt", symbol): symbol for symbol in instruments}
+        self.keys = {keys.key("evt", symbol): symbol for symbol in instruments}
         for symbol in added:
             RecorderCursor.objects.get_or_create(instrument=instruments[symbol])
         if added:

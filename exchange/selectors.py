@@ -24,6 +24,7 @@ from exchange.models import (
     Position,
     Trade,
 )
+from exchange.protocol import keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def _book_mids(instruments) -> dict[str, Decimal]:
     if not instruments:
         return {}
     try:
-        raws = journal.client().mget([journal.key("book", i.symbol) for i in instruments])
+        raws = journal.client().mget([keys.key("book", i.symbol) for i in instruments])
     except redis.RedisError:
         return {}
     mids = {}
@@ -512,7 +513,7 @@ def mark_prices(instruments) -> dict[str, Decimal]:
 
 def event_stream_last_id(symbol: str) -> str:
     """The id of the last entry of a symbol's event stream ("0-0" when it has none yet)."""
-    newest = journal.client().xrevrange(journal.key("evt", symbol), count=1)
+    newest = journal.client().xrevrange(keys.key("evt", symbol), count=1)
     return newest[0][0].decode() if newest else "0-0"
 
 
@@ -523,7 +524,7 @@ def reset_seq_after(symbol: str, entry_id: str) -> int | None:
 
     start = f"({entry_id}" if entry_id != "0-0" else "-"
     while True:
-        entries = journal.client().xrange(journal.key("evt", symbol), min=start, count=200)
+        entries = journal.client().xrange(keys.key("evt", symbol), min=start, count=200)
         if not entries:
             return None
         for _, fields in entries:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.generic import FormView, TemplateView
 
-from exchange.feed import decimal_str
+from exchange.protocol.decimals import decimal_str
 from exchange.selectors import engine_status_get, instrument_list
 
 

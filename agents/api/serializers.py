@@ -4,7 +4,8 @@ API; request bodies refuse unknown fields)."""
 from rest_framework import serializers
 
 from agents.selectors import AGENT_STATES, STATES
-from exchange.api.serializers import SYMBOL_FORMAT, SYMBOL_MAX, StrictSerializer
+from exchange.api.serializers import SYMBOL_FORMAT, StrictSerializer
+from exchange.protocol.symbols import SYMBOL_MAX
 
 
 class ShockSerializer(serializers.Serializer):

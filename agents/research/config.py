@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.strategies import STRATEGIES, FundamentalParams, ParamError, validate_params
+from exchange.protocol.symbols import SYMBOL_RULE, is_symbol
 
 __all__ = [
     "ActivityConfig",
@@ -36,7 +37,6 @@ __all__ = [
 
 NS_PER_S = 1_000_000_000
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$")
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,15}$")
 
 
 class ConfigError(ValueError):
@@ -364,8 +364,8 @@ def config_from_mapping(data: Any) -> SimConfig:
     d = _check_keys(data, "", _TOP_FIELDS, ("agents",))
     default = SimConfig()
     symbol = d.get("symbol", default.symbol)
-    if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-        raise ConfigError("symbol", f"must be 1-16 capital letters or digits, not {symbol!r}")
+    if not is_symbol(symbol):
+        raise ConfigError("symbol", f"{SYMBOL_RULE} Not {symbol!r}.")
     date = d.get("date", default.date)
     if isinstance(date, dt.date):  # YAML reads an unquoted date as a date
         date = date.isoformat()

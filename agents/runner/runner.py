@@ -45,10 +45,11 @@ from agents.runner.agent import OPPOSITE, LiveAgent, derive_seed
 from agents.runner.desk import Desk
 from agents.runner.market import SymbolMarket
 from agents.strategies import Cancel, Place, Replace
-from exchange import gateway, journal
+from exchange import gateway
 from exchange import selectors as exchange_selectors
 from exchange.errors import ExchangeError, Unavailable
 from exchange.gateway import OrderRequest
+from exchange.protocol import keys as exchange_keys
 
 logger = logging.getLogger("flashbook.agents")
 
@@ -168,7 +169,7 @@ class Runner:
             self.shock_id = min(self.shock_id, floor, key=_id_key)
             self.markets[symbol] = SymbolMarket(
                 symbol,
-                book_key=journal.key("book", symbol),
+                book_key=exchange_keys.key("book", symbol),
                 reference_ticks=instrument.price_to_ticks(instrument.reference_price),
                 seed=derive_seed(self.seed, f"fundamental/{symbol}"),
                 saved=state,
@@ -196,7 +197,7 @@ class Runner:
 
     async def _stream_position(self, symbol: str, cursor: int) -> str:
         """The id after which the stream's entries hold every event above `cursor`."""
-        key = journal.key("evt", symbol)
+        key = exchange_keys.key("evt", symbol)
         end = "+"
         while True:
             page = await self.redis.xrevrange(key, max=end, count=100)
@@ -328,7 +329,7 @@ class Runner:
 
     async def _follow_events(self) -> None:
         while True:
-            streams = {journal.key("evt", s): self.stream_ids[s] for s in self.markets}
+            streams = {exchange_keys.key("evt", s): self.stream_ids[s] for s in self.markets}
             try:
                 reply = await self.redis.xread(streams, count=200, block=250)
             except redis.RedisError as exc:
@@ -336,7 +337,7 @@ class Runner:
                 await asyncio.sleep(0.5)
                 continue
             for key, entries in reply or []:
-                symbol = key[key.index("{") + 1 : key.rindex("}")]
+                symbol = exchange_keys.symbol_of(key, "evt")
                 for entry_id, fields in entries:
                     self._apply_entry(symbol, entry_id, fields)
                     self.stream_ids[symbol] = entry_id

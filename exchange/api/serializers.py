@@ -15,9 +15,9 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 from exchange.gateway import OrderOutcome
 from exchange.models import Order, OrderStatus, OrderType, Side, TimeInForce
 from exchange.order_rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
+from exchange.protocol.decimals import decimal_str
+from exchange.protocol.symbols import SYMBOL_CHARACTERS, SYMBOL_MAX
 from exchange.selectors import CANDLE_INTERVALS, EIGHT_PLACES
-
-SYMBOL_MAX = 32
 
 
 class UtcDateTime(serializers.DateTimeField):
@@ -30,19 +30,15 @@ class UtcDateTime(serializers.DateTimeField):
 
 
 # A symbol that could not exist is as unknown as one that does not.
-SYMBOL_FORMAT = RegexValidator(r"^[A-Z0-9._-]+$", "Unknown symbol.", code="unknown_symbol")
+# (Its length is the field's `max_length`, refused as such.)
+SYMBOL_FORMAT = RegexValidator(
+    rf"^[{SYMBOL_CHARACTERS}]+$", "Unknown symbol.", code="unknown_symbol"
+)
 CLIENT_ORDER_ID_FORMAT = RegexValidator(
     r"^[ -~]+$",
     f"client_order_id must be at most {CLIENT_ORDER_ID_MAX} printable ASCII characters.",
     code="invalid_client_order_id",
 )
-
-
-def decimal_str(value: Decimal) -> str:
-    """A decimal as a plain string without exponent or trailing zeros."""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
 
 
 class DecimalString(serializers.DecimalField):
@@ -56,7 +52,7 @@ class DecimalString(serializers.DecimalField):
         super().__init__(**kwargs)
 
     def to_representation(self, value):
-        return decimal_str(Decimal(value))
+        return decimal_str(value)
 
 
 class Shape(serializers.Serializer):

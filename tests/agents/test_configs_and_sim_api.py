@@ -14,9 +14,9 @@ from rest_framework.test import APIClient
 
 from agents import keys, selectors, services
 from agents.models import AgentConfig
-from exchange import journal
 from exchange.errors import Conflict, InvalidInput, NotFound
 from exchange.models import Account, Instrument, Position
+from exchange.protocol import keys as exchange_keys
 from exchange.services import api_token_create
 from tests.recorder.support import make_account, make_instrument
 
@@ -301,7 +301,7 @@ def test_leaderboard_rows_statuses_and_order(market, r):
 def _journal(r, symbol: str) -> list[dict]:
     return [
         {k.decode(): v.decode() for k, v in fields.items()}
-        for _, fields in r.xrange(journal.key("cmd", symbol))
+        for _, fields in r.xrange(exchange_keys.key("cmd", symbol))
     ]
 
 

@@ -21,8 +21,8 @@ from django.core.management import call_command
 
 from agents import selectors, services
 from agents.models import AgentConfig
-from exchange import journal
 from exchange.models import OPEN_STATUSES, Account, Order, Position, RecorderCursor, Trade
+from exchange.protocol import keys
 from tests.recorder.support import assert_engine_agrees, start_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +42,7 @@ def wait_until(condition, timeout: float, message: str, interval: float = 0.1):
 
 
 def book(r, symbol: str) -> dict:
-    raw = r.get(journal.key("book", symbol))
+    raw = r.get(keys.key("book", symbol))
     return json.loads(raw) if raw else {"bids": [], "asks": []}
 
 
@@ -55,13 +55,13 @@ def mid(r, symbol: str) -> float | None:
 
 def news_since(r, symbol: str, ms: int) -> int:
     """NEW commands appended to the symbol's journal at or after `ms` (stream-id time)."""
-    entries = r.xrange(journal.key("cmd", symbol), min=f"{ms}-0")
+    entries = r.xrange(keys.key("cmd", symbol), min=f"{ms}-0")
     return sum(1 for _, fields in entries if fields.get(b"t") == b"new")
 
 
 def events(r, symbol: str) -> list:
     out = []
-    for _, fields in r.xrange(journal.key("evt", symbol)):
+    for _, fields in r.xrange(keys.key("evt", symbol)):
         out.extend(flashbook_engine.decode_events(fields[b"e"]))
     return out
 
@@ -140,11 +140,11 @@ def stack(file_db, r, tmp_path):
 def drained(r, symbols) -> bool:
     """The engine has applied every journal entry and the recorder recorded every event."""
     for symbol in symbols:
-        last_cmd = r.xrevrange(journal.key("cmd", symbol), count=1)
-        status = r.hgetall(journal.key("status", symbol))
+        last_cmd = r.xrevrange(keys.key("cmd", symbol), count=1)
+        status = r.hgetall(keys.key("status", symbol))
         if last_cmd and status.get(b"jid") != last_cmd[0][0]:
             return False
-        last_evt = r.xrevrange(journal.key("evt", symbol), count=1)
+        last_evt = r.xrevrange(keys.key("evt", symbol), count=1)
         recorded = (
             RecorderCursor.objects.filter(instrument__symbol=symbol)
             .values_list("last_seq", flat=True)

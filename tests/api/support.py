@@ -8,15 +8,16 @@ from rest_framework.test import APIClient
 
 from exchange import journal
 from exchange.models import Instrument, Order
+from exchange.protocol import keys
 from exchange.services import api_token_create
 
 
 def journal_length(client: redis.Redis, symbol: str) -> int:
-    return client.xlen(journal.key("cmd", symbol))
+    return client.xlen(keys.key("cmd", symbol))
 
 
 def journal_entries(client: redis.Redis, symbol: str) -> list[dict]:
-    return [fields for _, fields in client.xrange(journal.key("cmd", symbol))]
+    return [fields for _, fields in client.xrange(keys.key("cmd", symbol))]
 
 
 def make_instrument(symbol: str = "ACME", **overrides) -> Instrument:

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from exchange import journal
 from exchange.models import Fill, Order, OrderStatus, Position, Trade
+from exchange.protocol import keys
 from exchange.services import account_for_user
 
 from .support import assert_error, make_instrument
@@ -27,7 +27,7 @@ def write_book(redis_client, symbol="ACME", *, seq=42, bids=(), asks=(), halted=
         "bids": [list(level) for level in bids],
         "asks": [list(level) for level in asks],
     }
-    redis_client.set(journal.key("book", symbol), json.dumps(book))
+    redis_client.set(keys.key("book", symbol), json.dumps(book))
 
 
 def add_trade(instrument, seq, price, qty, at, side="buy"):

@@ -9,7 +9,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from exchange import journal, operations
+from exchange import operations
+from exchange.protocol import keys
 from exchange.recorder import Recorder
 from tests.recorder.support import (
     make_account,
@@ -119,4 +120,4 @@ def test_check_recorder_sees_a_live_consumer(file_db, r, tmp_path):
         assert process.wait(15) == 0, log.read_text()[-3000:]
     # A clean stop leaves the group: the check then fails, as it should for a dead recorder.
     assert operations.consumer_idle_ms("probe-1") is None
-    assert r.xinfo_groups(journal.key("evt", "ACME"))[0]["consumers"] == 0
+    assert r.xinfo_groups(keys.key("evt", "ACME"))[0]["consumers"] == 0

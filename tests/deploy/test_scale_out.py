@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from exchange import journal
 from exchange.models import RecorderCursor
+from exchange.protocol import keys
 from tests.recorder.support import (
     assert_conserved,
     assert_engine_agrees,
@@ -58,7 +58,7 @@ def recorded(upto: dict[str, int]) -> bool:
 
 
 def last_seq(r, symbol: str) -> int:
-    newest = r.xrevrange(journal.key("evt", symbol), count=1)
+    newest = r.xrevrange(keys.key("evt", symbol), count=1)
     return int(newest[0][1][b"last"]) if newest else 0
 
 
@@ -66,7 +66,7 @@ def forget_the_engines(r) -> None:
     """Deletes what the engines wrote (events, snapshots, status, books): the journals stay, so
     an engine started now replays them from the beginning."""
     for symbol in SYMBOLS:
-        r.delete(*(journal.key(kind, symbol) for kind in ("evt", "snap", "status", "book")))
+        r.delete(*(keys.key(kind, symbol) for kind in ("evt", "snap", "status", "book")))
 
 
 @pytest.mark.slow
@@ -117,7 +117,7 @@ def test_sharded_engines_and_grouped_recorders_equal_one_of_each(file_db, r, tmp
         assert process.returncode == 0, log.read_text()[-3000:]
         (stats,) = (line for line in log.read_text().splitlines() if line.startswith('{"recorder"'))
         shares.append(json.loads(stats)["entries"])
-    entries = sum(r.xlen(journal.key("evt", s)) for s in SYMBOLS)
+    entries = sum(r.xlen(keys.key("evt", s)) for s in SYMBOLS)
     assert all(share > 0 for share in shares) and sum(shares) == entries, (shares, entries)
 
     sharded_events = {s: stream_events(r, s) for s in SYMBOLS}

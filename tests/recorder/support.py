@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import F, Sum
 
-from exchange import journal
 from exchange.models import (
     Account,
     Fill,
@@ -26,6 +25,7 @@ from exchange.models import (
     RecorderCursor,
     Trade,
 )
+from exchange.protocol import keys
 from exchange.recorder import GROUP, StreamEntry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,7 +248,7 @@ def random_commands(
 def write_journal(client, symbol: str, commands: list[dict]) -> None:
     pipe = client.pipeline(transaction=False)
     for index, fields in enumerate(commands, 1):
-        pipe.xadd(journal.key("cmd", symbol), fields)
+        pipe.xadd(keys.key("cmd", symbol), fields)
         if index % 5000 == 0:
             pipe.execute()
     pipe.execute()
@@ -257,14 +257,14 @@ def write_journal(client, symbol: str, commands: list[dict]) -> None:
 def replay_journal(client, symbol: str) -> flashbook_engine.OrderBook:
     """The book the engine holds after the symbol's journal, rebuilt in-process."""
     book = flashbook_engine.OrderBook(symbol)
-    for _, fields in client.xrange(journal.key("cmd", symbol)):
+    for _, fields in client.xrange(keys.key("cmd", symbol)):
         book.apply_entry(fields)
     return book
 
 
 def stream_events(client, symbol: str) -> list:
     events = []
-    for _, fields in client.xrange(journal.key("evt", symbol)):
+    for _, fields in client.xrange(keys.key("evt", symbol)):
         events.extend(flashbook_engine.decode_events(fields[b"e"]))
     return events
 
@@ -403,11 +403,11 @@ def reset_projection(client, symbols: list[str]) -> None:
     Account.objects.update(cash=F("initial_cash"))
     Instrument.objects.update(halted=False)
     for symbol in symbols:
-        client.xgroup_destroy(journal.key("evt", symbol), GROUP)
+        client.xgroup_destroy(keys.key("evt", symbol), GROUP)
 
 
 def group_pending(client, symbols: list[str]) -> int:
-    return sum(client.xpending(journal.key("evt", s), GROUP)["pending"] for s in symbols)
+    return sum(client.xpending(keys.key("evt", s), GROUP)["pending"] for s in symbols)
 
 
 def cursor_total(database: Path | str) -> int:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from exchange import journal
+from exchange.protocol import keys
 
 from .support import (
     assert_conserved,
@@ -84,7 +85,7 @@ def gateway_records(symbol: str, commands: list[dict], rng: random.Random) -> li
 def write_records(r, records: list) -> None:
     pipe = r.pipeline(transaction=False)
     for record in records:
-        pipe.hset(journal.pending_key(record.account_id), str(record.order_id), record.encode())
+        pipe.hset(keys.pending_key(record.account_id), str(record.order_id), record.encode())
     pipe.execute()
 
 
@@ -103,9 +104,9 @@ def test_kill_9_in_the_middle_and_restart_equals_a_recorder_that_never_stopped(
         write_journal(r, symbol, commands)
         records += gateway_records(symbol, commands, rng)
     write_records(r, records)
-    r.set(journal.id_counter_key(), 20_000_000)  # where the gateway's counter would be
+    r.set(keys.id_counter_key(), 20_000_000)  # where the gateway's counter would be
     run_engine(file_db, SYMBOLS, batch_size=100)
-    last = {s: int(r.xrevrange(journal.key("evt", s), count=1)[0][1][b"last"]) for s in SYMBOLS}
+    last = {s: int(r.xrevrange(keys.key("evt", s), count=1)[0][1][b"last"]) for s in SYMBOLS}
     total = sum(last.values())
     assert news >= 100_000
 
@@ -130,7 +131,7 @@ def test_kill_9_in_the_middle_and_restart_equals_a_recorder_that_never_stopped(
     gateway_rows = {(o[0], o[1], o[3]) for o in restarted["orders"] if o[3].startswith("g-")}
     assert len(gateway_rows) > 40_000
     assert gateway_rows <= {(rec.symbol, rec.order_id, rec.client_order_id) for rec in records}
-    assert not any(r.hlen(journal.pending_key(a)) for a in accounts)  # the records are gone
+    assert not any(r.hlen(keys.pending_key(a)) for a in accounts)  # the records are gone
     assert_conserved(SYMBOLS)
     assert_engine_agrees(r, SYMBOLS)
     assert len(restarted["trades"]) > 40_000

@@ -17,6 +17,7 @@ from exchange.models import (
     RecorderCursor,
     Trade,
 )
+from exchange.protocol import keys
 from exchange.recorder import record_entries
 
 from .support import (
@@ -61,7 +62,7 @@ def gateway_order(instrument, account, order_id, side, qty, price=None, **extra)
         client_order_id=extra.pop("client_order_id", f"c{order_id}"),
     )
     assert not extra
-    journal.client().hset(journal.pending_key(account.pk), str(order_id), record.encode())
+    journal.client().hset(keys.pending_key(account.pk), str(order_id), record.encode())
     return order_id
 
 

@@ -15,6 +15,7 @@ from exchange import gateway, journal
 from exchange import recorder as recorder_module
 from exchange.gateway import OrderRequest
 from exchange.models import Account, Fill, Order, Position, RecorderCursor, Trade
+from exchange.protocol import keys
 from exchange.recorder import GROUP, Recorder, record_entries
 
 from .support import (
@@ -53,7 +54,7 @@ def submit(account, symbol, side, quantity, price=None, **extra) -> Order:
 def tool_new(symbol: str, fields: dict) -> int:
     """A NEW written to the journal by another tool than the gateway: an id from the exchange's
     counter, no record, no client order id."""
-    order_id = journal.client().incr(journal.id_counter_key())
+    order_id = journal.client().incr(keys.id_counter_key())
     journal.append(symbol, {"t": "new", "id": order_id, **fields})
     return order_id
 
@@ -194,7 +195,7 @@ def random_streams(r, database, symbols, commands=2500, batch_size=20, seed=7):
 def test_two_recorders_in_one_group_make_the_database_one_recorder_makes(file_db, r):
     symbols = ["ONE", "TWO"]
     random_streams(r, file_db, symbols)
-    entries = sum(r.xlen(journal.key("evt", s)) for s in symbols)
+    entries = sum(r.xlen(keys.key("evt", s)) for s in symbols)
     recorders = [Recorder(symbols, consumer=name, batch=2) for name in ("left", "right")]
     start = threading.Barrier(2)
     errors = []
@@ -234,13 +235,13 @@ def test_entries_of_a_dead_recorder_are_claimed(file_db, r):
     recorder = Recorder(symbols, consumer="heir", claim_idle_ms=200, batch=5)
     recorder.ensure_groups()
     # A recorder that read entries and died before acknowledging them.
-    taken = r.xreadgroup(GROUP, "dead", {journal.key("evt", s): ">" for s in symbols}, count=3)
+    taken = r.xreadgroup(GROUP, "dead", {keys.key("evt", s): ">" for s in symbols}, count=3)
     assert sum(len(entries) for _, entries in taken) == 6
     stats = recorder.run(until_idle=True)
     assert stats.claimed == 6
     assert group_pending(r, symbols) == 0
     for symbol in symbols:
-        last = int(r.xrevrange(journal.key("evt", symbol), count=1)[0][1][b"last"])
+        last = int(r.xrevrange(keys.key("evt", symbol), count=1)[0][1][b"last"])
         assert RecorderCursor.objects.get(instrument__symbol=symbol).last_seq == last
     assert_engine_agrees(r, symbols)
 
@@ -252,14 +253,14 @@ def test_a_recorder_claims_only_the_entries_of_others(file_db, r):
     random_streams(r, file_db, symbols, commands=200)
     recorder = Recorder(symbols, consumer="heir", claim_idle_ms=100, batch=5)
     recorder.ensure_groups()
-    streams = {journal.key("evt", s): ">" for s in symbols}
+    streams = {keys.key("evt", s): ">" for s in symbols}
     r.xreadgroup(GROUP, "dead", streams, count=3)
     r.xreadgroup(GROUP, "heir", streams, count=4)
     time.sleep(0.25)
     recorder._claim_abandoned()
     assert recorder.stats.claimed == 6
     for symbol in symbols:
-        owners = r.xpending(journal.key("evt", symbol), GROUP)["consumers"]
+        owners = r.xpending(keys.key("evt", symbol), GROUP)["consumers"]
         assert owners == [{"name": b"heir", "pending": 7}]
 
 
@@ -270,7 +271,7 @@ def test_redelivered_entries_are_acknowledged_and_change_nothing(file_db, r):
     recorded = dump()
     # As if no entry had ever been acknowledged: every one is delivered again.
     for symbol in symbols:
-        r.xgroup_setid(journal.key("evt", symbol), GROUP, "0")
+        r.xgroup_setid(keys.key("evt", symbol), GROUP, "0")
     again = Recorder(symbols, batch=3).run(until_idle=True)
     assert (again.entries, again.events, again.duplicates) == (0, 0, first.entries)
     assert group_pending(r, symbols) == 0
@@ -301,7 +302,7 @@ def test_sigterm_stops_the_recorder_cleanly(file_db, r, tmp_path):
     assert '"recorder": "service"' in output
     assert group_pending(r, symbols) == 0
     for symbol in symbols:  # it left the group: nothing of its own was pending
-        consumers = r.xinfo_consumers(journal.key("evt", symbol), GROUP)
+        consumers = r.xinfo_consumers(keys.key("evt", symbol), GROUP)
         assert b"service" not in [c["name"] for c in consumers]
     assert_engine_agrees(r, symbols)
 
@@ -316,7 +317,7 @@ def test_transient_database_errors_are_retried(file_db, r, monkeypatch):
     for index, piece in enumerate([events[:2], events[2:]]):
         written = entry(piece, index)
         fields = {"first": written.first, "last": written.last, "jid": "0-1", "e": written.lines}
-        r.xadd(journal.key("evt", "ONE"), fields)
+        r.xadd(keys.key("evt", "ONE"), fields)
     calls = []
 
     def flaky(*args, **kwargs):

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from exchange import journal
 from exchange.bridge import Bridge
 from exchange.models import Instrument
+from exchange.protocol import keys
 from tests.recorder.support import event_line
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -111,7 +111,7 @@ class FakeWorker:
         lines = [event_line(e) for e in events]
         first, last = events[0].seq, events[-1].seq
         self.r.xadd(
-            journal.key("evt", self.symbol),
+            keys.key("evt", self.symbol),
             {"first": first, "last": last, "jid": "0-1", "e": "".join(x + "\n" for x in lines)},
         )
         if publish:
@@ -128,7 +128,7 @@ class FakeWorker:
     def write_book(self) -> None:
         bids, asks = self.book.depth(20)
         self.r.set(
-            journal.key("book", self.symbol),
+            keys.key("book", self.symbol),
             json.dumps(
                 {
                     "symbol": self.symbol,

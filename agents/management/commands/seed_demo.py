@@ -1,19 +1,11 @@
-"""Demo data for a fresh installation: instruments, the demo logins and a default population of
-agents per instrument (idempotent: what exists is left as configured)."""
-
-from decimal import Decimal
+"""Demo data for a fresh installation: the exchange's (`seed_demo_market`: instruments, the demo
+logins) and a default population of agents per demo instrument (idempotent: what exists is left
+as configured)."""
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from agents.services import agent_config_ensure
-from exchange.services import instrument_ensure
-
-DEMO_INSTRUMENTS = [
-    # symbol, name, tick, lot, min qty, max qty, reference price
-    ("ACME", "Acme Corporation", "0.01", "1", "1", "10000", "100.00"),
-    ("GLOBEX", "Globex Industries", "0.05", "10", "10", "100000", "42.50"),
-]
 
 # Parameters are in ticks and lots, so they depend on how many ticks 1 % of the price is: ACME
 # trades at 10,000 ticks (1 % = 100 ticks), GLOBEX at 850 (1 % = 8.5 ticks). The fundamental
@@ -137,21 +129,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        for symbol, name, tick, lot, low, high, reference in DEMO_INSTRUMENTS:
-            _, created = instrument_ensure(
-                symbol=symbol,
-                name=name,
-                tick_size=Decimal(tick),
-                lot_size=Decimal(lot),
-                min_order_qty=Decimal(low),
-                max_order_qty=Decimal(high),
-                reference_price=Decimal(reference),
-            )
-            self.stdout.write(f"instrument {symbol}: {'created' if created else 'already present'}")
-        call_command("ensure_demo_users", stdout=self.stdout)
+        call_command("seed_demo_market", stdout=self.stdout)
         if options["no_agents"]:
             return
-        for symbol, *_ in DEMO_INSTRUMENTS:
+        for symbol in POPULATIONS:
             created = 0
             for name, strategy, rate, max_position, params in demo_population(symbol):
                 _, new = agent_config_ensure(

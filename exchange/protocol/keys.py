@@ -1,0 +1,66 @@
+"""Redis key names. Every key Flashbook owns starts with `FLASHBOOK_REDIS_PREFIX`; a symbol's keys
+carry the symbol as a Redis Cluster hash tag (`{prefix}:{kind}:{SYM}`), so that all of one
+symbol's keys live on one slot, and an account's keys the account (`{a42}`) for the same reason.
+
+The kinds of a symbol's keys: `cmd` (the journal), `evt` (the engine's events), `md` (market
+data), `book` (the engine's published book), `status` (the worker's status hash), `lastid` (the
+symbol's highest order id), `snap` (the engine's snapshot), `ws` (the bridge's snapshot for new
+subscribers), `reply` (per listener, below). A caller passes `prefix` where no Django settings are
+loaded (the benchmarks)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def prefix() -> str:
+    return settings.FLASHBOOK_REDIS_PREFIX
+
+
+def key(kind: str, symbol: str, *, prefix: str | None = None) -> str:
+    """`{prefix}:{kind}:{SYM}`: one of a symbol's keys."""
+    return f"{_prefix(prefix)}:{kind}:{{{symbol}}}"
+
+
+def symbol_of(name: str | bytes, kind: str, *, prefix: str | None = None) -> str | None:
+    """The symbol a key of this kind names (`key`'s inverse), or None for another key."""
+    if isinstance(name, bytes):
+        name = name.decode()
+    head = f"{_prefix(prefix)}:{kind}:{{"
+    if not (name.startswith(head) and name.endswith("}")):
+        return None
+    return name[len(head) : -1]
+
+
+def pattern(kind: str) -> str:
+    """A glob (`PSUBSCRIBE`, `SCAN MATCH`) for every symbol's key of this kind."""
+    return f"{_escape_glob(prefix())}:{kind}:*"
+
+
+def id_counter_key() -> str:
+    """The exchange-wide order id counter."""
+    return f"{prefix()}:oid"
+
+
+def pending_key(account_id: int) -> str:
+    """The hash of an account's orders the recorder has not recorded yet (and their client order
+    ids' index)."""
+    return f"{prefix()}:pending:{{a{account_id}}}"
+
+
+def reply_key(symbol: str, listener: str) -> str:
+    """Where the engine answers the NEWs of one listening process."""
+    return f"{prefix()}:reply:{{{symbol}}}:{listener}"
+
+
+def watch_key() -> str:
+    """A sorted set of account ids that have a private WebSocket open (score: expiry time)."""
+    return f"{prefix()}:ws:watch"
+
+
+def _prefix(given: str | None) -> str:
+    return prefix() if given is None else given
+
+
+def _escape_glob(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
