@@ -22,11 +22,11 @@ from django.utils import timezone
 from agents import keys
 from agents.models import AgentConfig
 from agents.selectors import reset_pending, sim_status
-from exchange import gateway
 from exchange import selectors as exchange_selectors
 from exchange import services as exchange_services
 from exchange.errors import Conflict, InvalidInput, NotFound, Unavailable
 from exchange.models import Account
+from exchange.orders import gateway
 from exchange.protocol.decimals import decimal_str
 
 logger = logging.getLogger("flashbook.agents")

@@ -61,7 +61,7 @@ def worker(index: int, count: int, agents: int, rate: float, seconds: float) -> 
 
     from agents.strategies.base import AgentState, Cancel, MarketView, OpenOrder, Place
     from agents.strategies.noise import NoiseStrategy
-    from exchange import journal
+    from exchange.orders import journal
 
     async def agent(number: int) -> None:
         rng = random.Random(number)

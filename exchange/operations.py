@@ -22,7 +22,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from exchange import journal, selectors
+from exchange import selectors
+from exchange.orders import journal
 from exchange.protocol import keys
 from exchange.recorder import GROUP
 

@@ -58,7 +58,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from exchange import bulk_sql, journal
+from exchange import bulk_sql
 from exchange.models import (
     Account,
     Fill,
@@ -68,7 +68,8 @@ from exchange.models import (
     RecorderCursor,
     Trade,
 )
-from exchange.order_state import OrderProgress
+from exchange.orders import journal
+from exchange.orders.progress import OrderProgress
 from exchange.protocol import keys
 
 logger = logging.getLogger("flashbook.recorder")

@@ -11,7 +11,6 @@ import redis
 from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 
-from exchange import journal
 from exchange.models import (
     OPEN_STATUSES,
     Account,
@@ -24,6 +23,7 @@ from exchange.models import (
     Position,
     Trade,
 )
+from exchange.orders import journal
 from exchange.protocol import keys
 
 

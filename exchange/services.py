@@ -1,4 +1,4 @@
-"""Write operations of the exchange (orders go through `exchange.gateway`)."""
+"""Write operations of the exchange (orders go through `exchange.orders.gateway`)."""
 
 import secrets
 from datetime import timedelta
@@ -11,9 +11,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from exchange import gateway
 from exchange.errors import Conflict, InvalidInput, NotFound
 from exchange.models import Account, ApiToken, Instrument, Position
+from exchange.orders import gateway
 from exchange.selectors import api_token_digest
 
 API_TOKEN_PREFIX = "fb_"

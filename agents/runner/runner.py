@@ -45,10 +45,10 @@ from agents.runner.agent import OPPOSITE, LiveAgent, derive_seed
 from agents.runner.desk import Desk
 from agents.runner.market import SymbolMarket
 from agents.strategies import Cancel, Place, Replace
-from exchange import gateway
 from exchange import selectors as exchange_selectors
 from exchange.errors import ExchangeError, Unavailable
-from exchange.gateway import OrderRequest
+from exchange.orders import gateway
+from exchange.orders.gateway import OrderRequest
 from exchange.protocol import keys as exchange_keys
 
 logger = logging.getLogger("flashbook.agents")

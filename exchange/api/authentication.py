@@ -19,7 +19,7 @@ from rest_framework.authentication import (
 )
 
 from exchange.models import Account
-from exchange.refresh import GroupedRefresh
+from exchange.orders.refresh import GroupedRefresh
 from exchange.selectors import api_token_by_secret, api_token_digest, api_tokens_by_digest
 from exchange.services import account_for_user, api_token_touch
 
@@ -60,7 +60,7 @@ class Caller:
 
 # How long order entry trusts a token once looked up: a revoked token (or a
 # deactivated user) is refused within this many seconds. Looked up again in the background before
-# then while orders keep coming (`exchange.refresh`).
+# then while orders keep coming (`exchange.orders.refresh`).
 CALLER_CACHE_SECONDS = 1.0
 
 

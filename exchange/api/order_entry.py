@@ -30,7 +30,6 @@ from django.middleware.security import SecurityMiddleware
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
-from exchange import gateway
 from exchange.api import serializers as s
 from exchange.api.authentication import KEYWORDS, MAX_SECRET_LENGTH, acaller_for_secret
 from exchange.api.errors import error_body, first_error
@@ -38,6 +37,7 @@ from exchange.api.parsers import MAX_BODY_BYTES, RequestTooLarge, parse_json
 from exchange.api.throttling import aorder_rate_wait
 from exchange.errors import ExchangeError, InvalidInput, NotFound
 from exchange.models import Account
+from exchange.orders import gateway
 
 logger = logging.getLogger("flashbook.api")
 

@@ -12,9 +12,9 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from exchange.gateway import OrderOutcome
 from exchange.models import Order, OrderStatus, OrderType, Side, TimeInForce
-from exchange.order_rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
+from exchange.orders.gateway import OrderOutcome
+from exchange.orders.rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
 from exchange.protocol.decimals import decimal_str
 from exchange.protocol.symbols import SYMBOL_CHARACTERS, SYMBOL_MAX
 from exchange.selectors import CANDLE_INTERVALS, EIGHT_PLACES

@@ -19,8 +19,8 @@ from django.core.cache.backends.redis import RedisCache
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import UserRateThrottle
 
-from exchange import journal
-from exchange.coalesce import Coalescer
+from exchange.orders import journal
+from exchange.orders.coalesce import Coalescer
 
 logger = logging.getLogger("flashbook.api")
 

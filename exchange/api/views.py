@@ -8,12 +8,13 @@ from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exchange import gateway, selectors, services
+from exchange import selectors, services
 from exchange.api import order_entry
 from exchange.api import serializers as s
 from exchange.api.pagination import IdCursorPagination, SeqCursorPagination
 from exchange.api.throttling import OrderRateThrottle
 from exchange.errors import NotFound
+from exchange.orders import gateway
 
 ERROR = s.ErrorSerializer
 AUTH_ERRORS = {401: ERROR, 403: ERROR}

@@ -6,8 +6,8 @@ import redis
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from exchange import journal
 from exchange.models import Instrument, Order
+from exchange.orders import journal
 from exchange.protocol import keys
 from exchange.services import api_token_create
 

@@ -7,9 +7,9 @@ import flashbook_engine
 import pytest
 import redis
 
-from exchange import gateway, journal
 from exchange.errors import InvalidInput, Unavailable
 from exchange.models import Order, OrderStatus
+from exchange.orders import gateway, journal
 from exchange.services import account_for_user
 
 from .support import LIMIT_BUY, assert_error, journal_entries, journal_length, order_count

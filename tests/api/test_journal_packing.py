@@ -5,7 +5,7 @@ import pytest
 import redis.asyncio
 from redis.exceptions import DataError
 
-from exchange import journal
+from exchange.orders import journal
 
 COMMANDS = [
     ("EVALSHA", "0123abcd", 3, "k1", "k2", "k3", *(str(i) for i in range(5000))),

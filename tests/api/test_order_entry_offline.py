@@ -5,9 +5,9 @@ import asyncio
 import pytest
 from django.contrib.auth import get_user_model
 
-from exchange import gateway
 from exchange.errors import Unavailable
 from exchange.models import Account, Order
+from exchange.orders import gateway
 
 from .support import make_instrument
 

@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from exchange import refresh
-from exchange.refresh import GroupedRefresh
+from exchange.orders import refresh
+from exchange.orders.refresh import GroupedRefresh
 
 
 class Clock:

@@ -19,8 +19,8 @@ from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from exchange import gateway
-from exchange.gateway import OrderRequest
+from exchange.orders import gateway
+from exchange.orders.gateway import OrderRequest
 from exchange.services import account_for_user, api_token_create
 
 from .support import make_instrument, make_user

@@ -148,14 +148,21 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_everything(server):
     else:
         pytest.fail(f"no new worker: {workers_of(process.pid)}")
     replacement = (set(workers) - {second}).pop()
-    time.sleep(1.0)
-    connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
-    try:
-        assert all(get(sock).endswith(b"200 OK") for sock in connections)
-        assert serving_pids(port, [replacement])[replacement] > 0
-    finally:
-        for sock in connections:
-            sock.close()
+    # The replacement serves once it has started (Django imported, its socket bound): that takes
+    # a second on a quiet machine and several on a loaded one, so ask until it does.
+    deadline = time.monotonic() + 60
+    while True:
+        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        try:
+            assert all(get(sock).endswith(b"200 OK") for sock in connections)
+            served = serving_pids(port, [replacement])[replacement]
+        finally:
+            for sock in connections:
+                sock.close()
+        if served > 0:
+            break
+        assert time.monotonic() < deadline, "the replacement worker never served a connection"
+        time.sleep(0.5)
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from exchange import journal
+from exchange.orders import journal
 from tests.recorder.support import ROOT, make_instrument, start_manage, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from exchange import journal
+from exchange.orders import journal
 from exchange.protocol import keys
 
 from .support import (

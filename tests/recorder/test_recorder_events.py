@@ -6,7 +6,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from exchange import journal
 from exchange.models import (
     Account,
     Fill,
@@ -17,6 +16,7 @@ from exchange.models import (
     RecorderCursor,
     Trade,
 )
+from exchange.orders import journal
 from exchange.protocol import keys
 from exchange.recorder import record_entries
 

@@ -11,10 +11,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 
-from exchange import gateway, journal
 from exchange import recorder as recorder_module
-from exchange.gateway import OrderRequest
 from exchange.models import Account, Fill, Order, Position, RecorderCursor, Trade
+from exchange.orders import gateway, journal
+from exchange.orders.gateway import OrderRequest
 from exchange.protocol import keys
 from exchange.recorder import GROUP, Recorder, record_entries
 

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 
 from exchange.models import OrderStatus, Position
-from exchange.order_state import OrderProgress
+from exchange.orders.progress import OrderProgress
 from exchange.recorder import apply_fill, next_average_price, q8, trade_amount
 
 from .support import Book

@@ -4,16 +4,16 @@ the DRF views), the agents runner, management commands and services.
 It is asyncio: one function per action (`order_submit`, `order_cancel`, `order_replace`,
 `order_cancel_all`, `instrument_command`). Synchronous callers use the same functions through
 `blocking` (`async_to_sync` at their edge). An order is checked against the rules
-(`exchange.order_rules`, pure) and its account's standing, then appended to its symbol's journal —
+(`exchange.orders.rules`, pure) and its account's standing, then appended to its symbol's journal —
 the only write it makes before it is acknowledged. The recorder writes its database row later,
 from the journal's record and the engine's events; until then its owner finds it in the journal's
 record (`journal.pending_orders`), so a placed order is visible, cancellable and replaceable at
 once. Invalid input raises an `ExchangeError` and writes nothing.
 
 What an order reads — its instrument, its account's standing — comes from caches of a second
-(`exchange.refresh`), refreshed in the background while orders keep coming: a value in steady use
-is never waited for. A save or delete of an instrument in this process drops them at once; one
-in another process is honoured within `INSTRUMENT_CACHE_SECONDS` — halts included.
+(`exchange.orders.refresh`), refreshed in the background while orders keep coming: a value in
+steady use is never waited for. A save or delete of an instrument in this process drops them at
+once; one in another process is honoured within `INSTRUMENT_CACHE_SECONDS` — halts included.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from django.db.models import Max
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from exchange import journal, order_rules
 from exchange.errors import ExchangeError, NotFound, Unavailable
 from exchange.models import Account, Instrument, Order
-from exchange.order_rules import OrderRequest
-from exchange.order_state import OrderProgress, concerns
-from exchange.refresh import GroupedRefresh
+from exchange.orders import journal, rules
+from exchange.orders.progress import OrderProgress, concerns
+from exchange.orders.refresh import GroupedRefresh
+from exchange.orders.rules import OrderRequest
 from exchange.selectors import (
     PendingOrder,
     account_equities,
@@ -114,7 +114,7 @@ def _read_refusals(accounts: dict[int, Account]) -> dict[int, ExchangeError | No
     active = [account for account in accounts.values() if account.active]
     equities = account_equities(active) if active else {}
     return {
-        pk: order_rules.account_refusal(account, lambda pk=pk: equities[pk])
+        pk: rules.account_refusal(account, lambda pk=pk: equities[pk])
         for pk, account in accounts.items()
     }
 
@@ -141,7 +141,7 @@ def _instrument_changed(**kwargs) -> None:
 
 
 async def _tradable(symbol: str) -> Instrument:
-    return order_rules.tradable(symbol, await _instruments.get(symbol, None))
+    return rules.tradable(symbol, await _instruments.get(symbol, None))
 
 
 async def _check_account(account: Account) -> None:
@@ -188,10 +188,10 @@ async def order_submit(
     """Validates and journals a NEW. With `wait` > 0, waits up to that many seconds for the
     engine's immediate outcome. A retry with a client order id the account used already returns
     that order and places nothing."""
-    client_order_id, generated = order_rules.client_order_id(request.client_order_id)
+    client_order_id, generated = rules.client_order_id(request.client_order_id)
     try:
         instrument = await _tradable(request.symbol)
-        fields = order_rules.new_fields(request, instrument, account)
+        fields = rules.new_fields(request, instrument, account)
         await _check_account(account)
     except ExchangeError:
         if not generated:  # a retry is answered with its order, even if it would be refused now
@@ -307,7 +307,7 @@ async def _order_instrument(order: Order | journal.PendingRecord) -> Instrument:
 async def order_cancel(*, account: Account, order: Order | journal.PendingRecord) -> None:
     """Asks the engine to cancel an open order of the account (a row, or the journal's record of
     an order placed through this gateway); the outcome arrives as events."""
-    fields = order_rules.cancel_fields(account, order)
+    fields = rules.cancel_fields(account, order)
     await _append((await _order_instrument(order)).symbol, fields)
 
 
@@ -316,7 +316,7 @@ async def order_replace(
 ) -> None:
     """Asks the engine to change an open order's price and/or remaining quantity."""
     instrument = await _order_instrument(order)
-    fields = order_rules.replace_fields(account, order, price, quantity, instrument)
+    fields = rules.replace_fields(account, order, price, quantity, instrument)
     await _append(instrument.symbol, fields)
 
 
@@ -346,7 +346,7 @@ async def order_cancel_all(*, account: Account, symbol: str | None = None) -> in
 
 async def instrument_command(*, instrument: Instrument, command: str) -> None:
     """Sends HALT, RESUME or RESET to an instrument's book (staff operations)."""
-    await _append(instrument.symbol, order_rules.book_command(command))
+    await _append(instrument.symbol, rules.book_command(command))
     # Halt and resume are stored with a bulk UPDATE (no signal): drop this process's cache now.
     _instruments.entries.clear()
 

@@ -25,7 +25,7 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
-from exchange.coalesce import Coalescer
+from exchange.orders.coalesce import Coalescer
 from exchange.protocol.keys import id_counter_key, key, pending_key, reply_key
 
 logger = logging.getLogger("flashbook.gateway")
