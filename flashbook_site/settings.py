@@ -109,7 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "exchange.context_processors.site",
+                "exchange.pages.context_processors.site",
             ],
         },
     },

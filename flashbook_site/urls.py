@@ -18,7 +18,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("exchange.api.urls")),
     path("api/v1/", include("agents.api.urls")),
-    path("", include("exchange.urls")),
+    path("", include("exchange.pages.urls")),
 ]
 
 # Under /api/ these answer in the API's error format; elsewhere they are Django's pages.

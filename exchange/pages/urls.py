@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exchange.views import DashboardView, SignUpView, TradeView
+from exchange.pages.views import DashboardView, SignUpView, TradeView
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="home"),
