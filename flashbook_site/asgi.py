@@ -1,4 +1,4 @@
-"""ASGI entry point: Django for HTTP, Channels for the WebSockets (`exchange/routing.py`).
+"""ASGI entry point: Django for HTTP, Channels for the WebSockets (`exchange/live/routing.py`).
 
 WebSockets pass the origin check (the page's origin must be one of `ALLOWED_HOSTS`, so another
 site cannot open a socket with the visitor's cookies) and the session authentication, which
@@ -19,7 +19,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from exchange.api.order_entry import OrderEntryApp  # noqa: E402
-from exchange.routing import websocket_urlpatterns  # noqa: E402
+from exchange.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -1,6 +1,6 @@
 """Server-rendered pages: the market dashboard, the trading page and sign-up. Thin: each gathers
 what the page's first paint needs; the page's ES modules take it from there over the REST API
-and the WebSockets (`exchange.consumers`)."""
+and the WebSockets (`exchange.live.consumers`)."""
 
 from django.conf import settings
 from django.contrib.auth import login

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from exchange.bridge import Bridge
+from exchange.live.bridge import Bridge
 from exchange.models import Instrument
 from exchange.protocol import keys
 from tests.recorder.support import event_line

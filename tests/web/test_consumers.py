@@ -8,8 +8,8 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from exchange import bridge as bridge_module
-from exchange.consumers import CLOSE_UNAUTHENTICATED, CLOSE_UNKNOWN_SYMBOL
+from exchange.live import bridge as bridge_module
+from exchange.live.consumers import CLOSE_UNAUTHENTICATED, CLOSE_UNKNOWN_SYMBOL
 
 from .support import (
     FakeWorker,

@@ -1,11 +1,11 @@
-"""The bridge's per-symbol state (`exchange.feed`), fed with the real engine's events."""
+"""The bridge's per-symbol state (`exchange.live.market_state`), fed with the engine's events."""
 
 from decimal import Decimal
 
 import flashbook_engine
 import pytest
 
-from exchange.feed import BOOK_DEPTH, MarketState, Scale, parse_md, private_events
+from exchange.live.market_state import BOOK_DEPTH, MarketState, Scale, parse_md, private_events
 
 SCALE = Scale(Decimal("0.01"), Decimal("1"))
 

@@ -7,7 +7,7 @@ import signal
 import redis
 from django.core.management.base import BaseCommand
 
-from exchange.bridge import Bridge
+from exchange.live.bridge import Bridge
 
 log = logging.getLogger("flashbook.bridge")
 RESTART_DELAY = 1.0

@@ -1,4 +1,4 @@
-"""WebSocket consumers: thin relays of the bridge's frames (`exchange.bridge`) to one browser.
+"""WebSocket consumers: thin relays of the bridge's frames (`exchange.live.bridge`) to one browser.
 
 * `MarketConsumer` — `/ws/market/{SYM}/`, open to everyone like the REST market data: a
   snapshot first, then the symbol's frames. It checks the frames' sequence chain (each frame's
@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from exchange import bridge
+from exchange.live import bridge
 from exchange.protocol.keys import watch_key
 from exchange.protocol.symbols import is_symbol
 
@@ -42,7 +42,7 @@ def _instrument_exists(symbol: str) -> bool:
 def _fallback_snapshot(symbol: str) -> dict:
     """A snapshot from the engine's book key and the recorded trades, for when no bridge has
     written one (the bridge is down or has not seen the symbol yet)."""
-    from exchange.feed import RECENT_TRADES, MarketState, Scale
+    from exchange.live.market_state import RECENT_TRADES, MarketState, Scale
     from exchange.selectors import book_snapshot, instrument_get
 
     instrument = instrument_get(symbol)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from exchange import consumers
+from exchange.live import consumers
 
 websocket_urlpatterns = [
     path("ws/market/<str:symbol>/", consumers.MarketConsumer.as_asgi()),

@@ -2,7 +2,7 @@
 
 It reads
 * every symbol's market data (`{prefix}:md:{SYM}`, pattern-subscribed, so symbols added later are
-  picked up) and keeps each book (`exchange.feed.MarketState`);
+  picked up) and keeps each book (`exchange.live.market_state.MarketState`);
 * every symbol's event stream (`{prefix}:evt:{SYM}`, plain XREAD — a fan-out needs no consumer
   group) for the private executions of the accounts someone is watching, and to fill a gap in
   the market data (pub/sub loses messages across a reconnect; the stream does not);
@@ -31,7 +31,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from exchange.feed import (
+from exchange.live.market_state import (
     MarketState,
     Scale,
     count_accepted,
