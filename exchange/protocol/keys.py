@@ -53,6 +53,11 @@ def reply_key(symbol: str, listener: str) -> str:
     return f"{prefix()}:reply:{{{symbol}}}:{listener}"
 
 
+def throttle_key(user_id: int, window: int) -> str:
+    """A user's count of order writes in one window of the order rate."""
+    return f"{prefix()}:throttle:orders:{user_id}:{window}"
+
+
 def watch_key() -> str:
     """A sorted set of account ids that have a private WebSocket open (score: expiry time)."""
     return f"{prefix()}:ws:watch"

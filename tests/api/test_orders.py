@@ -221,7 +221,7 @@ def test_the_throttle_counts_in_redis(api, instrument, settings, redis_client, r
     settings.FLASHBOOK_ORDER_RATE = "100/min"
     place(api)
     place(api)
-    keys = redis_client.keys(f"{redis_prefix}:cache:*throttle_orders*")
+    keys = redis_client.keys(f"{redis_prefix}:throttle:orders:*")
     assert len(keys) == 1
     assert redis_client.get(keys[0]) == "2"
 
