@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod book;
 pub mod codec;
+pub mod error;
 pub mod feed;
 pub mod journal;
 mod journal_reader;

@@ -939,7 +939,7 @@ impl PyOrderBook {
     }
 }
 
-fn snapshot_error(error: crate::SnapshotError) -> PyErr {
+fn snapshot_error(error: crate::snapshot::SnapshotError) -> PyErr {
     SnapshotError::new_err(error.to_string())
 }
 
@@ -1275,7 +1275,8 @@ fn run_worker<'py>(
     reply_ttl_ms: u64,
     exit_when_drained: bool,
 ) -> PyResult<Bound<'py, PyList>> {
-    use crate::worker::{run_blocking, WorkerConfig, WorkerError};
+    use crate::error::WorkerError;
+    use crate::worker::{run_blocking, WorkerConfig};
     if !(snapshot_interval.is_finite() && snapshot_interval > 0.0) {
         return Err(PyValueError::new_err("snapshot_interval must be a positive number of seconds"));
     }

@@ -16,6 +16,8 @@
 
 use crate::book::OrderBook;
 use crate::codec::encode_events;
+// Re-exported: `engine_rs::worker::WorkerError` stays the name callers of `run_blocking` know.
+pub use crate::error::WorkerError;
 use crate::feed::{book_json, market_data_message, valid_symbol, Keys};
 use crate::journal::apply_entry;
 use crate::journal_reader::{parse_xread, Batch, JournalReader};
@@ -65,18 +67,6 @@ impl WorkerConfig {
             exit_when_drained: false,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("unexpected reply from redis: {0}")]
-    Protocol(String),
-    #[error("could not start the runtime: {0}")]
-    Runtime(#[from] std::io::Error),
 }
 
 /// What one symbol's task did, returned when the worker stops.
