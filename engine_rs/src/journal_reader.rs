@@ -1,7 +1,7 @@
 //! The journal's read side for the worker: a connection of its own on which the worker speaks
 //! RESP2 directly and parses XREAD replies in place (see [`JournalReader`]).
 
-use crate::worker::WorkerError;
+use crate::error::WorkerError;
 use redis::Client;
 
 /// The journal's read side: a connection of its own on which the worker speaks RESP2 directly.

@@ -5,16 +5,20 @@
 //! that restore exactly. The book is deterministic: the same commands give byte-identical events.
 //!
 //! Modules by concern: [`types`] (commands, events), [`ladder`] (ordered price levels), [`book`]
-//! (matching), [`accounts`] (exposure), [`snapshot`] (snapshot, restore, state hash), and the
-//! Python bindings behind the `python` feature.
+//! (matching), [`accounts`] (exposure), [`snapshot`] (snapshot, restore, state hash); for the
+//! Redis worker [`codec`], [`journal`], [`feed`], [`worker`] and its [`error`] type (the journal
+//! reader and the log format are private to it); and the Python bindings behind the `python`
+//! feature.
 
 pub mod accounts;
 pub mod book;
 pub mod codec;
+pub mod error;
 pub mod feed;
 pub mod journal;
 mod journal_reader;
 pub mod ladder;
+mod logging;
 pub mod snapshot;
 pub mod types;
 pub mod worker;

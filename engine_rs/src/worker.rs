@@ -16,6 +16,8 @@
 
 use crate::book::OrderBook;
 use crate::codec::encode_events;
+// Re-exported: `engine_rs::worker::WorkerError` stays the name callers of `run_blocking` know.
+pub use crate::error::WorkerError;
 use crate::feed::{book_json, market_data_message, valid_symbol, Keys};
 use crate::journal::apply_entry;
 use crate::journal_reader::{parse_xread, Batch, JournalReader};
@@ -26,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
+use tracing::{error, info, warn};
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -67,18 +70,6 @@ impl WorkerConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("unexpected reply from redis: {0}")]
-    Protocol(String),
-    #[error("could not start the runtime: {0}")]
-    Runtime(#[from] std::io::Error),
-}
-
 /// What one symbol's task did, returned when the worker stops.
 #[derive(Clone, Debug, Default)]
 pub struct SymbolReport {
@@ -94,6 +85,7 @@ pub struct SymbolReport {
 /// Runs the worker until SIGINT/SIGTERM (or until drained, if configured). Blocks the calling
 /// thread; the Python binding calls it with the GIL released.
 pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerError> {
+    crate::logging::install();
     if config.symbols.is_empty() {
         return Err(WorkerError::Config("no symbols to serve".into()));
     }
@@ -128,7 +120,7 @@ pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerErr
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        log("error", "", "could not install signal handlers; stop the worker with SIGKILL", &[]);
+        error!("could not install signal handlers; stop the worker with SIGKILL");
         return std::future::pending().await;
     };
     tokio::select! {
@@ -152,11 +144,11 @@ async fn serve_symbol(
                 session.report.recoveries = recoveries;
                 match session.run(&stop).await {
                     Ok(()) => return Ok(session.report),
-                    Err(error) => log("error", &symbol, "session failed; recovering from redis", &[("error", error.to_string())]),
+                    Err(error) => error!(symbol, error = %error, "session failed; recovering from redis"),
                 }
             }
             Err(WorkerError::Config(message)) => return Err(WorkerError::Config(message)),
-            Err(error) => log("error", &symbol, "could not start; retrying", &[("error", error.to_string())]),
+            Err(error) => error!(symbol, error = %error, "could not start; retrying"),
         }
         if *stop.borrow() {
             return Err(WorkerError::Protocol(format!("{symbol}: stopped while redis was failing")));
@@ -194,12 +186,7 @@ impl<'a> Session<'a> {
         let keys = Keys::new(&config.prefix, symbol);
         let (book, last_id) = load_snapshot(&mut writer, &keys, symbol).await?;
         let written_seq = last_written_seq(&mut writer, &keys).await?;
-        log(
-            "info",
-            symbol,
-            "recovered",
-            &[("snapshot_seq", book.seq().to_string()), ("journal_from", last_id.clone()), ("written_seq", written_seq.to_string())],
-        );
+        info!(symbol, snapshot_seq = book.seq(), journal_from = last_id.as_str(), written_seq, "recovered");
         Ok(Session {
             config,
             keys,
@@ -277,11 +264,12 @@ impl<'a> Session<'a> {
         self.report.seq = self.book.seq();
         self.report.last_journal_id = self.last_id.clone();
         self.report.state_hash = self.book.state_hash();
-        log(
-            "info",
-            self.book.symbol(),
-            "stopped",
-            &[("seq", self.book.seq().to_string()), ("journal_id", self.last_id.clone()), ("commands", self.report.commands.to_string())],
+        info!(
+            symbol = self.book.symbol(),
+            seq = self.book.seq(),
+            journal_id = self.last_id.as_str(),
+            commands = self.report.commands,
+            "stopped"
         );
         Ok(())
     }
@@ -306,7 +294,7 @@ impl<'a> Session<'a> {
             if let Some(detail) = &outcome.malformed {
                 let seq = produced.first().map_or(0, |e| e.seq);
                 if visible {
-                    log("warn", self.book.symbol(), "malformed journal entry", &[("id", id.to_owned()), ("seq", seq.to_string()), ("detail", detail.clone())]);
+                    warn!(symbol = self.book.symbol(), id, seq, detail = detail.as_str(), "malformed journal entry");
                     use std::fmt::Write as _;
                     let _ = writeln!(malformed, "{seq} {detail}");
                 }
@@ -373,8 +361,8 @@ impl<'a> Session<'a> {
             if index < essential {
                 return Err(WorkerError::Protocol(format!("redis refused a write: {error}")));
             }
-            let key = String::from_utf8_lossy(by_key[(index - essential) / 2].0).into_owned();
-            log("warn", self.book.symbol(), "could not push a reply", &[("key", key), ("error", error.to_string())]);
+            let key = String::from_utf8_lossy(by_key[(index - essential) / 2].0);
+            warn!(symbol = self.book.symbol(), key = %key, error = %error, "could not push a reply");
         }
         Ok(())
     }
@@ -435,11 +423,11 @@ async fn load_snapshot(conn: &mut MultiplexedConnection, keys: &Keys, symbol: &s
     match OrderBook::restore(&data) {
         Ok(book) if book.symbol() == symbol => Ok((book, jid)),
         Ok(book) => {
-            log("error", symbol, "snapshot is of another symbol; replaying the whole journal", &[("found", book.symbol().to_owned())]);
+            error!(symbol, found = book.symbol(), "snapshot is of another symbol; replaying the whole journal");
             Ok(fresh())
         }
         Err(error) => {
-            log("error", symbol, "snapshot unusable; replaying the whole journal", &[("error", error.to_string())]);
+            error!(symbol, error = %error, "snapshot unusable; replaying the whole journal");
             Ok(fresh())
         }
     }
@@ -493,45 +481,4 @@ fn parse_entry(item: Value) -> Result<StreamEntry, WorkerError> {
         fields.push((key, value));
     }
     Ok(StreamEntry { id, fields })
-}
-
-/// One structured log line on stderr: JSON with a timestamp, level, symbol, message and fields.
-pub fn log(level: &str, symbol: &str, message: &str, fields: &[(&str, String)]) {
-    let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    let mut line = format!(
-        "{{\"ts\":{ts:.3},\"level\":{},\"component\":\"engine\",\"symbol\":{},\"msg\":{}",
-        json_string(level),
-        json_string(symbol),
-        json_string(message)
-    );
-    for (key, value) in fields {
-        line.push_str(&format!(",{}:{}", json_string(key), json_string(value)));
-    }
-    line.push('}');
-    eprintln!("{line}");
-}
-
-fn json_string(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            c if (c as u32) < 0x20 => quoted.push_str(&format!("\\u{:04x}", c as u32)),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    quoted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_lines_are_json_escaped() {
-        assert_eq!(json_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\u000ad\"");
-    }
 }
