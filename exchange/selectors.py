@@ -25,6 +25,7 @@ from exchange.models import (
 )
 from exchange.orders import journal
 from exchange.protocol import keys
+from exchange.protocol.decimals import EIGHT_PLACES
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,7 @@ def account_equities(accounts) -> dict[int, Decimal]:
 
 # --- Reads for the REST API and the pages -----------------------------------------------------
 
-EIGHT_PLACES = Decimal("0.00000001")
+
 BOOK_DEPTH = 20
 CANDLE_INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 

@@ -15,9 +15,9 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 from exchange.models import Order, OrderStatus, OrderType, Side, TimeInForce
 from exchange.orders.gateway import OrderOutcome
 from exchange.orders.rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
-from exchange.protocol.decimals import decimal_str
+from exchange.protocol.decimals import EIGHT_PLACES, decimal_str
 from exchange.protocol.symbols import SYMBOL_CHARACTERS, SYMBOL_MAX
-from exchange.selectors import CANDLE_INTERVALS, EIGHT_PLACES
+from exchange.selectors import CANDLE_INTERVALS
 
 
 class UtcDateTime(serializers.DateTimeField):

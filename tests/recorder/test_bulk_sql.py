@@ -1,5 +1,5 @@
-"""`exchange.bulk_sql`: many rows per statement on PostgreSQL, `executemany` elsewhere — the same
-rows either way (the suite runs on both databases)."""
+"""`exchange.recorder.bulk_sql`: many rows per statement on PostgreSQL, `executemany` elsewhere —
+the same rows either way (the suite runs on both databases)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from exchange import bulk_sql
 from exchange.models import Account, Order, Position, Trade
+from exchange.recorder import bulk_sql
 
 from .support import make_account, make_instrument
 

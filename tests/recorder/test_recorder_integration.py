@@ -11,12 +11,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
 
-from exchange import recorder as recorder_module
 from exchange.models import Account, Fill, Order, Position, RecorderCursor, Trade
 from exchange.orders import gateway, journal
 from exchange.orders.gateway import OrderRequest
 from exchange.protocol import keys
 from exchange.recorder import GROUP, Recorder, record_entries
+from exchange.recorder import consumer as recorder_module
 
 from .support import (
     Book,

@@ -7,7 +7,7 @@ import pytest
 
 from exchange.models import OrderStatus, Position
 from exchange.orders.progress import OrderProgress
-from exchange.recorder import apply_fill, next_average_price, q8, trade_amount
+from exchange.recorder.money import apply_fill, next_average_price, q8, trade_amount
 
 from .support import Book
 
