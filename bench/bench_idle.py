@@ -2,18 +2,23 @@
 
     make bench-idle
     python bench/bench_idle.py [--seconds 60] [--settle 10] [--database sqlite|postgresql]
+                               [--redis own|shared]
 
 What runs (all torn down afterwards): the stack as `make run` starts it — the roles and commands
 of `scripts/run_stack.py` (web, engine, recorder, bridge, agents runner), on a fresh database
 migrated and seeded with `manage.py seed_demo` as the Makefile's `run` target does (an SQLite
 file by default, as a new user gets; `--database postgresql` for a fresh database on the
 `TEST_POSTGRES_URL` server), with the settings of the `.env` make writes (DEBUG=1), and a fresh
-Redis key prefix on `REDIS_URL` (deleted afterwards).
+Redis key prefix (deleted afterwards) on a Redis server of its own (`--redis own`, the default
+when `redis-server` is installed: started as `scripts/ensure_redis.sh` starts one, without
+persistence, and stopped afterwards), so that the Redis CPU measured is this stack's alone; or on
+the one at `REDIS_URL` (`--redis shared`), whose CPU then includes everyone else's.
 
 Once the market runs (the runner's heartbeat is there and orders reach the journal) and has
 settled for `--settle` seconds, the CPU time of each process (and its children) is measured for
 `--seconds` seconds, as a share of one core; `redis` is the Redis server's CPU over the same
-window (everything it served, this stack's share and anyone else's), `postgresql` every
+window (with `--redis shared`, everything it served: this stack's share and anyone else's),
+`postgresql` every
 PostgreSQL server process when the stack runs on one. `orders_per_s` counts the NEW commands
 the journal took in the window. The last line of output is the JSON summary, also written to
 `bench/results/idle.json`.
@@ -88,6 +93,31 @@ def new_orders(client, prefix: str, since_ms: int, until_ms: int | None = None) 
     return total
 
 
+def own_redis(folder: Path) -> tuple[str, subprocess.Popen]:
+    """A redis-server on a free loopback port, as `scripts/ensure_redis.sh` starts one (no
+    persistence), for this run alone."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=open(folder / "redis.log", "wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return url, server
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+        finally:
+            client.close()
+
+
 def wait_for_market(client, prefix: str, processes: dict[str, subprocess.Popen]) -> None:
     """Until the runner's heartbeat is there and orders reach the journal."""
     deadline = time.monotonic() + START_LIMIT_S
@@ -120,9 +150,15 @@ def main() -> None:
         help="sqlite (default, as `make run` without DATABASE_URL) or a fresh PostgreSQL "
         "database on TEST_POSTGRES_URL",
     )
+    parser.add_argument(
+        "--redis",
+        choices=("own", "shared"),
+        default="own" if shutil.which("redis-server") else "shared",
+        help="own (default when redis-server is installed): a Redis server for this run alone; "
+        "shared: the one at REDIS_URL",
+    )
     args = parser.parse_args()
 
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"fbbench-idle-{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix="fb-bench-idle-"))
     drop_db = None
@@ -132,6 +168,16 @@ def main() -> None:
         database_url, drop_db = postgres_database(postgres_url())
     else:
         database_url = f"sqlite:///{folder / 'db.sqlite3'}"
+    redis_server = None
+    if args.redis == "own":
+        try:
+            redis_url, redis_server = own_redis(folder)
+        except BaseException:
+            if drop_db is not None:
+                drop_db()
+            raise
+    else:
+        redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     # What `make run` gives its processes: the `.env` it writes (DEBUG=1, a random SECRET_KEY),
     # REDIS_URL and PORT; here the database and the key prefix are this run's own.
     port = free_port()
@@ -193,6 +239,8 @@ def main() -> None:
     finally:
         stop_processes(processes.values())
         delete_prefix(client, prefix)
+        if redis_server is not None:
+            stop_processes([redis_server])
         shutil.rmtree(folder, ignore_errors=True)
         if drop_db is not None:
             drop_db()
