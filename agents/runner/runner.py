@@ -112,9 +112,13 @@ class Runner:
     # --- start ---------------------------------------------------------------------------------
 
     async def run(self) -> RunnerStats:
-        # A socket timeout well above the event reads' 250 ms block: no read waits forever.
+        # A socket timeout well above the event reads' 250 ms block: no read waits forever. The
+        # journal's connection class: it sends a command without a task of its own.
         self.redis = aioredis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=True, socket_timeout=10
+            settings.REDIS_URL,
+            decode_responses=True,
+            socket_timeout=10,
+            **journal._connection_kwargs(settings.REDIS_URL),
         )
         self.stats.started = time.monotonic()
         try:
