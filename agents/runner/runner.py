@@ -106,6 +106,7 @@ class Runner:
         self.skip_seq: dict[str, int] = {}  # events up to here are in the loaded state
         self.stream_ids: dict[str, str] = {}
         self.loops: dict[str, asyncio.Task] = {}
+        self.sleeping: set[asyncio.Task] = set()  # agent loops between two wakes
         self.paused = False
         self.stopping = asyncio.Event()
         self.stats = RunnerStats()
@@ -236,13 +237,18 @@ class Runner:
 
     async def _agent_loop(self, agent: LiveAgent) -> None:
         market = self.markets[agent.symbol]
+        task = asyncio.current_task()
         while not self.stopping.is_set() and self.agents.get(agent.name) is agent:
             delay = agent.rng.expovariate(agent.rate)
+            # A plain sleep, which the stop cancels (`_shutdown`): waiting for the stop with a
+            # timeout (`wait_for`) made a task and a timeout per wake.
+            self.sleeping.add(task)
             try:
-                await asyncio.wait_for(self.stopping.wait(), delay)
+                await asyncio.sleep(delay)
+            finally:
+                self.sleeping.discard(task)
+            if self.stopping.is_set():
                 break
-            except TimeoutError:
-                pass
             if not agent.enabled or agent.stopped or self.paused:
                 continue
             try:
@@ -567,6 +573,8 @@ class Runner:
     async def _shutdown(self, background: list[asyncio.Task]) -> None:
         logger.info("runner stopping: cancelling the agents' open orders")
         loops = list(self.loops.values())
+        for task in list(self.sleeping):
+            task.cancel()  # asleep: no action to finish
         if loops:
             await asyncio.wait(loops, timeout=15)  # each finishes the action it is in
         for agent in list(self.agents.values()):
