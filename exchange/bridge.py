@@ -55,10 +55,10 @@ WATCH_TTL = 60  # seconds an account stays watched after its consumer's last hea
 # still costs a snapshot write and a group send, so with no browser connected the bridge of the
 # demo market (`make bench-idle`, ~25 orders/s) used ~10 % of a core. Who listens is looked up
 # every WATCH_INTERVAL (the channel layer's group sets); a market without listeners gets its
-# frames at most once per UNVIEWED_INTERVAL (the snapshot a newcomer starts from is at most that
-# old, and the chain of frames carries on from it), the leaderboard is not computed (a sim
-# socket gets the current one when it connects), and the event streams are read at most every
-# UNVIEWED_READ_INTERVAL while no account is watched (they only count orders then).
+# frames at most once per UNVIEWED_INTERVAL and no stats frames (the snapshot a newcomer starts
+# from is at most that old, and the chain of frames carries on from it), the leaderboard is not
+# computed (a sim socket gets the current one when it connects), and the event streams are read
+# at most every UNVIEWED_READ_INTERVAL while no account is watched (they only count orders then).
 UNVIEWED_INTERVAL = 1.0
 UNVIEWED_TICK = 0.1
 UNVIEWED_READ_INTERVAL = 0.5
@@ -315,14 +315,15 @@ class Bridge:
         """Sends what is due: batched trades, conflated book frames, stats once a second."""
         last_stats = time.monotonic()
         while not self.stopping.is_set():
-            viewed = [self._is_viewed(market_group(symbol)) for symbol in self.markets]
-            await asyncio.sleep(TICK if any(viewed) else UNVIEWED_TICK)
+            watched = [self._is_viewed(market_group(symbol)) for symbol in self.markets]
+            await asyncio.sleep(TICK if any(watched) else UNVIEWED_TICK)
             now = time.monotonic()
             stats_due = now - last_stats >= STATS_INTERVAL
             if stats_due:
                 last_stats = now
             for symbol, state in list(self.markets.items()):
-                if self._is_viewed(market_group(symbol)):
+                viewed = self._is_viewed(market_group(symbol))
+                if viewed:
                     book_interval, trades_interval = BOOK_INTERVAL, TRADES_INTERVAL
                 else:
                     book_interval = trades_interval = UNVIEWED_INTERVAL
@@ -336,7 +337,7 @@ class Bridge:
                     reseed_due = now - self.last_reseed.get(symbol, 0) > RESEED_INTERVAL
                 else:
                     reseed_due = False
-                if stats_due:
+                if stats_due and viewed:  # else the stats go with the snapshot of the next frame
                     await self._send_market(state, state.stats_frame())
                 if reseed_due and state.needs_reseed():
                     self.last_reseed[symbol] = now
