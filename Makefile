@@ -40,6 +40,7 @@ help:
 	@echo "  make bench-agents  the agents runner's sustained order rate (engine and recorder running)"
 	@echo "  make bench-agents-floor  the same agents with only the journal and engine: the ceiling"
 	@echo "  make bench-feed    the live feed: 10k orders/s in, WebSocket frames out"
+	@echo "  make bench-idle    the demo market as \`make run\` starts it: CPU per process at rest"
 	@echo "  make venv          only the virtualenv, the engine build and .env"
 	@echo "  make clean         remove the virtualenv, build output and var/"
 
@@ -160,6 +161,13 @@ bench-api: setup
 bench-feed: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_feed.py
+
+# Cost at rest: the stack of `make run` (its roles, the demo data, a database and key prefix of
+# its own), 60 s of the demo market, the CPU share of one core each process uses.
+.PHONY: bench-idle
+bench-idle: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		REDIS_URL="$$url" $(VPY) bench/bench_idle.py
 
 # The agents runner's order rate: 400 noise agents at 50 wakes/s through the gateway, 20 s.
 .PHONY: bench-agents

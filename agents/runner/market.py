@@ -1,7 +1,7 @@
 """What the agents of one instrument see: the engine's L2 book (its book key, re-read at most
-every `BOOK_MAX_AGE_S`), the recent trades and last price (from the event stream the runner
-follows), the reference price and the fundamental value (an OU process of the runner's own,
-moved by shocks)."""
+every `BOOK_MAX_AGE_S`, and only once the event stream has moved past the book last read), the
+recent trades and last price (from the event stream the runner follows), the reference price
+and the fundamental value (an OU process of the runner's own, moved by shocks)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from collections import deque
 from agents.strategies import Fundamental, MarketView, Trade
 
 BOOK_MAX_AGE_S = 0.02
+# The book key is read again only when the runner has read events past the book it holds (or it
+# is this old: should the event stream not be followed for a while). A read at every wake was
+# about a third of the demo market's runner's Redis commands, mostly of a book that had not
+# changed.
+BOOK_UNCHANGED_MAX_AGE_S = 1.0
 DEPTH = 10
 TRADES_KEPT = 30
 # The fundamental value: mean-reverting around the reference price, with jumps now and then.
@@ -47,6 +52,8 @@ class SymbolMarket:
         self._bids: list = []
         self._asks: list = []
         self._book_read = 0.0
+        self.book_seq = -1  # the sequence number of the book held
+        self.stream_seq = 0  # the last sequence number read from the event stream
         now_ns = time.time_ns() if now_ns is None else now_ns
         mean, value = float(reference_ticks), None
         if saved:  # carry on where the last runner left the process
@@ -62,14 +69,19 @@ class SymbolMarket:
 
     async def refresh_book(self, redis) -> None:
         now = time.monotonic()
-        if now - self._book_read < BOOK_MAX_AGE_S:
+        age = now - self._book_read
+        if age < BOOK_MAX_AGE_S or (
+            self.book_seq >= self.stream_seq and age < BOOK_UNCHANGED_MAX_AGE_S
+        ):
             return
         self._book_read = now
         raw = await redis.get(self.book_key)
         if raw is None:
             self._bids, self._asks = [], []
+            self.book_seq = -1
             return
         book = json.loads(raw)
+        self.book_seq = int(book.get("seq", -1))
         self._bids = [tuple(level) for level in book.get("bids", [])[:DEPTH]]
         self._asks = [tuple(level) for level in book.get("asks", [])[:DEPTH]]
         self.halted = bool(book.get("halted", False))

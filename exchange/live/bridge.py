@@ -52,6 +52,17 @@ INSTRUMENTS_INTERVAL = 5.0
 WATCH_INTERVAL = 0.5
 RESEED_INTERVAL = 0.25
 WATCH_TTL = 60  # seconds an account stays watched after its consumer's last heartbeat
+# A market nobody has open, a leaderboard nobody looks at, executions nobody follows: each frame
+# still costs a snapshot write and a group send, so with no browser connected the bridge of the
+# demo market (`make bench-idle`, ~25 orders/s) used ~10 % of a core. Who listens is looked up
+# every WATCH_INTERVAL (the channel layer's group sets); a market without listeners gets its
+# frames at most once per UNVIEWED_INTERVAL and no stats frames (the snapshot a newcomer starts
+# from is at most that old, and the chain of frames carries on from it), the leaderboard is not
+# computed (a sim socket gets the current one when it connects), and the event streams are read
+# at most every UNVIEWED_READ_INTERVAL while no account is watched (they only count orders then).
+UNVIEWED_INTERVAL = 1.0
+UNVIEWED_TICK = 0.1
+UNVIEWED_READ_INTERVAL = 0.5
 
 
 def snapshot_key(symbol: str) -> str:
@@ -133,6 +144,8 @@ class Bridge:
         self.evt_cursor: dict[str, str] = {}
         self.last_reseed: dict[str, float] = {}
         self.leaderboard_json: str | None = None
+        # The groups someone listens to (None: not known yet, or the layer cannot tell: all).
+        self.viewed: set[str] | None = None
         self.stopping = asyncio.Event()
         self.frames_sent = 0
         self.sim_seq = 0
@@ -284,15 +297,21 @@ class Bridge:
         """Sends what is due: batched trades, conflated book frames, stats once a second."""
         last_stats = time.monotonic()
         while not self.stopping.is_set():
-            await asyncio.sleep(TICK)
+            watched = [self._is_viewed(market_group(symbol)) for symbol in self.markets]
+            await asyncio.sleep(TICK if any(watched) else UNVIEWED_TICK)
             now = time.monotonic()
             stats_due = now - last_stats >= STATS_INTERVAL
             if stats_due:
                 last_stats = now
             for symbol, state in list(self.markets.items()):
-                book_due = state.book_dirty and now - state.last_book_sent >= BOOK_INTERVAL
+                viewed = self._is_viewed(market_group(symbol))
+                if viewed:
+                    book_interval, trades_interval = BOOK_INTERVAL, TRADES_INTERVAL
+                else:
+                    book_interval = trades_interval = UNVIEWED_INTERVAL
+                book_due = state.book_dirty and now - state.last_book_sent >= book_interval
                 if state.pending_trades and (
-                    book_due or stats_due or now - state.last_trades_sent >= TRADES_INTERVAL
+                    book_due or stats_due or now - state.last_trades_sent >= trades_interval
                 ):
                     await self._send_market(state, state.trades_frame(now))
                 if book_due:
@@ -300,7 +319,7 @@ class Bridge:
                     reseed_due = now - self.last_reseed.get(symbol, 0) > RESEED_INTERVAL
                 else:
                     reseed_due = False
-                if stats_due:
+                if stats_due and viewed:  # else the stats go with the snapshot of the next frame
                     await self._send_market(state, state.stats_frame())
                 if reseed_due and state.needs_reseed():
                     self.last_reseed[symbol] = now
@@ -318,6 +337,10 @@ class Bridge:
                 if not streams:
                     await asyncio.sleep(0.2)
                     continue
+                if not self.watched:
+                    # Only the order counts of the stats frames need the entries then.
+                    await asyncio.sleep(UNVIEWED_READ_INTERVAL)
+                    streams = {key("evt", s): self.evt_cursor[s] for s in self.markets}
                 replies = await reader.xread(streams, count=500, block=500)
                 for stream, entries in replies or []:
                     symbol = symbol_of(stream, "evt")
@@ -351,7 +374,30 @@ class Bridge:
             members = await self.redis.zrangebyscore(watch_key(), now, "+inf")
             self.watched = {int(m) for m in members}
             await self.redis.zremrangebyscore(watch_key(), 0, now)
+            groups = [SIM_GROUP, *(market_group(symbol) for symbol in self.markets)]
+            self.viewed = await self._listened(groups)
             await asyncio.sleep(WATCH_INTERVAL)
+
+    def _is_viewed(self, group: str) -> bool:
+        return self.viewed is None or group in self.viewed
+
+    async def _listened(self, groups: list[str]) -> set[str] | None:
+        """The groups with at least one consumer in them, from the channel layer's own group
+        sets (channels_redis: a sorted set of channel names by time joined, members older than
+        its `group_expiry` being gone). None when the layer is another kind: every group then
+        counts as listened to."""
+        layer = self.layer
+        group_key = getattr(layer, "_group_key", None)
+        expiry = getattr(layer, "group_expiry", None)
+        if group_key is None or expiry is None or not hasattr(layer, "consistent_hash"):
+            return None
+        since = time.time() - expiry
+        listened = set()
+        for group in groups:
+            connection = layer.connection(layer.consistent_hash(group))
+            if await connection.zcount(group_key(group), since, "+inf"):
+                listened.add(group)
+        return listened
 
     # -- simulation ----------------------------------------------------------------------------
 
@@ -367,6 +413,10 @@ class Bridge:
 
     async def _leaderboard(self) -> None:
         while not self.stopping.is_set():
+            if not self._is_viewed(SIM_GROUP):
+                # Nobody to send it to; a sim socket is sent the current one as it connects.
+                await asyncio.sleep(WATCH_INTERVAL)
+                continue
             try:
                 rows = await sync_to_async(_leaderboard)()
             except Exception:  # a broken query must not stop the market data

@@ -35,11 +35,14 @@ class GroupedRefresh(Generic[K, A, V]):
     `fresh_for`). Values are read many keys at a time: `load({key: arg})` returns `{key: value}`
     for every key given, in one read (one query for all the accounts, say).
 
-    A read started for one key takes along every other key in use (asked for within `fresh_for`)
+    A read started for one key takes along every other key in use (asked for within `in_use_for`)
     whose value is past half of `refresh_after`, so the keys in steady use fall into step and are
     read together: one read every `refresh_after` seconds for all of them, where one per key would
     cost as many. `arg` is what the loader needs of a key (an account object for its id); the
-    latest one given is kept with the value for the reads that take the key along."""
+    latest one given is kept with the value for the reads that take the key along.
+    `in_use_for` is `fresh_for` unless given: longer, a key asked for now and then (less often
+    than it expires) is kept fresh by the others' reads instead of being read on its own.
+    """
 
     def __init__(
         self,
@@ -48,8 +51,10 @@ class GroupedRefresh(Generic[K, A, V]):
         *,
         refresh_after: float | None = None,
         limit: int = 65_536,
+        in_use_for: float | None = None,
     ) -> None:
         self.fresh_for = fresh_for
+        self.in_use_for = fresh_for if in_use_for is None else in_use_for
         self.refresh_after = fresh_for * 0.75 if refresh_after is None else refresh_after
         self.load = load
         self.limit = limit
@@ -97,7 +102,7 @@ class GroupedRefresh(Generic[K, A, V]):
             for key, (read_at, _, arg) in self.entries.items():
                 if (
                     started - read_at >= self.refresh_after / 2
-                    and started - self._used.get(key, 0.0) < self.fresh_for  # in use
+                    and started - self._used.get(key, 0.0) < self.in_use_for  # in use
                     and key not in self._reading
                 ):
                     self._future(key, arg)

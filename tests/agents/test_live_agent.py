@@ -100,3 +100,53 @@ def test_bankroll_and_status():
     assert agent.status(paused=True, mark_ticks=None, now_ms=5)["state"] == "stopped"
     agent.apply_config(config(min_bankroll=D(0), updated_at=2))  # an edit: a fresh look
     assert not agent.stopped and agent.min_bankroll == 0
+
+
+def test_the_book_key_is_read_again_only_once_the_events_moved_past_it(monkeypatch):
+    import asyncio
+    import json
+
+    from agents.runner import market as market_module
+    from agents.runner.market import SymbolMarket
+
+    class Clock:
+        now = 100.0
+
+        @classmethod
+        def monotonic(cls):
+            return cls.now
+
+        @staticmethod
+        def time_ns():
+            return 1_000_000_000
+
+    class Redis:
+        def __init__(self):
+            self.book = {"seq": 7, "bids": [[99, 1]], "asks": [[101, 1]], "halted": False}
+            self.reads = 0
+
+        async def get(self, key):
+            self.reads += 1
+            return json.dumps(self.book)
+
+    monkeypatch.setattr(market_module, "time", Clock)
+    market = SymbolMarket("ACME", book_key="book", reference_ticks=100, seed=1)
+    redis = Redis()
+    asyncio.run(market.refresh_book(redis))
+    assert redis.reads == 1 and market.mark_ticks() == 100
+    market.stream_seq = 7  # the events read so far are all in the book held
+    Clock.now += 0.5
+    asyncio.run(market.refresh_book(redis))
+    assert redis.reads == 1
+    market.stream_seq = 9  # an event past it: the book changed
+    redis.book = {"seq": 9, "bids": [[100, 1]], "asks": [[102, 1]], "halted": False}
+    asyncio.run(market.refresh_book(redis))
+    assert redis.reads == 2 and market.mark_ticks() == 101
+    Clock.now += 0.01  # within BOOK_MAX_AGE_S, changed or not: the book held
+    market.stream_seq = 10
+    asyncio.run(market.refresh_book(redis))
+    assert redis.reads == 2
+    Clock.now += market_module.BOOK_UNCHANGED_MAX_AGE_S  # nothing new, but old: read again
+    market.stream_seq = market.book_seq
+    asyncio.run(market.refresh_book(redis))
+    assert redis.reads == 3

@@ -44,3 +44,39 @@ def test_another_encoding_is_honoured():
     theirs = redis.asyncio.Connection(encoding="latin-1")
     assert b"".join(ours.pack_command(*command)) == b"".join(theirs.pack_command(*command))
     assert b"cl\xe9" in b"".join(ours.pack_command(*command))
+
+
+def test_a_command_is_sent_without_a_task_of_its_own(monkeypatch):
+    """Under a socket timeout redis-py sends each command through `asyncio.wait_for` (a task of
+    its own before Python 3.12); ours writes at once and needs the timeout only when the socket
+    did not take everything. Same answers, on a real Redis."""
+    import asyncio
+    import os
+    import uuid
+
+    calls = []
+    wait_for = asyncio.wait_for
+
+    def counting(awaitable, timeout):
+        calls.append(timeout)
+        return wait_for(awaitable, timeout)
+
+    monkeypatch.setattr(asyncio, "wait_for", counting)
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    key = f"test-packing-{uuid.uuid4().hex}"
+
+    async def round_trips(connection_class) -> list:
+        client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=10, connection_class=connection_class
+        )
+        try:
+            await client.set(key, "x" * 1000)
+            answers = [len(await client.get(key)), await client.delete(key)]
+        finally:
+            await client.aclose()
+        return answers
+
+    assert asyncio.run(round_trips(journal.PackedConnection)) == [1000, 1]
+    assert calls == []
+    assert asyncio.run(round_trips(redis.asyncio.Connection)) == [1000, 1]
+    assert calls  # redis-py's own does use it: the test sees what it means to

@@ -84,6 +84,32 @@ def test_grouped_a_refresh_takes_along_the_keys_in_use_so_they_fall_into_step(cl
     asyncio.run(scenario())
 
 
+def test_grouped_a_key_asked_for_now_and_then_is_taken_along_while_in_use(clock):
+    """`in_use_for` longer than `fresh_for`: a key asked for every 2 s (an agent that trades
+    less than once a second) is refreshed with the busy key's reads, so it never expires and is
+    never read on its own."""
+
+    async def scenario():
+        loader = Loader({"busy": 1, "rare": 2})
+        cache = GroupedRefresh(1.0, loader.load, in_use_for=10.0)
+        await cache.get("busy", None)
+        await cache.get("rare", None)
+        assert loader.calls == [{"busy": None}, {"rare": None}]
+        for step in range(1, 25):  # 6 s: busy every 0.25 s, rare every 2 s
+            clock.now += 0.25
+            await cache.get("busy", None)
+            if step % 8 == 0:
+                await cache.get("rare", None)
+            for _ in range(3):
+                await asyncio.sleep(0)
+        reads = loader.calls[2:]
+        assert reads and all(set(call) == {"busy", "rare"} for call in reads[1:]), reads
+        assert {"rare": None} not in reads  # rare never waited for a read of its own
+        assert len(reads) <= 6 / 0.5 + 1
+
+    asyncio.run(scenario())
+
+
 def test_grouped_a_value_near_expiry_is_served_while_it_is_read_again(clock):
     async def scenario():
         loader = Loader({"k": "v1"})

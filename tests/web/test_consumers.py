@@ -203,6 +203,34 @@ async def test_book_frames_are_conflated_trades_are_not(acme, r):
         await comm.disconnect()
 
 
+async def test_the_bridge_knows_which_groups_have_listeners(acme, people):
+    """A market or sim group counts as listened to while a socket is in it (the bridge slows
+    down what nobody watches); with another kind of channel layer every group counts."""
+    bridge = bridge_module.Bridge()
+    groups = [bridge_module.market_group("ACME"), bridge_module.SIM_GROUP]
+    assert await bridge._listened(groups) == set()
+    market = await communicator("/ws/market/ACME/")
+    assert (await market.connect())[0]
+    await receive(market)  # the snapshot: it has joined
+    assert await bridge._listened(groups) == {"market.ACME"}
+    user, _ = people["alice"]
+    sim = await communicator("/ws/sim/", user)
+    assert (await sim.connect())[0]
+    await receive(sim)
+    assert await bridge._listened(groups) == {"market.ACME", "sim"}
+    await market.disconnect()
+    await sim.disconnect()
+    assert await bridge._listened(groups) == set()
+
+    class OtherLayer:
+        pass
+
+    bridge.layer = OtherLayer()
+    assert await bridge._listened(groups) is None
+    bridge.viewed = None
+    assert bridge._is_viewed("market.ACME")
+
+
 # --- private executions ---------------------------------------------------------------------
 
 

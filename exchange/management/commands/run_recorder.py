@@ -27,10 +27,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--min-interval-ms",
             type=int,
-            default=25,
+            default=500,
             help="Under load, wait this long after a transaction before reading the next "
             "entries, so that each transaction records more of them (measured: half the "
-            "recorder's CPU per order at 25 ms). Idle streams are read at once.",
+            "recorder's CPU per order at 25 ms under `make bench-api`; at the demo market's "
+            "~25 orders/s, 200 ms instead of 25 took the recorder from ~19 %% to ~7 %% of a core, "
+            "500 ms to ~4 %%, in `make bench-idle`: the ORM's work per transaction dominates). "
+            "Idle streams are read at once, and so is a read that filled a whole batch.",
         )
         parser.add_argument(
             "--until-idle",
