@@ -101,6 +101,7 @@ test: lint compose-check rust-test py-test pg-test
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	@if cargo clippy --version >/dev/null 2>&1; then \
 		cargo clippy --workspace --all-targets -- -D warnings; \
 		cargo clippy --workspace --all-targets --features engine_rs/python -- -D warnings; \

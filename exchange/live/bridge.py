@@ -6,10 +6,11 @@ It reads
 * every symbol's event stream (`{prefix}:evt:{SYM}`, plain XREAD — a fan-out needs no consumer
   group) for the private executions of the accounts someone is watching, and to fill a gap in
   the market data (pub/sub loses messages across a reconnect; the stream does not);
-* the simulation notices (`{prefix}:sim`) and, once a second, the agents' leaderboard;
+* the notices and states of other apps' `Relay`s (the agents app's: the simulation's notices on
+  `{prefix}:sim` and, once a second, the leaderboard);
 
 and pushes frames through the Channels layer to the groups `market.{SYM}`, `account.{id}` and
-`sim` (frame formats: `docs/protocol.md`, "WebSocket frames").
+each relay's (`sim`) (frame formats: `docs/protocol.md`, "WebSocket frames").
 
 Conflation: a book frame is the whole top of the book, so at most one per BOOK_INTERVAL per symbol
 is sent, whatever the order rate; trades are batched for at most TRADES_INTERVAL and never
@@ -22,7 +23,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from decimal import Decimal
 
 import flashbook_engine
@@ -39,7 +42,7 @@ from exchange.live.market_state import (
     private_events,
 )
 from exchange.protocol.decimals import decimal_str
-from exchange.protocol.keys import key, pattern, prefix, symbol_of, watch_key
+from exchange.protocol.keys import key, pattern, symbol_of, watch_key
 
 log = logging.getLogger("flashbook.bridge")
 
@@ -47,7 +50,6 @@ BOOK_INTERVAL = 0.1  # at most ~10 book frames a second per symbol
 TRADES_INTERVAL = 0.02  # trades wait at most this long to be batched
 TICK = 0.01  # how often pending frames are looked at
 STATS_INTERVAL = 1.0
-LEADERBOARD_INTERVAL = 1.0
 INSTRUMENTS_INTERVAL = 5.0
 WATCH_INTERVAL = 0.5
 RESEED_INTERVAL = 0.25
@@ -70,10 +72,6 @@ def snapshot_key(symbol: str) -> str:
     return key("ws", symbol)
 
 
-def sim_channel() -> str:
-    return f"{prefix()}:sim"
-
-
 def market_group(symbol: str) -> str:
     return f"market.{symbol}"
 
@@ -82,7 +80,29 @@ def account_group(account_id: int) -> str:
     return f"account.{account_id}"
 
 
-SIM_GROUP = "sim"
+@dataclass(frozen=True)
+class Relay:
+    """Another app's frames, sent to browsers by the bridge (the one fan-out): the messages of the
+    Redis pub/sub `channel`, each made a frame by `on_notice` (None: dropped), and, every
+    `interval` seconds while someone listens to `group`, the state `poll` reads (in a thread: it
+    may use the database; None: nothing to send), sent when it changed. Frames of one relay are
+    whole states: their `seq` only orders them. An app registers its relays in its
+    `AppConfig.ready` (the agents app: the simulation's notices and leaderboard), so that the
+    exchange does not know the apps built on it."""
+
+    group: str
+    channel: Callable[[], str] | None = None
+    on_notice: Callable[[str], dict | None] | None = None
+    poll: Callable[[], dict | None] | None = None
+    interval: float = 1.0
+
+
+_relays: dict[str, Relay] = {}
+
+
+def register_relay(relay: Relay) -> None:
+    """Adds (or replaces) the relay of `relay.group`; bridges started afterwards run it."""
+    _relays[relay.group] = relay
 
 
 def _load_scales() -> dict[str, Scale]:
@@ -124,16 +144,6 @@ def _recent_trades(symbol: str, limit: int) -> tuple[list[dict], Decimal]:
     )
 
 
-def _leaderboard() -> list[dict] | None:
-    """The agents' leaderboard, or None while the agents app does not provide one."""
-    try:
-        from agents import selectors as agent_selectors
-    except ImportError:
-        return None
-    board = getattr(agent_selectors, "leaderboard", None)
-    return None if board is None else board()
-
-
 class Bridge:
     def __init__(self, *, redis_url: str | None = None):
         self.redis_url = redis_url or settings.REDIS_URL
@@ -143,12 +153,13 @@ class Bridge:
         self.watched: set[int] = set()
         self.evt_cursor: dict[str, str] = {}
         self.last_reseed: dict[str, float] = {}
-        self.leaderboard_json: str | None = None
+        self.relays = dict(_relays)
+        self.relay_seq: dict[str, int] = dict.fromkeys(self.relays, 0)
+        self.relay_last: dict[str, str] = {}  # a polled state as last sent, per group
         # The groups someone listens to (None: not known yet, or the layer cannot tell: all).
         self.viewed: set[str] | None = None
         self.stopping = asyncio.Event()
         self.frames_sent = 0
-        self.sim_seq = 0
         self.ready = asyncio.Event()
 
     # -- sending -------------------------------------------------------------------------------
@@ -166,10 +177,9 @@ class Bridge:
         )
         self.frames_sent += 1
 
-    async def _send_sim(self, frame: dict) -> None:
-        """Sim status and leaderboard frames are whole states; their `seq` only orders them."""
-        self.sim_seq += 1
-        await self._send_text(SIM_GROUP, frame | {"seq": self.sim_seq})
+    async def _send_relayed(self, group: str, frame: dict) -> None:
+        self.relay_seq[group] += 1
+        await self._send_text(group, frame | {"seq": self.relay_seq[group]})
 
     async def _send_text(self, group: str, frame: dict) -> None:
         await self.layer.group_send(
@@ -277,7 +287,9 @@ class Bridge:
     async def _market_data(self) -> None:
         pubsub = self.redis.pubsub()
         await pubsub.psubscribe(pattern("md"))
-        await pubsub.subscribe(sim_channel())
+        notices = {r.channel(): r for r in self.relays.values() if r.channel and r.on_notice}
+        if notices:
+            await pubsub.subscribe(*notices)
         self.ready.set()
         try:
             while not self.stopping.is_set():
@@ -286,8 +298,9 @@ class Bridge:
                     continue
                 channel = message["channel"].decode()
                 data = message["data"].decode()
-                if channel == sim_channel():
-                    await self._on_sim(data)
+                relay = notices.get(channel)
+                if relay is not None:
+                    await self._on_notice(relay, data)
                     continue
                 await self._on_md(symbol_of(channel, "md"), data)
         finally:
@@ -374,7 +387,7 @@ class Bridge:
             members = await self.redis.zrangebyscore(watch_key(), now, "+inf")
             self.watched = {int(m) for m in members}
             await self.redis.zremrangebyscore(watch_key(), 0, now)
-            groups = [SIM_GROUP, *(market_group(symbol) for symbol in self.markets)]
+            groups = [*self.relays, *(market_group(symbol) for symbol in self.markets)]
             self.viewed = await self._listened(groups)
             await asyncio.sleep(WATCH_INTERVAL)
 
@@ -399,35 +412,34 @@ class Bridge:
                 listened.add(group)
         return listened
 
-    # -- simulation ----------------------------------------------------------------------------
+    # -- other apps' frames (relays) -------------------------------------------------------------
 
-    async def _on_sim(self, data: str) -> None:
+    async def _on_notice(self, relay: Relay, data: str) -> None:
         try:
-            frame = json.loads(data)
-        except ValueError:
-            log.warning("bridge: ignoring a malformed sim notice %r", data[:200])
+            frame = relay.on_notice(data)
+        except Exception:  # a malformed notice must not stop the market data
+            log.exception("bridge: ignoring a notice on %s: %r", relay.group, data[:200])
             return
-        if isinstance(frame, dict):
-            frame["type"] = "sim"
-            await self._send_sim(frame)
+        if frame is not None:
+            await self._send_relayed(relay.group, frame)
 
-    async def _leaderboard(self) -> None:
+    async def _poll(self, relay: Relay) -> None:
         while not self.stopping.is_set():
-            if not self._is_viewed(SIM_GROUP):
-                # Nobody to send it to; a sim socket is sent the current one as it connects.
+            if not self._is_viewed(relay.group):
+                # Nobody to send it to; a socket of the group gets the current state as it joins.
                 await asyncio.sleep(WATCH_INTERVAL)
                 continue
             try:
-                rows = await sync_to_async(_leaderboard)()
+                frame = await sync_to_async(relay.poll)()
             except Exception:  # a broken query must not stop the market data
-                log.exception("bridge: leaderboard query failed")
-                rows = None
-            if rows is not None:
-                text = json.dumps(rows, default=str, separators=(",", ":"))
-                if text != self.leaderboard_json:
-                    self.leaderboard_json = text
-                    await self._send_sim({"type": "leaderboard", "rows": rows})
-            await asyncio.sleep(LEADERBOARD_INTERVAL)
+                log.exception("bridge: the %s relay's poll failed", relay.group)
+                frame = None
+            if frame is not None:
+                text = json.dumps(frame, default=str, separators=(",", ":"))
+                if text != self.relay_last.get(relay.group):
+                    self.relay_last[relay.group] = text
+                    await self._send_relayed(relay.group, frame)
+            await asyncio.sleep(relay.interval)
 
     async def _instruments(self) -> None:
         while not self.stopping.is_set():
@@ -447,9 +459,13 @@ class Bridge:
                     self._flusher,
                     self._executions,
                     self._watch,
-                    self._leaderboard,
                     self._instruments,
                 )
+            ]
+            tasks += [
+                asyncio.create_task(self._poll(relay), name=f"poll {relay.group}")
+                for relay in self.relays.values()
+                if relay.poll is not None
             ]
             stop = asyncio.create_task(self.stopping.wait())
             done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)

@@ -7,7 +7,8 @@
   browser may also ask for one: `{"type": "resync"}`.
 * `AccountConsumer` — `/ws/account/`, logged-in users only: the user's own executions and order
   updates (the group `account.{id}` of the user's account; nobody else's).
-* `SimConsumer` — `/ws/sim/`, logged-in users only: simulation status and agent leaderboard.
+
+`PrivateConsumer` is the base of every logged-in-only socket, the agents app's `/ws/sim/` too.
 
 Frame formats: `docs/protocol.md`, "WebSocket frames".
 """
@@ -55,23 +56,6 @@ def _fallback_snapshot(symbol: str) -> dict:
     snapshot["stats"]["volume"] = str(volume)
     snapshot["bridge"] = False
     return snapshot
-
-
-def _sim_state() -> list[dict]:
-    """The current simulation status and leaderboard frames, or one frame saying the simulation
-    controls are not available (the agents app does not provide them)."""
-    try:
-        from agents import selectors as agent_selectors
-    except ImportError:
-        agent_selectors = None
-    status = getattr(agent_selectors, "sim_status", None)
-    board = getattr(agent_selectors, "leaderboard", None)
-    if status is None or board is None:
-        return [{"type": "sim", "available": False, "seq": 0}]
-    return [
-        {"type": "sim", "available": True, "seq": 0, **status()},
-        {"type": "leaderboard", "seq": 0, "rows": board()},
-    ]
 
 
 class _RedisMixin:
@@ -140,7 +124,7 @@ class MarketConsumer(_RedisMixin, AsyncWebsocketConsumer):
             await self.send_snapshot(resync=True)  # a gap: frames were lost on the way
 
 
-class _PrivateConsumer(AsyncWebsocketConsumer):
+class PrivateConsumer(AsyncWebsocketConsumer):
     """Refuses anonymous users (closes the handshake with CLOSE_UNAUTHENTICATED)."""
 
     async def connect(self):
@@ -157,7 +141,7 @@ class _PrivateConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
 
-class AccountConsumer(_RedisMixin, _PrivateConsumer):
+class AccountConsumer(_RedisMixin, PrivateConsumer):
     group: str | None = None
     heartbeat: asyncio.Task | None = None
 
@@ -190,18 +174,3 @@ class AccountConsumer(_RedisMixin, _PrivateConsumer):
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.close_redis()
-
-
-class SimConsumer(_PrivateConsumer):
-    group: str | None = None
-
-    async def joined(self, user) -> None:
-        self.group = bridge.SIM_GROUP
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        for frame in await database_sync_to_async(_sim_state)():
-            await self.send(text_data=json.dumps(frame, default=str, separators=(",", ":")))
-
-    async def disconnect(self, code):
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)

@@ -7,5 +7,4 @@ from exchange.live import consumers
 websocket_urlpatterns = [
     path("ws/market/<str:symbol>/", consumers.MarketConsumer.as_asgi()),
     path("ws/account/", consumers.AccountConsumer.as_asgi()),
-    path("ws/sim/", consumers.SimConsumer.as_asgi()),
 ]

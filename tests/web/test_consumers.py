@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from agents.live import SIM_GROUP
 from exchange.live import bridge as bridge_module
 from exchange.live.consumers import CLOSE_UNAUTHENTICATED, CLOSE_UNKNOWN_SYMBOL
 
@@ -207,7 +208,7 @@ async def test_the_bridge_knows_which_groups_have_listeners(acme, people):
     """A market or sim group counts as listened to while a socket is in it (the bridge slows
     down what nobody watches); with another kind of channel layer every group counts."""
     bridge = bridge_module.Bridge()
-    groups = [bridge_module.market_group("ACME"), bridge_module.SIM_GROUP]
+    groups = [bridge_module.market_group("ACME"), SIM_GROUP]
     assert await bridge._listened(groups) == set()
     market = await communicator("/ws/market/ACME/")
     assert (await market.connect())[0]
