@@ -140,33 +140,25 @@ class LiveAgent:
     # --- events ---
 
     def on_trade(self, side: str, price: int, qty: int, order_id: int, wash: bool) -> None:
-        state = self.state
-        if not wash:  # a self-trade moves neither position nor cash (as the recorder books it)
-            state.fill(side, price, qty)
-        order = state.open_orders.get(order_id)
-        if order is not None:
-            order.qty -= qty
-            if order.qty <= 0:
-                self._forget(order_id)
-        elif self.in_flight:
-            self.early.setdefault(order_id, []).append(qty)
+        order = self.state.apply_trade(side, price, qty, order_id, wash=wash)
+        if order is None:
+            if self.in_flight:
+                self.early.setdefault(order_id, []).append(qty)
+        elif order.qty <= 0:
+            self.orders.pop(order_id, None)
 
     def on_done(self, order_id: int) -> None:
         """The order no longer rests (cancelled, expired, rejected)."""
-        if order_id in self.state.open_orders:
-            self._forget(order_id)
-        else:
-            self.orders.pop(order_id, None)
-            if self.in_flight:
-                self.early.setdefault(order_id, []).append(None)
+        self._ended(order_id, self.state.apply_cancel(order_id))
 
     def on_replaced(self, order_id: int, price: int, qty: int) -> None:
-        self.state.amend_order(order_id, price, qty)
+        self.state.apply_replace(order_id, price, qty)
 
     def on_rejected(self, command: str, order_id: int, reason: str) -> None:
         self.rejected += 1
-        if command == "new" or reason == "UNKNOWN_ORDER":
-            self.on_done(order_id)
+        order = self.state.open_orders.get(order_id)
+        if self.state.apply_reject(command, order_id, reason):
+            self._ended(order_id, order)
 
     def on_reset(self) -> None:
         """The engine reset the book: flat, back to the initial cash (as the accounts are once
@@ -178,9 +170,12 @@ class LiveAgent:
         self.stopped = False
         self.strategy.reset()
 
-    def _forget(self, order_id: int) -> None:
-        self.state.remove_order(order_id)
+    def _ended(self, order_id: int, order) -> None:
+        """The order `order_id` is done; `order` is what the state had open under it (None: an
+        order not recorded yet — its submission has not returned — or never, such as an IOC)."""
         self.orders.pop(order_id, None)
+        if order is None and self.in_flight:
+            self.early.setdefault(order_id, []).append(None)
 
     # --- status ---
 
