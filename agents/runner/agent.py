@@ -29,7 +29,7 @@ class LiveAgent:
         self.name = config.name
         self.config_pk = config.pk
         self.rng = random.Random(derive_seed(master_seed, f"agent/{config.name}"))
-        self.state = AgentState(max_position=int(config.max_position))
+        self.state = AgentState(max_position=int(config.account.default_max_position))
         self.cash_base = config.account.cash  # money; plus state.cash tick-lots * unit
         self.orders: dict[int, object] = {}  # exchange order id -> Order row (cancel, replace)
         self.in_flight = 0
@@ -48,7 +48,8 @@ class LiveAgent:
 
     def apply_config(self, config) -> None:
         """Takes a (new or edited) config. A change of strategy or parameters builds a fresh
-        strategy on the agent's own generator; limits apply from the next order."""
+        strategy on the agent's own generator; limits (its account's) apply from the next
+        order."""
         if (
             self.strategy is None
             or config.strategy != self.strategy.name
@@ -61,16 +62,21 @@ class LiveAgent:
         self.updated_at = config.updated_at
         self.enabled = bool(config.enabled)
         self.rate = float(config.wake_rate_hz)
-        self.state.max_position = int(config.max_position)
-        self.min_bankroll = config.min_bankroll
-        self.initial_cash = config.initial_cash
-        self.account = config.account
+        self.apply_account(config.account)
         self.account_id = config.account_id
         instrument = config.instrument
         self.symbol = instrument.symbol
         self.tick_size = instrument.tick_size
         self.lot_size = instrument.lot_size
         self.unit = instrument.tick_size * instrument.lot_size  # money per tick-lot
+
+    def apply_account(self, account) -> None:
+        """Takes a fresh read of the agent's account: the gateway checks orders against it, and
+        the limits live on it (maximum position, minimum bankroll, initial cash)."""
+        self.account = account
+        self.state.max_position = int(account.default_max_position)
+        self.min_bankroll = account.min_bankroll
+        self.initial_cash = account.initial_cash
 
     def load(self, recorded) -> None:
         """The account as the database records it at the recorder's cursor."""

@@ -446,7 +446,7 @@ class Runner:
                 agent.apply_config(config)
                 logger.info("agent %s: configuration changed", agent.name)
             else:
-                agent.account = config.account  # fresh cash and limits for the gateway's checks
+                agent.apply_account(config.account)  # fresh cash and limits
             if was_enabled and not agent.enabled:
                 await self._cancel_all(agent)
         for agent in [a for name, a in self.agents.items() if name not in seen]:

@@ -150,7 +150,7 @@ def test_a_wash_trade_is_booked_as_the_live_runner_books_it(monkeypatch):
     instrument = SimpleNamespace(symbol="ACME", tick_size=1, lot_size=1)
     config = SimpleNamespace(
         pk=1, name="a", strategy="noise", params={}, enabled=True, wake_rate_hz=1.0,
-        max_position=1000, min_bankroll=0, initial_cash=0, account=SimpleNamespace(cash=0),
+        account=SimpleNamespace(cash=0, default_max_position=1000, min_bankroll=0, initial_cash=0),
         account_id=agent.account, instrument=instrument, updated_at=1,
     )  # fmt: skip
     runner = runner_module.Runner()
