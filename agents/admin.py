@@ -138,7 +138,7 @@ class AgentConfigAdmin(admin.ModelAdmin):
             "max_position",
         )
 
-    @admin.display(description="max position")
+    @admin.display(description="max position", ordering="account__default_max_position")
     def max_position(self, obj):
         return obj.account.default_max_position
 
