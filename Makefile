@@ -92,7 +92,7 @@ run: setup
 	echo "         or  demo / $${FLASHBOOK_DEMO_PASSWORD:+(FLASHBOOK_DEMO_PASSWORD)}$${FLASHBOOK_DEMO_PASSWORD:-demo}"; \
 	echo "  Redis: $$url.  Stop with Ctrl-C."; \
 	echo; \
-	REDIS_URL="$$url" PORT=$(PORT) exec $(VPY) scripts/run_stack.py
+	REDIS_URL="$$url" PORT=$(PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(VENV)/bin/honcho start
 
 # --- Tests --------------------------------------------------------------------------------------
 

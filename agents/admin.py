@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from agents import selectors, services
+from agents.forms import LIMITS, AgentLimitsForm
 from agents.models import AgentConfig
 from agents.strategies import STRATEGIES
 from exchange.errors import ExchangeError
@@ -40,7 +41,10 @@ def parameter_reference(strategy: str) -> str:
     )
 
 
-class AgentConfigForm(forms.ModelForm):
+class AgentConfigForm(forms.ModelForm, AgentLimitsForm):
+    """The config's own fields and its limits (`AgentLimitsForm`'s fields), which live on its
+    account: shown from it, written to it by `agents.services.agent_config_save`."""
+
     params = forms.JSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "style": "font-family: monospace"}),
@@ -59,11 +63,17 @@ class AgentConfigForm(forms.ModelForm):
             "enabled",
             "params",
             "wake_rate_hz",
-            "max_position",
-            "max_order_qty",
-            "initial_cash",
-            "min_bankroll",
         )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.account_id:  # else: the defaults of a new agent
+            for name, value in selectors.agent_config_limits(self.instance).items():
+                self.initial.setdefault(name, value)
+
+    def limits(self) -> dict:
+        """The limits as entered (once the form is valid)."""
+        return {name: self.cleaned_data[name] for name in LIMITS}
 
     def clean_params(self):
         value = self.cleaned_data.get("params")
@@ -74,6 +84,7 @@ class AgentConfigForm(forms.ModelForm):
 class AgentConfigAdmin(admin.ModelAdmin):
     form = AgentConfigForm
     list_filter = ("enabled", "strategy", "instrument")
+    list_select_related = ("account", "instrument")
     search_fields = ("name",)
     actions = ("enable_agents", "disable_agents", "duplicate_agents")
     readonly_fields = ("account_link", "parameter_table", "created_at", "updated_at")
@@ -127,6 +138,10 @@ class AgentConfigAdmin(admin.ModelAdmin):
             "max_position",
         )
 
+    @admin.display(description="max position", ordering="account__default_max_position")
+    def max_position(self, obj):
+        return obj.account.default_max_position
+
     # --- the form ---
 
     @admin.display(description="account")
@@ -145,7 +160,7 @@ class AgentConfigAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        services.agent_config_save(config=obj)
+        services.agent_config_save(config=obj, **form.limits())
 
     # --- actions ---
 

@@ -1,12 +1,11 @@
-"""Agent configurations: who trades what, with which strategy, parameters and limits.
+"""Agent configurations: who trades what, with which strategy and parameters.
 
 Each configuration owns an exchange `Account` (created with the initial bankroll) through which
-its orders go. The limits the exchange enforces — maximum position (carried on every order and
-checked by the engine), order size, minimum bankroll — live on that account; the configuration
-is where staff edit them, and `agents.services.agent_config_save` copies them over.
+its orders go. The agent's limits — initial cash, minimum bankroll, maximum position (carried on
+every order and checked by the engine), order size — live on that account and nowhere else:
+staff edit them on the agent's admin page (`agents.forms.AgentLimitsForm`), and
+`agents.services.agent_config_save` writes them to the account through `exchange.services`.
 """
-
-from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -19,12 +18,6 @@ NAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9._-]{1,64}$", "Use 1-64 characters: letters, digits, '.', '_' or '-'."
 )
 ACCOUNT_PREFIX = "agent:"  # account names of agents; ':' never appears in a username
-
-
-def _money(**kwargs) -> models.DecimalField:
-    return models.DecimalField(
-        max_digits=24, decimal_places=8, validators=[MinValueValidator(Decimal(0))], **kwargs
-    )
 
 
 class AgentConfig(models.Model):
@@ -46,24 +39,6 @@ class AgentConfig(models.Model):
         default=1.0,
         validators=[MinValueValidator(0.001), MaxValueValidator(1000.0)],
         help_text="The agent wakes on a Poisson clock with this mean rate.",
-    )
-    max_position = models.PositiveBigIntegerField(
-        default=100,
-        validators=[MinValueValidator(1)],
-        help_text="Largest exposure in lots, open orders included (enforced by the engine).",
-    )
-    max_order_qty = models.PositiveBigIntegerField(
-        "max order size",
-        default=1000,
-        validators=[MinValueValidator(1)],
-        help_text="Largest single order, in lots (enforced by the gateway).",
-    )
-    initial_cash = _money(
-        default=Decimal("100000"), help_text="The bankroll: the account's cash after a reset."
-    )
-    min_bankroll = _money(
-        default=Decimal("50000"),
-        help_text="Below this equity the agent stops and cancels its orders.",
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,5 @@
-"""Reads of the agents app: the simulation's state, the leaderboard, the enabled population."""
+"""Reads of the agents app: the simulation's state, the leaderboard, the enabled population, an
+agent's limits (read from its account, where they live)."""
 
 from __future__ import annotations
 
@@ -142,14 +143,22 @@ def _fresh(status: dict | None) -> bool:
     return status is not None and _now_ms() - int(status.get("ts_ms", 0)) < STALE_MS
 
 
+def agent_config_limits(config: AgentConfig) -> dict:
+    """An agent's limits, which live on its account: {"initial_cash" (Decimal), "min_bankroll"
+    (Decimal), "max_position" (int lots, the account's default_max_position), "max_order_qty"
+    (int lots)} — the names `agents.services.agent_config_save` takes them by."""
+    return exchange_selectors.account_limits(config.account)
+
+
 def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
     """The enabled agent population as plain data (for the research simulator's --from-db):
     {"name", "strategy" (a key of agents.strategies.STRATEGIES), "symbol",
      "params" (dict, validated), "wake_rate_hz" (float, mean wakes per second),
-     "max_position" (int lots), "min_bankroll" (Decimal), "initial_cash" (Decimal),
+     "max_position" (int lots), "min_bankroll" (Decimal), "initial_cash" (Decimal) — the
+     limits, from the agent's account —
      "tick_size" (Decimal), "lot_size" (Decimal), "reference_price" (Decimal)}"""
     configs = AgentConfig.objects.filter(enabled=True, instrument__enabled=True).select_related(
-        "instrument"
+        "account", "instrument"
     )
     if symbols is not None:
         configs = configs.filter(instrument__symbol__in=list(symbols))
@@ -160,9 +169,9 @@ def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
             "symbol": c.instrument.symbol,
             "params": validate_params(c.strategy, c.params).to_dict(),
             "wake_rate_hz": float(c.wake_rate_hz),
-            "max_position": int(c.max_position),
-            "min_bankroll": c.min_bankroll,
-            "initial_cash": c.initial_cash,
+            "max_position": int(c.account.default_max_position),
+            "min_bankroll": c.account.min_bankroll,
+            "initial_cash": c.account.initial_cash,
             "tick_size": c.instrument.tick_size,
             "lot_size": c.instrument.lot_size,
             "reference_price": c.instrument.reference_price,

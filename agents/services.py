@@ -16,12 +16,13 @@ from decimal import Decimal, InvalidOperation
 
 import redis
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from agents import keys
+from agents.forms import DEFAULT_LIMITS, LIMITS, AgentLimitsForm
 from agents.models import AgentConfig
-from agents.selectors import reset_pending, sim_status
+from agents.selectors import agent_config_limits, reset_pending, sim_status
 from exchange import selectors as exchange_selectors
 from exchange import services as exchange_services
 from exchange.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -46,8 +47,20 @@ def _first_error(exc: ValidationError) -> InvalidInput:
     return InvalidInput(exc.messages[0])
 
 
-def _sync_account(config: AgentConfig) -> Account:
-    """The config's account, created with the initial bankroll, its limits copied over."""
+def _valid_limits(limits: dict) -> dict:
+    """The limits given, checked against the agent's bounds and converted (an agent's position
+    and order size are at least one lot)."""
+    form = AgentLimitsForm(data=limits)
+    form.fields = {name: field for name, field in form.fields.items() if name in limits}
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        raise InvalidInput(errors[0], field=field)
+    return form.cleaned_data
+
+
+def _sync_account(config: AgentConfig, limits: dict) -> Account:
+    """The config's account, created with the initial bankroll, or renamed after the config and
+    its `limits` (those given) set."""
     account = config.account if config.account_id else None
     if account is None:
         account = Account.objects.filter(name=config.account_name).first()
@@ -60,36 +73,31 @@ def _sync_account(config: AgentConfig) -> Account:
                 code="account_name_taken",
             )
         if account is None:  # else: the account of a deleted agent of that name, taken over
-            account = Account(
-                name=config.account_name, cash=config.initial_cash, user=None, active=True
-            )
-    account.name = config.account_name
-    account.initial_cash = config.initial_cash
-    account.min_bankroll = config.min_bankroll
-    account.default_max_position = config.max_position
-    account.max_order_qty = config.max_order_qty
-    try:
-        with transaction.atomic():
-            account.save()
-    except IntegrityError:
-        raise Conflict(
-            f"The account name {config.account_name!r} is taken.",
-            field="name",
-            code="account_name_taken",
-        ) from None
-    return account
+            return exchange_services.account_create(name=config.account_name, **limits)
+    exchange_services.account_rename(account=account, name=config.account_name)
+    return exchange_services.account_limits_set(account=account, **limits)
 
 
 @transaction.atomic
-def agent_config_save(*, config: AgentConfig) -> AgentConfig:
-    """Validates and stores an agent config (new or edited): its parameters are checked against
-    its strategy (defaults filled in) and its account is created — with the initial bankroll —
-    or brought in line with its limits. A running runner picks the change up within a second."""
+def agent_config_save(*, config: AgentConfig, **limits) -> AgentConfig:
+    """Validates and stores an agent config (new or edited) and its limits, which live on its
+    account: `initial_cash`, `min_bankroll`, `max_position`, `max_order_qty` (see
+    `agents.forms.AgentLimitsForm`). Its parameters are checked against its strategy (defaults
+    filled in) and its account is created — with the initial bankroll — or renamed after it,
+    and given the limits: those passed, the rest the defaults for a new agent and left as they
+    are for an existing one. A running runner picks the change up within a second."""
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise TypeError(f"unknown limits: {', '.join(sorted(unknown))}")
     try:
         config.full_clean(exclude=["account"])
     except ValidationError as exc:
         raise _first_error(exc) from None
-    config.account = _sync_account(config)
+    limits = {name: value for name, value in limits.items() if value is not None}
+    if not config.account_id:
+        limits = {**DEFAULT_LIMITS, **limits}
+    limits = _valid_limits(limits)
+    config.account = _sync_account(config, limits)
     config.save()
     return config
 
@@ -97,13 +105,17 @@ def agent_config_save(*, config: AgentConfig) -> AgentConfig:
 def agent_config_create(
     *, name: str, strategy: str, symbol: str, params: dict | None = None, **fields
 ) -> AgentConfig:
+    """A new agent: `fields` are the config's own (`wake_rate_hz`, `enabled`) and its limits
+    (`initial_cash`, `min_bankroll`, `max_position`, `max_order_qty`; defaults for those left
+    out)."""
     instrument = exchange_selectors.instrument_get(symbol)
     if instrument is None:
         raise NotFound(f"Unknown symbol {symbol!r}.", field="symbol", code="unknown_symbol")
+    limits = {name: fields.pop(name) for name in LIMITS if name in fields}
     config = AgentConfig(
         name=name, strategy=strategy, instrument=instrument, params=params or {}, **fields
     )
-    return agent_config_save(config=config)
+    return agent_config_save(config=config, **limits)
 
 
 def agent_config_ensure(
@@ -147,13 +159,9 @@ def agent_config_duplicate(*, config: AgentConfig) -> AgentConfig:
         instrument=config.instrument,
         params=dict(config.params),
         wake_rate_hz=config.wake_rate_hz,
-        max_position=config.max_position,
-        max_order_qty=config.max_order_qty,
-        initial_cash=config.initial_cash,
-        min_bankroll=config.min_bankroll,
         enabled=False,
     )
-    return agent_config_save(config=copy)
+    return agent_config_save(config=copy, **agent_config_limits(config))
 
 
 # --- Simulation controls ------------------------------------------------------------------------

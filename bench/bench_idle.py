@@ -5,7 +5,7 @@
                                [--redis own|shared]
 
 What runs (all torn down afterwards): the stack as `make run` starts it — the roles and commands
-of `scripts/run_stack.py` (web, engine, recorder, bridge, agents runner), on a fresh database
+of the `Procfile` (web, engine, recorder, bridge, agents runner), on a fresh database
 migrated and seeded with `manage.py seed_demo` as the Makefile's `run` target does (an SQLite
 file by default, as a new user gets; `--database postgresql` for a fresh database on the
 `TEST_POSTGRES_URL` server), with the settings of the `.env` make writes (DEBUG=1), and a fresh
@@ -27,7 +27,6 @@ the journal took in the window. The last line of output is the JSON summary, als
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -57,12 +56,11 @@ RESULTS = ROOT / "bench" / "results" / "idle.json"
 START_LIMIT_S = 120.0
 
 
-def run_stack_roles():
-    """`scripts/run_stack.py`'s `roles()`: the same processes `make run` starts."""
-    spec = importlib.util.spec_from_file_location("run_stack", ROOT / "scripts" / "run_stack.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.roles
+def procfile_roles() -> dict[str, str]:
+    """The Procfile's roles and commands: the processes `make run` starts (honcho's own parser)."""
+    from honcho.environ import parse_procfile
+
+    return dict(parse_procfile((ROOT / "Procfile").read_text()).processes)
 
 
 def free_port() -> int:
@@ -190,6 +188,8 @@ def main() -> None:
         DEBUG="1",
         SECRET_KEY="bench-idle-" + uuid.uuid4().hex,
         PORT=str(port),
+        # The Procfile says `python`: this interpreter's (as `make run` puts the venv first).
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
     manage = [sys.executable, "manage.py"]
     client = redis.Redis.from_url(redis_url)
@@ -199,10 +199,15 @@ def main() -> None:
         subprocess.run(
             [*manage, "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
         )
-        for name, command in run_stack_roles()(port).items():
+        for name, command in procfile_roles().items():
             log = open(folder / f"{name}.log", "wb")
+            # As honcho runs it: a shell (for $PORT), which `exec` replaces by the role.
             processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                ["sh", "-c", f"exec {command}"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_for_market(client, prefix, processes)
         time.sleep(args.settle)

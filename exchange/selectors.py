@@ -473,6 +473,22 @@ def account_summary(account: Account) -> AccountSummary:
     )
 
 
+#: An account's limits by the name `exchange.services.account_limits_set` takes them by (the API's
+#: account view's names), with the `Account` field each is stored in.
+ACCOUNT_LIMITS = {
+    "initial_cash": "initial_cash",
+    "min_bankroll": "min_bankroll",
+    "max_position": "default_max_position",
+    "max_order_qty": "max_order_qty",
+}
+
+
+def account_limits(account: Account) -> dict:
+    """{"initial_cash" (Decimal), "min_bankroll" (Decimal), "max_position" (int lots per
+    instrument), "max_order_qty" (int lots)} of an account."""
+    return {name: getattr(account, field) for name, field in ACCOUNT_LIMITS.items()}
+
+
 def api_token_list(*, user) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
 

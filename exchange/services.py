@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django.utils import timezone
 from exchange.errors import Conflict, InvalidInput, NotFound
 from exchange.models import Account, ApiToken, Instrument, Position
 from exchange.orders import gateway
-from exchange.selectors import api_token_digest
+from exchange.selectors import ACCOUNT_LIMITS, api_token_digest
 
 API_TOKEN_PREFIX = "fb_"
 API_TOKEN_SHOWN = 12  # characters of the secret kept in clear, to recognise a token
@@ -75,6 +76,94 @@ def account_for_user(user: AbstractUser) -> Account:
             if account is not None:
                 return account
     raise Conflict("Could not name the trading account.", code="account_name_taken")
+
+
+def _limits_apply(account: Account, limits: dict) -> list[str]:
+    """Sets the limits given (None: left as they are) on `account`, checked against the model's
+    fields, and returns the fields set; a bad value raises InvalidInput naming the limit."""
+    fields = []
+    for name, value in limits.items():
+        if value is not None:
+            setattr(account, ACCOUNT_LIMITS[name], value)
+            fields.append(ACCOUNT_LIMITS[name])
+    try:
+        account.clean_fields(exclude=[f.name for f in Account._meta.fields if f.name not in fields])
+    except ValidationError as exc:
+        field, errors = next(iter(exc.error_dict.items()))
+        name = next(n for n, f in ACCOUNT_LIMITS.items() if f == field)
+        raise InvalidInput(errors[0].messages[0], field=name) from None
+    return fields
+
+
+def account_create(
+    *,
+    name: str,
+    initial_cash: Decimal,
+    min_bankroll: Decimal | None = None,
+    max_position: int | None = None,
+    max_order_qty: int | None = None,
+) -> Account:
+    """An account of no user (an agent's, say) with `initial_cash` in cash; the limits not given
+    take the model's defaults. Conflict when the name is taken."""
+    account = Account(name=name, cash=initial_cash, user=None, active=True)
+    _limits_apply(
+        account,
+        {
+            "initial_cash": initial_cash,
+            "min_bankroll": min_bankroll,
+            "max_position": max_position,
+            "max_order_qty": max_order_qty,
+        },
+    )
+    account.cash = account.initial_cash  # as checked and converted
+    return _account_save(account)
+
+
+def account_rename(*, account: Account, name: str) -> Account:
+    """Conflict when the name is taken."""
+    if account.name != name:
+        account.name = name
+        _account_save(account, update_fields=["name"])
+    return account
+
+
+def account_limits_set(
+    *,
+    account: Account,
+    initial_cash: Decimal | None = None,
+    min_bankroll: Decimal | None = None,
+    max_position: int | None = None,
+    max_order_qty: int | None = None,
+) -> Account:
+    """Sets an account's limits (None leaves one as it is): the bankroll a reset restores (the
+    cash itself stays what trading made it), the equity below which the gateway refuses new
+    orders, the maximum position per instrument in lots (`default_max_position`: carried on
+    every order, checked by the engine counting open orders) and the largest order in lots.
+    They apply from the next order. Only these fields are written: the cash the recorder keeps
+    moving is never overwritten."""
+    fields = _limits_apply(
+        account,
+        {
+            "initial_cash": initial_cash,
+            "min_bankroll": min_bankroll,
+            "max_position": max_position,
+            "max_order_qty": max_order_qty,
+        },
+    )
+    if fields:
+        _account_save(account, update_fields=fields)
+    return account
+
+
+def _account_save(account: Account, update_fields: list[str] | None = None) -> Account:
+    try:
+        with transaction.atomic():
+            account.save(update_fields=update_fields)
+    except IntegrityError:
+        raise Conflict(
+            f"The account name {account.name!r} is taken.", field="name", code="account_name_taken"
+        ) from None
+    return account
 
 
 def api_token_create(*, user: AbstractUser, name: str) -> tuple[ApiToken, str]:

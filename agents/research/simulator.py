@@ -11,8 +11,9 @@ What happens, in simulated time:
   plus an exponential jitter), in the order sent: an agent's messages never overtake each other.
   Engine order ids are handed out at delivery, so they grow in the order the exchange sees orders,
   as the engine requires; the client key maps to the engine id from then on.
-* The engine's events update every agent's state (fills, cancels, replaces, rejections) and are
-  turned into LOBSTER rows as they happen.
+* The engine's events update every agent's state (fills, cancels, replaces, rejections) through
+  the same ``AgentState.apply_*`` methods as the live runner's — a self-trade fills both orders
+  and moves neither position nor cash — and are turned into LOBSTER rows as they happen.
 * **Shocks** move the fundamental value (and the reference price); **halts** stop trading for a
   while. The market opens empty at the session's start and the run stops at its end.
 
@@ -425,7 +426,7 @@ class Simulation:
                     self.lob.delete(now, eid, e.qty, e.price, e.side == BUY)
                     del key_to_eid[action.key]
                     del self.eid_to_key[eid]
-                    state.remove_order(action.key)
+                    state.apply_cancel(action.key)
                     continue
                 self._apply(events, now, eid, False, 0, 0)
             else:
@@ -458,15 +459,17 @@ class Simulation:
                 maker_buys = aggressor == SELL
                 lob.execute(now, maker_eid, qty, trade_price, maker_buys)
                 maker = agents[e.maker_account - 1]
-                maker.state.fill(
-                    BUY if maker_buys else SELL, trade_price, qty, eid_to_key.get(maker_eid)
-                )
+                taker = agents[e.taker_account - 1]
+                # A self-trade (a wash): both orders fill, neither position nor cash moves.
+                wash = e.maker_account == e.taker_account
+                maker_side = BUY if maker_buys else SELL
+                maker_key = eid_to_key.get(maker_eid)
+                maker.state.apply_trade(maker_side, trade_price, qty, maker_key, wash=wash)
                 maker.trades += 1
                 maker.traded_qty += qty
                 if e.maker_remaining == 0:
                     self._forget(maker_eid)
-                taker = agents[e.taker_account - 1]
-                taker.state.fill(aggressor, trade_price, qty, eid_to_key.get(eid))
+                taker.state.apply_trade(aggressor, trade_price, qty, eid_to_key.get(eid), wash=wash)
                 taker.trades += 1
                 taker.traded_qty += qty
                 if e.taker_remaining == 0:
@@ -484,7 +487,7 @@ class Simulation:
                 key = eid_to_key.pop(order_id, None)
                 if key is not None:
                     del self.key_to_eid[key]
-                    agents[e.account - 1].state.remove_order(key)
+                    agents[e.account - 1].state.apply_cancel(key)
             elif kind == "replaced":
                 old_qty, new_qty = e.old_qty, e.qty
                 new_price = e.price
@@ -495,19 +498,14 @@ class Simulation:
                 else:
                     lob.delete(now, eid, old_qty, e.old_price, is_buy)
                     price, rest = new_price, new_qty
-                key = eid_to_key.get(eid)
-                if key is not None:
-                    agents[e.account - 1].state.amend_order(key, new_price, new_qty)
+                agents[e.account - 1].state.apply_replace(eid_to_key.get(eid), new_price, new_qty)
             elif kind == "rejected":
                 self.data.rejections[e.reason] += 1
                 agent = agents[e.account - 1]
                 agent.rejects += 1
                 rest = 0
-                if e.command == "new" or e.reason == "UNKNOWN_ORDER":
-                    key = eid_to_key.pop(eid, None)
-                    if key is not None:
-                        del self.key_to_eid[key]
-                        agent.state.remove_order(key)
+                if agent.state.apply_reject(e.command, eid_to_key.get(eid), e.reason):
+                    self._forget(eid)
         if rest:
             lob.add(now, eid, rest, price, is_buy)
 

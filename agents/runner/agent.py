@@ -29,7 +29,7 @@ class LiveAgent:
         self.name = config.name
         self.config_pk = config.pk
         self.rng = random.Random(derive_seed(master_seed, f"agent/{config.name}"))
-        self.state = AgentState(max_position=int(config.max_position))
+        self.state = AgentState(max_position=int(config.account.default_max_position))
         self.cash_base = config.account.cash  # money; plus state.cash tick-lots * unit
         self.orders: dict[int, object] = {}  # exchange order id -> Order row (cancel, replace)
         self.in_flight = 0
@@ -48,7 +48,8 @@ class LiveAgent:
 
     def apply_config(self, config) -> None:
         """Takes a (new or edited) config. A change of strategy or parameters builds a fresh
-        strategy on the agent's own generator; limits apply from the next order."""
+        strategy on the agent's own generator; limits (its account's) apply from the next
+        order."""
         if (
             self.strategy is None
             or config.strategy != self.strategy.name
@@ -61,16 +62,21 @@ class LiveAgent:
         self.updated_at = config.updated_at
         self.enabled = bool(config.enabled)
         self.rate = float(config.wake_rate_hz)
-        self.state.max_position = int(config.max_position)
-        self.min_bankroll = config.min_bankroll
-        self.initial_cash = config.initial_cash
-        self.account = config.account
+        self.apply_account(config.account)
         self.account_id = config.account_id
         instrument = config.instrument
         self.symbol = instrument.symbol
         self.tick_size = instrument.tick_size
         self.lot_size = instrument.lot_size
         self.unit = instrument.tick_size * instrument.lot_size  # money per tick-lot
+
+    def apply_account(self, account) -> None:
+        """Takes a fresh read of the agent's account: the gateway checks orders against it, and
+        the limits live on it (maximum position, minimum bankroll, initial cash)."""
+        self.account = account
+        self.state.max_position = int(account.default_max_position)
+        self.min_bankroll = account.min_bankroll
+        self.initial_cash = account.initial_cash
 
     def load(self, recorded) -> None:
         """The account as the database records it at the recorder's cursor."""
@@ -140,33 +146,25 @@ class LiveAgent:
     # --- events ---
 
     def on_trade(self, side: str, price: int, qty: int, order_id: int, wash: bool) -> None:
-        state = self.state
-        if not wash:  # a self-trade moves neither position nor cash (as the recorder books it)
-            state.fill(side, price, qty)
-        order = state.open_orders.get(order_id)
-        if order is not None:
-            order.qty -= qty
-            if order.qty <= 0:
-                self._forget(order_id)
-        elif self.in_flight:
-            self.early.setdefault(order_id, []).append(qty)
+        order = self.state.apply_trade(side, price, qty, order_id, wash=wash)
+        if order is None:
+            if self.in_flight:
+                self.early.setdefault(order_id, []).append(qty)
+        elif order.qty <= 0:
+            self.orders.pop(order_id, None)
 
     def on_done(self, order_id: int) -> None:
         """The order no longer rests (cancelled, expired, rejected)."""
-        if order_id in self.state.open_orders:
-            self._forget(order_id)
-        else:
-            self.orders.pop(order_id, None)
-            if self.in_flight:
-                self.early.setdefault(order_id, []).append(None)
+        self._ended(order_id, self.state.apply_cancel(order_id))
 
     def on_replaced(self, order_id: int, price: int, qty: int) -> None:
-        self.state.amend_order(order_id, price, qty)
+        self.state.apply_replace(order_id, price, qty)
 
     def on_rejected(self, command: str, order_id: int, reason: str) -> None:
         self.rejected += 1
-        if command == "new" or reason == "UNKNOWN_ORDER":
-            self.on_done(order_id)
+        order = self.state.open_orders.get(order_id)
+        if self.state.apply_reject(command, order_id, reason):
+            self._ended(order_id, order)
 
     def on_reset(self) -> None:
         """The engine reset the book: flat, back to the initial cash (as the accounts are once
@@ -178,9 +176,12 @@ class LiveAgent:
         self.stopped = False
         self.strategy.reset()
 
-    def _forget(self, order_id: int) -> None:
-        self.state.remove_order(order_id)
+    def _ended(self, order_id: int, order) -> None:
+        """The order `order_id` is done; `order` is what the state had open under it (None: an
+        order not recorded yet — its submission has not returned — or never, such as an IOC)."""
         self.orders.pop(order_id, None)
+        if order is None and self.in_flight:
+            self.early.setdefault(order_id, []).append(None)
 
     # --- status ---
 

@@ -48,7 +48,7 @@ from agents.runner.market import SymbolMarket
 from agents.strategies import Cancel, Place, Replace
 from exchange import selectors as exchange_selectors
 from exchange.errors import ExchangeError, Unavailable
-from exchange.orders import gateway, journal
+from exchange.orders import gateway
 from exchange.orders.gateway import OrderRequest
 from exchange.protocol import keys as exchange_keys
 
@@ -127,7 +127,7 @@ class Runner:
             settings.REDIS_URL,
             decode_responses=True,
             socket_timeout=10,
-            **journal._connection_kwargs(settings.REDIS_URL),
+            **gateway.redis_connection_kwargs(settings.REDIS_URL),
         )
         self.stats.started = time.monotonic()
         try:
@@ -493,7 +493,7 @@ class Runner:
                 agent.apply_config(config)
                 logger.info("agent %s: configuration changed", agent.name)
             else:
-                agent.account = config.account  # fresh cash and limits for the gateway's checks
+                agent.apply_account(config.account)  # fresh cash and limits
             if was_enabled and not agent.enabled:
                 await self._cancel_all(agent)
         for agent in [a for name, a in self.agents.items() if name not in seen]:

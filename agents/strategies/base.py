@@ -23,10 +23,10 @@ Contract between a strategy and whoever runs it
 ``decide(view, state)`` returns a list of actions to apply *in order*. The runner keeps
 ``state`` true: it records a GTC order in ``state.open_orders`` when it submits it (under a key of
 its choosing — the order id — with the action's ``tag``), applies fills, cancels, replaces and
-rejections as the events come back, and removes orders that are done. IOC and market orders never
-rest, so they are not recorded as open orders. ``Cancel``/``Replace`` name orders by that key.
-Every random draw comes from the ``random.Random`` given to the strategy, so a run with the same
-seed and the same inputs makes exactly the same decisions.
+rejections as the events come back (``AgentState.apply_*``), and removes orders that are done.
+IOC and market orders never rest, so they are not recorded as open orders. ``Cancel``/``Replace``
+name orders by that key. Every random draw comes from the ``random.Random`` given to the strategy,
+so a run with the same seed and the same inputs makes exactly the same decisions.
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ class OpenOrder:
 
 @dataclass(slots=True)
 class AgentState:
-    """The agent's own book-keeping, kept true by the runner from the event stream.
+    """The agent's own book-keeping, kept true from the engine's events by the live runner and
+    the research simulator alike, through the same ``apply_*`` methods.
 
     ``cash`` is in tick-lots (see the module doc), ``position`` in lots (positive = long).
     ``max_position`` is the limit the engine enforces on every order, counting open orders
@@ -241,28 +242,68 @@ class AgentState:
         return self.open_orders.pop(key, None)
 
     def amend_order(self, key: Hashable, price: int, qty: int) -> None:
-        """A replace took effect: the order now rests at ``price`` with ``qty`` open."""
+        """A replace took effect: the order now rests at ``price`` with ``qty`` open (as
+        :meth:`apply_replace`)."""
+        self.apply_replace(key, price, qty)
+
+    def fill(self, side: Side, price: int, qty: int, key: Hashable | None = None) -> None:
+        """The agent bought (``side == "buy"``) or sold ``qty`` lots at ``price``, not a wash
+        trade (as :meth:`apply_trade`). When ``key`` names one of its open orders, that order's
+        open quantity drops (and it is removed at zero)."""
+        self.apply_trade(side, price, qty, key)
+
+    # -- the engine's events (the one place the live runner and the simulator apply them) --
+
+    def apply_trade(
+        self, side: Side, price: int, qty: int, key: Hashable | None = None, *, wash: bool = False
+    ) -> OpenOrder | None:
+        """One side of a trade: the agent's order ``key`` (None for an order it does not record,
+        such as an IOC) bought (``side == "buy"``) or sold ``qty`` lots at ``price``. The order's
+        open quantity drops, and it is removed at zero. A wash trade (maker and taker the same
+        account; each of its two sides is applied, with ``wash=True``) moves neither position
+        nor cash, as the exchange's recorder books it. Returns the open order the trade was
+        against (removed when its quantity is down to zero), or None when ``key`` names none."""
+        if not wash:
+            if side == BUY:
+                self.position += qty
+                self.cash -= price * qty
+            else:
+                self.position -= qty
+                self.cash += price * qty
+        if key is None:
+            return None
         order = self.open_orders.get(key)
+        if order is not None:
+            order.qty -= qty
+            if order.qty <= 0:
+                del self.open_orders[key]
+        return order
+
+    def apply_cancel(self, key: Hashable | None) -> OpenOrder | None:
+        """The order ``key`` no longer rests (cancelled, expired, ended by a rejection): it is
+        removed. Returns it, or None when it was not an open order."""
+        if key is None:
+            return None
+        return self.remove_order(key)
+
+    def apply_replace(self, key: Hashable | None, price: int, qty: int) -> OpenOrder | None:
+        """A replace took effect: the order ``key`` now rests at ``price`` with ``qty`` open.
+        Returns it, or None when it was not an open order."""
+        order = self.open_orders.get(key) if key is not None else None
         if order is not None:
             order.price = price
             order.qty = qty
+        return order
 
-    def fill(self, side: Side, price: int, qty: int, key: Hashable | None = None) -> None:
-        """The agent bought (``side == "buy"``) or sold ``qty`` lots at ``price``. When ``key``
-        names one of its open orders, that order's open quantity drops (and it is removed at
-        zero)."""
-        if side == BUY:
-            self.position += qty
-            self.cash -= price * qty
-        else:
-            self.position -= qty
-            self.cash += price * qty
-        if key is not None:
-            order = self.open_orders.get(key)
-            if order is not None:
-                order.qty -= qty
-                if order.qty <= 0:
-                    del self.open_orders[key]
+    def apply_reject(self, command: str, key: Hashable | None, reason: str) -> bool:
+        """The engine refused ``command`` about the order ``key``. A refused NEW never rests,
+        and a command naming an order the engine does not know (``UNKNOWN_ORDER``) means the
+        order is gone: both end the order, which is removed, and True is returned. Any other
+        refusal (a replace over the position limit, say) leaves the order as it was: False."""
+        if command == "new" or reason == "UNKNOWN_ORDER":
+            self.apply_cancel(key)
+            return True
+        return False
 
     def reset(self, cash: int = 0) -> None:
         """Flat, no open orders, ``cash`` tick-lots (a simulation reset)."""

@@ -372,6 +372,12 @@ async def _run(function, args, kwargs):
             await journal.aclose_loop()
 
 
+def redis_connection_kwargs(url: str) -> dict:
+    """How a process that reads the exchange's streams beside the gateway (the agents runner)
+    makes its asyncio Redis client: as the gateway's own (`journal.connection_kwargs`)."""
+    return journal.connection_kwargs(url)
+
+
 def blocking(function):
     """A gateway function for synchronous code (views, services, management commands). It refuses
     to run inside a database transaction: what it journals cannot be rolled back with it, so a

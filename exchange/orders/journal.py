@@ -308,8 +308,9 @@ class PackedConnection(redis.asyncio.Connection):
             raise
 
 
-def _connection_kwargs(url: str) -> dict:
-    # TLS (rediss://) and Unix sockets keep redis-py's own connection classes.
+def connection_kwargs(url: str) -> dict:
+    """What an asyncio Redis client of this process is made with (the packed connection).
+    TLS (rediss://) and Unix sockets keep redis-py's own connection classes."""
     return {"connection_class": PackedConnection} if url.startswith("redis://") else {}
 
 
@@ -318,7 +319,7 @@ class _AsyncParts:
         self.url = settings.REDIS_URL
         self.prefix = settings.FLASHBOOK_REDIS_PREFIX
         self.client = redis.asyncio.Redis.from_url(
-            self.url, socket_timeout=10, socket_connect_timeout=2, **_connection_kwargs(self.url)
+            self.url, socket_timeout=10, socket_connect_timeout=2, **connection_kwargs(self.url)
         )
         self.append_news = self.client.register_script(_APPEND_NEWS)
         self.appenders: dict[tuple[str, str], Coalescer] = {}  # (kind, symbol)

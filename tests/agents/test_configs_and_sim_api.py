@@ -76,18 +76,65 @@ def test_a_config_gets_an_account_with_its_bankroll_and_limits(market):
     assert config.params["levels"] == 2 and config.params["size"] == 5
     assert "half_spread" in config.params
 
-    # An edit carries the limits over to the account; the cash stays what trading made it.
+    assert selectors.agent_config_limits(config) == {
+        "initial_cash": D(25000),
+        "min_bankroll": D(5000),
+        "max_position": 80,
+        "max_order_qty": 20,
+    }
+
+    # An edit writes the limits given to the account (the one place they live), leaves the
+    # others as they are, and the cash stays what trading made it.
     Account.objects.filter(pk=account.pk).update(cash=D("24000"))
     config.refresh_from_db()
-    config.max_position = 60
-    config.initial_cash = D("30000")
-    services.agent_config_save(config=config)
+    config.wake_rate_hz = 2.0
+    before = config.updated_at
+    services.agent_config_save(config=config, max_position=60, initial_cash=D("30000"))
     account.refresh_from_db()
     assert (account.default_max_position, account.initial_cash, account.cash) == (
         60,
         D(30000),
         D(24000),
     )
+    assert (account.min_bankroll, account.max_order_qty) == (D(5000), 20)
+    assert AgentConfig.objects.get(pk=config.pk).updated_at > before  # the runner sees it
+
+
+def test_a_new_agent_takes_the_agent_defaults_and_limits_are_checked(market):
+    config = services.agent_config_create(name="n", strategy="noise", symbol="ACME")
+    assert selectors.agent_config_limits(config) == {
+        "initial_cash": D(100000),
+        "min_bankroll": D(50000),
+        "max_position": 100,
+        "max_order_qty": 1000,
+    }
+    assert config.account.cash == D(100000)
+    for limits, field in [
+        ({"max_position": 0}, "max_position"),
+        ({"max_order_qty": -1}, "max_order_qty"),
+        ({"initial_cash": D(-1)}, "initial_cash"),
+        ({"min_bankroll": "lots"}, "min_bankroll"),
+        ({"max_position": 1.5}, "max_position"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            services.agent_config_create(name="bad", strategy="noise", symbol="ACME", **limits)
+        assert caught.value.field == field, limits
+        with pytest.raises(InvalidInput) as caught:
+            services.agent_config_save(config=config, **limits)
+        assert caught.value.field == field, limits
+    assert not AgentConfig.objects.filter(name="bad").exists()
+    assert not Account.objects.filter(name="agent:bad").exists()
+    config.account.refresh_from_db()
+    assert selectors.agent_config_limits(config)["max_position"] == 100
+    with pytest.raises(TypeError):
+        services.agent_config_save(config=config, max_positon=5)
+
+    # A rename renames the account; None leaves a limit as it is.
+    config.name = "renamed"
+    services.agent_config_save(config=config, max_position=None, max_order_qty=7)
+    config.account.refresh_from_db()
+    assert config.account.name == "agent:renamed"
+    assert (config.account.default_max_position, config.account.max_order_qty) == (100, 7)
 
 
 @pytest.mark.parametrize(
@@ -213,6 +260,30 @@ def test_admin_form_errors_sit_on_the_field_and_a_good_form_creates_the_account(
 
     change = admin_client.get(f"/admin/agents/agentconfig/{config.pk}/change/")
     assert b"agent:val-1" in change.content and b"noise_ticks" in change.content
+    # The limits are shown from the account, and an edit writes them back to it.
+    Account.objects.filter(pk=config.account_id).update(min_bankroll=D("12345"))
+    form = (
+        admin_client.get(f"/admin/agents/agentconfig/{config.pk}/change/").context["adminform"].form
+    )
+    assert form.initial["min_bankroll"] == D("12345") and form.initial["max_order_qty"] == 50
+    edited = admin_client.post(
+        f"/admin/agents/agentconfig/{config.pk}/change/",
+        _form(market["ACME"], max_position="70", min_bankroll="15000"),
+    )
+    assert edited.status_code == 302, edited.content[:2000]
+    account = Account.objects.get(pk=config.account_id)
+    assert (account.default_max_position, account.min_bankroll, account.max_order_qty) == (
+        70,
+        D(15000),
+        50,
+    )
+    refused = admin_client.post(
+        f"/admin/agents/agentconfig/{config.pk}/change/", _form(market["ACME"], max_position="0")
+    )
+    assert list(refused.context["adminform"].form.errors) == ["max_position"]
+    # A new agent's form offers the agent defaults.
+    initial = admin_client.get(url).context["adminform"].form
+    assert initial["max_position"].initial == 100 and initial["min_bankroll"].initial == 50000
 
 
 def test_admin_list_shows_live_status_and_pnl_and_runs_the_actions(market, admin_client, r):

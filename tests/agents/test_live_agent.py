@@ -9,6 +9,15 @@ from agents.runner.agent import LiveAgent, derive_seed
 from agents.strategies import Place
 
 
+def account(**overrides):
+    """The agent's account: its cash and its limits."""
+    fields = dict(
+        cash=D(100000), default_max_position=50, min_bankroll=D(90000), initial_cash=D(100000)
+    )
+    fields.update(overrides)
+    return SimpleNamespace(**fields)
+
+
 def config(name="a", **overrides):
     instrument = SimpleNamespace(symbol="ACME", tick_size=D("0.01"), lot_size=D("1"))
     fields = dict(
@@ -18,10 +27,7 @@ def config(name="a", **overrides):
         params={},
         enabled=True,
         wake_rate_hz=1.0,
-        max_position=50,
-        min_bankroll=D(90000),
-        initial_cash=D(100000),
-        account=SimpleNamespace(cash=D(100000)),
+        account=account(),
         account_id=11,
         instrument=instrument,
         updated_at=1,
@@ -89,7 +95,7 @@ def test_washes_replaces_rejections_and_reset():
 
 
 def test_bankroll_and_status():
-    agent = LiveAgent(config(min_bankroll=D(99990)), 1)
+    agent = LiveAgent(config(account=account(min_bankroll=D(99990))), 1)
     agent.on_trade("buy", 10_000, 10, 9, wash=False)  # 10 lots at 100.00
     assert not agent.below_bankroll(10_000)
     assert agent.equity(9_998.5) == D(100000) - D("0.15")
@@ -98,7 +104,7 @@ def test_bankroll_and_status():
     assert (status["state"], status["position"], status["open_orders"]) == ("running", "10", 0)
     agent.stopped = True
     assert agent.status(paused=True, mark_ticks=None, now_ms=5)["state"] == "stopped"
-    agent.apply_config(config(min_bankroll=D(0), updated_at=2))  # an edit: a fresh look
+    agent.apply_config(config(account=account(min_bankroll=D(0)), updated_at=2))  # a fresh look
     assert not agent.stopped and agent.min_bankroll == 0
 
 
@@ -150,3 +156,18 @@ def test_the_book_key_is_read_again_only_once_the_events_moved_past_it(monkeypat
     market.stream_seq = market.book_seq
     asyncio.run(market.refresh_book(redis))
     assert redis.reads == 3
+
+
+def test_limits_are_the_accounts_and_follow_it():
+    agent = LiveAgent(config(), 1)
+    assert (agent.state.max_position, agent.min_bankroll, agent.initial_cash) == (
+        50,
+        D(90000),
+        D(100000),
+    )
+    # The account edited (in the exchange's admin, say), the config not: the runner's next
+    # refresh hands over the fresh account, and the limits come with it.
+    fresh = account(default_max_position=20, min_bankroll=D(1), initial_cash=D(5))
+    agent.apply_account(fresh)
+    assert agent.account is fresh
+    assert (agent.state.max_position, agent.min_bankroll, agent.initial_cash) == (20, D(1), D(5))

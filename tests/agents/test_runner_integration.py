@@ -289,7 +289,10 @@ def test_the_live_market(stack, r):
         assert D(final[config.name]["cash"]) == config.account.cash, config.name
 
     # --- no agent ever exceeded its maximum position ---------------------------------------
-    limits = {c.account_id: c.max_position for c in AgentConfig.objects.all()}
+    limits = {
+        c.account_id: c.account.default_max_position
+        for c in AgentConfig.objects.select_related("account")
+    }
     for symbol in SYMBOLS:
         held: dict[int, int] = defaultdict(int)
         worst: dict[int, int] = defaultdict(int)

@@ -171,6 +171,52 @@ def test_agent_state_bookkeeping():
     assert AgentState().buy_room() > 10**15  # no limit
 
 
+def test_agent_state_applies_trades_cancels_replaces_and_rejections():
+    s = AgentState(cash=10_000)
+    s.add_order("b", "buy", 100, 5)
+    s.add_order("a", "sell", 102, 4)
+    # A fill of an open order: position, cash and the order's open quantity move.
+    order = s.apply_trade("buy", 100, 2, "b")
+    assert order is s.open_orders["b"] and order.qty == 3
+    assert (s.position, s.cash) == (2, 10_000 - 200)
+    # Filled to zero: removed, and still returned so the caller knows it is done.
+    done = s.apply_trade("buy", 100, 3, "b")
+    assert done is not None and done.qty == 0 and "b" not in s.open_orders
+    assert (s.position, s.cash) == (5, 10_000 - 500)
+    # An order the state does not record (an IOC, or a key it never had): money moves only.
+    assert s.apply_trade("sell", 101, 1, None) is None
+    assert s.apply_trade("sell", 101, 1, "unknown") is None
+    assert (s.position, s.cash) == (3, 10_000 - 500 + 202)
+    # Replace, then refusals: only a refused NEW or an unknown order ends it.
+    assert s.apply_replace("a", 103, 2) is s.open_orders["a"]
+    assert (s.open_orders["a"].price, s.open_orders["a"].qty) == (103, 2)
+    assert s.apply_replace("unknown", 1, 1) is None and s.apply_replace(None, 1, 1) is None
+    assert s.apply_reject("replace", "a", "POSITION_LIMIT") is False and "a" in s.open_orders
+    assert s.apply_reject("cancel", "a", "UNKNOWN_ORDER") is True and "a" not in s.open_orders
+    s.add_order("n", "buy", 99, 1)
+    assert s.apply_reject("new", "n", "POSITION_LIMIT") is True and not s.open_orders
+    assert s.apply_reject("new", None, "HALTED") is True  # a NEW it never recorded: still done
+    # Cancel.
+    s.add_order("c", "sell", 110, 1)
+    assert s.apply_cancel("c") == OpenOrder("sell", 110, 1, None, 0)
+    assert s.apply_cancel("c") is None and s.apply_cancel(None) is None
+
+
+def test_a_wash_trade_fills_both_orders_and_moves_neither_position_nor_cash():
+    # The agent's resting sell is hit by its own buy: each side is applied, both as a wash.
+    s = AgentState(cash=1_000, position=4)
+    s.add_order("ask", "sell", 100, 10)
+    s.add_order("bid", "buy", 100, 3)
+    maker = s.apply_trade("sell", 100, 3, "ask", wash=True)
+    taker = s.apply_trade("buy", 100, 3, "bid", wash=True)
+    assert (s.position, s.cash) == (4, 1_000)  # as the exchange's recorder books it
+    assert maker.qty == 7 and s.open_orders["ask"].qty == 7
+    assert taker.qty == 0 and "bid" not in s.open_orders
+    # The same order filled by someone else is booked as usual.
+    s.apply_trade("sell", 100, 2, "ask")
+    assert (s.position, s.cash, s.open_orders["ask"].qty) == (2, 1_200, 5)
+
+
 def test_next_wake_is_poisson_and_seeded():
     rng = random.Random(3)
     t, gaps = 0, []

@@ -31,11 +31,11 @@ def test_what_redis_py_refuses_is_refused(bad):
 
 
 def test_used_for_plain_redis_urls_only():
-    assert journal._connection_kwargs("redis://127.0.0.1:6379/0") == {
+    assert journal.connection_kwargs("redis://127.0.0.1:6379/0") == {
         "connection_class": journal.PackedConnection
     }
-    assert journal._connection_kwargs("rediss://cache.example:6380/0") == {}
-    assert journal._connection_kwargs("unix:///run/redis.sock") == {}
+    assert journal.connection_kwargs("rediss://cache.example:6380/0") == {}
+    assert journal.connection_kwargs("unix:///run/redis.sock") == {}
 
 
 def test_another_encoding_is_honoured():

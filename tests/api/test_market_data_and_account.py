@@ -7,9 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from exchange.models import Fill, Order, OrderStatus, Position, Trade
+from exchange.errors import Conflict, InvalidInput
+from exchange.models import Account, Fill, Order, OrderStatus, Position, Trade
 from exchange.protocol import keys
-from exchange.services import account_for_user
+from exchange.selectors import account_limits
+from exchange.services import (
+    account_create,
+    account_for_user,
+    account_limits_set,
+)
 
 from .support import assert_error, make_instrument
 
@@ -296,3 +302,33 @@ def test_an_account_name_taken_by_an_agent_gets_a_suffix(alice):
     account = account_for_user(alice)
     assert account.name == f"alice-{alice.pk}"
     assert account_for_user(alice) == account
+
+
+def test_account_limits_set_writes_only_the_limits():
+    account = Account.objects.create(name="someone", cash=Decimal(1000), initial_cash=Decimal(1000))
+    stale = Account.objects.get(pk=account.pk)
+    Account.objects.filter(pk=account.pk).update(cash=Decimal(900))  # the recorder, meanwhile
+    account_limits_set(account=stale, max_position=7, min_bankroll=Decimal(10))
+    account.refresh_from_db()
+    assert (account.cash, account.default_max_position, account.min_bankroll) == (
+        Decimal(900),
+        7,
+        Decimal(10),
+    )
+    with pytest.raises(InvalidInput) as caught:
+        account_limits_set(account=account, max_order_qty=-5)
+    assert caught.value.field == "max_order_qty"
+    assert account_limits(Account.objects.get(pk=account.pk)) == {
+        "initial_cash": Decimal(1000),
+        "min_bankroll": Decimal(10),
+        "max_position": 7,
+        "max_order_qty": 100_000,
+    }
+    created = account_create(name="house", initial_cash=Decimal("5"), max_position=3)
+    assert (created.cash, created.initial_cash, created.default_max_position) == (
+        Decimal(5),
+        Decimal(5),
+        3,
+    )
+    with pytest.raises(Conflict):
+        account_create(name="house", initial_cash=Decimal("5"))

@@ -4,6 +4,7 @@ in order, shocks move the market, strategies never keep the (reused) view."""
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,7 +12,9 @@ from agents.research import preset
 from agents.research.config import parse_time_of_day
 from agents.research.lobster import LobsterBook
 from agents.research.simulator import Simulation
-from agents.strategies import MarketView
+from agents.runner import runner as runner_module
+from agents.runner.market import SymbolMarket
+from agents.strategies import AgentState, MarketView
 
 
 def make_sim(config, seed=1):
@@ -102,3 +105,66 @@ def test_strategies_never_keep_the_view(finished):
         values = list(vars(strategy).values()) if hasattr(strategy, "__dict__") else []
         values += [getattr(strategy, n) for n in names if hasattr(strategy, n)]
         assert not any(holds_view(v) for v in values), agent.name
+
+
+def test_a_wash_trade_is_booked_as_the_live_runner_books_it(monkeypatch):
+    """An agent's buy hits its own resting sell: the simulator fills both orders and moves
+    neither position nor cash, exactly as the live runner (and the exchange's recorder) book a
+    self-trade."""
+    # Both sides cancel out in cash and position whichever way a wash is booked, so the test
+    # also records how each side is applied to the agent's state.
+    applied = []
+    apply_trade = AgentState.apply_trade
+
+    def spy(self, side, price, qty, key=None, *, wash=False):
+        applied.append((side, price, qty, wash))
+        return apply_trade(self, side, price, qty, key, wash=wash)
+
+    monkeypatch.setattr(AgentState, "apply_trade", spy)
+    sim = make_sim(preset("small"))
+    agent = sim.agents[0]
+    state = agent.state
+    before = (state.cash, state.position)
+    events = []
+    # The simulator's own orders always carry self-trade prevention (cancel_newest), so the
+    # wash trade needs orders sent by hand, without it.
+    for side, qty in (("sell", 10), ("buy", 4)):
+        key, eid = sim.next_key, sim.next_eid
+        sim.next_key, sim.next_eid = key + 1, eid + 1
+        state.add_order(key, side, 10_000, qty)
+        sim.key_to_eid[key], sim.eid_to_key[eid] = eid, key
+        sent = sim.book.new_order(eid, agent.account, side, 10_000, qty, stp="none")
+        sim._apply(sent, sim.start_ns, eid, side == "buy", 10_000, qty)
+        events.extend(sent)
+    assert [e.kind for e in events].count("trade") == 1
+    (trade,) = (e for e in events if e.kind == "trade")
+    assert trade.maker_account == trade.taker_account == agent.account
+    assert (state.cash, state.position) == before
+    assert [(o.side, o.qty) for o in state.open_orders.values()] == [("sell", 6)]
+    assert agent.trades == 2  # it was both maker and taker
+    assert sim.book.exposures()[agent.account].position == 0  # the engine agrees
+    assert applied == [("sell", 10_000, 4, True), ("buy", 10_000, 4, True)]
+    simulated, applied[:] = list(applied), []
+
+    # The same events through the live runner's event follower.
+    instrument = SimpleNamespace(symbol="ACME", tick_size=1, lot_size=1)
+    config = SimpleNamespace(
+        pk=1, name="a", strategy="noise", params={}, enabled=True, wake_rate_hz=1.0,
+        account=SimpleNamespace(cash=0, default_max_position=1000, min_bankroll=0, initial_cash=0),
+        account_id=agent.account, instrument=instrument, updated_at=1,
+    )  # fmt: skip
+    runner = runner_module.Runner()
+    try:
+        live = runner._add_agent(config)
+        runner.markets["ACME"] = SymbolMarket("ACME", book_key="-", reference_ticks=1, seed=1)
+        live.state.cash, live.state.position = before
+        for e in events:
+            if e.kind == "accepted":
+                live.state.add_order(e.order_id, e.side, e.price, e.qty)
+        monkeypatch.setattr(runner_module.flashbook_engine, "decode_events", lambda _: events)
+        runner._apply_entry("ACME", "1-0", {"last": str(events[-1].seq), "e": ""})
+    finally:
+        runner.desk.close()
+    assert (live.state.cash, live.state.position) == (state.cash, state.position)
+    assert [(o.side, o.qty) for o in live.state.open_orders.values()] == [("sell", 6)]
+    assert applied == simulated
