@@ -9,7 +9,7 @@ Why `reuse_port`: with one listening socket shared by every worker (gunicorn's d
 `uvicorn --workers`), the worker that wakes first accepts every connection waiting, so connections
 that arrive together (a client pool opening, the proxy reconnecting) land on one worker — 37 of 40
 in the measurement in docs/benchmarks.md, and one core serves while the other idles. With
-`reuse_port` gunicorn (>= 25) has each worker bind a socket of its own to the address with
+`reuse_port` gunicorn (>= 25.1 here) has each worker bind a socket of its own to the address with
 `SO_REUSEPORT`, and the kernel spreads new connections over the workers by a hash of their
 addresses.
 """
@@ -35,14 +35,14 @@ graceful_timeout = 30
 # A worker that has not told the master it is alive for this long (its event loop blocked) is
 # killed and replaced. uvicorn's worker reports every timeout / 2 seconds.
 timeout = 30
-# An idle keep-alive connection is closed after this many seconds: uvicorn's own default (the
-# worker passes gunicorn's setting, whose default of 2 s is shorter than the proxy's reuse).
+# An idle keep-alive connection is closed after this many seconds: uvicorn's own default, as the
+# workers had before (the worker class passes gunicorn's setting on, whose default is 2 s).
 keepalive = 5
 
-# uvicorn trusts X-Forwarded-For/-Proto from these addresses (proxy headers are on): gunicorn's
-# default is $FORWARDED_ALLOW_IPS or the loopback; the image's command passes '*' (only the proxy
-# reaches the web containers).
-# No access log: the proxy (Caddy) logs the requests.
+# uvicorn's proxy headers are on: X-Forwarded-For/-Proto are trusted from these addresses. The
+# image's command passes '*' (only the proxy reaches the web containers).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# No access log, as before: a line per request would cost the workers CPU at order rates.
 accesslog = None
 # gunicorn's runtime control socket ($HOME/.gunicorn/gunicorn.ctl, shared by every gunicorn of the
 # user) is not used.

@@ -194,6 +194,7 @@ def gunicorn_settings(monkeypatch, *argv: str, log_format: str = "json"):
     from gunicorn.app.wsgiapp import WSGIApplication
 
     monkeypatch.setenv("LOG_FORMAT", log_format)
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))  # gunicorn puts its chdir first
     monkeypatch.setattr(sys, "argv", ["gunicorn", "--config", str(CONFIG), *argv])
     return WSGIApplication().cfg
@@ -207,6 +208,7 @@ def test_the_config_file_sets_the_server_up(monkeypatch):
     assert (cfg.reuse_port, cfg.workers, cfg.address) == (True, 3, [("127.0.0.1", 8000)])
     assert (cfg.graceful_timeout, cfg.keepalive, cfg.accesslog) == (30, 5, None)
     assert cfg.control_socket_disable
+    assert cfg.forwarded_allow_ips == ["127.0.0.1", "::1"]  # unless FORWARDED_ALLOW_IPS says
     # The worker class loads (uvicorn-worker installed) and hands uvicorn these settings.
     assert cfg.worker_class.__module__.startswith("uvicorn_worker")
 
