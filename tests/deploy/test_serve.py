@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -189,14 +191,16 @@ def test_workers_stop_when_the_master_is_killed_outright(server):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-def gunicorn_settings(monkeypatch, *argv: str, log_format: str = "json"):
+def gunicorn_settings(monkeypatch, *argv: str, log_format: str = "json", config=True):
     """The settings gunicorn reads from the config file and a command line (nothing started)."""
     from gunicorn.app.wsgiapp import WSGIApplication
 
+    monkeypatch.chdir(ROOT)
     monkeypatch.setenv("LOG_FORMAT", log_format)
     monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))  # gunicorn puts its chdir first
-    monkeypatch.setattr(sys, "argv", ["gunicorn", "--config", str(CONFIG), *argv])
+    config_option = ["--config", str(CONFIG)] if config else []
+    monkeypatch.setattr(sys, "argv", ["gunicorn", *config_option, *argv])
     return WSGIApplication().cfg
 
 
@@ -226,3 +230,16 @@ def test_json_logs_use_the_projects_formatter_and_plain_logs_gunicorns(monkeypat
     assert config["loggers"]["gunicorn.error"]["handlers"] == ["default"]
     assert "gunicorn.access" not in config["loggers"]  # no access log
     assert gunicorn_settings(monkeypatch, log_format="plain").logconfig_dict == {}
+
+
+def test_the_images_command_serves_every_address_behind_the_proxy(monkeypatch):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    shell, option, script = json.loads(re.search(r"^CMD (.*)$", dockerfile, re.MULTILINE)[1])
+    assert (shell, option) == ("sh", "-c")
+    assert re.search(r"^ENV .*LOG_FORMAT=json .*WEB_WORKERS=2", dockerfile, re.MULTILINE)
+    command = shlex.split(script.replace("$PORT", "8000"))
+    assert command[:2] == ["exec", "gunicorn"]
+    monkeypatch.setenv("WEB_WORKERS", "2")
+    cfg = gunicorn_settings(monkeypatch, *command[2:], config=False)
+    assert cfg.address == [("0.0.0.0", 8000)] and cfg.forwarded_allow_ips == ["*"]
+    assert cfg.reuse_port and cfg.workers == 2 and cfg.logconfig_dict  # the config file's
