@@ -72,7 +72,8 @@ EXPOSE 8000
 # The web role's check; docker-compose.yml gives every other role its own.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=4)"]
-# uvicorn workers (ASGI: HTTP and WebSockets), each with a listening socket of its own so that the
-# proxy's connections spread over them (flashbook_site/serve.py); the proxy's X-Forwarded-* headers
-# trusted (only the proxy reaches this port), JSON logs like every other process.
-CMD ["sh", "-c", "exec python -m flashbook_site.serve --host 0.0.0.0 --port \"$PORT\" --workers \"$WEB_WORKERS\" --forwarded-allow-ips '*' --no-access-log --log-config deploy/uvicorn-logging.json"]
+# gunicorn supervising WEB_WORKERS uvicorn workers (ASGI: HTTP and WebSockets), each with a
+# listening socket of its own (reuse_port) so that the proxy's connections spread over them;
+# deploy/gunicorn.conf.py holds the settings (JSON logs, as LOG_FORMAT=json asks of every process;
+# no access log). The proxy's X-Forwarded-* headers are trusted: only the proxy reaches this port.
+CMD ["sh", "-c", "exec gunicorn --config deploy/gunicorn.conf.py --bind \"0.0.0.0:$PORT\" --forwarded-allow-ips '*'"]

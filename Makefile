@@ -33,7 +33,7 @@ help:
 	@echo "  make pg-test       the Python tests on PostgreSQL (TEST_POSTGRES_URL)"
 	@echo "  make compose-check validate docker-compose.yml (needs docker)"
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
-	@echo "  make bench-api     the REST API under load (uvicorn, engine worker, recorder)"
+	@echo "  make bench-api     the REST API under load (gunicorn, engine worker, recorder)"
 	@echo "  make bench-sim     the research simulator: a full day of the RMSC04-sized preset"
 	@echo "  make realism       stylized facts of the default population over 10 seeds"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
@@ -151,7 +151,7 @@ bench-worker: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_worker.py
 
-# The REST API under load: uvicorn (2 workers), engine worker and recorder, 32 token clients, 20 s.
+# The REST API under load: gunicorn (2 uvicorn workers), engine worker and recorder, 32 clients, 20 s.
 .PHONY: bench-api
 bench-api: setup
 	@url="$$(scripts/ensure_redis.sh)"; \

@@ -11,9 +11,9 @@ What runs (all torn down afterwards):
   migrated, with one instrument ``BENCH`` and 32 users, each with an account and an API token
   (made through ``exchange.services``);
 * a fresh Redis key prefix (deleted afterwards) on ``REDIS_URL``;
-* ``python -m flashbook_site.serve --workers 2`` (production's server: uvicorn workers with a
-  listening socket each; the worker count for 2 cores) with DEBUG off, a SECRET_KEY and
-  ALLOWED_HOSTS, on a free port, without access logs;
+* ``gunicorn --config deploy/gunicorn.conf.py --workers 2`` (production's server: uvicorn workers
+  under gunicorn, each with a listening socket of its own; the worker count for 2 cores) with
+  DEBUG off, a SECRET_KEY and ALLOWED_HOSTS, on a free port, without access logs;
 * the engine worker (``manage.py run_engine --symbols BENCH``) and the recorder
   (``manage.py run_recorder --symbols BENCH``).
 
@@ -66,15 +66,23 @@ RESULTS = ROOT / "bench" / "results" / "api.json"
 SYMBOL = "BENCH"
 TARGET_ORDERS_PER_S = 1_500
 TARGET_P99_MS = 50.0
-SERVERS = {
-    # Production's server (`flashbook_site.serve`): uvicorn workers, a listening socket each.
-    "asgi": ["-m", "flashbook_site.serve"],
+
+
+def server_command(interface: str, port: int, workers: int) -> list[str]:
+    """The web server's command line, quiet (warnings only, no access log)."""
+    if interface == "asgi":
+        # Production's server: gunicorn with uvicorn workers, a listening socket each.
+        return [
+            *(sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py"),
+            *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"),
+        ]
     # For comparison only: the same Django project as a WSGI app, run in uvicorn's thread pool.
-    "wsgi": [
-        *("-m", "uvicorn", "--interface", "wsgi"),
+    return [
+        *(sys.executable, "-m", "uvicorn", "--interface", "wsgi"),
         *("--factory", "django.core.wsgi:get_wsgi_application"),
-    ],
-}
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+        *("--no-access-log", "--log-level", "warning", "--lifespan", "off"),
+    ]
 
 
 def free_port() -> int:
@@ -254,7 +262,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--interface",
-        choices=sorted(SERVERS),
+        choices=("asgi", "wsgi"),
         default="asgi",
         help="asgi (production) or wsgi (the same Django app under uvicorn's WSGI adapter)",
     )
@@ -307,23 +315,7 @@ def main() -> int:
             [*manage, "run_recorder", "--symbols", SYMBOL], env, tmp / "r.log"
         )
         procs["uvicorn"] = spawn(
-            [
-                sys.executable,
-                *SERVERS[options.interface],
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(options.workers),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--lifespan",
-                "off",
-            ],
-            env,
-            tmp / "uvicorn.log",
+            server_command(options.interface, port, options.workers), env, tmp / "uvicorn.log"
         )
         wait_ready(port, tokens[0])
         time.sleep(1.0)  # let every uvicorn worker finish starting

@@ -170,9 +170,3 @@ def test_json_logs_on_request(tmp_path):
     assert second["level"] == "error" and "ZeroDivisionError" in second["exc"]
     plain = run(tmp_path, {**env, "LOG_FORMAT": "plain"}, "-c", LOG_LINE)
     assert "INFO flashbook.recorder: recorded 3 entries" in plain.stderr
-
-
-def test_uvicorn_log_config_uses_the_same_formatter():
-    config = json.loads((ROOT / "deploy" / "uvicorn-logging.json").read_text())
-    assert config["formatters"]["json"]["()"] == "flashbook_site.logs.JsonFormatter"
-    assert {"uvicorn", "uvicorn.error", "uvicorn.access"} <= set(config["loggers"])
