@@ -60,7 +60,15 @@ SIM_POLL_S = 0.2  # while a reset is pending (its completion is not announced)
 # state and the shocks 5 times a second was ~0.5 % of a core of the demo market's runner.
 SIM_IDLE_POLL_S = 5.0
 CONFIG_POLL_S = 1.0
-STATUS_EVERY_S = 0.5
+# Every CONFIG_POLL_S the configs' fingerprint (`agent_configs_version`, ~0.6 ms) is read; the
+# configs with their accounts and instruments (~5 ms, and the runner's loop over them) only when
+# it changed, after a notice of the sim channel (a reset gives the accounts their cash back), or
+# every CONFIG_REFRESH_S: the accounts' cash and standing, which the gateway checks, are then at
+# most that old. Read in full every second, they cost ~5 ms of CPU a second (SQLite, 42 agents).
+CONFIG_REFRESH_S = 5.0
+# Well within `agents.selectors.STALE_MS` (3 s). Twice a second, the 42 statuses of the demo
+# market were written twice as often as the leaderboard is sent.
+STATUS_EVERY_S = 1.0
 STOP_CONFIRM_S = 5.0
 # After a read of the event streams that was not a full page, the next waits this long, so that
 # each read takes several entries: read as each came, the demo market's ~45 entries a second
@@ -113,6 +121,7 @@ class Runner:
         self.stats = RunnerStats()
         self.shock_id = "0-0"
         self.config_version: tuple | None = None
+        self.configs_stale = asyncio.Event()  # read the configs in full at the next poll
         self.redis: aioredis.Redis | None = None
 
     def request_stop(self) -> None:
@@ -450,8 +459,10 @@ class Runner:
                 if notices is None:
                     await asyncio.sleep(wait)
                 else:
-                    # Any notice: the state is read again (and the other notices with it).
-                    await notices.get_message(timeout=wait)
+                    # Any notice: the state is read again (and the other notices with it), and
+                    # the configs in full (a reset gives the accounts their cash back).
+                    if await notices.get_message(timeout=wait) is not None:
+                        self.configs_stale.set()
                     while await notices.get_message(timeout=0) is not None:
                         pass
             except redis.RedisError as exc:
@@ -461,10 +472,21 @@ class Runner:
     # --- configuration changes -----------------------------------------------------------------
 
     async def _watch_configs(self) -> None:
+        read_at = time.monotonic()
         while True:
             await asyncio.sleep(CONFIG_POLL_S)
             try:
-                await self._refresh_configs()
+                version = await self.desk.call(agent_selectors.agent_configs_version, self.symbols)
+                if (
+                    version != self.config_version
+                    or self.configs_stale.is_set()
+                    or time.monotonic() - read_at >= CONFIG_REFRESH_S
+                ):
+                    self.configs_stale.clear()
+                    read_at = time.monotonic()
+                    await self._refresh_configs()
+                    # A change between the two reads shows as a new version next time.
+                    self.config_version = version
             except Exception:
                 logger.exception("config refresh failed")
 

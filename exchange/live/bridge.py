@@ -1,13 +1,15 @@
 """The bridge: the one fan-out from the engine to browsers (`python manage.py run_bridge`).
 
 It reads
-* every symbol's market data (`{prefix}:md:{SYM}`, pattern-subscribed, so symbols added later are
-  picked up) and keeps each book (`exchange.live.market_state.MarketState`);
+* the market data (`{prefix}:md:{SYM}`) of every symbol someone listens to (symbols added later
+  are picked up within INSTRUMENTS_INTERVAL) and keeps each book
+  (`exchange.live.market_state.MarketState`);
 * every symbol's event stream (`{prefix}:evt:{SYM}`, plain XREAD — a fan-out needs no consumer
-  group) for the private executions of the accounts someone is watching, and to fill a gap in
-  the market data (pub/sub loses messages across a reconnect; the stream does not);
+  group) for the private executions of the accounts someone is watching, to fill a gap in
+  the market data (pub/sub loses messages across a reconnect; the stream does not), and to keep
+  the books nobody listens to;
 * the notices and states of other apps' `Relay`s (the agents app's: the simulation's notices on
-  `{prefix}:sim` and, once a second, the leaderboard);
+  `{prefix}:sim` and, once a second while someone looks, the leaderboard);
 
 and pushes frames through the Channels layer to the groups `market.{SYM}`, `account.{id}` and
 each relay's (`sim`) (frame formats: `docs/protocol.md`, "WebSocket frames").
@@ -42,7 +44,7 @@ from exchange.live.market_state import (
     private_events,
 )
 from exchange.protocol.decimals import decimal_str
-from exchange.protocol.keys import key, pattern, symbol_of, watch_key
+from exchange.protocol.keys import key, symbol_of, watch_key
 
 log = logging.getLogger("flashbook.bridge")
 
@@ -59,7 +61,8 @@ WATCH_TTL = 60  # seconds an account stays watched after its consumer's last hea
 # demo market (`make bench-idle`, ~25 orders/s) used ~10 % of a core. Who listens is looked up
 # every WATCH_INTERVAL (the channel layer's group sets); a market without listeners gets its
 # frames at most once per UNVIEWED_INTERVAL and no stats frames (the snapshot a newcomer starts
-# from is at most that old, and the chain of frames carries on from it), the leaderboard is not
+# from is at most that old, and the chain of frames carries on from it) and is kept from the
+# event stream rather than from market data (`_market_data`), the leaderboard is not
 # computed (a sim socket gets the current one when it connects), and the event streams are read
 # at most every UNVIEWED_READ_INTERVAL while no account is watched (they only count orders then).
 UNVIEWED_INTERVAL = 1.0
@@ -158,6 +161,7 @@ class Bridge:
         self.relay_last: dict[str, str] = {}  # a polled state as last sent, per group
         # The groups someone listens to (None: not known yet, or the layer cannot tell: all).
         self.viewed: set[str] | None = None
+        self.md_live: set[str] = set()  # the symbols whose market data is subscribed to
         self.stopping = asyncio.Event()
         self.frames_sent = 0
         self.ready = asyncio.Event()
@@ -265,35 +269,55 @@ class Bridge:
                 await self._add_market(symbol, scale)
             state = self.markets[symbol]
         message = parse_md(text)
-        if message.last <= state.seq:
+        now_ms = int(time.time() * 1000)
+        await self._advance(state, message.first, message.last, message.events, now_ms)
+
+    async def _advance(self, state: MarketState, first: int, last: int, events, now_ms: int):
+        """Applies the events `first..last` (of a market-data message or an event-stream
+        entry), after the ones before them should some be missing."""
+        symbol = state.symbol
+        if last <= state.seq:
             return  # already covered by the seed
-        if message.first > state.seq + 1:
-            missing = await self._events_between(symbol, state.seq, message.first)
+        if first > state.seq + 1:
+            missing = await self._events_between(symbol, state.seq, first)
             if missing is None:
                 log.warning(
                     "bridge: %s market data gap %d..%d not in the event stream; re-seeding",
                     symbol,
                     state.seq + 1,
-                    message.first - 1,
+                    first - 1,
                 )
                 raw = await self.redis.get(key("book", symbol))
                 if raw is not None:
                     state.seed(json.loads(raw))
             else:
-                log.info("bridge: %s filled a gap of %d events", symbol, message.first - state.seq)
-                state.apply(missing, int(time.time() * 1000), through=message.first - 1)
-        state.apply(message.events, int(time.time() * 1000), through=message.last)
+                log.info("bridge: %s filled a gap of %d events", symbol, first - state.seq)
+                state.apply(missing, now_ms, through=first - 1)
+        state.apply(events, now_ms, through=last)
 
     async def _market_data(self) -> None:
+        """The market data of the markets someone listens to (all of them while that is not
+        known); the others follow the event stream (`_executions`), in bulk twice a second:
+        each market-data message cost the bridge more to receive than to apply (redis-py's
+        pub/sub), ~1 % of a core for the demo market's ~45 a second."""
         pubsub = self.redis.pubsub()
-        await pubsub.psubscribe(pattern("md"))
         notices = {r.channel(): r for r in self.relays.values() if r.channel and r.on_notice}
         if notices:
             await pubsub.subscribe(*notices)
+        live = self.md_live
         self.ready.set()
         try:
             while not self.stopping.is_set():
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                wanted = {s for s in self.markets if self._is_viewed(market_group(s))}
+                if wanted - live:
+                    await pubsub.subscribe(*(key("md", s) for s in sorted(wanted - live)))
+                if live - wanted:
+                    await pubsub.unsubscribe(*(key("md", s) for s in sorted(live - wanted)))
+                live.clear()
+                live.update(wanted)
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=WATCH_INTERVAL
+                )
                 if message is None:
                     continue
                 channel = message["channel"].decode()
@@ -364,9 +388,16 @@ class Bridge:
                         self.evt_cursor[symbol] = entry_id.decode()
                         text = fields[b"e"].decode()
                         state.count_orders(count_accepted(text))
+                        events = None
+                        if symbol not in self.md_live:  # the stream keeps this market's state
+                            events = flashbook_engine.decode_events(text)
+                            first, last = int(fields[b"first"]), int(fields[b"last"])
+                            written_ms = int(entry_id.partition(b"-")[0])
+                            await self._advance(state, first, last, events, written_ms)
                         if not self.watched:
                             continue
-                        events = flashbook_engine.decode_events(text)
+                        if events is None:
+                            events = flashbook_engine.decode_events(text)
                         mine = private_events(events, state.scale, self.watched)
                         for account_id, events in mine.items():
                             await self._send_text(

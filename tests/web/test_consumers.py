@@ -128,6 +128,45 @@ async def test_snapshot_then_chained_frames(acme, r):
         await comm.disconnect()
 
 
+async def test_a_market_nobody_listens_to_is_kept_from_the_event_stream(acme, r):
+    """No socket on the market: the bridge takes no market data for it and keeps its book and
+    trades from the event stream; a newcomer starts from that and the frames chain on."""
+    worker = FakeWorker(r)
+    worker.apply(worker.new(1, "sell", 10010, 7), write_book=True)
+    async with running_bridge() as bridge:
+        for _ in range(100):
+            if bridge.viewed == set() and not bridge.md_live:
+                break
+            await asyncio.sleep(0.05)
+        assert bridge.viewed == set() and not bridge.md_live
+        # Into the event stream only: market data nobody reads would tell the bridge nothing.
+        worker.apply(worker.new(2, "buy", 10010, 3), publish=False)  # trades 3 @ 100.10
+        worker.apply(worker.new(2, "buy", 9995, 4), publish=False)
+        snapshot = None
+        for _ in range(100):
+            raw = r.get(bridge_module.snapshot_key("ACME"))
+            snapshot = json.loads(raw) if raw else None
+            if snapshot and snapshot["seq"] == worker.book.seq:
+                break
+            await asyncio.sleep(0.05)
+        assert snapshot["bids"] == [["99.95", "4"]] and snapshot["asks"] == [["100.1", "4"]]
+        assert [(t["price"], t["qty"]) for t in snapshot["trades"]] == [("100.1", "3")]
+
+        comm = await communicator("/ws/market/ACME/")
+        assert (await comm.connect())[0]
+        first = await receive(comm)
+        assert first["type"] == "snapshot" and first["seq"] == worker.book.seq
+        worker.apply(worker.new(3, "buy", 9996, 2))
+        book, before = await receive_until(
+            comm, lambda f: f["type"] == "book" and f["bids"][0] == ["99.96", "2"]
+        )
+        seq = first["seq"]
+        for frame in [*before, book]:
+            assert frame["prev"] == seq
+            seq = frame["seq"]
+        await comm.disconnect()
+
+
 async def test_consumer_resyncs_on_a_gap(acme, r):
     worker = FakeWorker(r)
     worker.apply(worker.new(1, "buy", 9990, 5), write_book=True)
