@@ -1,4 +1,4 @@
-"""Type stubs for the compiled engine module (``engine_rs/src/python.rs``).
+"""Type stubs for the compiled engine module (``engine_rs/src/python/``).
 
 Prices are ``int`` ticks, quantities ``int`` lots, ids ``int`` in ``0 .. 2**64 - 1``. Enum values
 are the strings of :mod:`flashbook_engine._types`. Bad strings raise ``ValueError``, integers out
