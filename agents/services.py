@@ -12,7 +12,7 @@ import json
 import logging
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import redis
 from django.core.exceptions import ValidationError
@@ -28,7 +28,7 @@ from exchange import services as exchange_services
 from exchange.errors import Conflict, InvalidInput, NotFound, Unavailable
 from exchange.models import Account
 from exchange.orders import gateway
-from exchange.protocol.decimals import decimal_str
+from exchange.protocol.decimals import DecimalInputError, decimal_str, parse_decimal
 
 logger = logging.getLogger("flashbook.agents")
 
@@ -298,11 +298,12 @@ def sim_reset_complete() -> bool:
 
 def _valid_pct(pct) -> Decimal:
     try:
-        value = pct if isinstance(pct, Decimal) else Decimal(str(pct))
-    except (InvalidOperation, ValueError, TypeError):
-        raise InvalidInput("pct must be a number.", field="pct", code="invalid_number") from None
-    if not value.is_finite():
-        raise InvalidInput("pct must be a finite number.", field="pct", code="invalid_number")
+        value = parse_decimal(pct)
+    except DecimalInputError as error:
+        finite = " finite" if error.reason == "non_finite" else ""
+        raise InvalidInput(
+            f"pct must be a{finite} number.", field="pct", code="invalid_number"
+        ) from None
     if value == 0 or not SHOCK_MIN_PCT <= value <= SHOCK_MAX_PCT:
         raise InvalidInput(
             f"pct must be between {SHOCK_MIN_PCT} and {SHOCK_MAX_PCT}, and not 0.",

@@ -11,15 +11,28 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agents.strategies import STRATEGIES, FundamentalParams, ParamError, validate_params
+from agents.strategies.base import error_message
+from exchange.protocol.decimals import DecimalInputError, parse_decimal
 from exchange.protocol.symbols import SYMBOL_RULE, is_symbol
 
 __all__ = [
@@ -225,252 +238,275 @@ class SimConfig:
 
 
 # --- Validation ----------------------------------------------------------------------------------
+#
+# The configuration's plain data is read by pydantic models (below, private): strict types (a bool
+# is no number, a float no whole number, a string no number), bounds, required and unknown keys
+# (extra="forbid"), then the cross-field rules in the models' after-validators. Their errors are
+# mapped to one ConfigError naming the field (`_config_error`); the models then build the frozen
+# dataclasses above, which are what the simulator uses.
+
+_Int = Annotated[int, Strict()]
+_Float = Annotated[float, Strict()]
+_Bool = Annotated[bool, Strict()]
 
 
-def _check_keys(data: Any, path: str, known: Sequence[str], required: Sequence[str] = ()) -> dict:
-    if not isinstance(data, Mapping):
-        raise ConfigError(path, f"must be a mapping, not {type(data).__name__}")
-    for key in data:
-        if key not in known:
-            raise ConfigError(
-                f"{path}.{key}" if path else str(key),
-                f"unknown field (expected one of: {', '.join(known)})",
-            )
-    for key in required:
-        if key not in data:
-            raise ConfigError(f"{path}.{key}" if path else key, "is required")
-    return dict(data)
-
-
-def _number(value: Any, path: str, *, lo: float | None = None, hi: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(path, f"must be a number, not {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(path, f"must be finite, not {value!r}")
-    if lo is not None and value < lo:
-        raise ConfigError(path, f"must be at least {lo:g} (got {value:g})")
-    if hi is not None and value > hi:
-        raise ConfigError(path, f"must be at most {hi:g} (got {value:g})")
-    return value
-
-
-def _integer(value: Any, path: str, *, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, f"must be a whole number, not {value!r}")
-    if lo is not None and value < lo:
-        raise ConfigError(path, f"must be at least {lo} (got {value})")
-    if hi is not None and value > hi:
-        raise ConfigError(path, f"must be at most {hi} (got {value})")
-    return value
-
-
-def _decimal(value: Any, path: str, *, positive: bool = False) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise ConfigError(path, f"must be a decimal number (a string like '0.01'), not {value!r}")
+def _read_decimal(value: Any) -> Decimal:
     try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ConfigError(path, f"must be a decimal number, not {value!r}") from None
-    if not number.is_finite():
-        raise ConfigError(path, f"must be finite, not {value!r}")
-    if positive and number <= 0:
-        raise ConfigError(path, f"must be positive (got {value})")
+        return parse_decimal(value)
+    except DecimalInputError as error:
+        if error.reason == "type":
+            message = f"must be a decimal number (a string like '0.01'), not {value!r}"
+        elif error.reason == "syntax":
+            message = f"must be a decimal number, not {value!r}"
+        else:
+            message = f"must be finite, not {value!r}"
+        raise ConfigError("", message) from None
+
+
+def _read_positive_decimal(value: Any) -> Decimal:
+    number = _read_decimal(value)
+    if number <= 0:
+        raise ConfigError("", f"must be positive (got {value})")
     return number
 
 
-def _boolean(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(path, f"must be true or false, not {value!r}")
+def _read_symbol(value: Any) -> str:
+    if not is_symbol(value):
+        raise ConfigError("", f"{SYMBOL_RULE} Not {value!r}.")
     return value
 
 
-def _latency(data: Any, path: str) -> LatencyConfig:
-    d = _check_keys(data, path, ("base_us", "spread", "jitter_us"))
-    default = LatencyConfig()
-    return LatencyConfig(
-        base_us=_number(d.get("base_us", default.base_us), f"{path}.base_us", lo=0, hi=1e7),
-        spread=_number(d.get("spread", default.spread), f"{path}.spread", lo=0, hi=1),
-        jitter_us=_number(d.get("jitter_us", default.jitter_us), f"{path}.jitter_us", lo=0, hi=1e7),
-    )
-
-
-_GROUP_FIELDS = (
-    "name",
-    "strategy",
-    "count",
-    "wake_rate_hz",
-    "params",
-    "max_position",
-    "initial_cash",
-    "latency",
-    "follows_activity",
-)
-
-
-def _agent_group(data: Any, path: str) -> AgentGroup:
-    d = _check_keys(data, path, _GROUP_FIELDS, ("strategy", "wake_rate_hz"))
-    strategy = d["strategy"]
-    if strategy not in STRATEGIES:
-        raise ConfigError(
-            f"{path}.strategy",
-            f"unknown strategy {strategy!r} (expected one of: {', '.join(STRATEGIES)})",
-        )
-    params = d.get("params") or {}
+def _read_date(value: Any) -> str:
+    if isinstance(value, dt.date):  # YAML reads an unquoted date as a date
+        value = value.isoformat()
     try:
-        validated = validate_params(strategy, params).to_dict()
-    except ParamError as error:
-        raise ConfigError(f"{path}.params.{error.field}", error.message) from None
-    max_position = d.get("max_position")
-    if max_position is not None:
-        max_position = _integer(max_position, f"{path}.max_position", lo=1, hi=2**40 - 1)
-    name = d.get("name", strategy)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{path}.name", f"must be a non-empty string, not {name!r}")
-    return AgentGroup(
-        strategy=strategy,
-        count=_integer(d.get("count", 1), f"{path}.count", lo=1, hi=100_000),
-        wake_rate_hz=_number(d["wake_rate_hz"], f"{path}.wake_rate_hz", lo=1e-6, hi=1e4),
-        params=validated,
-        name=name,
-        max_position=max_position,
-        initial_cash=_decimal(d.get("initial_cash", 0), f"{path}.initial_cash"),
-        latency=_latency(d.get("latency", {}), f"{path}.latency"),
-        follows_activity=_boolean(d.get("follows_activity", True), f"{path}.follows_activity"),
-    )
+        dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ConfigError("", f"must be a date like '2024-01-02', not {value!r}") from None
+    return value
 
 
-_TOP_FIELDS = (
-    "symbol",
-    "date",
-    "tick_size",
-    "lot_size",
-    "reference_price",
-    "start",
-    "end",
-    "levels",
-    "view_levels",
-    "recent_trades",
-    "fundamental",
-    "activity",
-    "agents",
-    "shocks",
-    "halts",
-)
+def _none_as_empty_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+_Decimal = Annotated[Decimal, PlainValidator(_read_decimal)]
+_PositiveDecimal = Annotated[Decimal, PlainValidator(_read_positive_decimal)]
+#: A time of day (``"09:30"``) read as nanoseconds after midnight.
+_TimeOfDay = Annotated[int, PlainValidator(lambda value: parse_time_of_day(value, ""))]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _LatencyIn(_Model):
+    base_us: Annotated[_Float, Field(ge=0, le=1e7)] = LatencyConfig.base_us
+    spread: Annotated[_Float, Field(ge=0, le=1)] = LatencyConfig.spread
+    jitter_us: Annotated[_Float, Field(ge=0, le=1e7)] = LatencyConfig.jitter_us
+
+
+class _GroupIn(_Model):
+    name: Annotated[str, Strict(), Field(min_length=1)] | None = None
+    strategy: str
+    count: Annotated[_Int, Field(ge=1, le=100_000)] = 1
+    wake_rate_hz: Annotated[_Float, Field(ge=1e-6, le=1e4)]
+    params: dict[str, Any] | None = None
+    max_position: Annotated[_Int, Field(ge=1, le=2**40 - 1)] | None = None
+    initial_cash: _Decimal = Decimal(0)
+    latency: _LatencyIn = _LatencyIn()
+    follows_activity: _Bool = True
+
+    @field_validator("strategy", mode="plain")
+    @classmethod
+    def _known_strategy(cls, value: Any) -> str:
+        if not isinstance(value, str) or value not in STRATEGIES:
+            raise ConfigError(
+                "", f"unknown strategy {value!r} (expected one of: {', '.join(STRATEGIES)})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _strategy_params(self) -> Self:
+        try:
+            self.params = validate_params(self.strategy, self.params or {}).to_dict()
+        except ParamError as error:
+            raise ConfigError(f"params.{error.field}", error.message) from None
+        return self
+
+    def build(self) -> AgentGroup:
+        return AgentGroup(
+            strategy=self.strategy,
+            count=self.count,
+            wake_rate_hz=self.wake_rate_hz,
+            params=self.params,
+            name=self.name if self.name is not None else self.strategy,
+            max_position=self.max_position,
+            initial_cash=self.initial_cash,
+            latency=LatencyConfig(**self.latency.model_dump()),
+            follows_activity=self.follows_activity,
+        )
+
+
+class _ActivityIn(_Model):
+    sd: Annotated[_Float, Field(ge=0.0, le=3.0)] = ActivityConfig.sd
+    half_life_s: Annotated[_Float, Field(ge=1, le=1e7)] = ActivityConfig.half_life_s
+    step_s: Annotated[_Float, Field(ge=0.001, le=3600)] = ActivityConfig.step_s
+
+    @model_validator(mode="after")
+    def _step_within_half_life(self) -> Self:
+        if self.step_s > self.half_life_s:
+            raise ConfigError("step_s", "must not exceed activity.half_life_s")
+        return self
+
+
+class _ShockIn(_Model):
+    at: _TimeOfDay
+    pct: Annotated[_Float, Field(ge=-99.0, le=1000.0)]
+    permanent: _Bool = True
+
+
+class _HaltIn(_Model):
+    start: _TimeOfDay
+    end: _TimeOfDay
+
+
+class _SimIn(_Model):
+    symbol: Annotated[str, PlainValidator(_read_symbol)] = SimConfig.symbol
+    date: Annotated[str, PlainValidator(_read_date)] = SimConfig.date
+    tick_size: _PositiveDecimal = SimConfig.tick_size
+    lot_size: Annotated[_Int, Field(ge=1, le=1_000_000)] = SimConfig.lot_size
+    reference_price: _PositiveDecimal = SimConfig.reference_price
+    start: _TimeOfDay = SimConfig.start_ns
+    end: _TimeOfDay = SimConfig.end_ns
+    levels: Annotated[_Int, Field(ge=1, le=100)] = SimConfig.levels
+    view_levels: Annotated[_Int, Field(ge=1, le=50)] = SimConfig.view_levels
+    recent_trades: Annotated[_Int, Field(ge=1, le=1000)] = SimConfig.recent_trades
+    fundamental: dict[str, Any] | None = None
+    activity: _ActivityIn = _ActivityIn()
+    agents: list[_GroupIn]
+    shocks: Annotated[list[_ShockIn], BeforeValidator(_none_as_empty_list)] = []
+    halts: Annotated[list[_HaltIn], BeforeValidator(_none_as_empty_list)] = []
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _some_agents(cls, value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            raise ConfigError("", "must be a non-empty list of agent groups")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Self:
+        tick_size, start, end = self.tick_size, self.start, self.end
+        if (tick_size * 10_000) % 1 != 0:
+            raise ConfigError(
+                "tick_size", "must be a whole number of 1/10,000 dollars (LOBSTER's unit)"
+            )
+        if self.reference_price % tick_size != 0:
+            raise ConfigError("reference_price", f"must be a whole number of ticks ({tick_size})")
+        if end <= start:
+            raise ConfigError("end", "must be after start")
+        fundamental = dict(self.fundamental or {})
+        fundamental.setdefault("mean", float(self.reference_price / tick_size))
+        try:
+            self.fundamental = FundamentalParams.validate(fundamental).to_dict()
+        except ParamError as error:
+            raise ConfigError(f"fundamental.{error.field}", error.message) from None
+        seen: set[str] = set()
+        for i, group in enumerate(self.agents):
+            name = group.name if group.name is not None else group.strategy
+            if name in seen:
+                raise ConfigError(f"agents[{i}].name", f"duplicate group name {name!r}")
+            seen.add(name)
+        for i, shock in enumerate(self.shocks):
+            if not start <= shock.at < end:
+                raise ConfigError(f"shocks[{i}].at", "must fall inside the trading session")
+        for i, halt in enumerate(self.halts):
+            if not start <= halt.start < halt.end <= end:
+                raise ConfigError(
+                    f"halts[{i}]", "must start before it ends, inside the trading session"
+                )
+        halts = sorted(self.halts, key=lambda h: h.start)
+        for prev, nxt in itertools.pairwise(halts):
+            if nxt.start < prev.end:
+                raise ConfigError("halts", "halts must not overlap")
+        return self
+
+    def build(self) -> SimConfig:
+        return SimConfig(
+            symbol=self.symbol,
+            date=self.date,
+            tick_size=self.tick_size,
+            lot_size=self.lot_size,
+            reference_price=self.reference_price,
+            start_ns=self.start,
+            end_ns=self.end,
+            levels=self.levels,
+            view_levels=self.view_levels,
+            recent_trades=self.recent_trades,
+            fundamental=self.fundamental or {},
+            activity=ActivityConfig(**self.activity.model_dump()),
+            agents=tuple(g.build() for g in self.agents),
+            shocks=tuple(
+                sorted(
+                    (Shock(s.at, s.pct, s.permanent) for s in self.shocks), key=lambda s: s.at_ns
+                )
+            ),
+            halts=tuple(
+                sorted((Halt(h.start, h.end) for h in self.halts), key=lambda h: h.start_ns)
+            ),
+        )
+
+
+#: The model whose fields an error's location names, by the location's field names (list indices
+#: left out), for the "unknown field" message.
+_MODELS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): _SimIn,
+    ("activity",): _ActivityIn,
+    ("agents",): _GroupIn,
+    ("agents", "latency"): _LatencyIn,
+    ("shocks",): _ShockIn,
+    ("halts",): _HaltIn,
+}
+
+
+def _path(loc: Sequence[str | int]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _config_error(error: ValidationError) -> ConfigError:
+    """The first of pydantic's errors as a :class:`ConfigError` naming the field."""
+    first = error.errors()[0]
+    loc = first["loc"]
+    raised = (first.get("ctx") or {}).get("error")
+    if isinstance(raised, ConfigError):  # a validator's own, relative to where it ran
+        inner = raised.path
+        path = _path(loc)
+        if inner:
+            path = f"{path}.{inner}" if path and not inner.startswith("[") else path + inner
+        return ConfigError(path, raised.message)
+    if first["type"] == "extra_forbidden":
+        model = _MODELS[tuple(str(p) for p in loc[:-1] if not isinstance(p, int))]
+        known = ", ".join(model.model_fields)
+        return ConfigError(_path(loc), f"unknown field (expected one of: {known})")
+    if first["type"] == "model_type" and not loc:
+        return ConfigError("", f"must be a mapping, not {type(first['input']).__name__}")
+    return ConfigError(_path(loc), error_message(first))
 
 
 def config_from_mapping(data: Any) -> SimConfig:
     """A validated :class:`SimConfig` from plain data; raises :class:`ConfigError`."""
-    d = _check_keys(data, "", _TOP_FIELDS, ("agents",))
-    default = SimConfig()
-    symbol = d.get("symbol", default.symbol)
-    if not is_symbol(symbol):
-        raise ConfigError("symbol", f"{SYMBOL_RULE} Not {symbol!r}.")
-    date = d.get("date", default.date)
-    if isinstance(date, dt.date):  # YAML reads an unquoted date as a date
-        date = date.isoformat()
     try:
-        dt.date.fromisoformat(date)
-    except (TypeError, ValueError):
-        raise ConfigError("date", f"must be a date like '2024-01-02', not {date!r}") from None
-
-    tick_size = _decimal(d.get("tick_size", default.tick_size), "tick_size", positive=True)
-    if (tick_size * 10_000) % 1 != 0:
-        raise ConfigError(
-            "tick_size", "must be a whole number of 1/10,000 dollars (LOBSTER's unit)"
-        )
-    lot_size = _integer(d.get("lot_size", default.lot_size), "lot_size", lo=1, hi=1_000_000)
-    reference = _decimal(
-        d.get("reference_price", default.reference_price), "reference_price", positive=True
-    )
-    if reference % tick_size != 0:
-        raise ConfigError("reference_price", f"must be a whole number of ticks ({tick_size})")
-
-    start = parse_time_of_day(d.get("start", "09:30"), "start")
-    end = parse_time_of_day(d.get("end", "16:00"), "end")
-    if end <= start:
-        raise ConfigError("end", "must be after start")
-
-    fundamental = dict(d.get("fundamental") or {})
-    fundamental.setdefault("mean", float(reference / tick_size))
-    try:
-        fundamental = FundamentalParams.validate(fundamental).to_dict()
-    except ParamError as error:
-        raise ConfigError(f"fundamental.{error.field}", error.message) from None
-
-    a = _check_keys(d.get("activity", {}), "activity", ("sd", "half_life_s", "step_s"))
-    activity = ActivityConfig(
-        sd=_number(a.get("sd", 0.0), "activity.sd", lo=0.0, hi=3.0),
-        half_life_s=_number(a.get("half_life_s", 1200.0), "activity.half_life_s", lo=1, hi=1e7),
-        step_s=_number(a.get("step_s", 1.0), "activity.step_s", lo=0.001, hi=3600),
-    )
-    if activity.step_s > activity.half_life_s:
-        raise ConfigError("activity.step_s", "must not exceed activity.half_life_s")
-
-    agents = d["agents"]
-    if not isinstance(agents, list) or not agents:
-        raise ConfigError("agents", "must be a non-empty list of agent groups")
-    groups = tuple(_agent_group(g, f"agents[{i}]") for i, g in enumerate(agents))
-    seen: set[str] = set()
-    for i, g in enumerate(groups):
-        if g.name in seen:
-            raise ConfigError(f"agents[{i}].name", f"duplicate group name {g.name!r}")
-        seen.add(g.name)
-
-    shocks_data = d.get("shocks") or []
-    if not isinstance(shocks_data, list):
-        raise ConfigError("shocks", "must be a list")
-    shocks = []
-    for i, s in enumerate(shocks_data):
-        path = f"shocks[{i}]"
-        s = _check_keys(s, path, ("at", "pct", "permanent"), ("at", "pct"))
-        at = parse_time_of_day(s["at"], f"{path}.at")
-        if not start <= at < end:
-            raise ConfigError(f"{path}.at", "must fall inside the trading session")
-        shocks.append(
-            Shock(
-                at_ns=at,
-                pct=_number(s["pct"], f"{path}.pct", lo=-99.0, hi=1000.0),
-                permanent=_boolean(s.get("permanent", True), f"{path}.permanent"),
-            )
-        )
-
-    halts_data = d.get("halts") or []
-    if not isinstance(halts_data, list):
-        raise ConfigError("halts", "must be a list")
-    halts = []
-    for i, h in enumerate(halts_data):
-        path = f"halts[{i}]"
-        h = _check_keys(h, path, ("start", "end"), ("start", "end"))
-        h_start = parse_time_of_day(h["start"], f"{path}.start")
-        h_end = parse_time_of_day(h["end"], f"{path}.end")
-        if not start <= h_start < h_end <= end:
-            raise ConfigError(path, "must start before it ends, inside the trading session")
-        halts.append(Halt(h_start, h_end))
-    halts.sort(key=lambda h: h.start_ns)
-    for prev, nxt in itertools.pairwise(halts):
-        if nxt.start_ns < prev.end_ns:
-            raise ConfigError("halts", "halts must not overlap")
-
-    return SimConfig(
-        symbol=symbol,
-        date=date,
-        tick_size=tick_size,
-        lot_size=lot_size,
-        reference_price=reference,
-        start_ns=start,
-        end_ns=end,
-        levels=_integer(d.get("levels", default.levels), "levels", lo=1, hi=100),
-        view_levels=_integer(d.get("view_levels", default.view_levels), "view_levels", lo=1, hi=50),
-        recent_trades=_integer(
-            d.get("recent_trades", default.recent_trades), "recent_trades", lo=1, hi=1000
-        ),
-        fundamental=fundamental,
-        activity=activity,
-        agents=groups,
-        shocks=tuple(sorted(shocks, key=lambda s: s.at_ns)),
-        halts=tuple(halts),
-    )
+        model = _SimIn.model_validate(data)
+    except ValidationError as error:
+        raise _config_error(error) from None
+    return model.build()
 
 
 def load_config(path: str | Path) -> SimConfig:

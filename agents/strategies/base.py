@@ -31,11 +31,13 @@ so a run with the same seed and the same inputs makes exactly the same decisions
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, ClassVar, Literal, Self, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Self, TypeAlias, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "BUY",
@@ -372,75 +374,83 @@ def param(
     *,
     lo: float | None = None,
     hi: float | None = None,
-    choices: Sequence[str] | None = None,
     help: str = "",
 ) -> Any:
-    """A parameter field: its default (whose type is the parameter's type), inclusive bounds
-    ``lo``/``hi`` for numbers, the allowed ``choices`` for strings, and a help text for the
-    admin form."""
-    return field(
-        default=default,
-        metadata={"lo": lo, "hi": hi, "choices": tuple(choices) if choices else None, "help": help},
-    )
+    """A parameter field: its default, inclusive bounds ``lo``/``hi`` for numbers and a help text
+    for the admin form. The annotation gives the type (``Literal[...]`` for a string with a few
+    allowed values)."""
+    return Field(default, ge=lo, le=hi, description=help)
 
 
-def _kind(f: Any) -> type:
-    return type(f.default)
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
 
-def _describe(kind: type) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}[kind]
+def error_message(error: Mapping[str, Any]) -> str:
+    """The project's wording for one of pydantic's errors (one entry of
+    ``ValidationError.errors()``): "must be at least 1 (got 0)", "must be true or false, not 1"…
+    An error raised by a validator as a ``ValueError`` keeps its own message."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "int_type":
+        if isinstance(value, float):
+            return f"must be a whole number, not {value!r}"
+        return f"must be an integer, not {value!r}"
+    if kind == "float_type":
+        return f"must be a number, not {value!r}"
+    if kind == "finite_number":
+        return f"must be a finite number, not {value!r}"
+    if kind == "bool_type":
+        return f"must be true or false, not {value!r}"
+    if kind == "string_too_short":
+        return f"must be a non-empty string, not {value!r}"
+    if kind == "string_type":
+        return f"must be a string, not {value!r}"
+    if kind == "literal_error" and not isinstance(value, str):
+        return f"must be a string, not {value!r}"
+    if kind == "literal_error":
+        return (
+            f"must be one of {ctx['expected'].replace(chr(39), '').replace(' or ', ', ')} "
+            f"(got {value!r})"
+        )
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']} (got {value})"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']} (got {value})"
+    if kind in ("dict_type", "model_type", "dataclass_type"):
+        return f"must be a mapping, not {type(value).__name__}"
+    if kind == "list_type":
+        return "must be a list"
+    if kind == "missing":
+        return "is required"
+    if kind == "value_error" and isinstance(ctx.get("error"), ValueError):
+        return str(ctx["error"])
+    return error["msg"]
 
 
-def _coerce(name: str, kind: type, meta: Mapping[str, Any], value: Any) -> Any:
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ParamError(name, f"must be true or false, not {value!r}")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise ParamError(name, f"must be a string, not {value!r}")
-        choices = meta["choices"]
-        if choices is not None and value not in choices:
-            raise ParamError(name, f"must be one of {', '.join(choices)} (got {value!r})")
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ParamError(name, f"must be {_describe(kind)}, not {value!r}")
-    if kind is int:
-        if not isinstance(value, int):
-            raise ParamError(name, f"must be a whole number, not {value!r}")
-    else:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ParamError(name, f"must be a finite number, not {value!r}")
-    lo, hi = meta["lo"], meta["hi"]
-    if lo is not None and value < lo:
-        raise ParamError(name, f"must be at least {lo} (got {value})")
-    if hi is not None and value > hi:
-        raise ParamError(name, f"must be at most {hi} (got {value})")
-    return value
+class Params(BaseModel):
+    """Base of every strategy's parameters: a frozen pydantic model whose fields are declared with
+    :func:`param`. Construction checks types and bounds strictly (an ``int`` is accepted where a
+    float is expected, never the reverse; ``bool`` is not a number; no NaN), then the cross-field
+    rules of :meth:`check`, and raises :class:`ParamError` naming the first bad field;
+    :meth:`validate` builds one from a plain mapping (an admin form's JSON)."""
 
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", allow_inf_nan=False)
 
-@dataclass(frozen=True, slots=True)
-class Params:
-    """Base of every strategy's parameters: a frozen dataclass whose fields are declared with
-    :func:`param`. Construction checks types and bounds (an ``int`` is accepted where a float is
-    expected, never the reverse; ``bool`` is not a number), then the cross-field rules of
-    :meth:`check`; :meth:`validate` builds one from a plain mapping (an admin form's JSON)."""
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise _param_error(type(self), error) from None
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            coerced = _coerce(f.name, _kind(f), f.metadata, value)
-            if coerced is not value:
-                object.__setattr__(self, f.name, coerced)
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         self.check()
+        return self
 
     def check(self) -> None:
         """Cross-field rules; raise :class:`ParamError` naming the offending field."""
 
     @classmethod
-    def validate(cls, data: Mapping[str, Any] | Params | None) -> Self:
+    def validate(cls, data: Mapping[str, Any] | Params | None) -> Self:  # type: ignore[override]
         """Parameters from a mapping: missing keys take their defaults; an unknown key, a wrong
         type or a value out of bounds raises :class:`ParamError` naming the field."""
         if data is None:
@@ -449,36 +459,47 @@ class Params:
             return data
         if not isinstance(data, Mapping):
             raise ParamError("__all__", f"parameters must be a mapping, not {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ParamError(
-                    str(key), f"unknown parameter (expected one of: {', '.join(sorted(known))})"
-                )
-        return cls(**data)
+        return cls(**{str(k): v for k, v in data.items()})
 
     @classmethod
-    def schema(cls) -> list[dict[str, Any]]:
+    def schema(cls) -> list[dict[str, Any]]:  # type: ignore[override]
         """One entry per parameter — name, type, default, bounds, choices, help — for forms and
         documentation."""
         out = []
-        for f in fields(cls):
-            assert f.default is not MISSING
+        for name, f in cls.model_fields.items():
+            bounds = {"min": None, "max": None}
+            for m in f.metadata:
+                if isinstance(m, annotated_types.Ge):
+                    bounds["min"] = m.ge
+                elif isinstance(m, annotated_types.Le):
+                    bounds["max"] = m.le
+            choices = list(get_args(f.annotation)) if get_origin(f.annotation) is Literal else None
             out.append(
                 {
-                    "name": f.name,
-                    "type": _kind(f).__name__,
+                    "name": name,
+                    "type": "str" if choices else f.annotation.__name__,
                     "default": f.default,
-                    "min": f.metadata["lo"],
-                    "max": f.metadata["hi"],
-                    "choices": list(f.metadata["choices"]) if f.metadata["choices"] else None,
-                    "help": f.metadata["help"],
+                    **bounds,
+                    "choices": choices,
+                    "help": f.description,
                 }
             )
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return self.model_dump()
+
+
+def _param_error(cls: type[Params], error: ValidationError) -> ParamError:
+    first = error.errors()[0]
+    raised = (first.get("ctx") or {}).get("error")
+    if isinstance(raised, ParamError):
+        return raised
+    name = ".".join(str(part) for part in first["loc"]) or "__all__"
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(sorted(cls.model_fields))
+        return ParamError(name, f"unknown parameter (expected one of: {known})")
+    return ParamError(name, error_message(first))
 
 
 # --- Strategies ------------------------------------------------------------------------------

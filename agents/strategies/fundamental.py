@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .base import NS_PER_S, ParamError, Params, param
@@ -33,7 +32,6 @@ from .base import NS_PER_S, ParamError, Params, param
 __all__ = ["Fundamental", "FundamentalParams"]
 
 
-@dataclass(frozen=True, slots=True)
 class FundamentalParams(Params):
     mean: float = param(10_000.0, lo=1.0, hi=2.0**53, help="Long-run mean value, in ticks.")
     half_life_s: float = param(

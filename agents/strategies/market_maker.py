@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 from .base import (
     BUY,
@@ -45,7 +44,6 @@ from .base import (
 __all__ = ["MarketMakerParams", "MarketMakerStrategy"]
 
 
-@dataclass(frozen=True, slots=True)
 class MarketMakerParams(Params):
     levels: int = param(3, lo=1, hi=50, help="Quotes per side.")
     size: int = param(5, lo=1, hi=1_000_000, help="Lots per quote.")

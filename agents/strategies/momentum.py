@@ -16,7 +16,7 @@ the opposite touch, or market orders with ``use_market``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Literal
 
 from .base import (
     BUY,
@@ -36,9 +36,8 @@ from .base import (
 __all__ = ["MomentumParams", "MomentumStrategy"]
 
 
-@dataclass(frozen=True, slots=True)
 class MomentumParams(Params):
-    source: str = param("mid", choices=("mid", "trade"), help="Price the averages follow.")
+    source: Literal["mid", "trade"] = param("mid", help="Price the averages follow.")
     fast_s: float = param(10.0, lo=0.001, hi=86_400.0, help="Fast average time constant (s).")
     slow_s: float = param(60.0, lo=0.001, hi=864_000.0, help="Slow average time constant (s).")
     threshold_ticks: float = param(

@@ -15,7 +15,6 @@ farther than ``stale_ticks`` from the current anchor, the oldest ones beyond ``m
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .base import (
     BUY,
@@ -35,7 +34,6 @@ from .base import (
 __all__ = ["NoiseParams", "NoiseStrategy"]
 
 
-@dataclass(frozen=True, slots=True)
 class NoiseParams(Params):
     buy_prob: float = param(0.5, lo=0.0, hi=1.0, help="Probability an order is a buy.")
     size_min: int = param(1, lo=1, hi=1_000_000, help="Smallest order size (lots).")

@@ -25,7 +25,6 @@ instead of sitting at its limit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .base import (
     BUY,
@@ -45,7 +44,6 @@ from .base import (
 __all__ = ["ValueParams", "ValueStrategy"]
 
 
-@dataclass(frozen=True, slots=True)
 class ValueParams(Params):
     noise_ticks: float = param(
         5.0, lo=0.0, hi=1e9, help="Standard deviation of each observation's noise (ticks)."

@@ -10,12 +10,13 @@ import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import flashbook_engine
 
 from exchange.errors import Conflict, ExchangeError, Forbidden, InvalidInput, NotFound
 from exchange.models import Account, Instrument, OrderType, Side, TimeInForce
+from exchange.protocol.decimals import DecimalInputError, parse_decimal
 
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
 CLIENT_ORDER_ID_MAX = 64
@@ -51,14 +52,12 @@ def tradable(symbol: str, instrument: Instrument | None) -> Instrument:
 
 def decimal_value(value, field: str) -> Decimal:
     try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError, TypeError):
+        return parse_decimal(value)
+    except DecimalInputError as error:
+        finite = " finite" if error.reason == "non_finite" else ""
         raise InvalidInput(
-            f"{field} must be a number.", field=field, code="invalid_number"
+            f"{field} must be a{finite} number.", field=field, code="invalid_number"
         ) from None
-    if not number.is_finite():
-        raise InvalidInput(f"{field} must be a finite number.", field=field, code="invalid_number")
-    return number
 
 
 # The choices' values, once: `Side.values` and its kind build a new list on every access.

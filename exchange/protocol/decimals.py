@@ -1,9 +1,12 @@
 """How every decimal is written — in the API, the live feed, the pages and the agents' status: no
-exponent, no trailing zeros, at most 8 places ("1250.5", "0", "-0.00000001")."""
+exponent, no trailing zeros, at most 8 places ("1250.5", "0", "-0.00000001") — and how one is read
+from input that is not a DRF serializer's (an order's price and quantity at the gateway, a shock's
+percentage, a simulation configuration's money): `parse_decimal`, the one parser."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from typing import Literal
 
 EIGHT_PLACES = Decimal("0.00000001")
 # Quantizing to 8 places needs more digits than the default context's 28 for large amounts.
@@ -21,3 +24,32 @@ def decimal_str(value: Decimal | int | str) -> str:
     if point != -1 and len(text) - point > 9:
         text = format(value.quantize(EIGHT_PLACES, context=_WIDE).normalize(_WIDE), "f")
     return "0" if text in ("0", "-0") else text
+
+
+class DecimalInputError(ValueError):
+    """A value that is not a finite decimal number. ``reason`` says why: ``"type"`` (not a
+    string or a number: None, a bool, a list...), ``"syntax"`` (a string that is no number) or
+    ``"non_finite"`` (NaN or an infinity). Callers word the message for their own audience."""
+
+    def __init__(self, value: object, reason: Literal["type", "syntax", "non_finite"]) -> None:
+        super().__init__(f"not a finite decimal number: {value!r}")
+        self.value = value
+        self.reason = reason
+
+
+def parse_decimal(value: object) -> Decimal:
+    """A finite `Decimal` from a `Decimal`, an int, a float (by its shortest repr, so 0.1 is
+    Decimal("0.1")) or a string; raises `DecimalInputError` for anything else. A bool is not a
+    number here."""
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise DecimalInputError(value, "type")
+    else:
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise DecimalInputError(value, "syntax") from None
+    if not number.is_finite():
+        raise DecimalInputError(value, "non_finite")
+    return number

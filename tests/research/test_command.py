@@ -36,6 +36,20 @@ def test_presets_are_valid_and_sized_as_documented():
         (lambda d: d.update(halts=[{"start": "09:40"}]), "halts[0].end", "required"),
         (lambda d: d["fundamental"].update(sd=-1), "fundamental.sd", "at least"),
         (lambda d: d.update(agents=[]), "agents", "non-empty"),
+        (lambda d: d["agents"][0].update(count=True), "agents[0].count", "must be an integer"),
+        (lambda d: d["agents"][0].update(count=2.5), "agents[0].count", "whole number"),
+        (lambda d: d["agents"][0].update(name=""), "agents[0].name", "non-empty string"),
+        (lambda d: d["agents"][0].update(latency=3), "agents[0].latency", "mapping"),
+        (lambda d: d["agents"][0].update(initial_cash="x"), "agents[0].initial_cash", "decimal"),
+        (lambda d: d["agents"][0].update(params=[1]), "agents[0].params", "mapping"),
+        (lambda d: d.update(reference_price="nan"), "reference_price", "finite"),
+        (lambda d: d.update(symbol="a b"), "symbol", "Not 'a b'"),
+        (lambda d: d.update(halts="x"), "halts", "must be a list"),
+        (
+            lambda d: d.update(activity={"sd": 0.1, "step_s": 9, "half_life_s": 5}),
+            "activity.step_s",
+            "half_life_s",
+        ),
     ],
 )
 def test_bad_configurations_name_the_field(change, path, fragment):
