@@ -70,12 +70,15 @@ CONFIG_REFRESH_S = 5.0
 # market were written twice as often as the leaderboard is sent.
 STATUS_EVERY_S = 1.0
 STOP_CONFIRM_S = 5.0
-# After a read of the event streams that was not a full page, the next waits this long, so that
-# each read takes several entries: read as each came, the demo market's ~45 entries a second
-# were ~45 reads a second, each ~0.2 ms of the runner's CPU (cProfile on the thread's CPU
-# clock). The agents' view of their orders, of the trades and (`SymbolMarket.refresh_book`) of
-# the book is then up to this much later; under load the pages are full and read at once.
+# After a read of the event streams that took at most EVENTS_FEW entries (a light load), the
+# next waits EVENTS_PAUSE_S, so that each read takes several: read as each came, the demo
+# market's ~45 entries a second were ~45 reads a second, each ~0.2 ms of the runner's CPU
+# (cProfile on the thread's CPU clock). The agents' view of their orders, of the trades and
+# (`SymbolMarket.refresh_book`) of the book is then up to that much later. Under load the next
+# read follows at once, as before (pausing after every read short of a full page, one of two
+# `make bench-agents` runs had 53 cancels refused, of orders already done; none before).
 EVENTS_PAUSE_S = 0.05
+EVENTS_FEW = 8
 EVENTS_PAGE = 200
 
 
@@ -359,9 +362,9 @@ class Runner:
     # --- the event streams ---------------------------------------------------------------------
 
     async def _follow_events(self) -> None:
-        full = False
+        busy = False
         while True:
-            if not full:
+            if not busy:
                 await asyncio.sleep(EVENTS_PAUSE_S)
             streams = {exchange_keys.key("evt", s): self.stream_ids[s] for s in self.markets}
             try:
@@ -370,10 +373,9 @@ class Runner:
                 logger.warning("event stream read failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
-            full = False
+            busy = sum(len(entries) for _, entries in reply or []) > EVENTS_FEW
             for key, entries in reply or []:
                 symbol = exchange_keys.symbol_of(key, "evt")
-                full |= len(entries) >= EVENTS_PAGE
                 for entry_id, fields in entries:
                     self._apply_entry(symbol, entry_id, fields)
                     self.stream_ids[symbol] = entry_id
