@@ -389,9 +389,15 @@ class Bridge:
                         text = fields[b"e"].decode()
                         state.count_orders(count_accepted(text))
                         events = None
-                        if symbol not in self.md_live:  # the stream keeps this market's state
+                        last = int(fields[b"last"])
+                        # The stream keeps the state of a market nobody listens to, and catches
+                        # a listened-to one up on what its market data did not bring: messages
+                        # published before the bridge subscribed (a browser just opened the
+                        # market) or lost across a reconnect. Only a later message would show
+                        # that gap to `_advance`, and a quiet market may send none.
+                        if last > state.seq:
                             events = flashbook_engine.decode_events(text)
-                            first, last = int(fields[b"first"]), int(fields[b"last"])
+                            first = int(fields[b"first"])
                             written_ms = int(entry_id.partition(b"-")[0])
                             await self._advance(state, first, last, events, written_ms)
                         if not self.watched:

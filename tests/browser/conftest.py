@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from exchange.protocol.keys import key
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -96,6 +98,32 @@ def _wait_http(url: str, processes: dict, logs: Path, timeout: float = 60) -> No
     pytest.fail(f"the web server did not answer at {url}")
 
 
+def _wait_ready(stack: Stack, processes: dict, symbols: list[str], timeout: float = 90) -> None:
+    """Until the stack can serve a test: `/readyz` answers 200 (an engine has taken charge of
+    every instrument) and the bridge has written each market's snapshot. Tests that start
+    earlier would race the processes' start-up rather than test the pages."""
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    snapshots = [key("ws", symbol, prefix=stack.prefix) for symbol in symbols]
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    log = (stack.logs / f"{name}.log").read_text()[-3000:]
+                    pytest.fail(f"{name} exited with {process.returncode}:\n{log}")
+            try:
+                with urllib.request.urlopen(f"{stack.url}/readyz", timeout=2) as response:
+                    ready = response.status == 200
+            except (urllib.error.URLError, OSError):
+                ready = False
+            if ready and client.exists(*snapshots) == len(snapshots):
+                return
+            time.sleep(0.3)
+    finally:
+        client.close()
+    pytest.fail(f"the stack was not ready after {timeout} s (logs: {stack.logs})")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     if not os.access(CHROMIUM, os.X_OK):
@@ -146,6 +174,7 @@ def stack(tmp_path_factory):
             )
     try:
         _wait_http(f"{stack.url}/login/", processes, work)
+        _wait_ready(stack, processes, ["ACME"])
         yield stack
     finally:
         for process in processes.values():

@@ -219,6 +219,30 @@ async def test_bridge_fills_a_market_data_gap_from_the_event_stream(acme, r):
         await comm.disconnect()
 
 
+async def test_market_data_lost_with_nothing_after_it_still_reaches_the_browser(acme, r):
+    """The last messages of a burst are lost (published before the bridge subscribed, as when a
+    browser opens a quiet market, or across a reconnect) and the market then falls quiet: no
+    later message shows the gap, so the event stream must catch the book up on its own."""
+    worker = FakeWorker(r)
+    worker.apply(worker.new(1, "sell", 10000, 10), write_book=True)
+    async with running_bridge() as bridge:
+        comm = await communicator("/ws/market/ACME/")
+        assert (await comm.connect())[0]
+        await receive(comm)
+        for _ in range(100):  # the bridge takes this market's data from now on
+            if "ACME" in bridge.md_live:
+                break
+            await asyncio.sleep(0.05)
+        assert "ACME" in bridge.md_live
+        worker.apply(worker.new(2, "buy", 10000, 4), publish=False)
+        worker.apply(worker.new(2, "buy", 9990, 6), publish=False)
+        book, _ = await receive_until(
+            comm, lambda f: f["type"] == "book" and f["asks"] == [["100", "6"]]
+        )
+        assert book["bids"] == [["99.9", "6"]] and book["seq"] == worker.book.seq
+        await comm.disconnect()
+
+
 async def test_book_frames_are_conflated_trades_are_not(acme, r):
     worker = FakeWorker(r)
     worker.apply(worker.new(1, "sell", 10000, 100_000), write_book=True)
