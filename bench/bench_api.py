@@ -40,7 +40,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from stack import (
     caught_up_after,
     children,
     delete_prefix,
+    free_port,
     key,
     postgres_answers,
     postgres_database,
@@ -83,12 +83,6 @@ def server_command(interface: str, port: int, workers: int) -> list[str]:
         *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
         *("--no-access-log", "--log-level", "warning", "--lifespan", "off"),
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the stack ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ subscribed like a browser measures how long the engine's events take to reach it
     make bench-feed
     python bench/bench_feed.py [--runs 3] [--seconds 8] [--rate 10000]
 
-The stack: uvicorn (the ASGI app with the WebSocket consumers), the engine worker and the bridge,
+The stack: the Procfile's web (the ASGI app with the WebSocket consumers), engine and bridge roles,
 on a fresh SQLite file and a fresh Redis key prefix (deleted afterwards). Orders are written
 straight to the journal (pipelined XADDs every 10 ms, as `bench_worker.py` does) so what is
 measured is the feed, not the REST API: NEW limit orders around a drifting mid, some crossing
@@ -33,30 +33,20 @@ import bisect
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import redis
-from stack import delete_prefix, key, stop_processes
+from stack import key, start_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "feed.json"
 SYMBOL = "BENCH"
 TICK_S = 0.01
 WARMUP_S = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -136,14 +126,14 @@ async def listen(
                 ready.set()
 
 
-def measure(r, prefix: str, port: int, orders: Orders, rate: int, seconds: float) -> dict:
+def measure(r, prefix: str, url: str, orders: Orders, rate: int, seconds: float) -> dict:
     frames: list[tuple[float, dict]] = []
     stop, ready = threading.Event(), threading.Event()
     listener = threading.Thread(
         target=lambda: asyncio.run(
             listen(
-                f"ws://127.0.0.1:{port}/ws/market/{SYMBOL}/",
-                f"http://127.0.0.1:{port}",
+                f"ws{url.removeprefix('http')}/ws/market/{SYMBOL}/",
+                url,
                 frames,
                 stop,
                 ready,
@@ -232,21 +222,8 @@ def measure(r, prefix: str, port: int, orders: Orders, rate: int, seconds: float
     }
 
 
-def start_stack(redis_url: str, prefix: str, work: Path, port: int):
-    env = dict(
-        os.environ,
-        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
-        REDIS_URL=redis_url,
-        FLASHBOOK_REDIS_PREFIX=prefix,
-        FLASHBOOK_ENV_FILE="",
-        DEBUG="1",
-        SECRET_KEY="bench-feed",
-        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-    )
-    manage = [sys.executable, "manage.py"]
-    subprocess.run(
-        [*manage, "migrate", "--no-input"], cwd=ROOT, env=env, check=True, capture_output=True
-    )
+def setup_commands() -> list[list[str]]:
+    """The instrument the benchmark trades: created before the stack starts."""
     create = (
         "from decimal import Decimal\n"
         "from exchange.services import instrument_ensure\n"
@@ -254,41 +231,7 @@ def start_stack(redis_url: str, prefix: str, work: Path, port: int):
         "lot_size=Decimal('1'), min_order_qty=Decimal('1'), max_order_qty=Decimal('100000'), "
         "reference_price=Decimal('100'))\n"
     )
-    subprocess.run(
-        [*manage, "shell", "-c", create], cwd=ROOT, env=env, check=True, capture_output=True
-    )
-    commands = {
-        "web": [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "flashbook_site.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        "engine": [*manage, "run_engine", "--symbols", SYMBOL],
-        "bridge": [*manage, "run_bridge"],
-    }
-    processes = {}
-    for name, command in commands.items():
-        log = open(work / f"{name}.log", "wb")  # the child keeps it open
-        processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes.values()):
-                raise SystemExit(f"the stack did not start; logs in {work}") from None
-            time.sleep(0.3)
-    time.sleep(2)  # the bridge seeds its symbols
-    return processes
+    return [["shell", "-c", create]]
 
 
 def main() -> None:
@@ -303,19 +246,25 @@ def main() -> None:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     r = redis.Redis.from_url(redis_url)
     prefix = f"benchfeed-{uuid.uuid4().hex[:8]}"
-    port = free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-feed-"))
-    processes = start_stack(redis_url, prefix, work, port)
+    stack = start_stack(
+        ["web", "engine", "bridge"],
+        work=work,
+        redis_url=redis_url,
+        prefix=prefix,
+        env={"LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")},
+        setup=setup_commands(),
+        ready_symbols=[SYMBOL],
+    )
     runs = []
     try:
         orders = Orders(seed=5, first_id=1)
         for index in range(args.runs):
-            result = measure(r, prefix, port, orders, args.rate, args.seconds)
+            result = measure(r, prefix, stack.url, orders, args.rate, args.seconds)
             runs.append(result)
             print(f"run {index + 1}: " + json.dumps(result), flush=True)
     finally:
-        stop_processes(processes.values(), timeout=10)
-        delete_prefix(r, prefix)
+        stack.stop()
 
     def median(name):
         return round(statistics.median(run[name] for run in runs), 1)

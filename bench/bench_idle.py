@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,30 +42,19 @@ import redis
 from stack import (
     CpuMeter,
     children,
-    delete_prefix,
+    free_port,
     postgres_answers,
     postgres_database,
     postgres_pids,
     postgres_url,
+    procfile_roles,
+    start_stack,
     stop_processes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "idle.json"
 START_LIMIT_S = 120.0
-
-
-def procfile_roles() -> dict[str, str]:
-    """The Procfile's roles and commands: the processes `make run` starts (honcho's own parser)."""
-    from honcho.environ import parse_procfile
-
-    return dict(parse_procfile((ROOT / "Procfile").read_text()).processes)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def with_children(pid: int) -> list[int]:
@@ -176,39 +164,20 @@ def main() -> None:
             raise
     else:
         redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    # What `make run` gives its processes: the `.env` it writes (DEBUG=1, a random SECRET_KEY),
-    # REDIS_URL and PORT; here the database and the key prefix are this run's own.
-    port = free_port()
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        FLASHBOOK_REDIS_PREFIX=prefix,
-        FLASHBOOK_ENV_FILE="",
-        DEBUG="1",
-        SECRET_KEY="bench-idle-" + uuid.uuid4().hex,
-        PORT=str(port),
-        # The Procfile says `python`: this interpreter's (as `make run` puts the venv first).
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-    )
-    manage = [sys.executable, "manage.py"]
     client = redis.Redis.from_url(redis_url)
+    stack = None
     processes: dict[str, subprocess.Popen] = {}
     try:
-        subprocess.run([*manage, "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
-        subprocess.run(
-            [*manage, "seed_demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+        stack = start_stack(
+            procfile_roles(),
+            work=folder,
+            redis_url=redis_url,
+            database_url=database_url,
+            prefix=prefix,
+            setup=[["seed_demo"]],
+            timeout=START_LIMIT_S,
         )
-        for name, command in procfile_roles().items():
-            log = open(folder / f"{name}.log", "wb")
-            # As honcho runs it: a shell (for $PORT), which `exec` replaces by the role.
-            processes[name] = subprocess.Popen(
-                ["sh", "-c", f"exec {command}"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        processes = stack.processes
         wait_for_market(client, prefix, processes)
         time.sleep(args.settle)
         redis_pid = int(client.info("server")["process_id"])
@@ -237,13 +206,13 @@ def main() -> None:
         }
     except BaseException:
         for name in processes:
-            tail = (folder / f"{name}.log").read_bytes()[-2000:].decode(errors="replace")
+            tail = stack.tail(name, 2000)
             if tail.strip():
                 print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
         raise
     finally:
-        stop_processes(processes.values())
-        delete_prefix(client, prefix)
+        if stack is not None:
+            stack.stop()
         if redis_server is not None:
             stop_processes([redis_server])
         shutil.rmtree(folder, ignore_errors=True)

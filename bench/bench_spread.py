@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stack import children, connections_held, free_port, http_status
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
 # The production config with one change: the workers share the master's listening socket.
@@ -31,48 +33,6 @@ import runpy
 globals().update(runpy.run_path({str(CONFIG)!r}))
 reuse_port = False
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get(sock: socket.socket) -> bytes:
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed")
-        answer += chunk
-    return answer.split(b"\r\n", 1)[0]
-
-
-def children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def connections_held(port: int, pids: list[int]) -> list[int]:
-    """Established connections to `port` held by each process (socket inodes in /proc)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                inodes.add(fields[9])
-    held = []
-    for pid in pids:
-        count = 0
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            count += target.startswith("socket:[") and target[8:-1] in inodes
-        held.append(count)
-    return held
 
 
 def measure(config: str, args: argparse.Namespace, tmp: Path) -> list[list[int]]:
@@ -100,7 +60,7 @@ def measure(config: str, args: argparse.Namespace, tmp: Path) -> list[list[int]]
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                    get(sock)
+                    http_status(sock)
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
@@ -115,7 +75,7 @@ def measure(config: str, args: argparse.Namespace, tmp: Path) -> list[list[int]]
             ]
             try:
                 for sock in connections:
-                    get(sock)
+                    http_status(sock)
                 rounds.append(sorted(connections_held(port, workers)))
             finally:
                 for sock in connections:

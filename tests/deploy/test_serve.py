@@ -17,22 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.stack import connections_held, free_port, http_status
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get(sock: socket.socket, path: str = "/healthz") -> bytes:
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += sock.recv(4096)
-    return answer.split(b"\r\n", 1)[0]
 
 
 def workers_of(pid: int) -> list[int]:
@@ -45,26 +33,8 @@ def workers_of(pid: int) -> list[int]:
 
 
 def serving_pids(port: int, candidates: list[int]) -> dict[int, int]:
-    """How many established connections to `port` each candidate process holds (from /proc)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01":  # ESTABLISHED
-                inodes.add(fields[9])
-    counts = {}
-    for pid in candidates:
-        held = 0
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                held += 1
-        counts[pid] = held
-    return counts
+    """How many established connections to `port` each candidate process holds."""
+    return dict(zip(candidates, connections_held(port, candidates), strict=True))
 
 
 def alive(pid: int) -> bool:
@@ -100,7 +70,7 @@ def server(tmp_path):
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                if get(sock).endswith(b"200 OK") and len(workers_of(process.pid)) == 2:
+                if http_status(sock).endswith(b"200 OK") and len(workers_of(process.pid)) == 2:
                     break
         except OSError:
             time.sleep(0.2)
@@ -126,7 +96,7 @@ def test_connections_that_arrive_together_spread_over_the_workers(server):
     process, port, _ = server
     connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
     try:
-        assert all(get(sock).endswith(b"200 OK") for sock in connections)
+        assert all(http_status(sock).endswith(b"200 OK") for sock in connections)
         counts = serving_pids(port, workers_of(process.pid))
         # By the hash of 40 source ports: each worker gets some (all on one: odds of 2^-39).
         # One shared socket (no reuse_port) gives 3/37 here most of the time.
@@ -156,7 +126,7 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_everything(server):
     while True:
         connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
         try:
-            assert all(get(sock).endswith(b"200 OK") for sock in connections)
+            assert all(http_status(sock).endswith(b"200 OK") for sock in connections)
             served = serving_pids(port, [replacement])[replacement]
         finally:
             for sock in connections:

@@ -11,16 +11,11 @@ import time
 
 import pytest
 
+from bench.stack import free_port
 from exchange.orders import journal
 from tests.recorder.support import ROOT, make_instrument, start_manage, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listening(port: int) -> bool:
