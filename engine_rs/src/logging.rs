@@ -6,11 +6,12 @@
 //! {"ts":1764690000.123,"level":"info","component":"engine","symbol":"ACME","msg":"recovered","snapshot_seq":"0"}
 //! ```
 //!
-//! `ts` is seconds since the epoch (to the millisecond), `level` lower case (`info`, `warn`,
-//! `error`), `symbol` the event's `symbol` field ("" for an event without one), `msg` its message,
-//! then the other fields as top-level keys in the order the event names them. Field values are JSON
-//! strings whatever their Rust type, as the worker's lines have always carried them, so nothing that
-//! reads them (the worker tests, `bench/bench_worker.py`, a log collector) has to change.
+//! `ts` is seconds since the epoch (to the millisecond), `level` lower case as the Python
+//! processes' lines name it (`info`, `warning`, `error`: `flashbook_site/logs.py`), `symbol` the
+//! event's `symbol` field ("" for an event without one), `msg` its message, then the other fields
+//! as top-level keys in the order the event names them. Field values are JSON strings whatever
+//! their Rust type, as the worker's lines have always carried them, so nothing that reads them
+//! (the worker tests, `bench/bench_worker.py`, a log collector) has to change.
 //!
 //! tracing-subscriber's own JSON format has another shape (`timestamp`, `INFO`, `message`, ...),
 //! hence a formatter of our own. None of this is on the matching path: the worker logs when it
@@ -70,11 +71,12 @@ where
     }
 }
 
-/// Lower case, as the worker has always written levels. (Python's formatter says "warning".)
+/// Lower case, and the names Python's logging gives them, so that one filter on `level` reads the
+/// engine's lines and the Python processes' alike.
 fn level_name(level: Level) -> &'static str {
     match level {
         Level::ERROR => "error",
-        Level::WARN => "warn",
+        Level::WARN => "warning",
         Level::INFO => "info",
         Level::DEBUG => "debug",
         Level::TRACE => "trace",
@@ -189,7 +191,7 @@ mod tests {
         });
         let lines: Vec<_> = lines.iter().map(|line| parse(line)).collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!((&lines[0]["level"], &lines[1]["level"]), (&Value::from("warn"), &Value::from("error")));
+        assert_eq!((&lines[0]["level"], &lines[1]["level"]), (&Value::from("warning"), &Value::from("error")));
         // An event without a symbol still has the key, empty.
         assert_eq!(lines[1]["symbol"], "");
     }
