@@ -5,6 +5,7 @@ the recorders take to catch up, and the CPU time each part of the stack uses."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -256,20 +257,21 @@ class LoopbackStack:
                 raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.tail(name)}")
 
     def ready(self, symbols: Iterable[str]) -> bool:
-        """The web role answers, `/readyz` says an engine serves every enabled instrument (when an
-        engine role runs) and the bridge has written each of `symbols`' snapshots (when it runs)."""
+        """The web role is ready (`/readyz`), an engine has taken on every enabled instrument (when
+        an engine role runs) and the bridge has written each of `symbols`' snapshots (when it
+        runs)."""
         import urllib.error
         import urllib.request
 
         self.check()
         if "web" in self.processes:
-            path = "/readyz" if "engine" in self.processes else "/healthz"
             try:
-                with urllib.request.urlopen(self.url + path, timeout=2) as response:
-                    if response.status != 200:
-                        return False
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as response:
+                    engines = json.loads(response.read())["checks"]["engines"]
             except (urllib.error.URLError, OSError):
                 return False
+            if "engine" in self.processes and any(state != "ok" for state in engines.values()):
+                return False  # an instrument is still starting
         if "bridge" in self.processes:
             import redis
 

@@ -1,12 +1,12 @@
-"""Admin of the exchange: instruments (with halt / resume actions that send the commands to the
-engine), accounts with their positions, API tokens; orders, fills and trades read-only (they
-are the recorder's projection of the engine's events)."""
+"""Admin of the exchange: instruments (listed and delisted as they are saved, with halt / resume
+actions that send the commands to the engine), accounts with their positions, API tokens;
+orders, fills and trades read-only (they are the recorder's projection of the engine's events)."""
 
 from django.contrib import admin, messages
 
 from exchange.errors import ExchangeError
 from exchange.models import Account, ApiToken, Fill, Instrument, Order, Position, Trade
-from exchange.services import instrument_halt_set
+from exchange.services import instrument_enabled_set, instrument_halt_set
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -36,7 +36,32 @@ class InstrumentAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "halted")
     search_fields = ("symbol", "name")
     readonly_fields = ("halted", "created_at")
-    actions = ("halt_trading", "resume_trading")
+    actions = ("halt_trading", "resume_trading", "list_instruments", "delist_instruments")
+
+    def save_model(self, request, obj, form, change):
+        if not (change and "enabled" in form.changed_data):
+            super().save_model(request, obj, form, change)
+            return
+        # The other fields first; then the service lists or delists (and tells the engine).
+        enabled, obj.enabled = obj.enabled, not obj.enabled
+        super().save_model(request, obj, form, change)
+        instrument_enabled_set(instrument=obj, enabled=enabled)
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        changed = [i for i in queryset if i.enabled != enabled]
+        for instrument in changed:
+            instrument_enabled_set(instrument=instrument, enabled=enabled)
+        verb = "Listed" if enabled else "Delisted (resting orders cancelled)"
+        symbols = ", ".join(i.symbol for i in changed) or "nothing to change"
+        self.message_user(request, f"{verb}: {symbols}.", messages.SUCCESS)
+
+    @admin.action(description="List (enable: engines and agents take it on within a second)")
+    def list_instruments(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Delist (disable: refuse orders, cancel every resting order)")
+    def delist_instruments(self, request, queryset):
+        self._set_enabled(request, queryset, False)
 
     def _set_halted(self, request, queryset, halted: bool) -> None:
         verb = "Halted" if halted else "Resumed"

@@ -32,7 +32,9 @@ class Instrument(models.Model):
     max_order_qty = _money(validators=[POSITIVE])
     reference_price = _money(validators=[POSITIVE])
     enabled = models.BooleanField(
-        default=True, help_text="Served by the engine and open for orders."
+        default=True,
+        help_text="Listed: served by an engine within a second and open for orders. Unticking "
+        "it delists the instrument: orders are refused and every resting order is cancelled.",
     )
     halted = models.BooleanField(default=False, help_text="Trading halted: new orders refused.")
     created_at = models.DateTimeField(auto_now_add=True)

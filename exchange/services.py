@@ -219,6 +219,32 @@ def instrument_halt_set(*, instrument: Instrument, halted: bool) -> Instrument:
 _instrument_command = gateway.blocking(gateway.instrument_command)
 
 
+def instrument_enabled_set(*, instrument: Instrument, enabled: bool) -> Instrument:
+    """Lists or delists an instrument. Every role takes the change on within about a second
+    (`exchange.listing`: the engines of its shard serve a listed one, the recorder, the bridge and
+    the agents runner follow it). Delisting refuses new orders (the gateway reads the flag), then
+    halts the book and cancels every resting order: HALT, so that an order a web process let
+    through from its cache before it saw the flag cannot rest, then RESET. Listing again sends
+    RESUME (an instrument comes back open; halt it afterwards to keep it closed). The commands go
+    to the journal once the change is committed (`on_commit`: also inside the admin's
+    transaction), and queue there should its engine be down."""
+    was = Instrument.objects.filter(pk=instrument.pk).values_list("enabled", flat=True).first()
+    instrument.enabled = enabled
+    instrument.save(update_fields=["enabled"])
+    if was is not None and was != enabled:
+        commands = ("halt", "reset") if not enabled else ("resume",)
+        transaction.on_commit(lambda: _instrument_commands(instrument, commands))
+    return instrument
+
+
+def _instrument_commands(instrument: Instrument, commands: tuple[str, ...]) -> None:
+    for command in commands:
+        _instrument_command(instrument=instrument, command=command)
+    if commands == ("resume",):
+        Instrument.objects.filter(pk=instrument.pk).update(halted=False)
+        instrument.halted = False
+
+
 @transaction.atomic
 def instrument_ensure(
     *,

@@ -1,9 +1,10 @@
 """`/healthz` and `/readyz` for load balancers and orchestrators.
 
 * `/healthz` — the process is up and serving requests (liveness: restart it when this fails).
-* `/readyz` — it can do useful work: the database and Redis answer and an engine has taken
-  charge of every enabled instrument (readiness: send it traffic only when this answers 200;
-  503 otherwise). The body says which check failed.
+* `/readyz` — it can do useful work: the database and Redis answer (readiness: send it traffic
+  only when this answers 200; 503 otherwise). The body says which check failed, and which
+  enabled instruments an engine has taken on ("ok") or not yet ("starting": not a reason to take
+  a web process out of service).
 
 A middleware, first in the chain, answers them: probes come from inside the deployment by
 address and over plain http, so they must not depend on `ALLOWED_HOSTS` or the https redirect,

@@ -181,33 +181,46 @@ class Runner:
         symbols = self.symbols or await self.desk.call(
             exchange_selectors.instrument_symbols_enabled
         )
-        saved = await self.redis.hgetall(keys.fundamentals())
         tail = await self.redis.xrevrange(keys.sim_shocks(), count=1)
-        tail_id = self.shock_id = tail[0][0] if tail else "0-0"
+        self.shock_id = tail[0][0] if tail else "0-0"
         instruments = {c.instrument.symbol: c.instrument for c in configs}
+        opened = {}
         for symbol in symbols:
             instrument = instruments.get(symbol) or await self.desk.call(
                 exchange_selectors.instrument_get, symbol
             )
             if instrument is None or not instrument.enabled:
                 continue
-            state = json.loads(saved[symbol]) if symbol in saved else None
-            # The shocks up to `shock_floor` are in the saved state (or, without one, in the
-            # reference price the fundamental starts from); later ones are applied once read.
-            floor = state.get("shock_id", "0-0") if state else tail_id
-            self.shock_id = min(self.shock_id, floor, key=_id_key)
-            self.markets[symbol] = SymbolMarket(
-                symbol,
-                book_key=exchange_keys.key("book", symbol),
-                reference_ticks=instrument.price_to_ticks(instrument.reference_price),
-                seed=derive_seed(self.seed, f"fundamental/{symbol}"),
-                saved=state,
-            )
-            self.markets[symbol].shock_floor = floor
-        for symbol in self.markets:
+            opened[symbol] = await self._open_market(instrument)
+        for symbol, market in opened.items():
             await self._load_symbol(symbol, [c for c in configs if c.instrument.symbol == symbol])
+            self.markets[symbol] = market
         raw = await self.redis.hgetall(keys.sim_state())
         self.paused = raw.get("state") == "paused"
+
+    async def _open_market(self, instrument) -> SymbolMarket:
+        """A symbol's market as the runner keeps it: its fundamental value from the saved state
+        (or the reference price), and where in the shocks stream its own shocks start."""
+        symbol = instrument.symbol
+        raw = await self.redis.hget(keys.fundamentals(), symbol)
+        state = json.loads(raw) if raw else None
+        if state:
+            floor = state.get("shock_id", "0-0")
+        else:
+            tail = await self.redis.xrevrange(keys.sim_shocks(), count=1)
+            floor = tail[0][0] if tail else "0-0"
+        # The shocks up to `shock_floor` are in the saved state (or, without one, in the
+        # reference price the fundamental starts from); later ones are applied once read.
+        self.shock_id = min(self.shock_id, floor, key=_id_key)
+        market = SymbolMarket(
+            symbol,
+            book_key=exchange_keys.key("book", symbol),
+            reference_ticks=instrument.price_to_ticks(instrument.reference_price),
+            seed=derive_seed(self.seed, f"fundamental/{symbol}"),
+            saved=state,
+        )
+        market.shock_floor = floor
+        return market
 
     async def _load_symbol(self, symbol: str, configs: list) -> None:
         """Loads the agents of a symbol from the database at the recorder's cursor and finds
@@ -367,6 +380,9 @@ class Runner:
             if not busy:
                 await asyncio.sleep(EVENTS_PAUSE_S)
             streams = {exchange_keys.key("evt", s): self.stream_ids[s] for s in self.markets}
+            if not streams:  # no instrument listed yet
+                busy = False
+                continue
             try:
                 reply = await self.redis.xread(streams, count=EVENTS_PAGE, block=250)
             except redis.RedisError as exc:
@@ -496,11 +512,14 @@ class Runner:
         configs = await self.desk.call(agent_selectors.agent_configs_for_runner, self.symbols)
         seen = set()
         added = []
+        listed = {c.instrument.symbol: c.instrument for c in configs}
+        for symbol, instrument in listed.items():
+            if symbol not in self.markets:  # an instrument enabled while the runner runs
+                mine = [c for c in configs if c.instrument.symbol == symbol]
+                await self._list_market(instrument, mine)
         for config in configs:
             symbol = config.instrument.symbol
-            market = self.markets.get(symbol)
-            if market is None:
-                continue  # an instrument enabled after the start: a restart serves it
+            market = self.markets[symbol]
             market.reference_ticks = config.instrument.price_to_ticks(
                 config.instrument.reference_price
             )
@@ -533,6 +552,16 @@ class Runner:
                 agent.load(recorded[config.account_id])
             self._start_loop(agent)
             logger.info("agent %s: added", agent.name)
+
+    async def _list_market(self, instrument, configs: list) -> None:
+        """Takes on an instrument enabled while the runner runs, with its agents: they start
+        trading within about a second of the listing (CONFIG_POLL_S)."""
+        market = await self._open_market(instrument)
+        await self._load_symbol(instrument.symbol, configs)
+        self.markets[instrument.symbol] = market  # its event stream is followed from here on
+        for config in configs:
+            self._start_loop(self.agents[config.name])
+        logger.info("market %s: listed, %d agents", instrument.symbol, len(configs))
 
     async def _retire(self, agent: LiveAgent) -> None:
         """An agent whose config is gone: its orders are cancelled and it is forgotten."""

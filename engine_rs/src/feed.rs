@@ -32,6 +32,23 @@ impl Keys {
     }
 }
 
+/// The set of enabled symbols (written by the exchange app from its database) and a counter bumped
+/// whenever the set changes: what an engine that discovers its symbols watches.
+pub fn registry_keys(prefix: &str) -> (String, String) {
+    (format!("{prefix}:instruments"), format!("{prefix}:instruments:version"))
+}
+
+const KEY_SLOT: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+
+/// Which of `shards` engine shards (0-based) owns a symbol: its keys' Redis Cluster slot (the
+/// CRC-16 of the hash tag, the symbol, modulo 16384) modulo `shards`. A rule rather than a list,
+/// so that a symbol enabled later has an owner without anyone being told; the slot, so that with
+/// as many shards as cluster primaries a shard's symbols can live on one primary.
+pub fn shard_of(symbol: &str, shards: u32) -> u32 {
+    let slot = u32::from(KEY_SLOT.checksum(symbol.as_bytes()) % 16_384);
+    slot % shards.max(1)
+}
+
 /// Symbols are used inside key names and JSON unescaped, so they are kept to a safe alphabet.
 pub fn valid_symbol(symbol: &str) -> bool {
     (1..=32).contains(&symbol.len())
@@ -96,6 +113,19 @@ mod tests {
         assert_eq!(keys.journal, "fb:cmd:{ACME}");
         assert_eq!(keys.events, "fb:evt:{ACME}");
         assert_eq!(keys.book, "fb:book:{ACME}");
+    }
+
+    #[test]
+    fn a_symbol_belongs_to_the_shard_of_its_cluster_slot() {
+        // With 16384 shards the shard is the slot: Redis's documented `CLUSTER KEYSLOT foo` and
+        // the CRC-16/XMODEM check value of "123456789".
+        assert_eq!(shard_of("foo", 16_384), 12_182);
+        assert_eq!(shard_of("123456789", 16_384), 0x31C3);
+        assert_eq!(shard_of("ACME", 16_384), 16_164);
+        assert_eq!(shard_of("ACME", 2), 0);
+        assert_eq!(shard_of("GLOBEX", 2), 1); // slot 6249
+        assert_eq!(shard_of("ACME", 1), 0);
+        assert_eq!(shard_of("ACME", 0), 0); // no shards given: one
     }
 
     #[test]

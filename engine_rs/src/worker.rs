@@ -18,7 +18,7 @@ use crate::book::OrderBook;
 use crate::codec::encode_events;
 // Re-exported: `engine_rs::worker::WorkerError` stays the name callers of `run_blocking` know.
 pub use crate::error::WorkerError;
-use crate::feed::{book_json, market_data_message, valid_symbol, Keys};
+use crate::feed::{book_json, market_data_message, registry_keys, shard_of, valid_symbol, Keys};
 use crate::journal::apply_entry;
 use crate::journal_reader::{parse_xread, Batch, JournalReader};
 use crate::types::{Event, Seq};
@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 #[derive(Clone, Debug)]
@@ -50,6 +51,21 @@ pub struct WorkerConfig {
     pub reply_ttl_ms: u64,
     /// Exit once a read finds the journal drained (benchmarks and tests).
     pub exit_when_drained: bool,
+    /// Besides `symbols`, serve the enabled symbols of a shard as they are enabled.
+    pub discovery: Option<Discovery>,
+}
+
+/// How a worker finds symbols to serve while it runs: it watches the registry of enabled symbols
+/// (`feed::registry_keys`: a set, and a counter bumped when the set changes) every `interval`,
+/// and serves each symbol `feed::shard_of` gives to its `shard` (0-based) of `shards` — so an
+/// instrument enabled in the admin trades within a second, on exactly one shard, with no restart
+/// and no list to edit. A symbol that leaves the set keeps its task: its journal still takes the
+/// commands that close it (HALT, RESET) and any cancel.
+#[derive(Clone, Debug)]
+pub struct Discovery {
+    pub shard: u32,
+    pub shards: u32,
+    pub interval: Duration,
 }
 
 impl WorkerConfig {
@@ -66,6 +82,7 @@ impl WorkerConfig {
             book_levels: 20,
             reply_ttl_ms: 30_000,
             exit_when_drained: false,
+            discovery: None,
         }
     }
 }
@@ -83,10 +100,11 @@ pub struct SymbolReport {
 }
 
 /// Runs the worker until SIGINT/SIGTERM (or until drained, if configured). Blocks the calling
-/// thread; the Python binding calls it with the GIL released.
+/// thread; the Python binding calls it with the GIL released. Reports come in the order the
+/// symbols were taken on: `symbols` first, then as discovered.
 pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerError> {
     crate::logging::install();
-    if config.symbols.is_empty() {
+    if config.symbols.is_empty() && config.discovery.is_none() {
         return Err(WorkerError::Config("no symbols to serve".into()));
     }
     if let Some(bad) = config.symbols.iter().find(|s| !valid_symbol(s)) {
@@ -95,26 +113,123 @@ pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerErr
     if config.batch_size == 0 {
         return Err(WorkerError::Config("batch_size must be positive".into()));
     }
+    if let Some(discovery) = &config.discovery {
+        if discovery.shard >= discovery.shards {
+            return Err(WorkerError::Config(format!(
+                "shard {} of {}: a shard is numbered from 1 to the number of shards",
+                discovery.shard + 1,
+                discovery.shards
+            )));
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let mut stopping = stop_rx.clone();
         tokio::spawn(async move {
             wait_for_stop_signal().await;
             let _ = stop_tx.send(true);
         });
         let client = Client::open(config.redis_url.as_str())?;
         let config = Arc::new(config);
-        let tasks: Vec<_> = config
-            .symbols
-            .iter()
-            .map(|symbol| tokio::spawn(serve_symbol(client.clone(), config.clone(), symbol.clone(), stop_rx.clone())))
-            .collect();
-        let mut reports = Vec::new();
-        for task in tasks {
-            reports.push(task.await.map_err(|e| WorkerError::Protocol(format!("symbol task failed: {e}")))??);
+        let mut tasks = JoinSet::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut reports: HashMap<String, SymbolReport> = HashMap::new();
+        let mut serve = |symbol: String, tasks: &mut JoinSet<_>| {
+            if !order.contains(&symbol) {
+                order.push(symbol.clone());
+                tasks.spawn(serve_symbol(client.clone(), config.clone(), symbol, stop_rx.clone()));
+            }
+        };
+        for symbol in &config.symbols {
+            serve(symbol.clone(), &mut tasks);
         }
-        Ok(reports)
+        if let Some(discovery) = config.discovery.clone() {
+            let mut registry = Registry::new(client.clone(), &config.prefix, &discovery);
+            loop {
+                match registry.enabled_of_shard().await {
+                    Ok(symbols) => {
+                        for symbol in symbols {
+                            info!(symbol, shard = discovery.shard + 1, shards = discovery.shards, "serving");
+                            serve(symbol, &mut tasks);
+                        }
+                    }
+                    Err(error) => warn!(error = %error, "could not read the enabled symbols; retrying"),
+                }
+                if config.exit_when_drained {
+                    break; // one look: the symbols enabled now, until their journals are drained
+                }
+                tokio::select! {
+                    changed = stopping.changed() => if changed.is_err() || *stopping.borrow() { break },
+                    _ = tokio::time::sleep(discovery.interval) => {}
+                    Some(joined) = tasks.join_next() => {
+                        // A symbol's task ends early only on an error (a bad configuration).
+                        let report = joined.map_err(|e| WorkerError::Protocol(format!("symbol task failed: {e}")))??;
+                        reports.insert(report.symbol.clone(), report);
+                    }
+                }
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let report = joined.map_err(|e| WorkerError::Protocol(format!("symbol task failed: {e}")))??;
+            reports.insert(report.symbol.clone(), report);
+        }
+        Ok(order.iter().filter_map(|symbol| reports.remove(symbol)).collect())
     })
+}
+
+/// The registry of enabled symbols, as one shard sees it (`Discovery`).
+struct Registry {
+    client: Client,
+    connection: Option<MultiplexedConnection>,
+    set_key: String,
+    version_key: String,
+    /// The counter's value at the last look (`None` inside: no counter yet), or never looked.
+    seen: Option<Option<i64>>,
+    shard: u32,
+    shards: u32,
+}
+
+impl Registry {
+    fn new(client: Client, prefix: &str, discovery: &Discovery) -> Self {
+        let (set_key, version_key) = registry_keys(prefix);
+        Registry { client, connection: None, set_key, version_key, seen: None, shard: discovery.shard, shards: discovery.shards }
+    }
+
+    /// The enabled symbols this shard owns, when the set has changed since the last look (else
+    /// none): one GET per look while nothing changes.
+    async fn enabled_of_shard(&mut self) -> Result<Vec<String>, WorkerError> {
+        let result = self.look().await;
+        if result.is_err() {
+            self.connection = None; // reconnect at the next look
+        }
+        result
+    }
+
+    async fn look(&mut self) -> Result<Vec<String>, WorkerError> {
+        if self.connection.is_none() {
+            self.connection = Some(self.client.get_multiplexed_async_connection().await?);
+        }
+        let Some(connection) = self.connection.as_mut() else { return Ok(Vec::new()) };
+        let version: Option<i64> = redis::cmd("GET").arg(&self.version_key).query_async(connection).await?;
+        if self.seen == Some(version) {
+            return Ok(Vec::new());
+        }
+        let members: Vec<String> = redis::cmd("SMEMBERS").arg(&self.set_key).query_async(connection).await?;
+        self.seen = Some(version);
+        let mut mine: Vec<String> = members
+            .into_iter()
+            .filter(|symbol| {
+                let valid = valid_symbol(symbol);
+                if !valid {
+                    warn!(symbol = symbol.as_str(), "ignoring an invalid symbol in the registry");
+                }
+                valid && shard_of(symbol, self.shards) == self.shard
+            })
+            .collect();
+        mine.sort();
+        Ok(mine)
+    }
 }
 
 async fn wait_for_stop_signal() {

@@ -221,7 +221,10 @@ class OrderListCreateApi(APIView):
             "/orders/ and can be cancelled and replaced at once in every case; until the "
             "exchange has recorded the engine's answer, reads show it PENDING. 503 with code "
             "outcome_unknown: the exchange may or may not have taken the order — retry with the "
-            "same client_order_id (the message names it)."
+            "same client_order_id (the message names it). 503 with code instrument_not_served: "
+            "no engine serves the symbol yet (an instrument listed a moment ago is taken on "
+            "within about a second); nothing was placed. 400 instrument_disabled: the "
+            "instrument is delisted."
         ),
         request=s.OrderCreateSerializer,
         responses={

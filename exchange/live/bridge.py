@@ -2,7 +2,7 @@
 
 It reads
 * the market data (`{prefix}:md:{SYM}`) of every symbol someone listens to (symbols added later
-  are picked up within INSTRUMENTS_INTERVAL) and keeps each book
+  are picked up within about a second: `exchange.listing`) and keeps each book
   (`exchange.live.market_state.MarketState`);
 * every symbol's event stream (`{prefix}:evt:{SYM}`, plain XREAD — a fan-out needs no consumer
   group) for the private executions of the accounts someone is watching, to fill a gap in
@@ -36,6 +36,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from exchange.listing import ListingWatch
 from exchange.live.market_state import (
     MarketState,
     Scale,
@@ -44,7 +45,7 @@ from exchange.live.market_state import (
     private_events,
 )
 from exchange.protocol.decimals import decimal_str
-from exchange.protocol.keys import key, symbol_of, watch_key
+from exchange.protocol.keys import instruments_version_key, key, symbol_of, watch_key
 
 log = logging.getLogger("flashbook.bridge")
 
@@ -52,7 +53,6 @@ BOOK_INTERVAL = 0.1  # at most ~10 book frames a second per symbol
 TRADES_INTERVAL = 0.02  # trades wait at most this long to be batched
 TICK = 0.01  # how often pending frames are looked at
 STATS_INTERVAL = 1.0
-INSTRUMENTS_INTERVAL = 5.0
 WATCH_INTERVAL = 0.5
 RESEED_INTERVAL = 0.25
 WATCH_TTL = 60  # seconds an account stays watched after its consumer's last heartbeat
@@ -479,9 +479,13 @@ class Bridge:
             await asyncio.sleep(relay.interval)
 
     async def _instruments(self) -> None:
+        """Takes on a newly listed instrument when the listing's counter moves."""
+        listing = ListingWatch()
+        listing.moved(await self.redis.get(instruments_version_key()))  # as of the start
         while not self.stopping.is_set():
-            await asyncio.sleep(INSTRUMENTS_INTERVAL)
-            await self._refresh_instruments()
+            await asyncio.sleep(listing.interval)
+            if listing.moved(await self.redis.get(instruments_version_key())):
+                await self._refresh_instruments()
 
     # -- running -------------------------------------------------------------------------------
 

@@ -239,6 +239,15 @@ async def order_submit(
         if listener is not None:
             listener.not_asked()
         raise _append_failed(exc, client_order_id) from exc
+    except journal.NotServed as exc:
+        if listener is not None:
+            listener.not_asked()
+        raise Unavailable(
+            f"No engine serves {symbol} yet: it is starting, or its engine is down. "
+            "Nothing was placed; try again in a moment.",
+            field="symbol",
+            code="instrument_not_served",
+        ) from exc
     if order_id < 0:  # the client order id is the account's order -order_id: a retry
         if listener is not None:
             listener.not_asked()

@@ -35,14 +35,19 @@ logger = logging.getLogger("flashbook.gateway")
 # (kept above the symbol's last id: the engine refuses a NEW whose id is not above every id it
 # has seen in the symbol) goes on the entry, and the order's record into its account's hash
 # (field = id), with the client order id's index entry (field = "c:" .. client order id).
-# KEYS: the exchange's id counter, the symbol's last id, the journal, then one account hash per
-# NEW. ARGV: for each NEW, the number of its field/value arguments, them (without `id`), its
-# client order id to index ("" for none: a generated one cannot collide) and its record ("" to
-# keep none). Returns the ids, in order.
+# Nothing is appended for a symbol no engine has taken on yet (no status hash): 0 is returned, and
+# the orders are refused at once rather than left PENDING in a journal nobody reads.
+# KEYS: the exchange's id counter, the symbol's last id, the journal, the engine's status hash,
+# then one account hash per NEW. ARGV: for each NEW, the number of its field/value arguments, them
+# (without `id`), its client order id to index ("" for none: a generated one cannot collide) and
+# its record ("" to keep none). Returns the ids, in order.
 _APPEND_NEWS = """
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  return 0
+end
 local ids = {}
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local i, k = 1, 4
+local i, k = 1, 5
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local coid, record = ARGV[i + n + 1], ARGV[i + n + 2]
@@ -376,8 +381,16 @@ class NewEntry:
     record: PendingRecord | None
 
 
+class NotServed(Exception):
+    """No engine has taken the symbol on (yet): its NEWs were not appended."""
+
+    def __init__(self, symbol: str):
+        super().__init__(symbol)
+        self.symbol = symbol
+
+
 def _script_call(symbol: str, news: list[NewEntry]) -> tuple[list[str], list[str | int]]:
-    keys = [id_counter_key(), key("oid", symbol), key("cmd", symbol)]
+    keys = [id_counter_key(), key("oid", symbol), key("cmd", symbol), key("status", symbol)]
     argv: list[str | int] = []
     for new in news:
         keys.append(pending_key(new.account_id))
@@ -391,15 +404,18 @@ def _script_call(symbol: str, news: list[NewEntry]) -> tuple[list[str], list[str
 
 async def aappend_new(symbol: str, new: NewEntry) -> int:
     """Appends a NEW; returns its exchange id, or minus the id of the account's order that has
-    this client order id already (then nothing was appended). The NEWs of concurrent callers go
-    in one script call."""
+    this client order id already (then nothing was appended). Raises NotServed when no engine has
+    taken the symbol on. The NEWs of concurrent callers go in one script call."""
     parts = _parts()
     appender = parts.appenders.get(("new", symbol))
     if appender is None:
 
-        async def append_all(news: list[NewEntry]) -> list[int]:
+        async def append_all(news: list[NewEntry]) -> list[int] | list[NotServed]:
             keys, argv = _script_call(symbol, news)
-            return [int(i) for i in await parts.append_news(keys=keys, args=argv)]
+            ids = await parts.append_news(keys=keys, args=argv)
+            if ids == 0:
+                return [NotServed(symbol)] * len(news)
+            return [int(i) for i in ids]
 
         appender = parts.appenders[("new", symbol)] = Coalescer(append_all)
     return await appender.submit(new)

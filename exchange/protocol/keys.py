@@ -1,12 +1,13 @@
 """Redis key names. Every key Flashbook owns starts with `FLASHBOOK_REDIS_PREFIX`; a symbol's keys
-carry the symbol as a Redis Cluster hash tag (`{prefix}:{kind}:{SYM}`), so that all of one
-symbol's keys live on one slot, and an account's keys the account (`{a42}`) for the same reason.
+carry the symbol as a Redis Cluster hash tag (`{prefix}:{kind}:{SYM}`), so that all of one symbol's
+keys live on one slot, and an account's keys the account (`{a42}`) for the same reason.
 
-The kinds of a symbol's keys: `cmd` (the journal), `evt` (the engine's events), `md` (market
-data), `book` (the engine's published book), `status` (the worker's status hash), `lastid` (the
-symbol's highest order id), `snap` (the engine's snapshot), `ws` (the bridge's snapshot for new
-subscribers), `reply` (per listener, below). A caller passes `prefix` where no Django settings are
-loaded (the benchmarks)."""
+The kinds of a symbol's keys: `cmd` (the journal), `evt` (the engine's events), `md` (market data),
+`book` (the engine's published book), `status` (the worker's status hash), `lastid` (the symbol's
+highest order id), `snap` (the engine's snapshot), `ws` (the bridge's snapshot for new
+subscribers), `reply` (per listener, below). The registry of enabled instruments
+(`instruments_key`, `instruments_version_key`) is the engine's too (`engine_rs/src/feed.rs`). A
+caller passes `prefix` where no Django settings are loaded (the benchmarks)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ def pattern(kind: str) -> str:
 def id_counter_key() -> str:
     """The exchange-wide order id counter."""
     return f"{prefix()}:oid"
+
+
+def instruments_key() -> str:
+    """The set of enabled symbols, the engines' registry (`exchange.listing`)."""
+    return f"{prefix()}:instruments"
+
+
+def instruments_version_key() -> str:
+    """A counter bumped whenever the enabled set changes: what every role watches to take on a
+    new instrument (or drop a disabled one) without a restart."""
+    return f"{prefix()}:instruments:version"
 
 
 def pending_key(account_id: int) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import redis
 from django.db import InterfaceError, OperationalError, connection
 
+from exchange.listing import ListingWatch
 from exchange.models import (
     Instrument,
     RecorderCursor,
@@ -56,8 +57,10 @@ def _text(value) -> str:
 
 
 class Recorder:
-    """Consumes the event streams of `symbols` (default: every enabled instrument, refreshed
-    while running) as one consumer of the shared group."""
+    """Consumes the event streams of `symbols` (default: every instrument, taken on within about
+    a second of its listing: `exchange.listing`) as one consumer of the shared group. Disabled
+    instruments too: the events that close one (the cancels of its resting orders) come after
+    it was disabled."""
 
     def __init__(
         self,
@@ -88,7 +91,7 @@ class Recorder:
         self.stats = RecorderStats()
         self._logged = (time.monotonic(), 0, 0)
         self._next_claim = 0.0
-        self._next_refresh = 0.0
+        self.listing = ListingWatch()
         self._groups_ready = False
         self._backlog = False  # the last read filled a batch: more is waiting
         self._load_instruments()
@@ -101,7 +104,7 @@ class Recorder:
         if self.fixed_symbols is not None:
             query = Instrument.objects.filter(symbol__in=self.fixed_symbols)
         else:
-            query = Instrument.objects.filter(enabled=True)
+            query = Instrument.objects.all()
         instruments = {instrument.symbol: instrument for instrument in query}
         if self.fixed_symbols is not None:
             missing = set(self.fixed_symbols) - set(instruments)
@@ -169,9 +172,9 @@ class Recorder:
     def _step(self, until_idle: bool) -> bool:
         """One pass; returns True when `until_idle` is satisfied."""
         now = time.monotonic()
-        if self.fixed_symbols is None and now >= self._next_refresh:
-            self._load_instruments()
-            self._next_refresh = now + 30
+        if self.fixed_symbols is None and self.listing.due(now):
+            if self.listing.moved(self.redis.get(keys.instruments_version_key())):
+                self._load_instruments()
         if not self.keys:  # no instrument enabled yet
             time.sleep(self.block_ms / 1000)
             return until_idle

@@ -29,6 +29,7 @@ from ._engine import (
     command_fields,
     decode_events,
     run_worker,
+    symbol_shard,
 )
 from ._engine import __version__ as __version__
 from ._types import (
@@ -66,4 +67,5 @@ __all__ = [
     "command_fields",
     "decode_events",
     "run_worker",
+    "symbol_shard",
 ]

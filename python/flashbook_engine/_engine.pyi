@@ -37,6 +37,7 @@ __all__ = [
     "command_fields",
     "decode_events",
     "run_worker",
+    "symbol_shard",
 ]
 
 __version__: str
@@ -377,6 +378,14 @@ def run_worker(
     book_levels: int = 20,
     reply_ttl_ms: int = 30_000,
     exit_when_drained: bool = False,
+    shard: tuple[int, int] | None = None,
+    discover_interval_ms: int = 250,
 ) -> list[WorkerReport]:
     """Runs the engine worker (GIL released) until SIGINT/SIGTERM, or until every journal is
-    drained with ``exit_when_drained``. Raises ValueError for a bad configuration."""
+    drained with ``exit_when_drained``. ``shard=(i, n)``: also serves, as they are enabled, the
+    registry's symbols (``{prefix}:instruments``) of shard ``i`` of ``n`` (from 1), looked for
+    every ``discover_interval_ms``. Raises ValueError for a bad configuration."""
+
+def symbol_shard(symbol: str, shards: int) -> int:
+    """The engine shard (from 1) of ``shards`` that serves ``symbol``: its Redis Cluster key slot
+    modulo ``shards``."""

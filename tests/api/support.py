@@ -10,6 +10,7 @@ from exchange.models import Instrument, Order
 from exchange.orders import journal
 from exchange.protocol import keys
 from exchange.services import api_token_create
+from tests.recorder.support import engine_takes_on
 
 
 def journal_length(client: redis.Redis, symbol: str) -> int:
@@ -20,7 +21,8 @@ def journal_entries(client: redis.Redis, symbol: str) -> list[dict]:
     return [fields for _, fields in client.xrange(keys.key("cmd", symbol))]
 
 
-def make_instrument(symbol: str = "ACME", **overrides) -> Instrument:
+def make_instrument(symbol: str = "ACME", *, served: bool = True, **overrides) -> Instrument:
+    """An instrument, with (`served`) an engine having taken it on."""
     fields = {
         "name": f"{symbol} Corp.",
         "tick_size": Decimal("0.01"),
@@ -30,7 +32,10 @@ def make_instrument(symbol: str = "ACME", **overrides) -> Instrument:
         "reference_price": Decimal("100"),
     }
     fields.update(overrides)
-    return Instrument.objects.create(symbol=symbol, **fields)
+    instrument = Instrument.objects.create(symbol=symbol, **fields)
+    if served:
+        engine_takes_on(symbol)
+    return instrument
 
 
 def make_user(username: str, **extra):

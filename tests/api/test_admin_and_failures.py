@@ -9,9 +9,17 @@ from django.urls import reverse
 
 from exchange.api.errors import handler500
 from exchange.models import Instrument, Order
+from exchange.protocol import keys
 from exchange.services import account_for_user
 
-from .support import LIMIT_BUY, assert_error, journal_entries, make_user, record
+from .support import (
+    LIMIT_BUY,
+    assert_error,
+    journal_entries,
+    make_instrument,
+    make_user,
+    record,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -34,6 +42,37 @@ def test_admin_actions_halt_and_resume_through_the_gateway(admin_client, instrum
     admin_client.post(url, {"action": "resume_trading", "_selected_action": [instrument.pk]})
     assert not Instrument.objects.get(pk=instrument.pk).halted
     assert journal_entries(redis_client, "ACME") == [{"t": "halt"}, {"t": "resume"}]
+
+
+def test_unticking_enabled_in_the_admin_delists_and_the_action_lists_again(
+    admin_client, instrument, redis_client, django_capture_on_commit_callbacks
+):
+    change = reverse("admin:exchange_instrument_change", args=[instrument.pk])
+    form = {
+        field: getattr(instrument, field)
+        for field in ("symbol", "name", "tick_size", "lot_size", "min_order_qty", "max_order_qty")
+    } | {"reference_price": instrument.reference_price}  # "enabled" left out: unticked
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(change, form)
+    assert response.status_code == 302, response.content[:2000]
+    assert not Instrument.objects.get(pk=instrument.pk).enabled
+    # Halted, then every resting order cancelled; and the engines' registry no longer lists it.
+    assert journal_entries(redis_client, "ACME") == [{"t": "halt"}, {"t": "reset"}]
+    assert redis_client.smembers(keys.instruments_key()) == set()
+    version = int(redis_client.get(keys.instruments_version_key()))
+
+    url = reverse("admin:exchange_instrument_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url, {"action": "list_instruments", "_selected_action": [instrument.pk]})
+    listed = Instrument.objects.get(pk=instrument.pk)
+    assert listed.enabled and not listed.halted
+    assert journal_entries(redis_client, "ACME")[-1] == {"t": "resume"}
+    assert redis_client.smembers(keys.instruments_key()) == {"ACME"}
+    assert int(redis_client.get(keys.instruments_version_key())) > version
+
+    with django_capture_on_commit_callbacks(execute=True):  # listed already: nothing to send
+        admin_client.post(url, {"action": "list_instruments", "_selected_action": [instrument.pk]})
+    assert len(journal_entries(redis_client, "ACME")) == 3
 
 
 @pytest.mark.parametrize("model", ["instrument", "account", "order", "fill", "trade", "apitoken"])
@@ -65,6 +104,15 @@ def test_redis_down_means_503_not_500(api, instrument, settings):
     book = api.get("/api/v1/instruments/ACME/book/").json()
     assert book["available"] is False
     assert api.get("/api/v1/account/").status_code == 200
+
+
+def test_an_instrument_no_engine_serves_yet_refuses_orders_at_once(api, redis_client):
+    make_instrument("NEWCO", served=False)  # listed a moment ago: no engine has taken it on
+    response = api.post("/api/v1/orders/", {**LIMIT_BUY, "symbol": "NEWCO"}, format="json")
+    error = assert_error(response, 503, "instrument_not_served", field="symbol")
+    assert "NEWCO" in error["message"]
+    assert journal_entries(redis_client, "NEWCO") == []  # nothing placed, nothing PENDING
+    assert api.get("/api/v1/orders/").json()["results"] == []
 
 
 def test_server_errors_under_the_api_use_the_error_format():

@@ -28,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 
 from exchange.models import Order
+from exchange.protocol.keys import key as redis_key
 from exchange.services import api_token_create, api_token_revoke
 from tests.recorder.conftest import _sqlite_file
 
@@ -163,7 +164,7 @@ def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
 
         env["DATABASE_URL"] = database_url
         call_command("migrate", verbosity=0, interactive=False)
-        make_instrument()
+        make_instrument(served=False)  # the engine below takes it on
         try:
             for args in (
                 ["manage.py", "run_engine", "--symbols", "ACME"],
@@ -190,6 +191,11 @@ def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
                     return False
 
             _wait_until(up, 30, "uvicorn")
+            status = redis.Redis.from_url(url)
+            _wait_until(
+                lambda: status.exists(redis_key("status", "ACME", prefix=prefix)), 30, "the engine"
+            )
+            status.close()
             yield Stack(port, prefix, url)
         finally:
             for process in processes:

@@ -45,21 +45,19 @@ def test_every_role_runs_the_one_image_with_the_production_environment():
         assert needs["redis"]["condition"] == "service_healthy", name
 
 
-def test_engine_shards_own_disjoint_symbols_and_are_health_checked_on_them():
-    services = load({**REQUIRED, "ENGINE_A_SYMBOLS": "ACME,INITECH", "ENGINE_B_SYMBOLS": "GLOBEX"})[
-        "services"
-    ]
+def test_engine_shards_split_the_instruments_and_are_health_checked_on_their_shard():
+    services = load()["services"]
     shards = {}
     for name, service in services.items():
         command = _command(service)
         if "run_engine" in command:
-            symbols = command[command.index("--symbols") + 1].split(",")
-            shards[name] = set(symbols)
+            shard = command[command.index("--shard") + 1]
+            shards[name] = shard
             check = service["healthcheck"]["test"]
-            assert "--check" in check and check[check.index("--symbols") + 1] == ",".join(symbols)
+            assert "--check" in check and check[check.index("--shard") + 1] == shard
             assert service["stop_grace_period"] == "30s"  # time for the final snapshot
-    assert shards == {"engine-a": {"ACME", "INITECH"}, "engine-b": {"GLOBEX"}}
-    assert not shards["engine-a"] & shards["engine-b"]
+    # Shards 1 and 2 of 2: every instrument, listed now or later, has exactly one engine.
+    assert shards == {"engine-a": "1/2", "engine-b": "2/2"}
 
 
 def test_redis_keeps_the_journals_and_never_evicts():

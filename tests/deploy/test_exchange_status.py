@@ -6,6 +6,7 @@ import random
 import time
 from io import StringIO
 
+import flashbook_engine
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -39,8 +40,8 @@ def table(*args: str) -> str:
 
 
 def test_lags_and_rates_follow_the_pipeline(file_db, r):
-    make_instrument("ACME")
-    make_instrument("BETA")
+    make_instrument("ACME", served=False)
+    make_instrument("BETA", served=False)
     accounts = [make_account(f"t{i}").pk for i in range(6)]
     rng = random.Random(3)
     write_journal(r, "ACME", random_commands(rng, 300, accounts, specials=False))
@@ -89,7 +90,7 @@ def test_lags_and_rates_follow_the_pipeline(file_db, r):
 
 
 def test_a_large_engine_lag_is_counted_up_to_a_limit(file_db, r, monkeypatch):
-    make_instrument("ACME")
+    make_instrument("ACME", served=False)
     write_journal(r, "ACME", random_commands(random.Random(1), 120, [1, 2], specials=False))
     monkeypatch.setattr(operations, "LAG_COUNT_LIMIT", 50)
     row = status()["ACME"]
@@ -100,7 +101,7 @@ def test_a_large_engine_lag_is_counted_up_to_a_limit(file_db, r, monkeypatch):
 
 
 def test_check_recorder_sees_a_live_consumer(file_db, r, tmp_path):
-    make_instrument("ACME")
+    make_instrument("ACME", served=False)
     log = tmp_path / "recorder.log"
     process = start_manage(file_db, log, "run_recorder", "--consumer", "probe-1")
     try:
@@ -121,3 +122,16 @@ def test_check_recorder_sees_a_live_consumer(file_db, r, tmp_path):
     # A clean stop leaves the group: the check then fails, as it should for a dead recorder.
     assert operations.consumer_idle_ms("probe-1") is None
     assert r.xinfo_groups(keys.key("evt", "ACME"))[0]["consumers"] == 0
+
+
+def test_a_shard_narrows_to_the_instruments_its_engine_serves(file_db, r):
+    symbols = ["ACME", "GLOBEX", "NEWCO", "ZETA"]
+    for symbol in symbols:
+        make_instrument(symbol, served=False)
+    make_instrument("OFF", enabled=False, served=False)
+    for shard in (1, 2):
+        shown = set(status("--shard", f"{shard}/2"))
+        assert shown == {s for s in symbols if flashbook_engine.symbol_shard(s, 2) == shard}
+    assert set(status("--shard", "1/1")) == set(symbols)
+    with pytest.raises(CommandError, match="the shard must be from 1 to 2"):
+        call_command("exchange_status", "--shard", "3/2")

@@ -25,6 +25,7 @@ from exchange.models import (
     RecorderCursor,
     Trade,
 )
+from exchange.orders import journal
 from exchange.protocol import keys
 from exchange.recorder import GROUP, StreamEntry
 
@@ -33,7 +34,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE_MS = 1_700_000_000_000
 
 
-def make_instrument(symbol: str, tick: str = "0.01", lot: str = "1", **overrides) -> Instrument:
+def engine_takes_on(symbol: str) -> None:
+    """What an engine worker writes when it takes a symbol on (its status hash), for tests that
+    journal orders before an engine runs (`run_engine` below, in batch) or run none: without it the
+    gateway refuses the symbol's orders (`instrument_not_served`). The engine overwrites it."""
+    journal.client().hset(keys.key("status", symbol), mapping={"seq": 0, "jid": "0-0", "pid": 0})
+
+
+def make_instrument(
+    symbol: str, tick: str = "0.01", lot: str = "1", *, served: bool = True, **overrides
+) -> Instrument:
+    """An instrument, with (`served`) an engine having taken it on (`engine_takes_on`)."""
     fields = {
         "name": f"{symbol} Corp.",
         "tick_size": Decimal(tick),
@@ -43,7 +54,10 @@ def make_instrument(symbol: str, tick: str = "0.01", lot: str = "1", **overrides
         "reference_price": Decimal(tick) * 10_000,
     }
     fields.update(overrides)
-    return Instrument.objects.create(symbol=symbol, **fields)
+    instrument = Instrument.objects.create(symbol=symbol, **fields)
+    if served:
+        engine_takes_on(symbol)
+    return instrument
 
 
 def make_account(name: str, cash: str = "100000") -> Account:

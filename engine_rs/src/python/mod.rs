@@ -44,6 +44,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::decode_events, m)?)?;
     m.add_function(wrap_pyfunction!(codec::command_fields, m)?)?;
     m.add_function(wrap_pyfunction!(worker::run_worker, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::symbol_shard, m)?)?;
     m.add("SnapshotError", m.py().get_type::<book::SnapshotError>())?;
     m.add("MAX_PRICE", MAX_PRICE)?;
     m.add("MAX_QTY", MAX_QTY)?;

@@ -5,12 +5,14 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from exchange.listing import of_shard, shard_argument
 from exchange.operations import (
     EVENTS_WINDOW_S,
     SymbolStatus,
     consumer_idle_ms,
     exchange_status,
 )
+from exchange.selectors import instrument_symbols_enabled
 
 COLUMNS = (
     ("symbol", 8),
@@ -60,6 +62,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--symbols", help="Comma-separated symbols (default: every enabled).")
+        parser.add_argument(
+            "--shard",
+            type=shard_argument,
+            help="I/N: the enabled symbols engine shard I of N serves (its health check).",
+        )
         parser.add_argument("--json", action="store_true", help="One JSON object per symbol.")
         parser.add_argument(
             "--window", type=float, default=EVENTS_WINDOW_S, help="Seconds behind events/s."
@@ -87,6 +94,8 @@ class Command(BaseCommand):
         symbols = None
         if options["symbols"]:
             symbols = [s.strip() for s in options["symbols"].split(",") if s.strip()]
+        if options["shard"]:
+            symbols = of_shard(symbols or instrument_symbols_enabled(), options["shard"])
         if options["window"] <= 0:
             raise CommandError("--window must be positive.")
         if options["quiet"] and not options["check"]:

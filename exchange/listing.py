@@ -1,0 +1,110 @@
+"""Which instruments are listed, as every role learns it without a restart.
+
+The database says which instruments are enabled; Redis carries that to the processes that act on
+it: the set of enabled symbols (`keys.instruments_key`), from which the engine workers take on the
+symbols of their shard (`engine_rs/src/worker.rs`, `Discovery`), and a counter bumped with every
+change (`keys.instruments_version_key`), which the recorder, the bridge and the agents runner look
+at about once a second (`ListingWatch`) to reload their instruments when it moves. One GET a second
+per process costs nothing measurable at rest; a pub/sub notice would need a connection of its own
+in each and still a poll to survive a missed message.
+
+The set is rewritten from the database after every commit that saves or deletes an instrument
+(`transaction.on_commit`, so a rolled-back edit changes nothing) and when an engine starts
+(`manage.py run_engine`), so a Redis that lost its keys gets it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import flashbook_engine
+import redis
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from exchange.models import Instrument
+from exchange.orders import journal
+from exchange.protocol.keys import instruments_key, instruments_version_key
+
+logger = logging.getLogger("flashbook.listing")
+
+WATCH_INTERVAL = 1.0  # seconds between a role's looks at the counter
+
+
+def registry_sync(client: redis.Redis | None = None) -> list[str]:
+    """Writes the enabled symbols to the registry (replacing it) and bumps the counter, in one
+    MULTI; returns them."""
+    symbols = sorted(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
+    client = client or journal.client()
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(instruments_key())
+    if symbols:
+        pipe.sadd(instruments_key(), *symbols)
+    pipe.incr(instruments_version_key())
+    pipe.execute()
+    return symbols
+
+
+def registry_version(client: redis.Redis | None = None) -> int:
+    """The counter (0 before the registry was ever written)."""
+    return int((client or journal.client()).get(instruments_version_key()) or 0)
+
+
+def shard_argument(text: str) -> tuple[int, int]:
+    """`I/N` on a command line (`run_engine --shard`, `exchange_status --shard`)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write the shard as I/N, e.g. 1/2") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"{text!r}: the shard must be from 1 to {count}")
+    return index, count
+
+
+def of_shard(symbols, shard: tuple[int, int]) -> list[str]:
+    """The symbols engine shard `shard` = (i, n) serves (the engine's own rule)."""
+    index, count = shard
+    return [s for s in symbols if flashbook_engine.symbol_shard(s, count) == index]
+
+
+class ListingWatch:
+    """When a role should reload its instruments: `due(now)` says whether to look at the counter
+    (at most every `interval` seconds), `moved(version)` whether what it read differs from the
+    last look (the first look counts as a move). No I/O: each role reads the counter with its
+    own client, sync or async."""
+
+    def __init__(self, interval: float = WATCH_INTERVAL):
+        self.interval = interval
+        self._next = 0.0
+        self._version: int | None = None
+
+    def due(self, now: float) -> bool:
+        if now < self._next:
+            return False
+        self._next = now + self.interval
+        return True
+
+    def moved(self, version: bytes | str | int | None) -> bool:
+        version = int(version or 0)
+        moved = version != self._version
+        self._version = version
+        return moved
+
+
+def _sync_after_commit() -> None:
+    try:
+        registry_sync()
+    except redis.RedisError:
+        # The database change stands; the registry catches up at the next change or engine start.
+        # Until then a new instrument's orders are refused (no engine serves it), never lost.
+        logger.exception("could not write the instruments registry")
+
+
+@receiver(post_save, sender=Instrument, dispatch_uid="listing-saved")
+@receiver(post_delete, sender=Instrument, dispatch_uid="listing-deleted")
+def _instrument_changed(sender, update_fields=None, **kwargs) -> None:
+    if update_fields is not None and "enabled" not in update_fields:
+        return  # a reference price moved (a shock), the listing did not
+    transaction.on_commit(_sync_after_commit)
