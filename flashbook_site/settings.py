@@ -15,6 +15,8 @@ Variables:
     FLASHBOOK_REDIS_PREFIX  prefix of every Redis key Flashbook owns; default "fb".
     FLASHBOOK_ORDER_RATE    order-entry throttle per user (DRF rate: "6000/min").
     FLASHBOOK_ORDER_WAIT    seconds the API waits for the engine's immediate outcome; default 2.
+    FLASHBOOK_RETENTION_DAYS  days of closed orders, fills and trades `prune_history` keeps;
+                            default 30 (at least 1).
     FLASHBOOK_INITIAL_CASH  cash of a user's account when it is created; default 100000.
     FLASHBOOK_SIGNUP        "0" turns off self-service sign-up at /signup/; on by default.
     LOG_LEVEL               default INFO.
@@ -173,6 +175,7 @@ CACHES = {
 
 FLASHBOOK_ORDER_RATE = env.str("FLASHBOOK_ORDER_RATE", default="6000/min")
 FLASHBOOK_ORDER_WAIT = env.float("FLASHBOOK_ORDER_WAIT", default=2.0)
+FLASHBOOK_RETENTION_DAYS = env.float("FLASHBOOK_RETENTION_DAYS", default=30.0)
 FLASHBOOK_INITIAL_CASH = env.str("FLASHBOOK_INITIAL_CASH", default="100000")
 
 REST_FRAMEWORK = {

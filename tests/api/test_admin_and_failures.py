@@ -82,6 +82,43 @@ def test_admin_pages_render(admin_client, api, instrument, model):
     assert response.status_code == 200
 
 
+def test_the_recorders_tables_are_listed_without_counting_or_sorting_the_table(
+    admin_client, alice, instrument, monkeypatch
+):
+    """Ten million orders must not make the admin slow: the list reads a page by the primary key's
+    index and counts at most CAP rows (here 10 of 25), never the whole table."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from exchange.admin import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 10)
+    account = account_for_user(alice)
+    for number in range(25):
+        Order.objects.create(
+            instrument=instrument,
+            account=account,
+            order_id=number + 1,
+            client_order_id=f"c{number}",
+            side="buy",
+            order_type="limit",
+            time_in_force="gtc",
+            price=100,
+            quantity=1,
+            status="FILLED",
+        )
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(reverse("admin:exchange_order_changelist"))
+    assert page.status_code == 200
+    order_queries = [q["sql"] for q in queries if 'FROM "exchange_order"' in q["sql"]]
+    counts = [sql for sql in order_queries if "COUNT(" in sql.upper()]
+    assert counts and all("LIMIT 10" in sql for sql in counts), counts
+    listing = [sql for sql in order_queries if "COUNT(" not in sql.upper()]
+    assert any('ORDER BY "exchange_order"."id" DESC' in sql for sql in listing), listing
+    assert b"10 orders" in page.content  # the capped count, no "25 total" beside it
+    assert b"25 total" not in page.content
+
+
 def test_orders_and_executions_are_read_only_in_the_admin(admin_client, api, alice, instrument):
     placed = api.post("/api/v1/orders/", LIMIT_BUY, format="json").json()
     order = record(account_for_user(alice), placed["id"])
