@@ -100,6 +100,12 @@ pub struct OrderBook {
     bids: Ladder,
     asks: Ladder,
     pub(crate) accounts: Accounts,
+    /// The price band (`Command::Band`): its width in basis points (0: none), the reference it
+    /// was given, and the last trade's price (0: none since the start or the last RESET), which
+    /// is the band's reference once there is one.
+    band_bps: u32,
+    band_reference: Price,
+    last_trade_price: Price,
 }
 
 /// Priority key of a price on a side: smaller is better.
@@ -140,6 +146,9 @@ impl OrderBook {
             bids: Ladder::new(),
             asks: Ladder::new(),
             accounts: Accounts::default(),
+            band_bps: 0,
+            band_reference: 0,
+            last_trade_price: 0,
         }
     }
 
@@ -177,6 +186,29 @@ impl OrderBook {
         self.order_slot_of.find(Self::id_hash(order_id), |&slot| orders[slot as usize].id == order_id).copied()
     }
 
+    /// The band's width in basis points (0: none), its given reference, and the last trade's price
+    /// (0: none), as a snapshot keeps them.
+    pub fn band(&self) -> (u32, Price, Price) {
+        (self.band_bps, self.band_reference, self.last_trade_price)
+    }
+
+    /// The lowest and highest limit prices the band allows now, if there is a band: `bps` basis
+    /// points either side of the last trade's price (or, before any, the BAND's reference),
+    /// rounded towards the reference, never below one tick.
+    pub fn band_limits(&self) -> Option<(Price, Price)> {
+        if self.band_bps == 0 {
+            return None;
+        }
+        let reference = if self.last_trade_price > 0 { self.last_trade_price } else { self.band_reference };
+        let width = (i128::from(reference) * i128::from(self.band_bps) / 10_000) as Price;
+        Some(((reference - width).max(1), (reference + width).min(MAX_PRICE)))
+    }
+
+    #[inline]
+    fn outside_band(&self, price: Price) -> bool {
+        self.band_limits().is_some_and(|(low, high)| price < low || price > high)
+    }
+
     pub fn level_count(&self) -> usize {
         self.bids.len() + self.asks.len()
     }
@@ -196,6 +228,14 @@ impl OrderBook {
                 self.emit(out, EventKind::Status { status: BookStatus::Resumed });
             }
             Command::Reset => self.reset(out),
+            Command::Band { bps, reference } => {
+                if bps > MAX_BAND_BPS || (bps > 0 && !(1..=MAX_PRICE).contains(&reference)) {
+                    return self.reject(out, 0, 0, CommandKind::Band, RejectReason::InvalidBand);
+                }
+                self.band_bps = bps;
+                self.band_reference = reference;
+                self.emit(out, EventKind::Status { status: BookStatus::Band });
+            }
         }
     }
 
@@ -264,7 +304,20 @@ impl OrderBook {
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
         }
-        let key_limit = if is_limit { key_of(order.side.opposite(), order.price) } else { i64::MAX };
+        if is_limit && self.outside_band(order.price) {
+            return reject(self, out, RejectReason::PriceOutOfBand);
+        }
+        // A market order sweeps up to the band's edge on its side, no further.
+        let band_edge = if is_limit {
+            None
+        } else {
+            self.band_limits().map(|(low, high)| if order.side == Side::Buy { high } else { low })
+        };
+        let key_limit = match (is_limit, band_edge) {
+            (true, _) => key_of(order.side.opposite(), order.price),
+            (false, Some(edge)) => key_of(order.side.opposite(), edge),
+            (false, None) => i64::MAX,
+        };
         // A market order's price field is meaningless; report 0 rather than echo whatever it held.
         let reported_price = if is_limit { order.price } else { 0 };
         if order.post_only && self.ladder(order.side.opposite()).best().is_some_and(|best| best <= key_limit) {
@@ -318,6 +371,9 @@ impl OrderBook {
         }
         let reason = if end == MatchEnd::SelfTradeStop {
             CancelReason::SelfTrade
+        } else if band_edge.is_some() && self.ladder(order.side.opposite()).best().is_some() {
+            // Liquidity is left, beyond the band: the band stopped the sweep.
+            CancelReason::PriceBand
         } else if order.tif != TimeInForce::Gtc || !is_limit {
             CancelReason::Remainder
         } else {
@@ -435,6 +491,7 @@ impl OrderBook {
                 self.levels[level_index as usize].total -= qty;
                 self.accounts.fill_maker(maker.account_slot, maker.side, qty);
                 self.accounts.fill_taker(taker.account_slot, taker.side, qty);
+                self.last_trade_price = price;
                 if maker_remaining == 0 {
                     self.unlink(cursor);
                 }
@@ -628,6 +685,11 @@ impl OrderBook {
         if new_price <= 0 || new_price > MAX_PRICE {
             return reject(self, out, RejectReason::InvalidPrice);
         }
+        // A new price must be inside the band; an order the band has moved away from may still
+        // be reduced at its price.
+        if new_price != order.price && self.outside_band(new_price) {
+            return reject(self, out, RejectReason::PriceOutOfBand);
+        }
         let replaced = |kept_priority| EventKind::Replaced {
             order_id,
             account,
@@ -730,6 +792,8 @@ impl OrderBook {
             }
         }
         self.clear_book();
+        // A new session: the band is about its given reference again, not the old last trade.
+        self.last_trade_price = 0;
         self.emit(out, EventKind::Status { status: BookStatus::Reset });
     }
 
@@ -821,6 +885,12 @@ impl OrderBook {
         self.seq = seq;
         self.halted = halted;
         self.last_order_id = last_order_id;
+    }
+
+    pub(crate) fn set_restored_band(&mut self, bps: u32, reference: Price, last_trade_price: Price) {
+        self.band_bps = bps;
+        self.band_reference = reference;
+        self.last_trade_price = last_trade_price;
     }
 
     pub(crate) fn restore_order(&mut self, order: &RestingOrder) {

@@ -82,6 +82,7 @@ const COMMAND_KINDS: &[(&str, CommandKind)] = &[
     ("halt", CommandKind::Halt),
     ("resume", CommandKind::Resume),
     ("reset", CommandKind::Reset),
+    ("band", CommandKind::Band),
 ];
 
 /// Decodes one journal entry's field/value pairs. Unknown fields are ignored, so producers can
@@ -143,6 +144,13 @@ fn decode_fields(fields: &Fields) -> Result<Command, String> {
         CommandKind::Halt => Command::Halt,
         CommandKind::Resume => Command::Resume,
         CommandKind::Reset => Command::Reset,
+        CommandKind::Band => {
+            let bps: u32 = fields.required_int("bps")?;
+            if bps > MAX_BAND_BPS {
+                return Err(format!("field `bps` must be at most {MAX_BAND_BPS}, got {bps}"));
+            }
+            Command::Band { bps, reference: fields.int("px")?.unwrap_or(0) }
+        }
     })
 }
 
@@ -191,6 +199,10 @@ pub fn encode_command(command: &Command) -> Vec<(&'static str, String)> {
             }
         }
         Command::Halt | Command::Resume | Command::Reset => {}
+        Command::Band { bps, reference } => {
+            fields.push(("bps", bps.to_string()));
+            fields.push(("px", reference.to_string()));
+        }
     }
     fields
 }
@@ -371,6 +383,8 @@ const REJECT_REASONS: &[(&str, RejectReason)] = &[
     ("INVALID_TIME_IN_FORCE", RejectReason::InvalidTimeInForce),
     ("INVALID_POST_ONLY", RejectReason::InvalidPostOnly),
     ("MALFORMED", RejectReason::Malformed),
+    ("PRICE_OUT_OF_BAND", RejectReason::PriceOutOfBand),
+    ("INVALID_BAND", RejectReason::InvalidBand),
 ];
 const CANCEL_REASONS: &[(&str, CancelReason)] = &[
     ("USER", CancelReason::User),
@@ -378,9 +392,14 @@ const CANCEL_REASONS: &[(&str, CancelReason)] = &[
     ("FOK_UNFILLABLE", CancelReason::FokUnfillable),
     ("SELF_TRADE", CancelReason::SelfTrade),
     ("RESET", CancelReason::Reset),
+    ("PRICE_BAND", CancelReason::PriceBand),
 ];
-const STATUSES: &[(&str, BookStatus)] =
-    &[("HALTED", BookStatus::Halted), ("RESUMED", BookStatus::Resumed), ("RESET", BookStatus::Reset)];
+const STATUSES: &[(&str, BookStatus)] = &[
+    ("HALTED", BookStatus::Halted),
+    ("RESUMED", BookStatus::Resumed),
+    ("RESET", BookStatus::Reset),
+    ("BAND", BookStatus::Band),
+];
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,10 @@
 //! that matters for matching, to compare two books cheaply).
 //!
 //! Snapshot layout: `MAGIC`, a little-endian u16 format version, the postcard-encoded
-//! [`SnapshotV1`], then a little-endian xxh3-64 of everything before it. Restore checks all of it
-//! and validates the content, so a truncated or corrupted snapshot is an error, never a wrong book.
+//! [`SnapshotV2`] (version 1: [`SnapshotV1`], before the price band, still read: a book restored
+//! from one has no band until its next BAND), then a little-endian xxh3-64 of everything before
+//! it. Restore checks all of it and validates the content, so a truncated or corrupted snapshot is
+//! an error, never a wrong book.
 
 use crate::book::{OrderBook, RestingOrder};
 use crate::types::*;
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 const MAGIC: &[u8; 6] = b"FBSNAP";
-const FORMAT_VERSION: u16 = 1;
+const FORMAT_VERSION: u16 = 2;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SnapshotError {
@@ -51,10 +53,19 @@ struct SnapshotV1 {
     positions: Vec<(AccountId, Qty)>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct SnapshotV2 {
+    book: SnapshotV1,
+    /// The price band: width in basis points, the BAND's reference, the last trade's price.
+    band_bps: u32,
+    band_reference: Price,
+    last_trade_price: Price,
+}
+
 impl OrderBook {
     /// The book's full state as bytes; [`OrderBook::restore`] turns them back into an identical book.
     pub fn snapshot(&self) -> Vec<u8> {
-        let body = SnapshotV1 {
+        let book = SnapshotV1 {
             symbol: self.symbol().to_owned(),
             seq: self.seq(),
             halted: self.is_halted(),
@@ -80,7 +91,9 @@ impl OrderBook {
                 .map(|(account, exposure)| (account, exposure.position))
                 .collect(),
         };
-        let mut bytes = Vec::with_capacity(64 + body.orders.len() * 24);
+        let (band_bps, band_reference, last_trade_price) = self.band();
+        let body = SnapshotV2 { book, band_bps, band_reference, last_trade_price };
+        let mut bytes = Vec::with_capacity(64 + body.book.orders.len() * 24);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         bytes.extend_from_slice(&postcard::to_allocvec(&body).expect("in-memory serialisation cannot fail"));
@@ -96,19 +109,32 @@ impl OrderBook {
             return Err(SnapshotError::NotASnapshot);
         }
         let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
-        if version != FORMAT_VERSION {
+        if version != 1 && version != FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (content, checksum) = bytes.split_at(bytes.len() - 8);
         if xxh3_64(content).to_le_bytes() != checksum {
             return Err(SnapshotError::Checksum);
         }
-        let body: SnapshotV1 =
-            postcard::from_bytes(&content[header..]).map_err(|error| SnapshotError::Decode(error.to_string()))?;
+        let decode = |error: postcard::Error| SnapshotError::Decode(error.to_string());
+        let (body, band) = if version == 1 {
+            (postcard::from_bytes::<SnapshotV1>(&content[header..]).map_err(decode)?, (0, 0, 0))
+        } else {
+            let v2: SnapshotV2 = postcard::from_bytes(&content[header..]).map_err(decode)?;
+            (v2.book, (v2.band_bps, v2.band_reference, v2.last_trade_price))
+        };
         validate(&body)?;
+        let (band_bps, band_reference, last_trade_price) = band;
+        if band_bps > MAX_BAND_BPS
+            || (band_bps > 0 && !(1..=MAX_PRICE).contains(&band_reference))
+            || !(0..=MAX_PRICE).contains(&last_trade_price)
+        {
+            return Err(SnapshotError::Invalid("price band out of range"));
+        }
 
         let mut book = OrderBook::with_capacity(&body.symbol, body.orders.len());
         book.set_restored_header(body.seq, body.halted, body.last_order_id);
+        book.set_restored_band(band_bps, band_reference, last_trade_price);
         for order in &body.orders {
             book.restore_order(&RestingOrder {
                 order_id: order.order_id,
@@ -134,7 +160,7 @@ impl OrderBook {
     }
 
     /// A 64-bit fingerprint of everything that decides future matching: sequence, halt state, id
-    /// high-water, resting orders in priority order, and positions. Equal books hash equal however
+    /// high-water, resting orders in priority order, positions, and the price band. Equal books hash equal however
     /// they were reached (live, replayed, or restored from a snapshot).
     pub fn state_hash(&self) -> u64 {
         let mut hasher = Xxh3::new();
@@ -156,6 +182,13 @@ impl OrderBook {
                 hasher.update(&account.to_le_bytes());
                 hasher.update(&exposure.position.to_le_bytes());
             }
+        }
+        let (band_bps, band_reference, last_trade_price) = self.band();
+        if band_bps > 0 {
+            // Only with a band: the hash of a book without one is what it always was.
+            hasher.update(&band_bps.to_le_bytes());
+            hasher.update(&band_reference.to_le_bytes());
+            hasher.update(&last_trade_price.to_le_bytes());
         }
         hasher.digest()
     }
@@ -206,4 +239,48 @@ fn validate(body: &SnapshotV1) -> Result<(), SnapshotError> {
         return Err(SnapshotError::Invalid("sequence number out of range"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_snapshot_from_before_the_band_restores_without_one() {
+        let mut book = OrderBook::new("OLD");
+        book.apply_collect(&Command::New(NewOrder::limit(1, 7, Side::Buy, 100, 5)));
+        book.apply_collect(&Command::New(NewOrder::limit(2, 8, Side::Sell, 101, 3)));
+        // What the engine wrote before the band: the same body, format version 1, no band fields.
+        let body = SnapshotV1 {
+            symbol: "OLD".to_owned(),
+            seq: book.seq(),
+            halted: false,
+            last_order_id: 2,
+            orders: book
+                .resting_orders()
+                .into_iter()
+                .map(|o| SnapshotOrder {
+                    order_id: o.order_id,
+                    account: o.account,
+                    side: o.side,
+                    price: o.price,
+                    qty: o.qty,
+                    stp: o.stp,
+                    post_only: o.post_only,
+                    max_position: o.max_position,
+                })
+                .collect(),
+            positions: Vec::new(),
+        };
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u16.to_le_bytes());
+        bytes.extend_from_slice(&postcard::to_allocvec(&body).unwrap());
+        let checksum = xxh3_64(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+
+        let restored = OrderBook::restore(&bytes).expect("a version 1 snapshot restores");
+        assert_eq!(restored.band_limits(), None);
+        assert_eq!(restored.state_hash(), book.state_hash());
+        assert_eq!(u16::from_le_bytes([book.snapshot()[6], book.snapshot()[7]]), FORMAT_VERSION);
+    }
 }

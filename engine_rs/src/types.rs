@@ -194,7 +194,14 @@ pub enum Command {
     Resume,
     /// Cancel every resting order and zero every position; sequence numbers continue.
     Reset,
+    /// Set the price band: NEW and REPLACE prices, and market orders' sweeps, stay within `bps`
+    /// basis points of the band's reference — the last trade's price, or `reference` before the
+    /// first trade (and after a RESET). `bps` 0 turns the band off.
+    Band { bps: u32, reference: Price },
 }
+
+/// The widest band a BAND may set (1000 %): wider is no band at all.
+pub const MAX_BAND_BPS: u32 = 100_000;
 
 impl Command {
     pub fn kind(&self) -> CommandKind {
@@ -205,6 +212,7 @@ impl Command {
             Command::Halt => CommandKind::Halt,
             Command::Resume => CommandKind::Resume,
             Command::Reset => CommandKind::Reset,
+            Command::Band { .. } => CommandKind::Band,
         }
     }
 }
@@ -218,6 +226,7 @@ pub enum CommandKind {
     Halt = 3,
     Resume = 4,
     Reset = 5,
+    Band = 6,
 }
 
 impl CommandKind {
@@ -229,6 +238,7 @@ impl CommandKind {
             CommandKind::Halt => "halt",
             CommandKind::Resume => "resume",
             CommandKind::Reset => "reset",
+            CommandKind::Band => "band",
         }
     }
 }
@@ -259,6 +269,10 @@ pub enum RejectReason {
     InvalidPostOnly = 8,
     /// A journal entry that could not be decoded into a command (used by the codec and worker).
     Malformed = 9,
+    /// A limit price (of a NEW or a REPLACE) outside the price band.
+    PriceOutOfBand = 10,
+    /// A BAND whose width is above [`MAX_BAND_BPS`] or whose reference is not a valid price.
+    InvalidBand = 11,
 }
 
 impl RejectReason {
@@ -274,6 +288,8 @@ impl RejectReason {
             RejectReason::InvalidTimeInForce => "INVALID_TIME_IN_FORCE",
             RejectReason::InvalidPostOnly => "INVALID_POST_ONLY",
             RejectReason::Malformed => "MALFORMED",
+            RejectReason::PriceOutOfBand => "PRICE_OUT_OF_BAND",
+            RejectReason::InvalidBand => "INVALID_BAND",
         }
     }
 }
@@ -292,6 +308,8 @@ pub enum CancelReason {
     SelfTrade = 3,
     /// The book was reset.
     Reset = 4,
+    /// The rest of a market order that would have traded beyond the price band.
+    PriceBand = 5,
 }
 
 impl CancelReason {
@@ -302,6 +320,7 @@ impl CancelReason {
             CancelReason::FokUnfillable => "FOK_UNFILLABLE",
             CancelReason::SelfTrade => "SELF_TRADE",
             CancelReason::Reset => "RESET",
+            CancelReason::PriceBand => "PRICE_BAND",
         }
     }
 }
@@ -313,6 +332,8 @@ pub enum BookStatus {
     Halted = 0,
     Resumed = 1,
     Reset = 2,
+    /// A BAND was applied (the band is in the journal entry; the event is its outcome).
+    Band = 3,
 }
 
 impl BookStatus {
@@ -321,6 +342,7 @@ impl BookStatus {
             BookStatus::Halted => "HALTED",
             BookStatus::Resumed => "RESUMED",
             BookStatus::Reset => "RESET",
+            BookStatus::Band => "BAND",
         }
     }
 }
@@ -341,7 +363,8 @@ pub enum EventKind {
         client_ref: u64,
     },
     /// A command was refused; nothing else changed. `order_id`/`account` are 0 when the command
-    /// had none (HALT, RESUME, RESET never reject; a malformed entry may have none); `client_ref`
+    /// had none (HALT, RESUME, RESET never reject, BAND only an invalid one; a malformed entry may
+    /// have none); `client_ref`
     /// is the NEW's reference, 0 for other commands.
     Rejected { order_id: OrderId, account: AccountId, command: CommandKind, reason: RejectReason, client_ref: u64 },
     /// A match, always at the maker's (resting order's) price. `*_remaining` are the open
@@ -372,7 +395,7 @@ pub enum EventKind {
     },
     /// The aggregate resting quantity at a price level changed; 0 means the level is gone.
     Level { side: Side, price: Price, qty: Qty },
-    /// The book was halted, resumed or reset.
+    /// The book was halted, resumed or reset, or its price band set.
     Status { status: BookStatus },
 }
 

@@ -104,6 +104,24 @@ enum Op {
     Halt,
     Resume,
     Reset,
+    /// A price band of this many basis points around the mid moved by this many steps.
+    Band {
+        bps: u32,
+        offset: i64,
+    },
+}
+
+fn band_op() -> impl Strategy<Value = Op> {
+    let bps = prop_oneof![
+        3 => Just(0u32),
+        4 => Just(100u32),
+        6 => Just(300u32),
+        6 => Just(1_000u32),
+        2 => Just(5u32),
+        1 => Just(MAX_BAND_BPS),
+        1 => Just(MAX_BAND_BPS + 1),
+    ];
+    (bps, -4i64..=4).prop_map(|(bps, offset)| Op::Band { bps, offset })
 }
 
 fn id_choice() -> impl Strategy<Value = IdChoice> {
@@ -227,6 +245,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Halt),
         14 => Just(Op::Resume),
         1 => Just(Op::Reset),
+        4 => band_op(),
     ]
 }
 
@@ -343,6 +362,10 @@ fn concretize(scenario: &Scenario) -> Vec<Command> {
             Op::Halt => Command::Halt,
             Op::Resume => Command::Resume,
             Op::Reset => Command::Reset,
+            // Offset 4 stands for an invalid reference (0), to exercise the rejection.
+            Op::Band { bps, offset } => {
+                Command::Band { bps, reference: if offset == 4 { 0 } else { mid + offset * step } }
+            }
         };
         book.apply(&command);
         commands.push(command);

@@ -548,3 +548,118 @@ fn market_orders_report_price_zero_and_the_client_ref_is_echoed() {
     let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 5, 1).with_client_ref(43));
     assert!(matches!(events[0].kind, EventKind::Rejected { client_ref: 43, .. }));
 }
+
+// ----- the price band ----------------------------------------------------------------------------
+
+fn cancel_reason(events: &[Event]) -> Option<(Qty, CancelReason)> {
+    cancels(events).first().map(|&(_, qty, reason)| (qty, reason))
+}
+
+#[test]
+fn a_band_rejects_limit_prices_outside_it_on_both_sides() {
+    let mut m = Market::new();
+    // 10 % around 1000 ticks: 900 to 1100, inclusive.
+    let events = m.send(Command::Band { bps: 1_000, reference: 1_000 });
+    assert!(matches!(events[..], [Event { kind: EventKind::Status { status: BookStatus::Band }, .. }]));
+    assert_eq!(m.book.band_limits(), Some((900, 1_100)));
+    for (side, price) in [(Side::Buy, 1_101), (Side::Sell, 899), (Side::Sell, 5_000)] {
+        let id = m.id();
+        let events = m.submit(NewOrder::limit(id, ALICE, side, price, 1));
+        assert_eq!(rejection(&events), Some(RejectReason::PriceOutOfBand), "{side:?} {price}");
+    }
+    m.limit(ALICE, Side::Buy, 1_100, 1);
+    m.limit(BOB, Side::Sell, 1_101 - 1, 1); // trades at 1100 with Alice's bid
+    assert_eq!(m.book.order_count(), 0);
+}
+
+#[test]
+fn a_market_order_sweeps_to_the_band_edge_and_the_rest_is_cancelled_naming_the_band() {
+    let mut m = Market::new();
+    m.send(Command::Band { bps: 1_000, reference: 1_000 });
+    let near = m.limit(BOB, Side::Sell, 1_050, 2);
+    let edge = m.limit(BOB, Side::Sell, 1_100, 2);
+    // The band moves with each trade, but a sweep keeps the limits it arrived with.
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, ALICE, Side::Buy, 10));
+    assert_eq!(trades(&events), vec![(near, id, 1_050, 2), (edge, id, 1_100, 2)]);
+    assert_eq!(cancel_reason(&events), Some((6, CancelReason::Remainder)), "nothing left beyond");
+
+    // Liquidity beyond the band: placed under a wider band, which then narrows (to 990..1210
+    // about the last trade, 1100).
+    m.send(Command::Band { bps: 5_000, reference: 1_000 });
+    m.limit(CAROL, Side::Sell, 1_300, 5);
+    let inside = m.limit(BOB, Side::Sell, 1_200, 1);
+    m.send(Command::Band { bps: 1_000, reference: 1_000 });
+    assert_eq!(m.book.band_limits(), Some((990, 1_210)));
+    // A FOK market order counts only what the band lets it take.
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, ALICE, Side::Buy, 2).with_tif(TimeInForce::Fok));
+    assert_eq!(cancel_reason(&events), Some((2, CancelReason::FokUnfillable)));
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, ALICE, Side::Buy, 10));
+    assert_eq!(trades(&events), vec![(inside, id, 1_200, 1)]);
+    assert_eq!(cancel_reason(&events), Some((9, CancelReason::PriceBand)));
+    assert_eq!(m.book.bbo().ask, Some((1_300, 5)), "nothing traded beyond the band");
+}
+
+#[test]
+fn the_band_follows_the_last_trade_replaces_obey_it_and_a_reset_recentres_it() {
+    let mut m = Market::new();
+    m.send(Command::Band { bps: 500, reference: 2_000 }); // 1900 to 2100
+    let bid = m.limit(ALICE, Side::Buy, 1_950, 3);
+    m.limit(BOB, Side::Sell, 1_950, 1); // a trade at 1950: now 1853 to 2047 (97.5 rounds down)
+    assert_eq!(m.book.band_limits(), Some((1_853, 2_047)));
+    assert_eq!(rejection(&m.replace(bid, ALICE, Some(1_852), None)), Some(RejectReason::PriceOutOfBand));
+    let events = m.replace(bid, ALICE, Some(1_853), None);
+    assert!(matches!(events[0].kind, EventKind::Replaced { price: 1_853, .. }), "{events:?}");
+
+    m.send(Command::Band { bps: 10, reference: 2_000 }); // now 1948 to 1951 around the trade
+    assert_eq!(m.book.band_limits(), Some((1_949, 1_951)));
+    // Left outside by the band's move, the order may still be reduced where it is.
+    let events = m.replace(bid, ALICE, None, Some(1));
+    assert!(matches!(events[0].kind, EventKind::Replaced { kept_priority: true, .. }), "{events:?}");
+
+    m.send(Command::Reset);
+    assert_eq!(m.book.band_limits(), Some((1_998, 2_002)), "back about the BAND's reference");
+    m.send(Command::Band { bps: 0, reference: 0 });
+    assert_eq!(m.book.band_limits(), None);
+    m.limit(ALICE, Side::Buy, 1, 1);
+}
+
+#[test]
+fn an_invalid_band_is_rejected_and_changes_nothing() {
+    let mut m = Market::new();
+    m.send(Command::Band { bps: 100, reference: 1_000 });
+    for command in [
+        Command::Band { bps: MAX_BAND_BPS + 1, reference: 1_000 },
+        Command::Band { bps: 100, reference: 0 },
+        Command::Band { bps: 100, reference: MAX_PRICE + 1 },
+    ] {
+        let events = m.send(command);
+        assert!(matches!(
+            events[..],
+            [Event {
+                kind: EventKind::Rejected {
+                    order_id: 0,
+                    account: 0,
+                    command: CommandKind::Band,
+                    reason: RejectReason::InvalidBand,
+                    ..
+                },
+                ..
+            }]
+        ));
+    }
+    assert_eq!(m.book.band_limits(), Some((990, 1_010)));
+}
+
+#[test]
+fn a_snapshot_keeps_the_band_and_its_last_trade() {
+    let mut m = Market::new();
+    m.send(Command::Band { bps: 1_000, reference: 1_000 });
+    m.limit(ALICE, Side::Buy, 1_020, 1);
+    m.limit(BOB, Side::Sell, 1_020, 1);
+    let restored = OrderBook::restore(&m.book.snapshot()).expect("restores");
+    assert_eq!(restored.band_limits(), Some((918, 1_122)));
+    assert_eq!(restored.state_hash(), m.book.state_hash());
+}

@@ -171,6 +171,10 @@ class Command:
     def resume() -> Command: ...
     @staticmethod
     def reset() -> Command: ...
+    @staticmethod
+    def band(bps: int, reference: int = 0) -> Command:
+        """The price band: NEW and REPLACE prices, and market orders' sweeps, within ``bps`` basis
+        points of the last trade (before any, of ``reference``, in ticks); 0 turns it off."""
     @property
     def kind(self) -> CommandKind: ...
     @property
@@ -185,7 +189,11 @@ class Command:
     def tif(self) -> TimeInForce | None: ...
     @property
     def price(self) -> int | None:
-        """The limit price of a NEW limit order or the new price of a REPLACE, else None."""
+        """The limit price of a NEW limit order, the new price of a REPLACE or a BAND's
+        reference, else None."""
+    @property
+    def bps(self) -> int | None:
+        """A BAND's width in basis points, else None."""
     @property
     def qty(self) -> int | None: ...
     @property
@@ -305,6 +313,9 @@ class OrderBook:
     def resume(self) -> list[Event]: ...
     def reset(self) -> list[Event]:
         """Cancels every resting order and zeroes every position; the sequence continues."""
+    @property
+    def band_limits(self) -> tuple[int, int] | None:
+        """The lowest and highest limit prices the price band allows now (None: no band)."""
     def submit(self, command: Command) -> list[Event]: ...
     def submit_many(self, commands: Iterable[Command]) -> list[Event]:
         """Applies the commands in order and returns all their events, flat. Every item is

@@ -11,7 +11,7 @@ Side: TypeAlias = Literal["buy", "sell"]
 OrderType: TypeAlias = Literal["limit", "market"]
 TimeInForce: TypeAlias = Literal["gtc", "ioc", "fok"]
 StpMode: TypeAlias = Literal["none", "cancel_newest", "cancel_oldest", "cancel_both"]
-CommandKind: TypeAlias = Literal["new", "cancel", "replace", "halt", "resume", "reset"]
+CommandKind: TypeAlias = Literal["new", "cancel", "replace", "halt", "resume", "reset", "band"]
 EventKind: TypeAlias = Literal[
     "accepted", "rejected", "trade", "cancelled", "replaced", "level", "status"
 ]
@@ -26,9 +26,13 @@ RejectReason: TypeAlias = Literal[
     "INVALID_TIME_IN_FORCE",
     "INVALID_POST_ONLY",
     "MALFORMED",
+    "PRICE_OUT_OF_BAND",
+    "INVALID_BAND",
 ]
-CancelReason: TypeAlias = Literal["USER", "REMAINDER", "FOK_UNFILLABLE", "SELF_TRADE", "RESET"]
-BookStatus: TypeAlias = Literal["HALTED", "RESUMED", "RESET"]
+CancelReason: TypeAlias = Literal[
+    "USER", "REMAINDER", "FOK_UNFILLABLE", "SELF_TRADE", "RESET", "PRICE_BAND"
+]
+BookStatus: TypeAlias = Literal["HALTED", "RESUMED", "RESET", "BAND"]
 
 __all__ = [
     "BookStatus",

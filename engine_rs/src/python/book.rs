@@ -157,6 +157,12 @@ impl PyOrderBook {
         self.run(py, &Command::Reset)
     }
 
+    /// The lowest and highest limit prices the price band allows now, or None without a band.
+    #[getter]
+    fn band_limits(&self) -> Option<(Price, Price)> {
+        self.book.band_limits()
+    }
+
     /// Applies one `Command` and returns its events.
     fn submit<'py>(&mut self, py: Python<'py>, command: &Bound<'py, PyCommand>) -> PyResult<Bound<'py, PyList>> {
         let command = command.get().inner;

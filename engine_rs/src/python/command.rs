@@ -169,7 +169,15 @@ impl PyCommand {
         Untracked(PyCommand { inner: Command::Reset })
     }
 
-    /// "new", "cancel", "replace", "halt", "resume" or "reset".
+    /// The price band: `bps` basis points around the last trade (before any, `reference`, in
+    /// ticks); 0 turns it off. The book judges the values (an invalid band is rejected).
+    #[staticmethod]
+    #[pyo3(signature = (bps, reference = 0))]
+    fn band(bps: u32, reference: Price) -> Untracked<Self> {
+        Untracked(PyCommand { inner: Command::Band { bps, reference } })
+    }
+
+    /// "new", "cancel", "replace", "halt", "resume", "reset" or "band".
     #[getter]
     fn kind<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
         command_name(py, self.inner.kind())
@@ -180,7 +188,7 @@ impl PyCommand {
         match self.inner {
             Command::New(order) => Some(order.order_id),
             Command::Cancel { order_id, .. } | Command::Replace { order_id, .. } => Some(order_id),
-            Command::Halt | Command::Resume | Command::Reset => None,
+            Command::Halt | Command::Resume | Command::Reset | Command::Band { .. } => None,
         }
     }
 
@@ -189,7 +197,7 @@ impl PyCommand {
         match self.inner {
             Command::New(order) => Some(order.account),
             Command::Cancel { account, .. } | Command::Replace { account, .. } => Some(account),
-            Command::Halt | Command::Resume | Command::Reset => None,
+            Command::Halt | Command::Resume | Command::Reset | Command::Band { .. } => None,
         }
     }
 
@@ -208,12 +216,23 @@ impl PyCommand {
         self.new_fields().map(|order| tif_name(py, order.tif))
     }
 
-    /// The limit price of a NEW limit order or the new price of a REPLACE, else None.
+    /// The limit price of a NEW limit order, the new price of a REPLACE or a BAND's reference,
+    /// else None.
     #[getter]
     fn price(&self) -> Option<Price> {
         match self.inner {
             Command::New(order) if order.order_type == OrderType::Limit => Some(order.price),
             Command::Replace { price, .. } => price,
+            Command::Band { reference, .. } => Some(reference),
+            _ => None,
+        }
+    }
+
+    /// A BAND's width in basis points, else None.
+    #[getter]
+    fn bps(&self) -> Option<u32> {
+        match self.inner {
+            Command::Band { bps, .. } => Some(bps),
             _ => None,
         }
     }
@@ -275,6 +294,7 @@ impl PyCommand {
             Command::Halt => "Command.halt()".to_owned(),
             Command::Resume => "Command.resume()".to_owned(),
             Command::Reset => "Command.reset()".to_owned(),
+            Command::Band { bps, reference } => format!("Command.band({bps}, {reference})"),
         }
     }
 }

@@ -47,7 +47,8 @@ py_names!(
         CommandKind::Replace,
         CommandKind::Halt,
         CommandKind::Resume,
-        CommandKind::Reset
+        CommandKind::Reset,
+        CommandKind::Band
     ]
 );
 py_names!(
@@ -64,6 +65,8 @@ py_names!(
         RejectReason::InvalidTimeInForce,
         RejectReason::InvalidPostOnly,
         RejectReason::Malformed,
+        RejectReason::PriceOutOfBand,
+        RejectReason::InvalidBand,
     ]
 );
 py_names!(
@@ -74,10 +77,11 @@ py_names!(
         CancelReason::Remainder,
         CancelReason::FokUnfillable,
         CancelReason::SelfTrade,
-        CancelReason::Reset
+        CancelReason::Reset,
+        CancelReason::PriceBand
     ]
 );
-py_names!(status_name, BookStatus, [BookStatus::Halted, BookStatus::Resumed, BookStatus::Reset]);
+py_names!(status_name, BookStatus, [BookStatus::Halted, BookStatus::Resumed, BookStatus::Reset, BookStatus::Band]);
 
 pub(super) fn event_kind_name<'py>(py: Python<'py>, kind: &EventKind) -> Bound<'py, PyString> {
     match kind {

@@ -11,7 +11,8 @@
 
 use engine_rs::{
     AccountId, Bbo, BookStatus, CancelReason, Command, CommandKind, Depth, Event, EventKind, Exposure, NewOrder,
-    OrderId, OrderType, Price, Qty, RejectReason, RestingOrder, Seq, Side, StpMode, TimeInForce, MAX_PRICE, MAX_QTY,
+    OrderId, OrderType, Price, Qty, RejectReason, RestingOrder, Seq, Side, StpMode, TimeInForce, MAX_BAND_BPS, MAX_PRICE,
+    MAX_QTY,
 };
 use std::collections::BTreeMap;
 
@@ -41,6 +42,11 @@ pub struct ReferenceBook {
     /// Best first: lowest price, then oldest.
     asks: Vec<RefOrder>,
     positions: BTreeMap<AccountId, Qty>,
+    /// The price band: basis points (0: none), the BAND's reference, the last trade's price (0:
+    /// none since the start or the last reset).
+    band_bps: u32,
+    band_reference: Price,
+    last_trade: Price,
 }
 
 /// Whether a resting order at `resting` on the opposite side of `taker_side` is marketable for a
@@ -100,8 +106,35 @@ impl ReferenceBook {
                 self.emit(&mut out, EventKind::Status { status: BookStatus::Resumed });
             }
             Command::Reset => self.reset(&mut out),
+            Command::Band { bps, reference } => {
+                if bps > MAX_BAND_BPS || (bps > 0 && !valid_price(reference)) {
+                    self.reject(&mut out, 0, 0, CommandKind::Band, RejectReason::InvalidBand);
+                } else {
+                    self.band_bps = bps;
+                    self.band_reference = reference;
+                    self.emit(&mut out, EventKind::Status { status: BookStatus::Band });
+                }
+            }
         }
         out
+    }
+
+    /// The prices the band allows, inclusive: `bps` basis points of the reference either side
+    /// (the last trade, else the BAND's reference), the width rounded down, at least one tick.
+    fn band(&self) -> Option<(Price, Price)> {
+        if self.band_bps == 0 {
+            return None;
+        }
+        let reference = if self.last_trade != 0 { self.last_trade } else { self.band_reference };
+        let width = (reference as i128 * self.band_bps as i128 / 10_000) as i64;
+        Some((std::cmp::max(1, reference - width), std::cmp::min(MAX_PRICE, reference + width)))
+    }
+
+    fn in_band(&self, price: Price) -> bool {
+        match self.band() {
+            None => true,
+            Some((low, high)) => low <= price && price <= high,
+        }
     }
 
     // ----- helpers -----------------------------------------------------------------------------
@@ -262,6 +295,7 @@ impl ReferenceBook {
                     let orders = self.side_vec_mut(maker_side);
                     orders.iter_mut().find(|o| o.id == maker_id).unwrap().qty = maker_remaining;
                 }
+                self.last_trade = maker.price;
                 let signed = |s: Side| if s == Side::Buy { traded } else { -traded };
                 *self.positions.entry(account).or_insert(0) += signed(side);
                 *self.positions.entry(maker.account).or_insert(0) += signed(maker_side);
@@ -337,7 +371,15 @@ impl ReferenceBook {
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
         }
-        let limit = is_limit.then_some(order.price);
+        if is_limit && !self.in_band(order.price) {
+            return reject(self, out, RejectReason::PriceOutOfBand);
+        }
+        // A market order is a limit order at the band's edge on its side, when there is a band.
+        let band_edge = self.band().filter(|_| !is_limit).map(|(low, high)| match order.side {
+            Side::Buy => high,
+            Side::Sell => low,
+        });
+        let limit = if is_limit { Some(order.price) } else { band_edge };
         if order.post_only && self.opposite_crosses(order.side, limit) {
             return reject(self, out, RejectReason::PostOnlyWouldCross);
         }
@@ -382,6 +424,9 @@ impl ReferenceBook {
         }
         if result.stp_stopped {
             return cancelled(self, out, result.remaining, CancelReason::SelfTrade);
+        }
+        if band_edge.is_some() && !self.side_vec(order.side.opposite()).is_empty() {
+            return cancelled(self, out, result.remaining, CancelReason::PriceBand);
         }
         if !is_limit || order.tif != TimeInForce::Gtc {
             return cancelled(self, out, result.remaining, CancelReason::Remainder);
@@ -449,6 +494,9 @@ impl ReferenceBook {
         }
         if !valid_price(new_price) {
             return reject(self, out, RejectReason::InvalidPrice);
+        }
+        if new_price != order.price && !self.in_band(new_price) {
+            return reject(self, out, RejectReason::PriceOutOfBand);
         }
         let replaced = |kept_priority| EventKind::Replaced {
             order_id,
@@ -528,6 +576,7 @@ impl ReferenceBook {
         self.bids.clear();
         self.asks.clear();
         self.positions.clear();
+        self.last_trade = 0;
         self.emit(out, EventKind::Status { status: BookStatus::Reset });
     }
 
