@@ -156,7 +156,8 @@ def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
      "params" (dict, validated), "wake_rate_hz" (float, mean wakes per second),
      "max_position" (int lots), "min_bankroll" (Decimal), "initial_cash" (Decimal) — the
      limits, from the agent's account —
-     "tick_size" (Decimal), "lot_size" (Decimal), "reference_price" (Decimal)}"""
+     "tick_size" (Decimal), "lot_size" (Decimal), "reference_price" (Decimal),
+     "price_band_pct" (Decimal)}"""
     configs = AgentConfig.objects.filter(enabled=True, instrument__enabled=True).select_related(
         "account", "instrument"
     )
@@ -175,6 +176,7 @@ def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
             "tick_size": c.instrument.tick_size,
             "lot_size": c.instrument.lot_size,
             "reference_price": c.instrument.reference_price,
+            "price_band_pct": c.instrument.price_band_pct,
         }
         for c in configs
     ]

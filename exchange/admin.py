@@ -50,6 +50,7 @@ class InstrumentAdmin(admin.ModelAdmin):
         "tick_size",
         "lot_size",
         "reference_price",
+        "price_band_pct",
         "enabled",
         "halted",
     )

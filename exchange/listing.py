@@ -93,6 +93,16 @@ class ListingWatch:
         return moved
 
 
+def rules_sync(symbols) -> None:
+    """Sends the engine the rules it enforces (the price band) of these instruments: when an
+    engine starts, so that a journal older than a rule, or a Redis that lost its keys, gets it."""
+    from exchange.services import instrument_rules_send
+
+    # Without a band the engine's default is right: nothing to send.
+    for instrument in Instrument.objects.filter(symbol__in=list(symbols), price_band_pct__gt=0):
+        instrument_rules_send(instrument=instrument)
+
+
 def _sync_after_commit() -> None:
     try:
         registry_sync()
@@ -102,9 +112,34 @@ def _sync_after_commit() -> None:
         logger.exception("could not write the instruments registry")
 
 
+def _send_rules_after_commit(pk: int) -> None:
+    from exchange.errors import ExchangeError
+    from exchange.services import instrument_rules_send
+
+    instrument = Instrument.objects.filter(pk=pk).first()
+    if instrument is None:
+        return
+    try:
+        instrument_rules_send(instrument=instrument)
+    except ExchangeError:
+        # As above: the engine gets the rules when it next starts, or at the next change.
+        logger.exception("could not send %s's rules to the engine", instrument.symbol)
+
+
+LISTING_FIELDS = frozenset({"enabled"})
+RULE_FIELDS = frozenset({"enabled", "price_band_pct"})  # "enabled": listed again, the band with it
+
+
 @receiver(post_save, sender=Instrument, dispatch_uid="listing-saved")
 @receiver(post_delete, sender=Instrument, dispatch_uid="listing-deleted")
-def _instrument_changed(sender, update_fields=None, **kwargs) -> None:
-    if update_fields is not None and "enabled" not in update_fields:
-        return  # a reference price moved (a shock), the listing did not
-    transaction.on_commit(_sync_after_commit)
+def _instrument_changed(sender, instance, update_fields=None, created=False, **kwargs) -> None:
+    # Saves of other fields alone (a shock moves the reference price) change neither.
+    if update_fields is None or LISTING_FIELDS & set(update_fields):
+        transaction.on_commit(_sync_after_commit)
+    if (
+        kwargs.get("signal") is post_save
+        and instance.enabled  # a delisted instrument's book needs no rules
+        and (created or update_fields is None or RULE_FIELDS & set(update_fields))
+        and not (created and not instance.price_band_pct)  # a new book has no band already
+    ):
+        transaction.on_commit(lambda pk=instance.pk: _send_rules_after_commit(pk))

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from exchange.protocol.symbols import SYMBOL_MAX, SYMBOL_PATTERN, SYMBOL_RULE
@@ -37,6 +37,18 @@ class Instrument(models.Model):
         "it delists the instrument: orders are refused and every resting order is cancelled.",
     )
     halted = models.BooleanField(default=False, help_text="Trading halted: new orders refused.")
+    price_band_pct = models.DecimalField(
+        "price band (%)",
+        max_digits=7,
+        decimal_places=2,
+        default=Decimal("10"),
+        # In the database too: rows written without this field (older code, raw SQL) get it.
+        db_default=Decimal("10"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
+        help_text="Fat-finger protection, enforced by the engine: a limit price more than this "
+        "far from the last trade (before any, the reference price) is rejected, and a market "
+        "order trades no further (its rest is cancelled). 0 turns it off.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

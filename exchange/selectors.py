@@ -144,6 +144,8 @@ class BookLevels:
     updated_at: datetime | None
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
+    # The limit prices the engine's price band allows now (None: no band, or not published).
+    band: tuple[Decimal, Decimal] | None = None
 
 
 def book_levels(instrument: Instrument, *, depth: int = BOOK_DEPTH) -> BookLevels:
@@ -167,6 +169,7 @@ def book_levels(instrument: Instrument, *, depth: int = BOOK_DEPTH) -> BookLevel
         ]
 
     ts_ms = raw.get("ts_ms")
+    band = raw.get("band")
     return BookLevels(
         symbol=instrument.symbol,
         seq=int(raw.get("seq", 0)),
@@ -175,6 +178,7 @@ def book_levels(instrument: Instrument, *, depth: int = BOOK_DEPTH) -> BookLevel
         updated_at=datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms else None,
         bids=levels(raw.get("bids")),
         asks=levels(raw.get("asks")),
+        band=None if not band else tuple(instrument.ticks_to_price(p) for p in band),
     )
 
 

@@ -218,6 +218,10 @@ def instrument_halt_set(*, instrument: Instrument, halted: bool) -> Instrument:
 
 _instrument_command = gateway.blocking(gateway.instrument_command)
 
+#: Sends an instrument's price band to its book (after it is created or its band changes, and
+#: when an engine starts: `exchange.listing`). Not inside a transaction (the gateway refuses).
+instrument_rules_send = gateway.blocking(gateway.instrument_rules_send)
+
 
 def instrument_enabled_set(*, instrument: Instrument, enabled: bool) -> Instrument:
     """Lists or delists an instrument. Every role takes the change on within about a second

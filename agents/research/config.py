@@ -146,6 +146,9 @@ class SimConfig:
     tick_size: Decimal = Decimal("0.01")
     lot_size: int = 1
     reference_price: Decimal = Decimal("100.00")
+    #: The price band (percent about the last trade, else the reference price), as the live
+    #: exchange's instruments have one: the engine enforces both (`Command.band`). 0: none.
+    price_band_pct: Decimal = Decimal("10")
     start_ns: int = parse_time_of_day("09:30")
     end_ns: int = parse_time_of_day("16:00")
     #: Price levels a side in the LOBSTER order book file.
@@ -163,6 +166,10 @@ class SimConfig:
     @property
     def reference_ticks(self) -> int:
         return int(self.reference_price / self.tick_size)
+
+    @property
+    def band_bps(self) -> int:
+        return int(self.price_band_pct * 100)
 
     @property
     def price_multiplier(self) -> int:
@@ -197,6 +204,7 @@ class SimConfig:
             "tick_size": str(self.tick_size),
             "lot_size": self.lot_size,
             "reference_price": str(self.reference_price),
+            "price_band_pct": str(self.price_band_pct),
             "start": format_time_of_day(self.start_ns),
             "end": format_time_of_day(self.end_ns),
             "levels": self.levels,
@@ -377,6 +385,9 @@ class _SimIn(_Model):
     tick_size: _PositiveDecimal = SimConfig.tick_size
     lot_size: Annotated[_Int, Field(ge=1, le=1_000_000)] = SimConfig.lot_size
     reference_price: _PositiveDecimal = SimConfig.reference_price
+    price_band_pct: Annotated[_Decimal, Field(ge=0, le=1000, decimal_places=2)] = (
+        SimConfig.price_band_pct
+    )
     start: _TimeOfDay = SimConfig.start_ns
     end: _TimeOfDay = SimConfig.end_ns
     levels: Annotated[_Int, Field(ge=1, le=100)] = SimConfig.levels
@@ -439,6 +450,7 @@ class _SimIn(_Model):
             tick_size=self.tick_size,
             lot_size=self.lot_size,
             reference_price=self.reference_price,
+            price_band_pct=self.price_band_pct,
             start_ns=self.start,
             end_ns=self.end,
             levels=self.levels,

@@ -3,7 +3,7 @@
 The rows come from ``agents.selectors.agent_configs_enabled()`` (plain data, one row per agent);
 this module only turns them into a :class:`SimConfig`, so it needs no database itself. The
 environment (fundamental value, activity) is the ``rmsc04`` preset's, the instrument (tick size,
-lot size, reference price) is the rows'."""
+lot size, reference price, price band) is the rows'."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def config_from_agent_rows(
             "tick_size": str(first["tick_size"]),
             "lot_size": int(lot),
             "reference_price": str(first["reference_price"]),
+            "price_band_pct": str(first.get("price_band_pct", SimConfig.price_band_pct)),
             "agents": [
                 {
                     "name": row["name"],

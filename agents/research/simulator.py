@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from heapq import heappush
 from typing import TextIO
 
-from flashbook_engine import OrderBook
+from flashbook_engine import Command, OrderBook
 
 from agents.strategies import (
     BUY,
@@ -153,6 +153,8 @@ class Simulation:
         self.trades_out = trades_out
         self.progress = progress
         self.book = OrderBook(config.symbol, 1 << 16)
+        # The live exchange's price band, enforced by the same engine.
+        self.book.submit(Command.band(config.band_bps, config.reference_ticks))
         self.start_ns = config.start_ns
         self.end_ns = config.end_ns
         master = random.Random(seed)

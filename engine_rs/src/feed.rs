@@ -78,7 +78,7 @@ pub fn market_data_message(book: &OrderBook, from: Seq, to: Seq, events: &[Event
 }
 
 /// The L2 snapshot stored at the book key, as JSON:
-/// `{"symbol":..,"seq":..,"halted":..,"ts_ms":..,"bids":[[price,qty],..],"asks":[..]}`.
+/// `{"symbol":..,"seq":..,"halted":..,"ts_ms":..,"band":[low,high] or null,"bids":[[price,qty],..],"asks":[..]}`.
 pub fn book_json(book: &OrderBook, levels: usize, ts_ms: u128) -> String {
     let depth = book.depth(levels);
     let mut json = String::with_capacity(96 + (depth.bids.len() + depth.asks.len()) * 24);
@@ -90,6 +90,13 @@ pub fn book_json(book: &OrderBook, levels: usize, ts_ms: u128) -> String {
         book.is_halted(),
         ts_ms
     );
+    // The limit prices the price band allows now, so that readers of the book see it.
+    match book.band_limits() {
+        Some((low, high)) => {
+            let _ = write!(json, "\"band\":[{low},{high}],");
+        }
+        None => json.push_str("\"band\":null,"),
+    }
     for (name, side) in [("bids", &depth.bids), ("asks", &depth.asks)] {
         let _ = write!(json, "\"{name}\":[");
         for (index, (price, qty)) in side.iter().enumerate() {
@@ -158,7 +165,9 @@ mod tests {
         }
         assert_eq!(
             book_json(&book, 20, 7),
-            r#"{"symbol":"ACME","seq":6,"halted":false,"ts_ms":7,"bids":[[99,2],[98,2]],"asks":[[101,2]]}"#
+            r#"{"symbol":"ACME","seq":6,"halted":false,"ts_ms":7,"band":null,"bids":[[99,2],[98,2]],"asks":[[101,2]]}"#
         );
+        book.apply(&Command::Band { bps: 1_000, reference: 100 }, &mut events);
+        assert!(book_json(&book, 1, 7).contains(r#""band":[90,110],"bids":[[99,2]]"#));
     }
 }

@@ -121,6 +121,11 @@ class InstrumentSerializer(Shape):
     min_order_qty = DecimalString()
     max_order_qty = DecimalString()
     reference_price = DecimalString()
+    price_band_pct = DecimalString(
+        help_text="The price band, in percent: a limit price further than this from the last "
+        "trade (before any, the reference price) is rejected PRICE_OUT_OF_BAND, and a market "
+        "order trades no further (its rest is cancelled PRICE_BAND). 0: none."
+    )
     enabled = serializers.BooleanField()
     halted = serializers.BooleanField()
 
@@ -145,11 +150,19 @@ class BookSerializer(Shape):
         child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2),
         help_text="[price, quantity] pairs, best first.",
     )
+    band = serializers.ListField(
+        child=serializers.CharField(),
+        min_length=2,
+        max_length=2,
+        allow_null=True,
+        help_text="[lowest, highest] limit price the price band allows now; null: no band.",
+    )
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data["bids"] = [[decimal_str(p), decimal_str(q)] for p, q in instance.bids]
         data["asks"] = [[decimal_str(p), decimal_str(q)] for p, q in instance.asks]
+        data["band"] = None if instance.band is None else [decimal_str(p) for p in instance.band]
         return data
 
 

@@ -363,6 +363,11 @@ async def instrument_command(*, instrument: Instrument, command: str) -> None:
     _instruments.entries.clear()
 
 
+async def instrument_rules_send(*, instrument: Instrument) -> None:
+    """Sends an instrument's rules the engine enforces (its price band) to its book."""
+    await _append(instrument.symbol, rules.band_command(instrument))
+
+
 # --- For synchronous callers -------------------------------------------------------------------
 
 

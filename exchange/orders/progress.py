@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from exchange.models import OrderStatus
 
-# Cancel reasons that mean "the order's time in force ran out" rather than "someone cancelled it".
-_EXPIRY_REASONS = frozenset({"REMAINDER", "FOK_UNFILLABLE"})
+# Cancel reasons that mean "the order's time in force ran out" rather than "someone cancelled it":
+# the rest of an IOC or market order, an unfillable FOK, a market order stopped at the band's edge.
+_EXPIRY_REASONS = frozenset({"REMAINDER", "FOK_UNFILLABLE", "PRICE_BAND"})
 
 
 @dataclass

@@ -238,6 +238,16 @@ def replace_fields(
 BOOK_COMMANDS = ("halt", "resume", "reset")
 
 
+def band_command(instrument: Instrument) -> dict[str, str | int]:
+    """The journal's BAND for an instrument's price band (percent in the database, basis points
+    and ticks for the engine)."""
+    return {
+        "t": "band",
+        "bps": int(instrument.price_band_pct * 100),
+        "px": instrument.price_to_ticks(instrument.reference_price),
+    }
+
+
 def book_command(command: str) -> dict[str, str | int]:
     if command not in BOOK_COMMANDS:
         raise InvalidInput(f"Unknown book command {command!r}.", field="command")

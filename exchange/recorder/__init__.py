@@ -27,7 +27,8 @@ What each event does (see `docs/protocol.md`):
   quantity, average price and status, the position (quantity, average price, realized P&L) and
   cash (the buyer pays price * quantity, the seller receives it). A self-trade (maker and taker of
   one account) is a wash: fills and order progress, but position and cash do not move.
-* cancelled — CANCELED (USER, SELF_TRADE, RESET) or EXPIRED (REMAINDER, FOK_UNFILLABLE).
+* cancelled — CANCELED (USER, SELF_TRADE, RESET) or EXPIRED (REMAINDER, FOK_UNFILLABLE,
+  PRICE_BAND).
 * replaced — new price; quantity = filled + the new remaining quantity.
 * status — HALTED / RESUMED set `Instrument.halted`; RESET zeroes the instrument's positions, as
   the engine does (cash and realized P&L stay).

@@ -203,8 +203,10 @@ def test_duplicate_enable_disable(market):
         "tick_size",
         "lot_size",
         "reference_price",
+        "price_band_pct",
     }
     assert row["params"]["size_max"] == 30 and row["tick_size"] == D("0.01")
+    assert row["price_band_pct"] == D("0")  # the tests' instruments have no band
     assert selectors.agent_configs_enabled(["GLOBEX"]) == []
 
 

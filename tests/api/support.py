@@ -30,6 +30,7 @@ def make_instrument(symbol: str = "ACME", *, served: bool = True, **overrides) -
         "min_order_qty": Decimal("1"),
         "max_order_qty": Decimal("10000"),
         "reference_price": Decimal("100"),
+        "price_band_pct": Decimal("0"),  # none unless a test gives one
     }
     fields.update(overrides)
     instrument = Instrument.objects.create(symbol=symbol, **fields)

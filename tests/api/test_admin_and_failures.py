@@ -51,13 +51,21 @@ def test_unticking_enabled_in_the_admin_delists_and_the_action_lists_again(
     form = {
         field: getattr(instrument, field)
         for field in ("symbol", "name", "tick_size", "lot_size", "min_order_qty", "max_order_qty")
-    } | {"reference_price": instrument.reference_price}  # "enabled" left out: unticked
+    } | {
+        "reference_price": instrument.reference_price,
+        "price_band_pct": instrument.price_band_pct,
+    }  # "enabled" left out: unticked
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(change, form)
     assert response.status_code == 302, response.content[:2000]
     assert not Instrument.objects.get(pk=instrument.pk).enabled
-    # Halted, then every resting order cancelled; and the engines' registry no longer lists it.
-    assert journal_entries(redis_client, "ACME") == [{"t": "halt"}, {"t": "reset"}]
+    # Halted, then every resting order cancelled (after the band, which every full save of a
+    # listed instrument sends again: 0 here, none); and the engines' registry no longer lists it.
+    assert journal_entries(redis_client, "ACME") == [
+        {"t": "band", "bps": "0", "px": "10000"},
+        {"t": "halt"},
+        {"t": "reset"},
+    ]
     assert redis_client.smembers(keys.instruments_key()) == set()
     version = int(redis_client.get(keys.instruments_version_key()))
 
@@ -72,7 +80,7 @@ def test_unticking_enabled_in_the_admin_delists_and_the_action_lists_again(
 
     with django_capture_on_commit_callbacks(execute=True):  # listed already: nothing to send
         admin_client.post(url, {"action": "list_instruments", "_selected_action": [instrument.pk]})
-    assert len(journal_entries(redis_client, "ACME")) == 3
+    assert len(journal_entries(redis_client, "ACME")) == 5  # band, halt, reset, band, resume
 
 
 @pytest.mark.parametrize("model", ["instrument", "account", "order", "fill", "trade", "apitoken"])

@@ -60,6 +60,7 @@ def test_instruments(api, instrument):
             "min_order_qty": "1",
             "max_order_qty": "10000",
             "reference_price": "100",
+            "price_band_pct": "0",
             "enabled": True,
             "halted": False,
         }
@@ -76,6 +77,7 @@ def test_the_book_before_the_engine_published_it(api, instrument):
         "updated_at": None,
         "bids": [],
         "asks": [],
+        "band": None,
     }
 
 

@@ -52,6 +52,9 @@ def make_instrument(
         "min_order_qty": Decimal(lot),
         "max_order_qty": Decimal(lot) * 100_000,
         "reference_price": Decimal(tick) * 10_000,
+        # No price band unless a test gives one: their prices are anywhere (the band's own tests
+        # and the demo's instruments have one).
+        "price_band_pct": Decimal("0"),
     }
     fields.update(overrides)
     instrument = Instrument.objects.create(symbol=symbol, **fields)

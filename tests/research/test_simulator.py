@@ -168,3 +168,25 @@ def test_a_wash_trade_is_booked_as_the_live_runner_books_it(monkeypatch):
     assert (live.state.cash, live.state.position) == (state.cash, state.position)
     assert [(o.side, o.qty) for o in live.state.open_orders.values()] == [("sell", 6)]
     assert applied == simulated
+
+
+def test_the_simulated_market_has_the_live_exchanges_price_band():
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from agents.research.config import ConfigError, config_from_mapping
+
+    config = preset("small")
+    assert config.price_band_pct == Decimal("10")
+    sim = make_sim(config)
+    reference = config.reference_ticks
+    assert sim.book.band_limits == (reference - reference // 10, reference + reference // 10)
+    narrow = make_sim(replace(config, price_band_pct=Decimal("0.5")))
+    assert narrow.book.band_limits == (reference - reference // 200, reference + reference // 200)
+    assert make_sim(replace(config, price_band_pct=Decimal("0"))).book.band_limits is None
+
+    data = config.to_dict()
+    assert data["price_band_pct"] == "10"
+    with pytest.raises(ConfigError, match="price_band_pct"):
+        config_from_mapping({**data, "price_band_pct": "-1"})
+    assert config_from_mapping({**data, "price_band_pct": 2.5}).band_bps == 250

@@ -45,7 +45,8 @@ class Command(BaseCommand):
         import flashbook_engine
         import redis
 
-        from exchange.listing import of_shard, registry_sync
+        from exchange.errors import ExchangeError
+        from exchange.listing import of_shard, registry_sync, rules_sync
 
         if options["symbols"]:
             symbols = [s.strip() for s in options["symbols"].split(",") if s.strip()]
@@ -59,6 +60,10 @@ class Command(BaseCommand):
             except redis.RedisError as exc:
                 raise CommandError(f"Redis cannot be reached: {exc}") from exc
             mine = of_shard(enabled, shard)
+            try:
+                rules_sync(mine)  # the price bands, should a journal predate them
+            except ExchangeError as exc:
+                raise CommandError(exc.message) from exc
             self.stderr.write(
                 f"engine: shard {shard[0]}/{shard[1]}, serving {', '.join(mine) or 'nothing yet'} "
                 "and the instruments of this shard enabled later"
