@@ -195,6 +195,7 @@ impl OrderBook {
     /// The lowest and highest limit prices the band allows now, if there is a band: `bps` basis
     /// points either side of the last trade's price (or, before any, the BAND's reference),
     /// rounded towards the reference, never below one tick.
+    #[inline]
     pub fn band_limits(&self) -> Option<(Price, Price)> {
         if self.band_bps == 0 {
             return None;
@@ -204,9 +205,10 @@ impl OrderBook {
         Some(((reference - width).max(1), (reference + width).min(MAX_PRICE)))
     }
 
-    #[inline]
+    /// One comparison with zero when there is no band (the matching path's common case).
+    #[inline(always)]
     fn outside_band(&self, price: Price) -> bool {
-        self.band_limits().is_some_and(|(low, high)| price < low || price > high)
+        self.band_bps != 0 && self.band_limits().is_some_and(|(low, high)| price < low || price > high)
     }
 
     pub fn level_count(&self) -> usize {
@@ -308,7 +310,7 @@ impl OrderBook {
             return reject(self, out, RejectReason::PriceOutOfBand);
         }
         // A market order sweeps up to the band's edge on its side, no further.
-        let band_edge = if is_limit {
+        let band_edge = if is_limit || self.band_bps == 0 {
             None
         } else {
             self.band_limits().map(|(low, high)| if order.side == Side::Buy { high } else { low })
@@ -455,6 +457,7 @@ impl OrderBook {
             // A CancelNewest taker that meets its own order first leaves the level as it was:
             // no level event then.
             let mut touched = false;
+            let mut traded = false;
             let mut cursor = self.levels[level_index as usize].head;
             while cursor != NIL && taker.remaining > 0 {
                 let maker = self.orders[cursor as usize];
@@ -491,7 +494,7 @@ impl OrderBook {
                 self.levels[level_index as usize].total -= qty;
                 self.accounts.fill_maker(maker.account_slot, maker.side, qty);
                 self.accounts.fill_taker(taker.account_slot, taker.side, qty);
-                self.last_trade_price = price;
+                traded = true;
                 if maker_remaining == 0 {
                     self.unlink(cursor);
                 }
@@ -513,6 +516,9 @@ impl OrderBook {
             }
             if touched {
                 self.announce_level(maker_side, key, level_index, out);
+            }
+            if traded {
+                self.last_trade_price = price; // once a level, not once a trade
             }
             if let Some(end) = stop {
                 return end;
