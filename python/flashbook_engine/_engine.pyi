@@ -390,7 +390,7 @@ def run_worker(
     reply_ttl_ms: int = 30_000,
     exit_when_drained: bool = False,
     shard: tuple[int, int] | None = None,
-    discover_interval_ms: int = 250,
+    discover_interval_ms: int = 500,
 ) -> list[WorkerReport]:
     """Runs the engine worker (GIL released) until SIGINT/SIGTERM, or until every journal is
     drained with ``exit_when_drained``. ``shard=(i, n)``: also serves, as they are enabled, the

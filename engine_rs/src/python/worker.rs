@@ -16,7 +16,7 @@ use crate::worker::{run_blocking, Discovery, WorkerConfig};
 #[pyfunction]
 #[pyo3(signature = (redis_url, prefix, symbols, *, batch_size = 2000, block_ms = 200, snapshot_every = 100_000,
     snapshot_interval = 30.0, book_interval_ms = 50, book_levels = 20, reply_ttl_ms = 30_000, exit_when_drained = false,
-    shard = None, discover_interval_ms = 250))]
+    shard = None, discover_interval_ms = 500))]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run_worker<'py>(
     py: Python<'py>,
