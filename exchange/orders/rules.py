@@ -16,7 +16,7 @@ import flashbook_engine
 
 from exchange.errors import Conflict, ExchangeError, Forbidden, InvalidInput, NotFound
 from exchange.models import Account, Instrument, OrderType, Side, TimeInForce
-from exchange.protocol.decimals import DecimalInputError, parse_decimal
+from exchange.protocol.decimals import DecimalInputError, decimal_str, parse_decimal
 
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
 CLIENT_ORDER_ID_MAX = 64
@@ -123,14 +123,14 @@ def valid_lots(value, instrument: Instrument, account: Account) -> int:
         raise InvalidInput("quantity must be positive.", field="quantity", code="invalid_quantity")
     if not instrument.is_whole_lots(quantity):
         raise InvalidInput(
-            f"quantity must be a whole number of lots of {instrument.lot_size.normalize()}.",
+            f"quantity must be a whole number of lots of {decimal_str(instrument.lot_size)}.",
             field="quantity",
             code="invalid_quantity",
         )
     if quantity < instrument.min_order_qty or quantity > instrument.max_order_qty:
         raise InvalidInput(
-            f"quantity must be between {instrument.min_order_qty.normalize()} and "
-            f"{instrument.max_order_qty.normalize()}.",
+            f"quantity must be between {decimal_str(instrument.min_order_qty)} and "
+            f"{decimal_str(instrument.max_order_qty)}.",
             field="quantity",
             code="invalid_quantity",
         )
@@ -153,7 +153,7 @@ def valid_ticks(value, instrument: Instrument) -> int:
         raise InvalidInput("price must be positive.", field="price", code="invalid_price")
     if not instrument.is_on_tick(price):
         raise InvalidInput(
-            f"price must be a multiple of the tick size {instrument.tick_size.normalize()}.",
+            f"price must be a multiple of the tick size {decimal_str(instrument.tick_size)}.",
             field="price",
             code="invalid_price",
         )

@@ -118,6 +118,19 @@ def test_json_numbers_are_accepted_as_decimals(api, instrument):
     assert (response.json()["price"], response.json()["quantity"]) == ("99.5", "10")
 
 
+def test_error_messages_write_numbers_plainly(api, instrument):
+    """A round number is written as people write it, never in exponent form ("1E+4")."""
+    messages = [
+        api.post(ORDERS, {**LIMIT_BUY, **change}, format="json").json()["error"]["message"]
+        for change in ({"quantity": "10001"}, {"price": "99.555"}, {"quantity": "1.5"})
+    ]
+    assert messages == [
+        "quantity must be between 1 and 10000.",
+        "price must be a multiple of the tick size 0.01.",
+        "quantity must be a whole number of lots of 1.",
+    ]
+
+
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
