@@ -1004,3 +1004,33 @@ fn reset_cancels_bids_then_asks_best_first_fifo_with_a_level_per_level() {
     assert!(book.exposures().is_empty());
     assert_eq!(book.seq(), kinds.len() as Seq);
 }
+
+/// The random scenarios reach every outcome of the price band, so the comparison with the
+/// reference book above covers the band's rules too (not only scenarios that never touch them).
+#[test]
+fn the_generated_scenarios_reach_every_band_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let scenario = scenario(300).new_tree(&mut runner).expect("a scenario").current();
+        let mut book = ReferenceBook::new();
+        for command in concretize(&scenario) {
+            for event in book.apply(&command) {
+                match event.kind {
+                    EventKind::Rejected { reason: RejectReason::PriceOutOfBand, .. } => seen.insert("out of band"),
+                    EventKind::Rejected { reason: RejectReason::InvalidBand, .. } => seen.insert("invalid band"),
+                    EventKind::Cancelled { reason: CancelReason::PriceBand, .. } => seen.insert("stopped at the edge"),
+                    EventKind::Status { status: BookStatus::Band } => seen.insert("band set"),
+                    _ => false,
+                };
+            }
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["band set", "invalid band", "out of band", "stopped at the edge"]
+    );
+}
