@@ -1,16 +1,20 @@
-"""Which instruments are listed, as every role learns it without a restart.
+"""Which instruments are listed, and the rules the engine enforces on them, as every role learns
+them without a restart.
 
 The database says which instruments are enabled; Redis carries that to the processes that act on
 it: the set of enabled symbols (`keys.instruments_key`), from which the engine workers take on the
 symbols of their shard (`engine_rs/src/worker.rs`, `Discovery`), and a counter bumped with every
-change (`keys.instruments_version_key`), which the recorder, the bridge and the agents runner look
-at about once a second (`ListingWatch`) to reload their instruments when it moves. One GET a second
-per process costs nothing measurable at rest; a pub/sub notice would need a connection of its own
-in each and still a poll to survive a missed message.
+change (`keys.instruments_version_key`), which the recorder and the bridge look at about once a
+second (`ListingWatch`) to reload their instruments when it moves (the agents runner sees a listing
+through its agents' configurations, which it polls every second). One GET a second per process
+costs nothing measurable at rest; a pub/sub notice would need a connection of its own in each and
+still a poll to survive a missed message.
 
 The set is rewritten from the database after every commit that saves or deletes an instrument
 (`transaction.on_commit`, so a rolled-back edit changes nothing) and when an engine starts
-(`manage.py run_engine`), so a Redis that lost its keys gets it back.
+(`manage.py run_engine`), so a Redis that lost its keys gets it back. An instrument's price band
+goes to its journal the same way: after the commit that creates a banded instrument, changes its
+band or lists it again, and when an engine starts (`rules_sync`).
 """
 
 from __future__ import annotations
@@ -45,11 +49,6 @@ def registry_sync(client: redis.Redis | None = None) -> list[str]:
     pipe.incr(instruments_version_key())
     pipe.execute()
     return symbols
-
-
-def registry_version(client: redis.Redis | None = None) -> int:
-    """The counter (0 before the registry was ever written)."""
-    return int((client or journal.client()).get(instruments_version_key()) or 0)
 
 
 def shard_argument(text: str) -> tuple[int, int]:
