@@ -102,13 +102,7 @@ def history_prune(
     if archive_dir is not None:
         archive_dir.mkdir(parents=True, exist_ok=True)
     archive = _Archive(archive_dir, cutoff.strftime("%Y%m%dT%H%M%SZ"))
-    # Batches by primary key: each finds its rows through the key's index, not a rescan.
-    last = 0
-    while True:
-        ids = list(orders.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch])
-        if not ids:
-            break
-        last = ids[-1]
+    for ids in _batches(orders, batch):
         with transaction.atomic():
             fills = Fill.objects.filter(order_id__in=ids)
             archive.write("fills", fills.values())
@@ -116,16 +110,19 @@ def history_prune(
             rows = Order.objects.filter(pk__in=ids)
             archive.write("orders", rows.values())
             report.orders += rows.delete()[0]
-    trades = Trade.objects.filter(executed_at__lt=cutoff, fills__isnull=True)
-    last = 0
-    while True:
-        ids = list(trades.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch])
-        if not ids:
-            break
-        last = ids[-1]
+    for ids in _batches(Trade.objects.filter(executed_at__lt=cutoff, fills__isnull=True), batch):
         with transaction.atomic():
             rows = Trade.objects.filter(pk__in=ids)
             archive.write("trades", rows.values())
             report.trades += rows.delete()[0]
     report.archive = archive.paths
     return report
+
+
+def _batches(rows, size: int):
+    """The primary keys of `rows`, `size` at a time in key order: each batch is found through the
+    key's index from where the last one ended, not by a rescan of what was deleted."""
+    last = 0
+    while ids := list(rows.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size]):
+        yield ids
+        last = ids[-1]

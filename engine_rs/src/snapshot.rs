@@ -63,9 +63,9 @@ struct SnapshotV2 {
 }
 
 impl OrderBook {
-    /// The book's full state as bytes; [`OrderBook::restore`] turns them back into an identical book.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let book = SnapshotV1 {
+    /// The book's state without the price band: version 1's whole body, version 2's first part.
+    fn snapshot_book(&self) -> SnapshotV1 {
+        SnapshotV1 {
             symbol: self.symbol().to_owned(),
             seq: self.seq(),
             halted: self.is_halted(),
@@ -90,7 +90,12 @@ impl OrderBook {
                 .filter(|(_, exposure)| exposure.position != 0)
                 .map(|(account, exposure)| (account, exposure.position))
                 .collect(),
-        };
+        }
+    }
+
+    /// The book's full state as bytes; [`OrderBook::restore`] turns them back into an identical book.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let book = self.snapshot_book();
         let (band_bps, band_reference, last_trade_price) = self.band();
         let body = SnapshotV2 { book, band_bps, band_reference, last_trade_price };
         let mut bytes = Vec::with_capacity(64 + body.book.orders.len() * 24);
@@ -251,27 +256,7 @@ mod tests {
         book.apply_collect(&Command::New(NewOrder::limit(1, 7, Side::Buy, 100, 5)));
         book.apply_collect(&Command::New(NewOrder::limit(2, 8, Side::Sell, 101, 3)));
         // What the engine wrote before the band: the same body, format version 1, no band fields.
-        let body = SnapshotV1 {
-            symbol: "OLD".to_owned(),
-            seq: book.seq(),
-            halted: false,
-            last_order_id: 2,
-            orders: book
-                .resting_orders()
-                .into_iter()
-                .map(|o| SnapshotOrder {
-                    order_id: o.order_id,
-                    account: o.account,
-                    side: o.side,
-                    price: o.price,
-                    qty: o.qty,
-                    stp: o.stp,
-                    post_only: o.post_only,
-                    max_position: o.max_position,
-                })
-                .collect(),
-            positions: Vec::new(),
-        };
+        let body = book.snapshot_book();
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&1u16.to_le_bytes());
         bytes.extend_from_slice(&postcard::to_allocvec(&body).unwrap());
