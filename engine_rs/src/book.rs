@@ -9,6 +9,7 @@
 use crate::accounts::{Accounts, Exposure};
 use crate::ladder::Ladder;
 use crate::types::*;
+use crate::volatility::{VolatilityGuard, VolatilityWindow};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use std::hash::BuildHasher;
@@ -106,6 +107,12 @@ pub struct OrderBook {
     band_bps: u32,
     band_reference: Price,
     last_trade_price: Price,
+    /// The journal's clock (milliseconds), as far as this book has been told
+    /// ([`OrderBook::advance_clock`]); it never goes back.
+    now_ms: u64,
+    volatility: VolatilityGuard,
+    /// The fee rates stamped on trades (`Command::Fees`): maker, taker, in basis points.
+    fees: (i32, i32),
 }
 
 /// Priority key of a price on a side: smaller is better.
@@ -149,6 +156,9 @@ impl OrderBook {
             band_bps: 0,
             band_reference: 0,
             last_trade_price: 0,
+            now_ms: 0,
+            volatility: VolatilityGuard::default(),
+            fees: (0, 0),
         }
     }
 
@@ -211,16 +221,58 @@ impl OrderBook {
         self.band_bps != 0 && self.band_limits().is_some_and(|(low, high)| price < low || price > high)
     }
 
+    /// The volatility guard's settings — largest move in basis points (0: off), window and pause
+    /// in milliseconds — and when the current pause ends (0: not paused).
+    pub fn volatility(&self) -> (u32, u64, u64, u64) {
+        let guard = &self.volatility;
+        (guard.bps, guard.window_ms, guard.pause_ms, guard.paused_until)
+    }
+
+    /// Whether the volatility guard pauses the book now.
+    pub fn is_paused(&self) -> bool {
+        self.volatility.paused_until != 0
+    }
+
+    /// The fee rates trades carry: maker and taker, in basis points.
+    pub fn fees(&self) -> (i32, i32) {
+        self.fees
+    }
+
+    /// The journal's clock as far as this book knows it, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Moves the book's clock to `now_ms` (journal milliseconds; an earlier time is ignored) and
+    /// ends a volatility pause that is over, emitting `PAUSE_ENDED`. The worker calls it with each
+    /// journal entry's time before applying the entry, and with the journal server's time while
+    /// the journal is idle: an entry appended later carries a later time, so a replay ends the
+    /// pause at the same place in the sequence.
+    pub fn advance_clock(&mut self, now_ms: u64, out: &mut Vec<Event>) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let until = self.volatility.paused_until;
+        if until != 0 && self.now_ms >= until {
+            self.volatility.paused_until = 0;
+            self.emit(out, EventKind::Status { status: BookStatus::PauseEnded });
+        }
+    }
+
     pub fn level_count(&self) -> usize {
         self.bids.len() + self.asks.len()
     }
 
-    /// Applies one command, appending its events (at least one) to `out`.
+    /// Applies one command, appending its events (at least one, but none for a CLOCK) to `out`.
     pub fn apply(&mut self, command: &Command, out: &mut Vec<Event>) {
         match *command {
-            Command::New(ref order) => self.new_order(order, out),
+            Command::New(ref order) => {
+                self.new_order(order, out);
+                self.pause_if_tripped(out);
+            }
             Command::Cancel { order_id, account } => self.cancel(order_id, account, out),
-            Command::Replace { order_id, account, price, qty } => self.replace(order_id, account, price, qty, out),
+            Command::Replace { order_id, account, price, qty } => {
+                self.replace(order_id, account, price, qty, out);
+                self.pause_if_tripped(out);
+            }
             Command::Halt => {
                 self.halted = true;
                 self.emit(out, EventKind::Status { status: BookStatus::Halted });
@@ -238,6 +290,34 @@ impl OrderBook {
                 self.band_reference = reference;
                 self.emit(out, EventKind::Status { status: BookStatus::Band });
             }
+            Command::Volatility { bps, window_ms, pause_ms } => {
+                let valid_ms = |ms: u64| (1..=MAX_VOLATILITY_MS).contains(&ms);
+                if bps > MAX_VOLATILITY_BPS || (bps > 0 && !(valid_ms(window_ms) && valid_ms(pause_ms))) {
+                    return self.reject(out, 0, 0, CommandKind::Volatility, RejectReason::InvalidVolatility);
+                }
+                // A pause under way runs its course; the new settings apply to what follows.
+                self.volatility.set(bps, window_ms, pause_ms);
+                self.emit(out, EventKind::Status { status: BookStatus::Volatility });
+            }
+            Command::Fees { maker_bps, taker_bps } => {
+                if !(0..=MAX_FEE_BPS).contains(&taker_bps) || !(-taker_bps..=MAX_FEE_BPS).contains(&maker_bps) {
+                    return self.reject(out, 0, 0, CommandKind::Fees, RejectReason::InvalidFees);
+                }
+                self.fees = (maker_bps, taker_bps);
+                self.emit(out, EventKind::Status { status: BookStatus::Fees });
+            }
+            Command::Clock => {}
+        }
+    }
+
+    /// After a NEW or REPLACE whose trades moved the price beyond the volatility guard's limit:
+    /// the command has run its course (a FOK filled whole, a remainder rests uncrossed), and the
+    /// book pauses now.
+    #[inline]
+    fn pause_if_tripped(&mut self, out: &mut Vec<Event>) {
+        if self.volatility.tripped {
+            self.volatility.begin_pause(self.now_ms);
+            self.emit(out, EventKind::Status { status: BookStatus::Paused });
         }
     }
 
@@ -273,7 +353,14 @@ impl OrderBook {
     }
 
     #[inline]
-    fn reject(&mut self, out: &mut Vec<Event>, order_id: OrderId, account: AccountId, command: CommandKind, reason: RejectReason) {
+    fn reject(
+        &mut self,
+        out: &mut Vec<Event>,
+        order_id: OrderId,
+        account: AccountId,
+        command: CommandKind,
+        reason: RejectReason,
+    ) {
         self.emit(out, EventKind::Rejected { order_id, account, command, reason, client_ref: 0 });
     }
 
@@ -305,6 +392,9 @@ impl OrderBook {
         }
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
+        }
+        if self.volatility.paused_until != 0 {
+            return reject(self, out, RejectReason::VolatilityPause);
         }
         if is_limit && self.outside_band(order.price) {
             return reject(self, out, RejectReason::PriceOutOfBand);
@@ -447,7 +537,9 @@ impl OrderBook {
     fn match_taker(&mut self, taker: &mut Taker, out: &mut Vec<Event>) -> MatchEnd {
         let maker_side = taker.side.opposite();
         while taker.remaining > 0 {
-            let Some(key) = self.ladder(maker_side).best() else { return MatchEnd::Exhausted };
+            let Some(key) = self.ladder(maker_side).best() else {
+                return MatchEnd::Exhausted;
+            };
             if key > taker.key_limit {
                 return MatchEnd::Exhausted;
             }
@@ -510,6 +602,8 @@ impl OrderBook {
                         aggressor: taker.side,
                         maker_remaining,
                         taker_remaining: taker.remaining,
+                        maker_fee_bps: self.fees.0,
+                        taker_fee_bps: self.fees.1,
                     },
                 );
                 cursor = next;
@@ -519,6 +613,9 @@ impl OrderBook {
             }
             if traded {
                 self.last_trade_price = price; // once a level, not once a trade
+                if self.volatility.bps != 0 {
+                    self.volatility.note(self.now_ms, price);
+                }
             }
             if let Some(end) = stop {
                 return end;
@@ -600,8 +697,7 @@ impl OrderBook {
         // Ids of resting orders are unique (NEW requires a fresh id, restore validates), so the
         // slot goes in without a lookup; growing re-hashes every resting order's id via the slab.
         let orders = &self.orders;
-        self.order_slot_of
-            .insert_unique(Self::id_hash(order.id), slot, |&s| Self::id_hash(orders[s as usize].id));
+        self.order_slot_of.insert_unique(Self::id_hash(order.id), slot, |&s| Self::id_hash(orders[s as usize].id));
         self.accounts.hold(order.account_slot, order.side, order.qty);
         slot
     }
@@ -627,7 +723,9 @@ impl OrderBook {
         level.count -= 1;
         // Before the slot goes back on the free list: the index finds it through its id.
         let orders = &self.orders;
-        if let Ok(entry) = self.order_slot_of.find_entry(Self::id_hash(order.id), |&s| orders[s as usize].id == order.id) {
+        if let Ok(entry) =
+            self.order_slot_of.find_entry(Self::id_hash(order.id), |&s| orders[s as usize].id == order.id)
+        {
             entry.remove();
         }
         self.free_orders.push(slot);
@@ -672,12 +770,22 @@ impl OrderBook {
         self.announce_level(order.side, key_of(order.side, order.price), order.level, out);
     }
 
-    fn replace(&mut self, order_id: OrderId, account: AccountId, price: Option<Price>, qty: Option<Qty>, out: &mut Vec<Event>) {
+    fn replace(
+        &mut self,
+        order_id: OrderId,
+        account: AccountId,
+        price: Option<Price>,
+        qty: Option<Qty>,
+        out: &mut Vec<Event>,
+    ) {
         let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
             book.reject(out, order_id, account, CommandKind::Replace, reason)
         };
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
+        }
+        if self.volatility.paused_until != 0 {
+            return reject(self, out, RejectReason::VolatilityPause);
         }
         let Some(slot) = self.owned_slot(order_id, account) else {
             return reject(self, out, RejectReason::UnknownOrder);
@@ -798,8 +906,11 @@ impl OrderBook {
             }
         }
         self.clear_book();
-        // A new session: the band is about its given reference again, not the old last trade.
+        // A new session: the band is about its given reference again, not the old last trade, and
+        // the volatility guard forgets the old session's trades and any pause.
         self.last_trade_price = 0;
+        self.volatility.forget();
+        self.volatility.paused_until = 0;
         self.emit(out, EventKind::Status { status: BookStatus::Reset });
     }
 
@@ -897,6 +1008,26 @@ impl OrderBook {
         self.band_bps = bps;
         self.band_reference = reference;
         self.last_trade_price = last_trade_price;
+    }
+
+    pub(crate) fn set_restored_rules(
+        &mut self,
+        now_ms: u64,
+        volatility: (u32, u64, u64, u64),
+        window: &VolatilityWindow,
+        fees: (i32, i32),
+    ) {
+        self.now_ms = now_ms;
+        let (bps, window_ms, pause_ms, paused_until) = volatility;
+        self.volatility.set(bps, window_ms, pause_ms);
+        self.volatility.paused_until = paused_until;
+        self.volatility.restore_window(&window.0, &window.1);
+        self.fees = fees;
+    }
+
+    /// The volatility guard's window: its queues of lowest and highest prices (for snapshots).
+    pub(crate) fn volatility_window(&self) -> VolatilityWindow {
+        self.volatility.window()
     }
 
     pub(crate) fn restore_order(&mut self, order: &RestingOrder) {

@@ -83,6 +83,9 @@ const COMMAND_KINDS: &[(&str, CommandKind)] = &[
     ("resume", CommandKind::Resume),
     ("reset", CommandKind::Reset),
     ("band", CommandKind::Band),
+    ("volatility", CommandKind::Volatility),
+    ("fees", CommandKind::Fees),
+    ("clock", CommandKind::Clock),
 ];
 
 /// Decodes one journal entry's field/value pairs. Unknown fields are ignored, so producers can
@@ -151,6 +154,16 @@ fn decode_fields(fields: &Fields) -> Result<Command, String> {
             }
             Command::Band { bps, reference: fields.int("px")?.unwrap_or(0) }
         }
+        // The book judges the values (an invalid guard or fee schedule is rejected, not malformed).
+        CommandKind::Volatility => Command::Volatility {
+            bps: fields.required_int("bps")?,
+            window_ms: fields.int("win")?.unwrap_or(0),
+            pause_ms: fields.int("pause")?.unwrap_or(0),
+        },
+        CommandKind::Fees => {
+            Command::Fees { maker_bps: fields.required_int("maker")?, taker_bps: fields.required_int("taker")? }
+        }
+        CommandKind::Clock => Command::Clock,
     })
 }
 
@@ -198,10 +211,19 @@ pub fn encode_command(command: &Command) -> Vec<(&'static str, String)> {
                 fields.push(("qty", qty.to_string()));
             }
         }
-        Command::Halt | Command::Resume | Command::Reset => {}
+        Command::Halt | Command::Resume | Command::Reset | Command::Clock => {}
         Command::Band { bps, reference } => {
             fields.push(("bps", bps.to_string()));
             fields.push(("px", reference.to_string()));
+        }
+        Command::Volatility { bps, window_ms, pause_ms } => {
+            fields.push(("bps", bps.to_string()));
+            fields.push(("win", window_ms.to_string()));
+            fields.push(("pause", pause_ms.to_string()));
+        }
+        Command::Fees { maker_bps, taker_bps } => {
+            fields.push(("maker", maker_bps.to_string()));
+            fields.push(("taker", taker_bps.to_string()));
         }
     }
     fields
@@ -240,9 +262,11 @@ pub fn encode_event(event: &Event, out: &mut String) {
             aggressor,
             maker_remaining,
             taker_remaining,
+            maker_fee_bps,
+            taker_fee_bps,
         } => writeln!(
             out,
-            "{seq} T {maker_order_id} {maker_account} {taker_order_id} {taker_account} {price} {qty} {} {maker_remaining} {taker_remaining}",
+            "{seq} T {maker_order_id} {maker_account} {taker_order_id} {taker_account} {price} {qty} {} {maker_remaining} {taker_remaining} {maker_fee_bps} {taker_fee_bps}",
             aggressor.as_str()
         ),
         EventKind::Cancelled { order_id, account, side, price, qty, reason } => {
@@ -284,7 +308,11 @@ impl Line<'_> {
         options.iter().find(|(token, _)| token == part).map(|(_, value)| *value).ok_or_else(|| self.bad())
     }
     fn expect(&self, count: usize) -> Result<(), String> {
-        if self.parts.len() == count { Ok(()) } else { Err(self.bad()) }
+        if self.parts.len() == count {
+            Ok(())
+        } else {
+            Err(self.bad())
+        }
     }
 }
 
@@ -322,7 +350,7 @@ fn decode_event(line: &str) -> Result<Event, String> {
             }
         }
         "T" => {
-            expect(11)?;
+            expect(13)?;
             EventKind::Trade {
                 maker_order_id: uint(2)?,
                 maker_account: uint(3)?,
@@ -333,6 +361,8 @@ fn decode_event(line: &str) -> Result<Event, String> {
                 aggressor: side(8)?,
                 maker_remaining: int(9)?,
                 taker_remaining: int(10)?,
+                maker_fee_bps: int(11)?.try_into().map_err(|_| bad())?,
+                taker_fee_bps: int(12)?.try_into().map_err(|_| bad())?,
             }
         }
         "C" => {
@@ -385,6 +415,9 @@ const REJECT_REASONS: &[(&str, RejectReason)] = &[
     ("MALFORMED", RejectReason::Malformed),
     ("PRICE_OUT_OF_BAND", RejectReason::PriceOutOfBand),
     ("INVALID_BAND", RejectReason::InvalidBand),
+    ("VOLATILITY_PAUSE", RejectReason::VolatilityPause),
+    ("INVALID_VOLATILITY", RejectReason::InvalidVolatility),
+    ("INVALID_FEES", RejectReason::InvalidFees),
 ];
 const CANCEL_REASONS: &[(&str, CancelReason)] = &[
     ("USER", CancelReason::User),
@@ -399,6 +432,10 @@ const STATUSES: &[(&str, BookStatus)] = &[
     ("RESUMED", BookStatus::Resumed),
     ("RESET", BookStatus::Reset),
     ("BAND", BookStatus::Band),
+    ("PAUSED", BookStatus::Paused),
+    ("PAUSE_ENDED", BookStatus::PauseEnded),
+    ("VOLATILITY", BookStatus::Volatility),
+    ("FEES", BookStatus::Fees),
 ];
 
 #[cfg(test)]
@@ -420,7 +457,8 @@ mod tests {
 
     #[test]
     fn market_orders_default_to_ioc_and_need_no_price() {
-        let entry = pairs(&[("t", "new"), ("id", "7"), ("acct", "3"), ("side", "sell"), ("type", "market"), ("qty", "5")]);
+        let entry =
+            pairs(&[("t", "new"), ("id", "7"), ("acct", "3"), ("side", "sell"), ("type", "market"), ("qty", "5")]);
         assert_eq!(decode_command(&entry).unwrap().command, Command::New(NewOrder::market(7, 3, Side::Sell, 5)));
     }
 
@@ -441,6 +479,10 @@ mod tests {
             Command::Halt,
             Command::Resume,
             Command::Reset,
+            Command::Band { bps: 500, reference: 1_000 },
+            Command::Volatility { bps: 500, window_ms: 300_000, pause_ms: 60_000 },
+            Command::Fees { maker_bps: -1, taker_bps: 3 },
+            Command::Clock,
         ];
         for command in commands {
             let fields = encode_command(&command);
@@ -457,7 +499,17 @@ mod tests {
             (&[("t", "new"), ("id", "5"), ("acct", "9"), ("side", "buy"), ("qty", "1")], "missing field `px`"),
             (&[("t", "new"), ("id", "5"), ("acct", "9"), ("side", "up"), ("px", "1"), ("qty", "1")], "field `side`"),
             (&[("t", "new"), ("id", "5"), ("acct", "9"), ("side", "buy"), ("px", "1.5"), ("qty", "1")], "field `px`"),
-            (&[("t", "new"), ("id", "5"), ("acct", "9"), ("side", "buy"), ("px", "1"), ("qty", "99999999999999999999999")], "field `qty`"),
+            (
+                &[
+                    ("t", "new"),
+                    ("id", "5"),
+                    ("acct", "9"),
+                    ("side", "buy"),
+                    ("px", "1"),
+                    ("qty", "99999999999999999999999"),
+                ],
+                "field `qty`",
+            ),
             (&[("t", "cancel"), ("id", "-1"), ("acct", "9")], "field `id`"),
             (&[("t", "replace"), ("id", "5"), ("acct", "9")], "needs `px`, `qty`"),
             (&[("t", "halt"), ("v", "2")], "protocol version 2"),
@@ -482,6 +534,7 @@ mod tests {
         let mut book = OrderBook::new("X");
         let mut events = Vec::new();
         for command in [
+            Command::Fees { maker_bps: -2, taker_bps: 5 },
             Command::New(NewOrder::limit(1, 1, Side::Sell, 100, 5)),
             Command::New(NewOrder::limit(2, 2, Side::Buy, 101, 7).with_tif(TimeInForce::Ioc)),
             Command::New(NewOrder::limit(3, 2, Side::Buy, 99, 7)),

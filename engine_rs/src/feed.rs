@@ -78,7 +78,8 @@ pub fn market_data_message(book: &OrderBook, from: Seq, to: Seq, events: &[Event
 }
 
 /// The L2 snapshot stored at the book key, as JSON:
-/// `{"symbol":..,"seq":..,"halted":..,"ts_ms":..,"band":[low,high] or null,"bids":[[price,qty],..],"asks":[..]}`.
+/// `{"symbol":..,"seq":..,"halted":..,"ts_ms":..,"band":[low,high] or null,"paused_until":ms or null,
+/// "bids":[[price,qty],..],"asks":[..]}`.
 pub fn book_json(book: &OrderBook, levels: usize, ts_ms: u128) -> String {
     let depth = book.depth(levels);
     let mut json = String::with_capacity(96 + (depth.bids.len() + depth.asks.len()) * 24);
@@ -96,6 +97,13 @@ pub fn book_json(book: &OrderBook, levels: usize, ts_ms: u128) -> String {
             let _ = write!(json, "\"band\":[{low},{high}],");
         }
         None => json.push_str("\"band\":null,"),
+    }
+    // When the volatility guard's pause ends, in the journal's milliseconds.
+    match book.volatility().3 {
+        0 => json.push_str("\"paused_until\":null,"),
+        until => {
+            let _ = write!(json, "\"paused_until\":{until},");
+        }
     }
     for (name, side) in [("bids", &depth.bids), ("asks", &depth.asks)] {
         let _ = write!(json, "\"{name}\":[");
@@ -165,9 +173,9 @@ mod tests {
         }
         assert_eq!(
             book_json(&book, 20, 7),
-            r#"{"symbol":"ACME","seq":6,"halted":false,"ts_ms":7,"band":null,"bids":[[99,2],[98,2]],"asks":[[101,2]]}"#
+            r#"{"symbol":"ACME","seq":6,"halted":false,"ts_ms":7,"band":null,"paused_until":null,"bids":[[99,2],[98,2]],"asks":[[101,2]]}"#
         );
         book.apply(&Command::Band { bps: 1_000, reference: 100 }, &mut events);
-        assert!(book_json(&book, 1, 7).contains(r#""band":[90,110],"bids":[[99,2]]"#));
+        assert!(book_json(&book, 1, 7).contains(r#""band":[90,110],"paused_until":null,"bids":[[99,2]]"#));
     }
 }

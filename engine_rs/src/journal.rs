@@ -14,10 +14,25 @@ pub struct EntryOutcome {
     pub malformed: Option<String>,
 }
 
-/// Decodes one entry's field/value pairs and applies it, appending its events to `out`. A
-/// malformed entry still yields exactly one event — a `Rejected` with reason `MALFORMED` — so the
-/// sequence stays gap-free and every entry has an outcome.
-pub fn apply_entry(book: &mut OrderBook, fields: &[(&[u8], &[u8])], out: &mut Vec<Event>) -> EntryOutcome {
+/// The time of a journal entry: the milliseconds part of its stream id (`1700000000000-3`), which
+/// Redis keeps increasing along the stream. None for an id of another form.
+pub fn entry_ms(entry_id: &str) -> Option<u64> {
+    entry_id.split_once('-').map_or(entry_id, |(ms, _)| ms).parse().ok()
+}
+
+/// Decodes one entry's field/value pairs and applies it, appending its events to `out`. The
+/// book's clock first moves to the entry's time (`entry_id`'s milliseconds; None leaves it), which
+/// may end a volatility pause. A malformed entry still yields exactly one event — a `Rejected` with
+/// reason `MALFORMED` — so the sequence stays gap-free and every entry has an outcome.
+pub fn apply_entry(
+    book: &mut OrderBook,
+    entry_id: Option<&str>,
+    fields: &[(&[u8], &[u8])],
+    out: &mut Vec<Event>,
+) -> EntryOutcome {
+    if let Some(ms) = entry_id.and_then(entry_ms) {
+        book.advance_clock(ms, out);
+    }
     match decode_command(fields) {
         Ok(decoded) => {
             book.apply(&decoded.command, out);
@@ -41,15 +56,18 @@ mod tests {
         let mut book = OrderBook::new("X");
         let mut out = Vec::new();
         let garbage: Vec<(&[u8], &[u8])> = vec![(b"t", b"new"), (b"id", b"4"), (b"acct", b"2"), (b"qty", b"\xff")];
-        let outcome = apply_entry(&mut book, &garbage, &mut out);
+        let outcome = apply_entry(&mut book, None, &garbage, &mut out);
         assert!(outcome.malformed.is_some());
         assert!(matches!(
             out[..],
-            [Event { seq: 1, kind: EventKind::Rejected { order_id: 4, account: 2, reason: RejectReason::Malformed, .. } }]
+            [Event {
+                seq: 1,
+                kind: EventKind::Rejected { order_id: 4, account: 2, reason: RejectReason::Malformed, .. }
+            }]
         ));
         let valid: Vec<(&[u8], &[u8])> =
             vec![(b"t", b"new"), (b"id", b"5"), (b"acct", b"2"), (b"side", b"buy"), (b"px", b"9"), (b"qty", b"1")];
-        assert_eq!(apply_entry(&mut book, &valid, &mut out), EntryOutcome::default());
+        assert_eq!(apply_entry(&mut book, None, &valid, &mut out), EntryOutcome::default());
         assert_eq!(book.order_count(), 1);
     }
 
@@ -58,11 +76,11 @@ mod tests {
         let mut book = OrderBook::new("X");
         let mut out = Vec::new();
         let garbage: Vec<(&[u8], &[u8])> = vec![(b"t", b"new"), (b"id", b"4"), (b"acct", b"2"), (b"side", b"up")];
-        apply_entry(&mut book, &garbage, &mut out);
+        apply_entry(&mut book, None, &garbage, &mut out);
         out.clear();
         let reused: Vec<(&[u8], &[u8])> =
             vec![(b"t", b"new"), (b"id", b"4"), (b"acct", b"2"), (b"side", b"buy"), (b"px", b"9"), (b"qty", b"1")];
-        apply_entry(&mut book, &reused, &mut out);
+        apply_entry(&mut book, None, &reused, &mut out);
         assert!(
             matches!(out[..], [Event { kind: EventKind::Rejected { reason: RejectReason::DuplicateOrderId, .. }, .. }]),
             "{out:?}"

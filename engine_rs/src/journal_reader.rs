@@ -57,10 +57,17 @@ impl JournalReader {
                 stream.set_nodelay(true).map_err(io_error)?;
                 RawStream::Tcp(stream)
             }
-            redis::ConnectionAddr::Unix(path) => RawStream::Unix(tokio::net::UnixStream::connect(path).await.map_err(io_error)?),
-            _ => return Err(WorkerError::Config("the engine worker connects with redis:// or redis+unix:// URLs only".into())),
+            redis::ConnectionAddr::Unix(path) => {
+                RawStream::Unix(tokio::net::UnixStream::connect(path).await.map_err(io_error)?)
+            }
+            _ => {
+                return Err(WorkerError::Config(
+                    "the engine worker connects with redis:// or redis+unix:// URLs only".into(),
+                ))
+            }
         };
-        let mut reader = JournalReader { stream, buf: Vec::with_capacity(1 << 18), spare: Vec::new(), command: Vec::new() };
+        let mut reader =
+            JournalReader { stream, buf: Vec::with_capacity(1 << 18), spare: Vec::new(), command: Vec::new() };
         let settings = info.redis_settings();
         if let Some(password) = settings.password() {
             match settings.username() {
@@ -98,10 +105,25 @@ impl JournalReader {
     }
 
     /// Asks for up to `count` journal entries after `after`, blocking up to `block_ms` when none.
-    pub(crate) async fn request_batch(&mut self, journal: &str, after: &str, count: usize, block_ms: u64) -> Result<(), WorkerError> {
+    pub(crate) async fn request_batch(
+        &mut self,
+        journal: &str,
+        after: &str,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<(), WorkerError> {
         let (count, block_ms) = (count.to_string(), block_ms.to_string());
-        self.send(&[b"XREAD", b"COUNT", count.as_bytes(), b"BLOCK", block_ms.as_bytes(), b"STREAMS", journal.as_bytes(), after.as_bytes()])
-            .await
+        self.send(&[
+            b"XREAD",
+            b"COUNT",
+            count.as_bytes(),
+            b"BLOCK",
+            block_ms.as_bytes(),
+            b"STREAMS",
+            journal.as_bytes(),
+            after.as_bytes(),
+        ])
+        .await
     }
 
     /// The next complete reply, raw (give it back with [`JournalReader::recycle`]).
@@ -118,7 +140,10 @@ impl JournalReader {
                 self.buf.reserve(1 << 16);
             }
             if self.stream.read_buf(&mut self.buf).await.map_err(io_error)? == 0 {
-                return Err(io_error(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "redis closed the connection")));
+                return Err(io_error(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "redis closed the connection",
+                )));
             }
         }
     }
@@ -332,7 +357,6 @@ pub(crate) fn parse_xread(reply: &[u8]) -> Result<Batch<'_>, WorkerError> {
     Ok(batch)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +375,9 @@ mod tests {
         assert_eq!(batch.last_id(), Some("2-0"));
         assert!(parse_xread(b"*-1\r\n").unwrap().is_empty());
         assert!(parse_xread(b"-WRONGTYPE Operation against a key\r\n").is_err());
-        assert!(parse_xread(b"*1\r\n*2\r\n$1\r\nk\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nt\r\n$9\r\nhalt\r\n").is_err());
+        assert!(
+            parse_xread(b"*1\r\n*2\r\n$1\r\nk\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nt\r\n$9\r\nhalt\r\n").is_err()
+        );
     }
 
     #[test]
@@ -363,7 +389,9 @@ mod tests {
             assert_eq!(scanner.scan(&stream[..split]).unwrap(), None, "split at {split}");
             assert_eq!(scanner.scan(&stream).unwrap(), Some(REPLY.len()), "split at {split}");
         }
-        for (complete, len) in [(&b"*-1\r\n"[..], 5), (b"*0\r\n", 4), (b":12\r\n", 5), (b"$-1\r\n", 5), (b"-ERR x\r\n", 8)] {
+        for (complete, len) in
+            [(&b"*-1\r\n"[..], 5), (b"*0\r\n", 4), (b":12\r\n", 5), (b"$-1\r\n", 5), (b"-ERR x\r\n", 8)]
+        {
             assert_eq!(RespScanner::default().scan(complete).unwrap(), Some(len));
         }
         assert!(RespScanner::default().scan(b"?\r\n").is_err());
@@ -381,5 +409,4 @@ mod tests {
         encode_resp_command(&mut out, &[b"XREAD", b"COUNT", b"10", b""]);
         assert_eq!(out, b"*4\r\n$5\r\nXREAD\r\n$5\r\nCOUNT\r\n$2\r\n10\r\n$0\r\n\r\n");
     }
-
 }

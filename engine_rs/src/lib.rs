@@ -21,6 +21,7 @@ pub mod ladder;
 mod logging;
 pub mod snapshot;
 pub mod types;
+mod volatility;
 pub mod worker;
 
 #[cfg(feature = "python")]

@@ -2,18 +2,20 @@
 //! that matters for matching, to compare two books cheaply).
 //!
 //! Snapshot layout: `MAGIC`, a little-endian u16 format version, the postcard-encoded
-//! [`SnapshotV2`] (version 1: [`SnapshotV1`], before the price band, still read: a book restored
-//! from one has no band until its next BAND), then a little-endian xxh3-64 of everything before
+//! [`SnapshotV3`] (version 1: [`SnapshotV1`], before the price band; version 2: [`SnapshotV2`],
+//! before the volatility guard and fees; both still read: a book restored from one has none of
+//! the later rules until they are set), then a little-endian xxh3-64 of everything before
 //! it. Restore checks all of it and validates the content, so a truncated or corrupted snapshot is
 //! an error, never a wrong book.
 
 use crate::book::{OrderBook, RestingOrder};
 use crate::types::*;
+use crate::volatility::VolatilityWindow;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 const MAGIC: &[u8; 6] = b"FBSNAP";
-const FORMAT_VERSION: u16 = 2;
+const FORMAT_VERSION: u16 = 3;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SnapshotError {
@@ -62,6 +64,20 @@ struct SnapshotV2 {
     last_trade_price: Price,
 }
 
+#[derive(Serialize, Deserialize)]
+struct SnapshotV3 {
+    v2: SnapshotV2,
+    /// The journal's clock as the book last saw it (milliseconds).
+    now_ms: u64,
+    /// The volatility guard: move in basis points, window and pause in milliseconds, when the
+    /// current pause ends (0: none), and the window's queues of candidate lowest and highest
+    /// trades `(ms, price)`, oldest first.
+    volatility: (u32, u64, u64, u64),
+    window: VolatilityWindow,
+    /// Maker and taker fee rates, basis points.
+    fees: (i32, i32),
+}
+
 impl OrderBook {
     /// The book's state without the price band: version 1's whole body, version 2's first part.
     fn snapshot_book(&self) -> SnapshotV1 {
@@ -97,8 +113,15 @@ impl OrderBook {
     pub fn snapshot(&self) -> Vec<u8> {
         let book = self.snapshot_book();
         let (band_bps, band_reference, last_trade_price) = self.band();
-        let body = SnapshotV2 { book, band_bps, band_reference, last_trade_price };
-        let mut bytes = Vec::with_capacity(64 + body.book.orders.len() * 24);
+        let v2 = SnapshotV2 { book, band_bps, band_reference, last_trade_price };
+        let body = SnapshotV3 {
+            v2,
+            now_ms: self.now_ms(),
+            volatility: self.volatility(),
+            window: self.volatility_window(),
+            fees: self.fees(),
+        };
+        let mut bytes = Vec::with_capacity(64 + body.v2.book.orders.len() * 24);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         bytes.extend_from_slice(&postcard::to_allocvec(&body).expect("in-memory serialisation cannot fail"));
@@ -114,7 +137,7 @@ impl OrderBook {
             return Err(SnapshotError::NotASnapshot);
         }
         let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
-        if version != 1 && version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (content, checksum) = bytes.split_at(bytes.len() - 8);
@@ -122,13 +145,22 @@ impl OrderBook {
             return Err(SnapshotError::Checksum);
         }
         let decode = |error: postcard::Error| SnapshotError::Decode(error.to_string());
-        let (body, band) = if version == 1 {
-            (postcard::from_bytes::<SnapshotV1>(&content[header..]).map_err(decode)?, (0, 0, 0))
-        } else {
-            let v2: SnapshotV2 = postcard::from_bytes(&content[header..]).map_err(decode)?;
-            (v2.book, (v2.band_bps, v2.band_reference, v2.last_trade_price))
+        let payload = &content[header..];
+        let v3 = match version {
+            1 => SnapshotV3::from(SnapshotV2 {
+                book: postcard::from_bytes(payload).map_err(decode)?,
+                band_bps: 0,
+                band_reference: 0,
+                last_trade_price: 0,
+            }),
+            2 => SnapshotV3::from(postcard::from_bytes::<SnapshotV2>(payload).map_err(decode)?),
+            _ => postcard::from_bytes::<SnapshotV3>(payload).map_err(decode)?,
         };
+        let SnapshotV3 { v2, now_ms, volatility, window, fees } = v3;
+        let band = (v2.band_bps, v2.band_reference, v2.last_trade_price);
+        let body = v2.book;
         validate(&body)?;
+        validate_rules(volatility, &window, fees)?;
         let (band_bps, band_reference, last_trade_price) = band;
         if band_bps > MAX_BAND_BPS
             || (band_bps > 0 && !(1..=MAX_PRICE).contains(&band_reference))
@@ -140,6 +172,7 @@ impl OrderBook {
         let mut book = OrderBook::with_capacity(&body.symbol, body.orders.len());
         book.set_restored_header(body.seq, body.halted, body.last_order_id);
         book.set_restored_band(band_bps, band_reference, last_trade_price);
+        book.set_restored_rules(now_ms, volatility, &window, fees);
         for order in &body.orders {
             book.restore_order(&RestingOrder {
                 order_id: order.order_id,
@@ -195,8 +228,61 @@ impl OrderBook {
             hasher.update(&band_reference.to_le_bytes());
             hasher.update(&last_trade_price.to_le_bytes());
         }
+        // Likewise only when set: the guard (with its window and pause, which decide what later
+        // commands may do) and the fee rates (which later trades carry).
+        let volatility = self.volatility();
+        if volatility.0 > 0 || volatility.3 > 0 {
+            hasher.update(b"volatility");
+            hasher.update(&volatility.0.to_le_bytes());
+            hasher.update(&volatility.1.to_le_bytes());
+            hasher.update(&volatility.2.to_le_bytes());
+            hasher.update(&volatility.3.to_le_bytes());
+            let (lows, highs) = self.volatility_window();
+            for queue in [lows, highs] {
+                hasher.update(&(queue.len() as u64).to_le_bytes());
+                for (at, price) in queue {
+                    hasher.update(&at.to_le_bytes());
+                    hasher.update(&price.to_le_bytes());
+                }
+            }
+        }
+        if self.fees() != (0, 0) {
+            hasher.update(b"fees");
+            hasher.update(&self.fees().0.to_le_bytes());
+            hasher.update(&self.fees().1.to_le_bytes());
+        }
         hasher.digest()
     }
+}
+
+impl From<SnapshotV2> for SnapshotV3 {
+    /// An older snapshot: no clock, no volatility guard, no fees.
+    fn from(v2: SnapshotV2) -> Self {
+        SnapshotV3 { v2, now_ms: 0, volatility: (0, 0, 0, 0), window: (Vec::new(), Vec::new()), fees: (0, 0) }
+    }
+}
+
+fn validate_rules(
+    volatility: (u32, u64, u64, u64),
+    window: &VolatilityWindow,
+    fees: (i32, i32),
+) -> Result<(), SnapshotError> {
+    let (bps, window_ms, pause_ms, _) = volatility;
+    if bps > MAX_VOLATILITY_BPS || window_ms > MAX_VOLATILITY_MS || pause_ms > MAX_VOLATILITY_MS {
+        return Err(SnapshotError::Invalid("volatility guard out of range"));
+    }
+    let (lows, highs) = window;
+    let in_range = |queue: &Vec<(u64, Price)>| queue.iter().all(|&(_, price)| (1..=MAX_PRICE).contains(&price));
+    let lows_ok = lows.is_sorted_by(|a, b| a.0 <= b.0 && a.1 < b.1);
+    let highs_ok = highs.is_sorted_by(|a, b| a.0 <= b.0 && a.1 > b.1);
+    if !(in_range(lows) && in_range(highs) && lows_ok && highs_ok) {
+        return Err(SnapshotError::Invalid("volatility window out of order or range"));
+    }
+    let (maker, taker) = fees;
+    if !(0..=MAX_FEE_BPS).contains(&taker) || !(-taker..=MAX_FEE_BPS).contains(&maker) {
+        return Err(SnapshotError::Invalid("fee rates out of range"));
+    }
+    Ok(())
 }
 
 fn validate(body: &SnapshotV1) -> Result<(), SnapshotError> {

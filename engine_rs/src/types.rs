@@ -185,10 +185,18 @@ impl NewOrder {
 pub enum Command {
     New(NewOrder),
     /// Cancel a resting order. `account` must own it: an order of another account is unknown.
-    Cancel { order_id: OrderId, account: AccountId },
+    Cancel {
+        order_id: OrderId,
+        account: AccountId,
+    },
     /// Change a resting order's price and/or remaining quantity. A same-price decrease keeps queue
     /// priority; a price change or an increase loses it and may trade at the makers' prices.
-    Replace { order_id: OrderId, account: AccountId, price: Option<Price>, qty: Option<Qty> },
+    Replace {
+        order_id: OrderId,
+        account: AccountId,
+        price: Option<Price>,
+        qty: Option<Qty>,
+    },
     /// Stop accepting NEW and REPLACE; CANCEL still works.
     Halt,
     Resume,
@@ -197,11 +205,41 @@ pub enum Command {
     /// Set the price band: NEW and REPLACE prices, and market orders' sweeps, stay within `bps`
     /// basis points of the band's reference — the last trade's price, or `reference` before the
     /// first trade (and after a RESET). `bps` 0 turns the band off.
-    Band { bps: u32, reference: Price },
+    Band {
+        bps: u32,
+        reference: Price,
+    },
+    /// Set the volatility guard: when a trade's price is more than `bps` basis points away from
+    /// any trade of the last `window_ms` milliseconds, the book pauses for `pause_ms` — NEW and
+    /// REPLACE are refused, CANCEL works — as limit-up/limit-down rules do. `bps` 0 turns it off.
+    /// Time is the journal's: see [`OrderBook::advance_clock`](crate::book::OrderBook::advance_clock).
+    Volatility {
+        bps: u32,
+        window_ms: u64,
+        pause_ms: u64,
+    },
+    /// Set the fee rates every later trade carries, in basis points of its value: `maker_bps` for
+    /// the resting side (negative: a rebate, never above the taker's fee), `taker_bps` for the
+    /// incoming side. The engine only stamps them on trades; money is the recorder's.
+    Fees {
+        maker_bps: i32,
+        taker_bps: i32,
+    },
+    /// The journal's clock ticked: nothing but time passes. Applied through
+    /// [`apply_entry`](crate::journal::apply_entry), which moves the book's clock to the entry's
+    /// time first — so it ends a volatility pause that is over on a journal nobody else writes
+    /// to. It emits no event of its own (the only command that may emit none).
+    Clock,
 }
 
 /// The widest band a BAND may set (1000 %): wider is no band at all.
 pub const MAX_BAND_BPS: u32 = 100_000;
+/// The largest move a VOLATILITY may allow (100 %: a fall cannot be larger).
+pub const MAX_VOLATILITY_BPS: u32 = 10_000;
+/// The longest window and pause a VOLATILITY may set: a day.
+pub const MAX_VOLATILITY_MS: u64 = 86_400_000;
+/// The largest fee rate (10 %), and so the largest rebate.
+pub const MAX_FEE_BPS: i32 = 1_000;
 
 impl Command {
     pub fn kind(&self) -> CommandKind {
@@ -213,6 +251,9 @@ impl Command {
             Command::Resume => CommandKind::Resume,
             Command::Reset => CommandKind::Reset,
             Command::Band { .. } => CommandKind::Band,
+            Command::Volatility { .. } => CommandKind::Volatility,
+            Command::Fees { .. } => CommandKind::Fees,
+            Command::Clock => CommandKind::Clock,
         }
     }
 }
@@ -227,6 +268,9 @@ pub enum CommandKind {
     Resume = 4,
     Reset = 5,
     Band = 6,
+    Volatility = 7,
+    Fees = 8,
+    Clock = 9,
 }
 
 impl CommandKind {
@@ -239,6 +283,9 @@ impl CommandKind {
             CommandKind::Resume => "resume",
             CommandKind::Reset => "reset",
             CommandKind::Band => "band",
+            CommandKind::Volatility => "volatility",
+            CommandKind::Fees => "fees",
+            CommandKind::Clock => "clock",
         }
     }
 }
@@ -273,6 +320,13 @@ pub enum RejectReason {
     PriceOutOfBand = 10,
     /// A BAND whose width is above [`MAX_BAND_BPS`] or whose reference is not a valid price.
     InvalidBand = 11,
+    /// NEW or REPLACE while the volatility guard pauses the book.
+    VolatilityPause = 12,
+    /// A VOLATILITY whose move is above [`MAX_VOLATILITY_BPS`], or whose window or pause is zero
+    /// or above [`MAX_VOLATILITY_MS`].
+    InvalidVolatility = 13,
+    /// FEES outside ±[`MAX_FEE_BPS`], a negative taker fee, or a maker rebate above the taker fee.
+    InvalidFees = 14,
 }
 
 impl RejectReason {
@@ -290,6 +344,9 @@ impl RejectReason {
             RejectReason::Malformed => "MALFORMED",
             RejectReason::PriceOutOfBand => "PRICE_OUT_OF_BAND",
             RejectReason::InvalidBand => "INVALID_BAND",
+            RejectReason::VolatilityPause => "VOLATILITY_PAUSE",
+            RejectReason::InvalidVolatility => "INVALID_VOLATILITY",
+            RejectReason::InvalidFees => "INVALID_FEES",
         }
     }
 }
@@ -334,6 +391,14 @@ pub enum BookStatus {
     Reset = 2,
     /// A BAND was applied (the band is in the journal entry; the event is its outcome).
     Band = 3,
+    /// The volatility guard paused the book (after the trade that moved the price too far).
+    Paused = 4,
+    /// The volatility pause is over: NEW and REPLACE are accepted again (unless halted).
+    PauseEnded = 5,
+    /// A VOLATILITY was applied.
+    Volatility = 6,
+    /// A FEES was applied.
+    Fees = 7,
 }
 
 impl BookStatus {
@@ -343,6 +408,10 @@ impl BookStatus {
             BookStatus::Resumed => "RESUMED",
             BookStatus::Reset => "RESET",
             BookStatus::Band => "BAND",
+            BookStatus::Paused => "PAUSED",
+            BookStatus::PauseEnded => "PAUSE_ENDED",
+            BookStatus::Volatility => "VOLATILITY",
+            BookStatus::Fees => "FEES",
         }
     }
 }
@@ -379,6 +448,9 @@ pub enum EventKind {
         aggressor: Side,
         maker_remaining: Qty,
         taker_remaining: Qty,
+        /// The fee rates in force (the last FEES), in basis points of the trade's value.
+        maker_fee_bps: i32,
+        taker_fee_bps: i32,
     },
     /// An order, or the remainder of one, left without trading. `qty` is the quantity removed.
     Cancelled { order_id: OrderId, account: AccountId, side: Side, price: Price, qty: Qty, reason: CancelReason },
@@ -395,7 +467,7 @@ pub enum EventKind {
     },
     /// The aggregate resting quantity at a price level changed; 0 means the level is gone.
     Level { side: Side, price: Price, qty: Qty },
-    /// The book was halted, resumed or reset, or its price band set.
+    /// The book was halted, resumed, reset, paused or reopened, or one of its rules set.
     Status { status: BookStatus },
 }
 

@@ -193,7 +193,15 @@ struct Registry {
 impl Registry {
     fn new(client: Client, prefix: &str, discovery: &Discovery) -> Self {
         let (set_key, version_key) = registry_keys(prefix);
-        Registry { client, connection: None, set_key, version_key, seen: None, shard: discovery.shard, shards: discovery.shards }
+        Registry {
+            client,
+            connection: None,
+            set_key,
+            version_key,
+            seen: None,
+            shard: discovery.shard,
+            shards: discovery.shards,
+        }
     }
 
     /// The enabled symbols this shard owns, when the set has changed since the last look (else
@@ -210,7 +218,9 @@ impl Registry {
         if self.connection.is_none() {
             self.connection = Some(self.client.get_multiplexed_async_connection().await?);
         }
-        let Some(connection) = self.connection.as_mut() else { return Ok(Vec::new()) };
+        let Some(connection) = self.connection.as_mut() else {
+            return Ok(Vec::new());
+        };
         let version: Option<i64> = redis::cmd("GET").arg(&self.version_key).query_async(connection).await?;
         if self.seen == Some(version) {
             return Ok(Vec::new());
@@ -234,7 +244,8 @@ impl Registry {
 
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         error!("could not install signal handlers; stop the worker with SIGKILL");
         return std::future::pending().await;
     };
@@ -259,7 +270,9 @@ async fn serve_symbol(
                 session.report.recoveries = recoveries;
                 match session.run(&stop).await {
                     Ok(()) => return Ok(session.report),
-                    Err(error) => error!(symbol, error = %error, "session failed; recovering from redis"),
+                    Err(error) => {
+                        error!(symbol, error = %error, "session failed; recovering from redis")
+                    }
                 }
             }
             Err(WorkerError::Config(message)) => return Err(WorkerError::Config(message)),
@@ -289,6 +302,8 @@ struct Session<'a> {
     book_dirty: bool,
     /// Whether the status key may hold a `state_hash` (it must never outlive the state it hashes).
     status_hashed: bool,
+    /// When an idle, paused book may append its next clock tick (see [`Session::queue_clock_tick`]).
+    next_clock_tick: Instant,
     report: SymbolReport,
 }
 
@@ -307,7 +322,12 @@ impl<'a> Session<'a> {
             keys,
             reader,
             writer,
-            report: SymbolReport { symbol: symbol.to_owned(), seq: book.seq(), last_journal_id: last_id.clone(), ..Default::default() },
+            report: SymbolReport {
+                symbol: symbol.to_owned(),
+                seq: book.seq(),
+                last_journal_id: last_id.clone(),
+                ..Default::default()
+            },
             book,
             last_id,
             written_seq,
@@ -317,6 +337,7 @@ impl<'a> Session<'a> {
             book_dirty: true,
             // A previous process may have left one.
             status_hashed: true,
+            next_clock_tick: Instant::now(),
         })
     }
 
@@ -360,8 +381,12 @@ impl<'a> Session<'a> {
             if book_due {
                 self.queue_book_and_status(&mut pipe, drained);
             }
+            if drained {
+                self.queue_clock_tick(&mut pipe, now);
+            }
             let snapshot_due = self.commands_since_snapshot >= self.config.snapshot_every
-                || (self.commands_since_snapshot > 0 && now.duration_since(self.last_snapshot) >= self.config.snapshot_interval);
+                || (self.commands_since_snapshot > 0
+                    && now.duration_since(self.last_snapshot) >= self.config.snapshot_interval);
             if snapshot_due {
                 self.queue_snapshot(&mut pipe);
             }
@@ -401,7 +426,7 @@ impl<'a> Session<'a> {
         let mut last_visible_id = None;
         for (id, fields) in batch.iter() {
             let start = events.len();
-            let outcome = apply_entry(&mut self.book, fields, events);
+            let outcome = apply_entry(&mut self.book, Some(id), fields, events);
             let produced = &events[start..];
             // A command's events are all above or all at/below the high-water mark: the stream
             // was written a whole batch of whole commands at a time.
@@ -436,7 +461,14 @@ impl<'a> Session<'a> {
             let (from, to) = (visible[0].seq, visible[visible.len() - 1].seq);
             encode_events(visible, event_text);
             let xadd = pipe.cmd("XADD").arg(&self.keys.events).arg("*");
-            xadd.arg("first").arg(from).arg("last").arg(to).arg("jid").arg(journal_id).arg("e").arg(event_text.as_str());
+            xadd.arg("first")
+                .arg(from)
+                .arg("last")
+                .arg(to)
+                .arg("jid")
+                .arg(journal_id)
+                .arg("e")
+                .arg(event_text.as_str());
             if !malformed.is_empty() {
                 xadd.arg("malformed").arg(malformed.as_str());
             }
@@ -445,6 +477,25 @@ impl<'a> Session<'a> {
             self.report.events_written += visible.len() as u64;
             self.written_seq = to;
         }
+    }
+
+    /// Ends a volatility pause on a journal that has gone quiet: once the pause is over by this
+    /// machine's clock, appends a CLOCK entry, whose stream id carries Redis's time. Reading it
+    /// back moves the book's clock (which ends the pause if Redis agrees the time has come; if its
+    /// clock lags, another tick follows a second later). Through the journal rather than by the
+    /// worker's own clock, so that a replay ends the pause at the same place in the sequence: an
+    /// entry appended after the tick cannot carry an earlier time.
+    fn queue_clock_tick(&mut self, pipe: &mut redis::Pipeline, now: Instant) {
+        let (_, _, _, paused_until) = self.book.volatility();
+        if paused_until == 0 || now < self.next_clock_tick {
+            return;
+        }
+        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        if wall_ms < paused_until {
+            return;
+        }
+        pipe.cmd("XADD").arg(&self.keys.journal).arg("*").arg("t").arg("clock");
+        self.next_clock_tick = now + Duration::from_secs(1);
     }
 
     /// Sends a batch's writes in one round trip, the replies last (after the events they
@@ -472,7 +523,9 @@ impl<'a> Session<'a> {
         // order, so each error can be told apart.
         let results: Vec<Value> = pipe.ignore_errors().query_async(&mut self.writer).await?;
         for (index, result) in results.iter().enumerate() {
-            let Value::ServerError(error) = result else { continue };
+            let Value::ServerError(error) = result else {
+                continue;
+            };
             if index < essential {
                 return Err(WorkerError::Protocol(format!("redis refused a write: {error}")));
             }
@@ -530,11 +583,17 @@ impl<'a> Session<'a> {
 
 /// The book and the journal id to read after: from the snapshot if there is a usable one,
 /// otherwise an empty book and the start of the journal.
-async fn load_snapshot(conn: &mut MultiplexedConnection, keys: &Keys, symbol: &str) -> Result<(OrderBook, String), WorkerError> {
+async fn load_snapshot(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    symbol: &str,
+) -> Result<(OrderBook, String), WorkerError> {
     let (data, jid): (Option<Vec<u8>>, Option<String>) =
         redis::cmd("HMGET").arg(&keys.snapshot).arg("data").arg("jid").query_async(conn).await?;
     let fresh = || (OrderBook::new(symbol), "0-0".to_owned());
-    let (Some(data), Some(jid)) = (data, jid) else { return Ok(fresh()) };
+    let (Some(data), Some(jid)) = (data, jid) else {
+        return Ok(fresh());
+    };
     match OrderBook::restore(&data) {
         Ok(book) if book.symbol() == symbol => Ok((book, jid)),
         Ok(book) => {
@@ -550,9 +609,14 @@ async fn load_snapshot(conn: &mut MultiplexedConnection, keys: &Keys, symbol: &s
 
 /// The last sequence number already in the event stream (0 if none).
 async fn last_written_seq(conn: &mut MultiplexedConnection, keys: &Keys) -> Result<Seq, WorkerError> {
-    let reply: Value = redis::cmd("XREVRANGE").arg(&keys.events).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await?;
-    let Value::Array(entries) = reply else { return Err(WorkerError::Protocol("XREVRANGE did not return an array".into())) };
-    let Some(entry) = entries.into_iter().next() else { return Ok(0) };
+    let reply: Value =
+        redis::cmd("XREVRANGE").arg(&keys.events).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await?;
+    let Value::Array(entries) = reply else {
+        return Err(WorkerError::Protocol("XREVRANGE did not return an array".into()));
+    };
+    let Some(entry) = entries.into_iter().next() else {
+        return Ok(0);
+    };
     let entry = parse_entry(entry)?;
     entry
         .fields
@@ -569,13 +633,17 @@ struct StreamEntry {
 }
 
 fn parse_entry(item: Value) -> Result<StreamEntry, WorkerError> {
-    let Value::Array(mut parts) = item else { return Err(WorkerError::Protocol("stream entry is not an array".into())) };
+    let Value::Array(mut parts) = item else {
+        return Err(WorkerError::Protocol("stream entry is not an array".into()));
+    };
     if parts.len() != 2 {
         return Err(WorkerError::Protocol("stream entry is not [id, fields]".into()));
     }
     let raw_fields = parts.pop().expect("len 2");
     let id = match parts.pop().expect("len 2") {
-        Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| WorkerError::Protocol("entry id not UTF-8".into()))?,
+        Value::BulkString(bytes) => {
+            String::from_utf8(bytes).map_err(|_| WorkerError::Protocol("entry id not UTF-8".into()))?
+        }
         Value::SimpleString(text) => text,
         other => return Err(WorkerError::Protocol(format!("entry id is {other:?}"))),
     };

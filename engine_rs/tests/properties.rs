@@ -109,6 +109,34 @@ enum Op {
         bps: u32,
         offset: i64,
     },
+    /// The volatility guard: move in basis points, window and pause in milliseconds.
+    Volatility {
+        bps: u32,
+        window_ms: u64,
+        pause_ms: u64,
+    },
+    Fees {
+        maker_bps: i32,
+        taker_bps: i32,
+    },
+    /// The journal's clock moves on by this many milliseconds (a CLOCK entry).
+    Tick(u64),
+}
+
+fn volatility_op() -> impl Strategy<Value = Op> {
+    let bps = prop_oneof![3 => Just(0u32), 4 => Just(100u32), 4 => Just(300u32), 1 => Just(MAX_VOLATILITY_BPS + 1)];
+    let ms = prop_oneof![1 => Just(0u64), 3 => Just(1_000u64), 3 => Just(60_000u64), 1 => Just(MAX_VOLATILITY_MS + 1)];
+    (bps, ms.clone(), ms).prop_map(|(bps, window_ms, pause_ms)| Op::Volatility { bps, window_ms, pause_ms })
+}
+
+fn fees_op() -> impl Strategy<Value = Op> {
+    let maker = prop_oneof![Just(0i32), Just(-2), Just(1), Just(-20), Just(MAX_FEE_BPS + 1)];
+    let taker = prop_oneof![Just(0i32), Just(3), Just(10), Just(-1)];
+    (maker, taker).prop_map(|(maker_bps, taker_bps)| Op::Fees { maker_bps, taker_bps })
+}
+
+fn tick_op() -> impl Strategy<Value = Op> {
+    prop_oneof![2 => Just(0u64), 4 => 1u64..2_000, 2 => Just(60_000u64), 1 => Just(1_000_000u64)].prop_map(Op::Tick)
 }
 
 fn band_op() -> impl Strategy<Value = Op> {
@@ -246,6 +274,9 @@ fn op() -> impl Strategy<Value = Op> {
         14 => Just(Op::Resume),
         1 => Just(Op::Reset),
         4 => band_op(),
+        3 => volatility_op(),
+        2 => fees_op(),
+        12 => tick_op(),
     ]
 }
 
@@ -299,12 +330,37 @@ fn resolve_target(
     }
 }
 
-/// Turns abstract ops into commands, running them through a reference book to know what is live.
+/// The commands of [`concretize_timed`] without their times.
 fn concretize(scenario: &Scenario) -> Vec<Command> {
+    concretize_timed(scenario).into_iter().map(|(_, command)| command).collect()
+}
+
+/// Applies a command at its journal time, as `apply_entry` does: the clock first, then the command.
+fn apply_at(book: &mut OrderBook, at: u64, command: &Command, out: &mut Vec<Event>) {
+    book.advance_clock(at, out);
+    book.apply(command, out);
+}
+
+fn apply_at_collect(book: &mut OrderBook, at: u64, command: &Command) -> Vec<Event> {
+    let mut out = Vec::new();
+    apply_at(book, at, command, &mut out);
+    out
+}
+
+fn reference_at(book: &mut ReferenceBook, at: u64, command: &Command) -> Vec<Event> {
+    let mut out = book.advance_clock(at);
+    out.extend(book.apply(command));
+    out
+}
+
+/// Turns abstract ops into commands, each at the journal time (milliseconds) it is applied at,
+/// running them through a reference book to know what is live.
+fn concretize_timed(scenario: &Scenario) -> Vec<(u64, Command)> {
     let Scenario { accounts, mid, step, ref ops } = *scenario;
     let mut book = ReferenceBook::new();
     let mut used_ids: Vec<OrderId> = Vec::new();
     let mut commands = Vec::with_capacity(ops.len());
+    let mut now = 0u64;
     let owner = |account: u64| account % accounts + 1;
     let price = |choice: PriceChoice, side: Side| match (choice, side) {
         (PriceChoice::Passive(offset), Side::Buy) => mid - offset * step,
@@ -366,9 +422,15 @@ fn concretize(scenario: &Scenario) -> Vec<Command> {
             Op::Band { bps, offset } => {
                 Command::Band { bps, reference: if offset == 4 { 0 } else { mid + offset * step } }
             }
+            Op::Volatility { bps, window_ms, pause_ms } => Command::Volatility { bps, window_ms, pause_ms },
+            Op::Fees { maker_bps, taker_bps } => Command::Fees { maker_bps, taker_bps },
+            Op::Tick(ms) => {
+                now += ms;
+                Command::Clock
+            }
         };
-        book.apply(&command);
-        commands.push(command);
+        reference_at(&mut book, now, &command);
+        commands.push((now, command));
     }
     commands
 }
@@ -406,7 +468,8 @@ impl Ledger {
 
     /// Folds one command's events in and checks everything checkable from them.
     fn absorb(&mut self, command: &Command, events: &[Event]) -> Result<(), TestCaseError> {
-        prop_assert!(!events.is_empty(), "a command produced no event");
+        // A CLOCK emits nothing of its own (its time may end a pause, absorbed as a CLOCK too).
+        prop_assert!(!events.is_empty() || *command == Command::Clock, "a command produced no event");
         for event in events {
             prop_assert_eq!(event.seq, self.next_seq, "sequence gap");
             self.next_seq += 1;
@@ -453,6 +516,7 @@ impl Ledger {
                     maker_remaining,
                     taker_remaining,
                     price,
+                    ..
                 } => {
                     prop_assert!(qty > 0 && price > 0);
                     prop_assert_ne!(maker_order_id, taker_order_id);
@@ -607,12 +671,18 @@ fn check_same(step: usize, book: &OrderBook, reference: &ReferenceBook) -> Resul
 }
 
 /// Runs the commands through both books, comparing every event and checking every invariant.
-fn run_against_reference(commands: &[Command]) -> Result<(), TestCaseError> {
+fn run_against_reference(commands: &[(u64, Command)]) -> Result<(), TestCaseError> {
     let mut book = OrderBook::new("TEST");
     let mut reference = ReferenceBook::new();
     let mut ledger = Ledger::new();
     let mut out = Vec::new();
-    for (step, command) in commands.iter().enumerate() {
+    for (step, (at, command)) in commands.iter().enumerate() {
+        // The entry's time first, as `apply_entry` does: it may end a pause.
+        out.clear();
+        book.advance_clock(*at, &mut out);
+        prop_assert_eq!(&out, &reference.advance_clock(*at), "clock before command {}", step);
+        ledger.absorb(&Command::Clock, &out)?;
+        prop_assert_eq!(book.is_paused(), reference.is_paused());
         out.clear();
         book.apply(command, &mut out);
         let expected = reference.apply(command);
@@ -632,7 +702,7 @@ proptest! {
 
     #[test]
     fn engine_matches_reference_and_keeps_invariants(scenario in scenario(300)) {
-        let commands = concretize(&scenario);
+        let commands = concretize_timed(&scenario);
         run_against_reference(&commands)?;
     }
 }
@@ -646,7 +716,7 @@ proptest! {
         scenario in scenario(250),
         cuts in prop::collection::vec(any::<Index>(), 1..4),
     ) {
-        let commands = concretize(&scenario);
+        let commands = concretize_timed(&scenario);
         let mut cut_points: Vec<usize> = cuts.iter().map(|c| c.index(commands.len() + 1)).collect();
         cut_points.sort_unstable();
         let mut straight = OrderBook::new("SNAP");
@@ -663,9 +733,9 @@ proptest! {
                 prop_assert_eq!(resumed.exposures(), straight.exposures());
                 prop_assert_eq!(resumed.symbol(), "SNAP");
             }
-            let Some(command) = commands.get(step) else { break };
-            let a = straight.apply_collect(command);
-            let b = resumed.apply_collect(command);
+            let Some((at, command)) = commands.get(step) else { break };
+            let a = apply_at_collect(&mut straight, *at, command);
+            let b = apply_at_collect(&mut resumed, *at, command);
             prop_assert_eq!(a, b, "events of command {} after restoring", step);
             prop_assert_eq!(straight.state_hash(), resumed.state_hash(), "state hash after command {}", step);
         }
@@ -675,17 +745,20 @@ proptest! {
     /// (determinism), and the hash moves when the state does.
     #[test]
     fn replay_is_deterministic(scenario in scenario(150)) {
-        let commands = concretize(&scenario);
+        let commands = concretize_timed(&scenario);
         let mut a = OrderBook::new("DET");
         let mut b = OrderBook::with_capacity("DET", 1024);
         let mut previous = a.state_hash();
-        for command in &commands {
-            let events_a = a.apply_collect(command);
-            prop_assert_eq!(&events_a, &b.apply_collect(command));
+        for (at, command) in &commands {
+            let events_a = apply_at_collect(&mut a, *at, command);
+            prop_assert_eq!(&events_a, &apply_at_collect(&mut b, *at, command));
             let hash = a.state_hash();
             prop_assert_eq!(hash, b.state_hash());
-            // Every command emits at least one event, so the sequence (hence the hash) moves.
-            prop_assert_ne!(hash, previous);
+            // Every command but a CLOCK that ends no pause emits an event, so the sequence (hence
+            // the hash) moves.
+            if !events_a.is_empty() {
+                prop_assert_ne!(hash, previous);
+            }
             previous = hash;
         }
         prop_assert_eq!(a.snapshot(), b.snapshot());
@@ -849,6 +922,8 @@ fn trade(
         aggressor,
         maker_remaining,
         taker_remaining,
+        maker_fee_bps: 0,
+        taker_fee_bps: 0,
     }
 }
 
@@ -1032,5 +1107,39 @@ fn the_generated_scenarios_reach_every_band_outcome() {
     assert_eq!(
         seen.into_iter().collect::<Vec<_>>(),
         ["band set", "invalid band", "out of band", "stopped at the edge"]
+    );
+}
+
+/// Likewise for the volatility guard and the fees: the scenarios pause books, end pauses, refuse
+/// orders during them, and set (and refuse) both rules.
+#[test]
+fn the_generated_scenarios_reach_every_volatility_and_fee_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let scenario = scenario(300).new_tree(&mut runner).expect("a scenario").current();
+        let mut book = ReferenceBook::new();
+        for (at, command) in concretize_timed(&scenario) {
+            for event in reference_at(&mut book, at, &command) {
+                match event.kind {
+                    EventKind::Rejected { reason: RejectReason::VolatilityPause, .. } => {
+                        seen.insert("refused in a pause")
+                    }
+                    EventKind::Rejected { reason: RejectReason::InvalidVolatility, .. } => seen.insert("invalid guard"),
+                    EventKind::Rejected { reason: RejectReason::InvalidFees, .. } => seen.insert("invalid fees"),
+                    EventKind::Status { status: BookStatus::Paused } => seen.insert("paused"),
+                    EventKind::Status { status: BookStatus::PauseEnded } => seen.insert("pause ended"),
+                    EventKind::Trade { taker_fee_bps, .. } if taker_fee_bps != 0 => seen.insert("trade with a fee"),
+                    _ => false,
+                };
+            }
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["invalid fees", "invalid guard", "pause ended", "paused", "refused in a pause", "trade with a fee"]
     );
 }

@@ -181,7 +181,8 @@ fn fok_does_not_count_liquidity_self_trade_prevention_would_skip() {
     m.limit(ALICE, Side::Sell, 100, 5);
     m.limit(BOB, Side::Sell, 100, 5);
     let id = m.id();
-    let order = NewOrder::limit(id, ALICE, Side::Buy, 100, 6).with_tif(TimeInForce::Fok).with_stp(StpMode::CancelOldest);
+    let order =
+        NewOrder::limit(id, ALICE, Side::Buy, 100, 6).with_tif(TimeInForce::Fok).with_stp(StpMode::CancelOldest);
     let events = m.submit(order);
     assert!(trades(&events).is_empty());
     assert_eq!(cancels(&events), vec![(id, 6, CancelReason::FokUnfillable)]);
@@ -449,7 +450,11 @@ fn bad_input_is_rejected_with_a_reason_never_a_panic() {
         (MAX_PRICE + 1, 1, RejectReason::InvalidPrice),
     ] {
         let id = m.id();
-        assert_eq!(rejection(&m.submit(NewOrder::limit(id, ALICE, Side::Buy, price, qty))), Some(reason), "{price} {qty}");
+        assert_eq!(
+            rejection(&m.submit(NewOrder::limit(id, ALICE, Side::Buy, price, qty))),
+            Some(reason),
+            "{price} {qty}"
+        );
     }
     let id = m.limit(ALICE, Side::Buy, MAX_PRICE, MAX_QTY);
     assert_eq!(rejection(&m.replace(id, ALICE, None, Some(0))), Some(RejectReason::InvalidQuantity));
@@ -463,7 +468,10 @@ fn bad_input_is_rejected_with_a_reason_never_a_panic() {
     assert!(matches!(events[0].kind, EventKind::Accepted { .. }), "no overflow in the exposure check");
     let events = m.submit(NewOrder::limit(u64::MAX, BOB, Side::Sell, 1, MAX_QTY));
     assert!(matches!(events[0].kind, EventKind::Accepted { .. }));
-    assert_eq!(rejection(&m.submit(NewOrder::limit(u64::MAX, BOB, Side::Sell, 1, 1))), Some(RejectReason::DuplicateOrderId));
+    assert_eq!(
+        rejection(&m.submit(NewOrder::limit(u64::MAX, BOB, Side::Sell, 1, 1))),
+        Some(RejectReason::DuplicateOrderId)
+    );
 }
 
 #[test]
@@ -489,7 +497,12 @@ fn deterministic_events_and_hash() {
 fn snapshot_restore_resumes_exactly() {
     let mut m = Market::new();
     for i in 0..50i64 {
-        m.limit(i as u64 % 3, if i % 2 == 0 { Side::Buy } else { Side::Sell }, if i % 2 == 0 { 90 + i % 7 } else { 100 + i % 5 }, 1 + i % 4);
+        m.limit(
+            i as u64 % 3,
+            if i % 2 == 0 { Side::Buy } else { Side::Sell },
+            if i % 2 == 0 { 90 + i % 7 } else { 100 + i % 5 },
+            1 + i % 4,
+        );
     }
     let taker = m.id();
     m.submit(NewOrder::market(taker, 7, Side::Buy, 9));
@@ -662,4 +675,145 @@ fn a_snapshot_keeps_the_band_and_its_last_trade() {
     let restored = OrderBook::restore(&m.book.snapshot()).expect("restores");
     assert_eq!(restored.band_limits(), Some((918, 1_122)));
     assert_eq!(restored.state_hash(), m.book.state_hash());
+}
+
+// ----- the volatility guard ----------------------------------------------------------------------
+
+fn statuses(events: &[Event]) -> Vec<BookStatus> {
+    events
+        .iter()
+        .filter_map(|event| match event.kind {
+            EventKind::Status { status } => Some(status),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tick(m: &mut Market, now_ms: u64) -> Vec<Event> {
+    let mut out = Vec::new();
+    m.book.advance_clock(now_ms, &mut out);
+    out
+}
+
+#[test]
+fn a_move_beyond_the_guard_pauses_the_book_after_the_command_that_made_it() {
+    let mut m = Market::new();
+    // 5 % within a minute pauses for 30 s.
+    m.send(Command::Volatility { bps: 500, window_ms: 60_000, pause_ms: 30_000 });
+    tick(&mut m, 1_000);
+    m.limit(ALICE, Side::Sell, 1_000, 1);
+    m.limit(BOB, Side::Buy, 1_000, 1); // trades at 1000
+    tick(&mut m, 10_000);
+    m.limit(ALICE, Side::Sell, 1_040, 1);
+    m.limit(ALICE, Side::Sell, 1_060, 5);
+    let id = m.id();
+    // A buy sweeping 1040 (4 %) then 1060 (6 %): it completes, whole, and then the book pauses.
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 1_060, 3));
+    assert_eq!(trades(&events), vec![(3, id, 1_040, 1), (4, id, 1_060, 2)]);
+    assert_eq!(statuses(&events), vec![BookStatus::Paused]);
+    assert!(matches!(events.last().unwrap().kind, EventKind::Status { status: BookStatus::Paused }));
+    assert!(m.book.is_paused());
+    assert_eq!(m.book.volatility(), (500, 60_000, 30_000, 40_000));
+
+    // New orders and replaces are refused with a reason; cancels work.
+    let id = m.id();
+    assert_eq!(
+        rejection(&m.submit(NewOrder::limit(id, CAROL, Side::Buy, 1_000, 1))),
+        Some(RejectReason::VolatilityPause)
+    );
+    assert_eq!(rejection(&m.replace(4, ALICE, Some(1_070), None)), Some(RejectReason::VolatilityPause));
+    assert!(matches!(m.cancel(4, ALICE)[0].kind, EventKind::Cancelled { reason: CancelReason::User, .. }));
+
+    // Time ends the pause, once, with an event of its own.
+    assert!(tick(&mut m, 39_999).is_empty());
+    let ended = tick(&mut m, 40_000);
+    assert_eq!(statuses(&ended), vec![BookStatus::PauseEnded]);
+    assert!(tick(&mut m, 50_000).is_empty());
+    assert!(!m.book.is_paused());
+    // The window starts afresh at the pause: a trade near the new price does not pause again.
+    m.limit(ALICE, Side::Sell, 1_070, 1);
+    let id = m.id();
+    let events = m.submit(NewOrder::limit(id, BOB, Side::Buy, 1_070, 1));
+    assert_eq!(trades(&events).len(), 1);
+    assert!(statuses(&events).is_empty());
+}
+
+#[test]
+fn trades_older_than_the_window_do_not_count_and_a_fall_pauses_too() {
+    let mut m = Market::new();
+    m.send(Command::Volatility { bps: 500, window_ms: 60_000, pause_ms: 1_000 });
+    m.limit(ALICE, Side::Sell, 1_000, 1);
+    m.limit(BOB, Side::Buy, 1_000, 1);
+    tick(&mut m, 60_001); // the trade at 1000 has left the window
+    m.limit(ALICE, Side::Sell, 1_100, 1);
+    let events = {
+        let id = m.id();
+        m.submit(NewOrder::limit(id, BOB, Side::Buy, 1_100, 1))
+    };
+    assert!(statuses(&events).is_empty(), "10 % from a trade outside the window: no pause");
+    m.limit(ALICE, Side::Buy, 1_040, 1);
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, BOB, Side::Sell, 1)); // 1100 -> 1040: -5.45 %
+    assert_eq!(statuses(&events), vec![BookStatus::Paused]);
+}
+
+#[test]
+fn the_guard_off_never_pauses_and_invalid_settings_are_rejected() {
+    let mut m = Market::new();
+    m.limit(ALICE, Side::Sell, 1_000, 1);
+    m.limit(BOB, Side::Buy, 1_000, 1);
+    m.limit(ALICE, Side::Sell, 2_000, 1);
+    let id = m.id();
+    assert!(statuses(&m.submit(NewOrder::limit(id, BOB, Side::Buy, 2_000, 1))).is_empty());
+    for command in [
+        Command::Volatility { bps: MAX_VOLATILITY_BPS + 1, window_ms: 1_000, pause_ms: 1_000 },
+        Command::Volatility { bps: 100, window_ms: 0, pause_ms: 1_000 },
+        Command::Volatility { bps: 100, window_ms: 1_000, pause_ms: MAX_VOLATILITY_MS + 1 },
+        Command::Fees { maker_bps: -5, taker_bps: 4 },
+        Command::Fees { maker_bps: 0, taker_bps: -1 },
+        Command::Fees { maker_bps: MAX_FEE_BPS + 1, taker_bps: 0 },
+    ] {
+        let reason = rejection(&m.send(command));
+        assert!(matches!(reason, Some(RejectReason::InvalidVolatility | RejectReason::InvalidFees)), "{command:?}");
+    }
+    assert_eq!(m.book.volatility(), (0, 0, 0, 0));
+    assert_eq!(m.book.fees(), (0, 0));
+}
+
+#[test]
+fn a_snapshot_keeps_the_pause_the_window_and_the_fees() {
+    let mut m = Market::new();
+    m.send(Command::Volatility { bps: 100, window_ms: 60_000, pause_ms: 5_000 });
+    m.send(Command::Fees { maker_bps: -1, taker_bps: 4 });
+    tick(&mut m, 7);
+    m.limit(ALICE, Side::Sell, 1_000, 1);
+    m.limit(BOB, Side::Buy, 1_000, 1);
+    m.limit(ALICE, Side::Sell, 1_020, 1);
+    let id = m.id();
+    assert_eq!(statuses(&m.submit(NewOrder::limit(id, BOB, Side::Buy, 1_020, 1))), vec![BookStatus::Paused]);
+    let mut restored = OrderBook::restore(&m.book.snapshot()).expect("restores");
+    assert_eq!(restored.state_hash(), m.book.state_hash());
+    assert_eq!((restored.volatility(), restored.fees(), restored.now_ms()), ((100, 60_000, 5_000, 5_007), (-1, 4), 7));
+    let mut out = Vec::new();
+    restored.advance_clock(5_007, &mut out);
+    assert_eq!(statuses(&out), vec![BookStatus::PauseEnded]);
+}
+
+// ----- fees ----------------------------------------------------------------------------------------
+
+#[test]
+fn every_trade_carries_the_fee_rates_in_force() {
+    let mut m = Market::new();
+    assert!(matches!(
+        m.send(Command::Fees { maker_bps: -2, taker_bps: 5 })[..],
+        [Event { kind: EventKind::Status { status: BookStatus::Fees }, .. }]
+    ));
+    m.limit(ALICE, Side::Sell, 1_000, 2);
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, BOB, Side::Buy, 1));
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::Trade { maker_fee_bps: -2, taker_fee_bps: 5, .. })));
+    m.send(Command::Fees { maker_bps: 0, taker_bps: 0 });
+    let id = m.id();
+    let events = m.submit(NewOrder::market(id, BOB, Side::Buy, 1));
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::Trade { maker_fee_bps: 0, taker_fee_bps: 0, .. })));
 }

@@ -60,7 +60,7 @@ class Event:
     accepted     order_id account side order_type tif price qty post_only client_ref
     rejected     order_id account command reason (a RejectReason) client_ref
     trade        maker_order_id maker_account taker_order_id taker_account price qty
-                 aggressor maker_remaining taker_remaining
+                 aggressor maker_remaining taker_remaining maker_fee_bps taker_fee_bps
     cancelled    order_id account side price qty reason (a CancelReason)
     replaced     order_id account side old_price old_qty price qty kept_priority
     level        side price qty (the level's new total; 0 = level gone)
@@ -108,6 +108,11 @@ class Event:
     def maker_remaining(self) -> int | None: ...
     @property
     def taker_remaining(self) -> int | None: ...
+    @property
+    def maker_fee_bps(self) -> int | None:
+        """A trade's fee rates (the last FEES), in basis points of its value."""
+    @property
+    def taker_fee_bps(self) -> int | None: ...
     @property
     def old_price(self) -> int | None: ...
     @property
@@ -175,6 +180,17 @@ class Command:
     def band(bps: int, reference: int = 0) -> Command:
         """The price band: NEW and REPLACE prices, and market orders' sweeps, within ``bps`` basis
         points of the last trade (before any, of ``reference``, in ticks); 0 turns it off."""
+    @staticmethod
+    def volatility(bps: int, window_ms: int = 0, pause_ms: int = 0) -> Command:
+        """The volatility guard: a trade more than ``bps`` basis points from any trade of the
+        last ``window_ms`` milliseconds pauses the book for ``pause_ms`` (NEW and REPLACE
+        refused, CANCEL allowed); 0 turns it off."""
+    @staticmethod
+    def fees(maker_bps: int, taker_bps: int) -> Command:
+        """The fee rates later trades carry, in basis points (a negative maker rate: a rebate)."""
+    @staticmethod
+    def clock() -> Command:
+        """The journal's clock ticked (its time is the entry id's, see ``apply_entry``)."""
     @property
     def kind(self) -> CommandKind: ...
     @property
@@ -193,7 +209,19 @@ class Command:
         reference, else None."""
     @property
     def bps(self) -> int | None:
-        """A BAND's width in basis points, else None."""
+        """A BAND's width or a VOLATILITY's largest move in basis points, else None."""
+    @property
+    def window_ms(self) -> int | None:
+        """A VOLATILITY's window in milliseconds, else None."""
+    @property
+    def pause_ms(self) -> int | None:
+        """A VOLATILITY's pause in milliseconds, else None."""
+    @property
+    def maker_bps(self) -> int | None:
+        """A FEES's maker rate in basis points, else None."""
+    @property
+    def taker_bps(self) -> int | None:
+        """A FEES's taker rate in basis points, else None."""
     @property
     def qty(self) -> int | None: ...
     @property
@@ -316,16 +344,35 @@ class OrderBook:
     @property
     def band_limits(self) -> tuple[int, int] | None:
         """The lowest and highest limit prices the price band allows now (None: no band)."""
+    @property
+    def volatility(self) -> tuple[int, int, int, int]:
+        """The volatility guard: ``(bps, window_ms, pause_ms, paused_until)``; bps 0 when off,
+        paused_until 0 when not paused."""
+    @property
+    def paused(self) -> bool:
+        """Whether the volatility guard pauses the book now."""
+    @property
+    def fees(self) -> tuple[int, int]:
+        """The fee rates trades carry: ``(maker_bps, taker_bps)``."""
+    @property
+    def now_ms(self) -> int:
+        """The journal's clock as far as the book knows it, in milliseconds."""
+    def advance_clock(self, now_ms: int) -> list[Event]:
+        """Moves the clock to ``now_ms`` (an earlier time is ignored); returns ``PAUSE_ENDED``
+        when a volatility pause is over, else nothing."""
     def submit(self, command: Command) -> list[Event]: ...
     def submit_many(self, commands: Iterable[Command]) -> list[Event]:
         """Applies the commands in order and returns all their events, flat. Every item is
         checked first: a non-Command raises TypeError and nothing is applied. Large batches
         release the GIL while matching."""
     def apply_entry(
-        self, fields: Mapping[str | bytes, str | bytes] | Iterable[tuple[str | bytes, str | bytes]]
+        self,
+        fields: Mapping[str | bytes, str | bytes] | Iterable[tuple[str | bytes, str | bytes]],
+        entry_id: str | None = None,
     ) -> list[Event]:
         """Applies one journal entry (its stream fields) exactly as the engine worker does: an
-        undecodable entry becomes a ``MALFORMED`` rejection. See ``docs/protocol.md``."""
+        undecodable entry becomes a ``MALFORMED`` rejection; ``entry_id`` (the stream id) moves
+        the book's clock to its time first. See ``docs/protocol.md``."""
     # --- views ---
     def bbo(self) -> Bbo: ...
     def depth(self, levels: int = 10) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -11,7 +11,9 @@ Side: TypeAlias = Literal["buy", "sell"]
 OrderType: TypeAlias = Literal["limit", "market"]
 TimeInForce: TypeAlias = Literal["gtc", "ioc", "fok"]
 StpMode: TypeAlias = Literal["none", "cancel_newest", "cancel_oldest", "cancel_both"]
-CommandKind: TypeAlias = Literal["new", "cancel", "replace", "halt", "resume", "reset", "band"]
+CommandKind: TypeAlias = Literal[
+    "new", "cancel", "replace", "halt", "resume", "reset", "band", "volatility", "fees", "clock"
+]
 EventKind: TypeAlias = Literal[
     "accepted", "rejected", "trade", "cancelled", "replaced", "level", "status"
 ]
@@ -28,11 +30,16 @@ RejectReason: TypeAlias = Literal[
     "MALFORMED",
     "PRICE_OUT_OF_BAND",
     "INVALID_BAND",
+    "VOLATILITY_PAUSE",
+    "INVALID_VOLATILITY",
+    "INVALID_FEES",
 ]
 CancelReason: TypeAlias = Literal[
     "USER", "REMAINDER", "FOK_UNFILLABLE", "SELF_TRADE", "RESET", "PRICE_BAND"
 ]
-BookStatus: TypeAlias = Literal["HALTED", "RESUMED", "RESET", "BAND"]
+BookStatus: TypeAlias = Literal[
+    "HALTED", "RESUMED", "RESET", "BAND", "PAUSED", "PAUSE_ENDED", "VOLATILITY", "FEES"
+]
 
 __all__ = [
     "BookStatus",

@@ -44,6 +44,8 @@ EVENT_ATTRS = (
     "aggressor",
     "maker_remaining",
     "taker_remaining",
+    "maker_fee_bps",
+    "taker_fee_bps",
     "old_price",
     "old_qty",
     "kept_priority",
@@ -75,6 +77,8 @@ ATTRS_BY_KIND = {
         "aggressor",
         "maker_remaining",
         "taker_remaining",
+        "maker_fee_bps",
+        "taker_fee_bps",
     },
     "cancelled": {"order_id", "account", "side", "price", "qty", "reason"},
     "replaced": {
@@ -609,6 +613,8 @@ def test_event_to_dict():
         "aggressor": "buy",
         "maker_remaining": 3,
         "taker_remaining": 0,
+        "maker_fee_bps": 0,
+        "taker_fee_bps": 0,
     }
 
 
@@ -918,8 +924,8 @@ def test_pickle_and_copy_go_through_snapshots():
         assert clone.state_hash() != book.state_hash()  # independent
 
 
-def corrupt(data: bytes, index: int) -> bytes:
-    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
+def corrupt(data: bytes, index: int, flip: int = 0x01) -> bytes:
+    return data[:index] + bytes([data[index] ^ flip]) + data[index + 1 :]
 
 
 def test_bad_snapshots_raise_snapshot_error():
@@ -933,7 +939,7 @@ def test_bad_snapshots_raise_snapshot_error():
         data[: len(data) // 2],
         data + b"\x00",
         corrupt(data, 0),  # magic
-        corrupt(data, 6),  # format version
+        corrupt(data, 6, 0x40),  # format version
         corrupt(data, len(data) // 2),  # body
         corrupt(data, len(data) - 1),  # checksum
     ]
@@ -941,7 +947,7 @@ def test_bad_snapshots_raise_snapshot_error():
         with pytest.raises(SnapshotError):
             OrderBook.restore(blob)
     with pytest.raises(SnapshotError, match="version"):
-        OrderBook.restore(corrupt(data, 6))
+        OrderBook.restore(corrupt(data, 6, 0x40))  # a version from the future
     with pytest.raises(SnapshotError, match="checksum"):
         OrderBook.restore(corrupt(data, len(data) // 2))
     with pytest.raises(ValueError):  # SnapshotError is a ValueError

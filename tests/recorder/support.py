@@ -105,6 +105,8 @@ def event_line(event) -> str:
             d["aggressor"],
             d["maker_remaining"],
             d["taker_remaining"],
+            d["maker_fee_bps"],
+            d["taker_fee_bps"],
         ]
     elif kind == "cancelled":
         fields = ["C", d["order_id"], d["account"], d["side"], d["price"], d["qty"], d["reason"]]

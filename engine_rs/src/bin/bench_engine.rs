@@ -24,7 +24,9 @@
 //!   --seed N            generator seed (BENCH_SEED)
 //!   --no-write          do not write bench/results/engine.json
 
-use engine_rs::{Command, CommandKind, Event, EventKind, NewOrder, OrderBook, RejectReason, Side, StpMode, TimeInForce};
+use engine_rs::{
+    Command, CommandKind, Event, EventKind, NewOrder, OrderBook, RejectReason, Side, StpMode, TimeInForce,
+};
 use rustc_hash::FxHashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -655,14 +657,7 @@ fn regime_result(regime: &Regime, work: &Workload, rates: &[f64], lat: &Latency,
     RegimeResult { name: regime.name, json, msgs_per_s: rate, p99: q(99.0) }
 }
 
-fn eprintln_table(
-    regime: &Regime,
-    work: &Workload,
-    rates: &[f64],
-    rate: f64,
-    lat: &Latency,
-    clock: &Clock,
-) {
+fn eprintln_table(regime: &Regime, work: &Workload, rates: &[f64], rate: f64, lat: &Latency, clock: &Clock) {
     let n = work.measured.len() as f64;
     let [new, cancel, replace] = work.mix;
     eprintln!();

@@ -163,6 +163,40 @@ impl PyOrderBook {
         self.book.band_limits()
     }
 
+    /// The volatility guard: `(bps, window_ms, pause_ms, paused_until)`, `paused_until` 0 when
+    /// not paused; bps 0 when off.
+    #[getter]
+    fn volatility(&self) -> (u32, u64, u64, u64) {
+        self.book.volatility()
+    }
+
+    /// Whether the volatility guard pauses the book now.
+    #[getter]
+    fn paused(&self) -> bool {
+        self.book.is_paused()
+    }
+
+    /// The fee rates trades carry: `(maker_bps, taker_bps)`.
+    #[getter]
+    fn fees(&self) -> (i32, i32) {
+        self.book.fees()
+    }
+
+    /// The journal's clock as far as the book knows it, in milliseconds.
+    #[getter]
+    fn now_ms(&self) -> u64 {
+        self.book.now_ms()
+    }
+
+    /// Moves the book's clock to `now_ms` (an earlier time is ignored) and returns the events
+    /// that causes: `PAUSE_ENDED` when a volatility pause is over, else none. The research
+    /// simulator calls it with its simulated time; the worker with each journal entry's.
+    fn advance_clock<'py>(&mut self, py: Python<'py>, now_ms: u64) -> PyResult<Bound<'py, PyList>> {
+        self.scratch.clear();
+        self.book.advance_clock(now_ms, &mut self.scratch);
+        self.take_events(py)
+    }
+
     /// Applies one `Command` and returns its events.
     fn submit<'py>(&mut self, py: Python<'py>, command: &Bound<'py, PyCommand>) -> PyResult<Bound<'py, PyList>> {
         let command = command.get().inner;
@@ -198,12 +232,19 @@ impl PyOrderBook {
     /// Applies one journal entry exactly as the engine worker does — decoding its stream fields
     /// (a mapping or a sequence of pairs, keys and values `str` or `bytes`) and turning an
     /// undecodable entry into a `MALFORMED` rejection — and returns its events. For in-process
-    /// replays of a journal that must reach the worker's state.
-    fn apply_entry<'py>(&mut self, py: Python<'py>, fields: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    /// replays of a journal that must reach the worker's state. `entry_id`, the entry's stream id,
+    /// moves the book's clock to its time first, as the worker does.
+    #[pyo3(signature = (fields, entry_id = None))]
+    fn apply_entry<'py>(
+        &mut self,
+        py: Python<'py>,
+        fields: &Bound<'py, PyAny>,
+        entry_id: Option<&str>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let owned = entry_fields(fields)?;
         let pairs: Vec<(&[u8], &[u8])> = owned.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
         self.scratch.clear();
-        crate::journal::apply_entry(&mut self.book, &pairs, &mut self.scratch);
+        crate::journal::apply_entry(&mut self.book, entry_id, &pairs, &mut self.scratch);
         self.take_events(py)
     }
 

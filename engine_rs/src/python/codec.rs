@@ -16,7 +16,10 @@ fn bytes_of(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(bytes) = value.cast::<PyBytes>() {
         return Ok(bytes.as_bytes().to_vec());
     }
-    Err(PyTypeError::new_err(format!("journal field keys and values must be str or bytes, not {}", value.get_type().name()?)))
+    Err(PyTypeError::new_err(format!(
+        "journal field keys and values must be str or bytes, not {}",
+        value.get_type().name()?
+    )))
 }
 
 /// A journal entry's fields from a mapping or an iterable of `(key, value)` pairs.

@@ -177,7 +177,30 @@ impl PyCommand {
         Untracked(PyCommand { inner: Command::Band { bps, reference } })
     }
 
-    /// "new", "cancel", "replace", "halt", "resume", "reset" or "band".
+    /// The volatility guard: a trade more than `bps` basis points from any trade of the last
+    /// `window_ms` milliseconds pauses the book for `pause_ms`; 0 turns it off. The book judges
+    /// the values (an invalid guard is rejected).
+    #[staticmethod]
+    #[pyo3(signature = (bps, window_ms = 0, pause_ms = 0))]
+    fn volatility(bps: u32, window_ms: u64, pause_ms: u64) -> Untracked<Self> {
+        Untracked(PyCommand { inner: Command::Volatility { bps, window_ms, pause_ms } })
+    }
+
+    /// The fee rates later trades carry, in basis points: the maker's (negative: a rebate) and
+    /// the taker's. The book judges the values (invalid rates are rejected).
+    #[staticmethod]
+    fn fees(maker_bps: i32, taker_bps: i32) -> Untracked<Self> {
+        Untracked(PyCommand { inner: Command::Fees { maker_bps, taker_bps } })
+    }
+
+    /// The journal's clock ticked (applied through `OrderBook.apply_entry` with the entry's id).
+    #[staticmethod]
+    fn clock() -> Untracked<Self> {
+        Untracked(PyCommand { inner: Command::Clock })
+    }
+
+    /// "new", "cancel", "replace", "halt", "resume", "reset", "band", "volatility", "fees" or
+    /// "clock".
     #[getter]
     fn kind<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
         command_name(py, self.inner.kind())
@@ -188,7 +211,7 @@ impl PyCommand {
         match self.inner {
             Command::New(order) => Some(order.order_id),
             Command::Cancel { order_id, .. } | Command::Replace { order_id, .. } => Some(order_id),
-            Command::Halt | Command::Resume | Command::Reset | Command::Band { .. } => None,
+            _ => None,
         }
     }
 
@@ -197,7 +220,7 @@ impl PyCommand {
         match self.inner {
             Command::New(order) => Some(order.account),
             Command::Cancel { account, .. } | Command::Replace { account, .. } => Some(account),
-            Command::Halt | Command::Resume | Command::Reset | Command::Band { .. } => None,
+            _ => None,
         }
     }
 
@@ -228,11 +251,45 @@ impl PyCommand {
         }
     }
 
-    /// A BAND's width in basis points, else None.
+    /// A BAND's width or a VOLATILITY's largest move in basis points, else None.
     #[getter]
     fn bps(&self) -> Option<u32> {
         match self.inner {
-            Command::Band { bps, .. } => Some(bps),
+            Command::Band { bps, .. } | Command::Volatility { bps, .. } => Some(bps),
+            _ => None,
+        }
+    }
+
+    /// A VOLATILITY's window and pause in milliseconds, else None.
+    #[getter]
+    fn window_ms(&self) -> Option<u64> {
+        match self.inner {
+            Command::Volatility { window_ms, .. } => Some(window_ms),
+            _ => None,
+        }
+    }
+
+    #[getter]
+    fn pause_ms(&self) -> Option<u64> {
+        match self.inner {
+            Command::Volatility { pause_ms, .. } => Some(pause_ms),
+            _ => None,
+        }
+    }
+
+    /// A FEES's rates in basis points, else None.
+    #[getter]
+    fn maker_bps(&self) -> Option<i32> {
+        match self.inner {
+            Command::Fees { maker_bps, .. } => Some(maker_bps),
+            _ => None,
+        }
+    }
+
+    #[getter]
+    fn taker_bps(&self) -> Option<i32> {
+        match self.inner {
+            Command::Fees { taker_bps, .. } => Some(taker_bps),
             _ => None,
         }
     }
@@ -287,7 +344,9 @@ impl PyCommand {
                 out.push(')');
                 out
             }
-            Command::Cancel { order_id, account } => format!("Command.cancel({order_id}, {account})"),
+            Command::Cancel { order_id, account } => {
+                format!("Command.cancel({order_id}, {account})")
+            }
             Command::Replace { order_id, account, price, qty } => {
                 format!("Command.replace({order_id}, {account}, price={}, qty={})", optional(price), optional(qty))
             }
@@ -295,6 +354,11 @@ impl PyCommand {
             Command::Resume => "Command.resume()".to_owned(),
             Command::Reset => "Command.reset()".to_owned(),
             Command::Band { bps, reference } => format!("Command.band({bps}, {reference})"),
+            Command::Volatility { bps, window_ms, pause_ms } => {
+                format!("Command.volatility({bps}, {window_ms}, {pause_ms})")
+            }
+            Command::Fees { maker_bps, taker_bps } => format!("Command.fees({maker_bps}, {taker_bps})"),
+            Command::Clock => "Command.clock()".to_owned(),
         }
     }
 }

@@ -98,6 +98,8 @@ fields! {
     Aggressor => "aggressor",
     MakerRemaining => "maker_remaining",
     TakerRemaining => "taker_remaining",
+    MakerFeeBps => "maker_fee_bps",
+    TakerFeeBps => "taker_fee_bps",
     OldPrice => "old_price",
     OldQty => "old_qty",
     KeptPriority => "kept_priority",
@@ -138,6 +140,8 @@ fn visit_fields<E>(kind: &EventKind, mut f: impl FnMut(Field, Value) -> Result<(
             aggressor,
             maker_remaining,
             taker_remaining,
+            maker_fee_bps,
+            taker_fee_bps,
         } => {
             f(F::MakerOrderId, V::Id(maker_order_id))?;
             f(F::MakerAccount, V::Id(maker_account))?;
@@ -147,7 +151,9 @@ fn visit_fields<E>(kind: &EventKind, mut f: impl FnMut(Field, Value) -> Result<(
             f(F::Qty, V::Int(qty))?;
             f(F::Aggressor, V::Side(aggressor))?;
             f(F::MakerRemaining, V::Int(maker_remaining))?;
-            f(F::TakerRemaining, V::Int(taker_remaining))
+            f(F::TakerRemaining, V::Int(taker_remaining))?;
+            f(F::MakerFeeBps, V::Int(maker_fee_bps.into()))?;
+            f(F::TakerFeeBps, V::Int(taker_fee_bps.into()))
         }
         EventKind::Cancelled { order_id, account, side, price, qty, reason } => {
             f(F::OrderId, V::Id(order_id))?;
@@ -266,6 +272,8 @@ event_pymethods! {
         taker_account -> AccountId { EventKind::Trade { taker_account, .. } => taker_account }
         maker_remaining -> Qty { EventKind::Trade { maker_remaining, .. } => maker_remaining }
         taker_remaining -> Qty { EventKind::Trade { taker_remaining, .. } => taker_remaining }
+        maker_fee_bps -> i32 { EventKind::Trade { maker_fee_bps, .. } => maker_fee_bps }
+        taker_fee_bps -> i32 { EventKind::Trade { taker_fee_bps, .. } => taker_fee_bps }
         old_price -> Price { EventKind::Replaced { old_price, .. } => old_price }
         old_qty -> Qty { EventKind::Replaced { old_qty, .. } => old_qty }
         kept_priority -> bool { EventKind::Replaced { kept_priority, .. } => kept_priority }

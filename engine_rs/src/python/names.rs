@@ -48,7 +48,10 @@ py_names!(
         CommandKind::Halt,
         CommandKind::Resume,
         CommandKind::Reset,
-        CommandKind::Band
+        CommandKind::Band,
+        CommandKind::Volatility,
+        CommandKind::Fees,
+        CommandKind::Clock
     ]
 );
 py_names!(
@@ -67,6 +70,9 @@ py_names!(
         RejectReason::Malformed,
         RejectReason::PriceOutOfBand,
         RejectReason::InvalidBand,
+        RejectReason::VolatilityPause,
+        RejectReason::InvalidVolatility,
+        RejectReason::InvalidFees,
     ]
 );
 py_names!(
@@ -81,7 +87,20 @@ py_names!(
         CancelReason::PriceBand
     ]
 );
-py_names!(status_name, BookStatus, [BookStatus::Halted, BookStatus::Resumed, BookStatus::Reset, BookStatus::Band]);
+py_names!(
+    status_name,
+    BookStatus,
+    [
+        BookStatus::Halted,
+        BookStatus::Resumed,
+        BookStatus::Reset,
+        BookStatus::Band,
+        BookStatus::Paused,
+        BookStatus::PauseEnded,
+        BookStatus::Volatility,
+        BookStatus::Fees
+    ]
+);
 
 pub(super) fn event_kind_name<'py>(py: Python<'py>, kind: &EventKind) -> Bound<'py, PyString> {
     match kind {

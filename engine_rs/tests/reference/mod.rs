@@ -11,8 +11,8 @@
 
 use engine_rs::{
     AccountId, Bbo, BookStatus, CancelReason, Command, CommandKind, Depth, Event, EventKind, Exposure, NewOrder,
-    OrderId, OrderType, Price, Qty, RejectReason, RestingOrder, Seq, Side, StpMode, TimeInForce, MAX_BAND_BPS, MAX_PRICE,
-    MAX_QTY,
+    OrderId, OrderType, Price, Qty, RejectReason, RestingOrder, Seq, Side, StpMode, TimeInForce, MAX_BAND_BPS,
+    MAX_FEE_BPS, MAX_PRICE, MAX_QTY, MAX_VOLATILITY_BPS, MAX_VOLATILITY_MS,
 };
 use std::collections::BTreeMap;
 
@@ -47,6 +47,18 @@ pub struct ReferenceBook {
     band_bps: u32,
     band_reference: Price,
     last_trade: Price,
+    /// The journal's clock (never goes back).
+    now: u64,
+    /// The volatility guard: move (0: off), window, pause, when the pause ends (0: none).
+    vol_bps: u32,
+    vol_window: u64,
+    vol_pause: u64,
+    paused_until: u64,
+    /// Every trade `(time, price)` since the guard last forgot, judged the obvious way: the
+    /// window is whatever of it is recent enough when a trade is judged.
+    vol_trades: Vec<(u64, Price)>,
+    vol_tripped: bool,
+    fees: (i32, i32),
 }
 
 /// Whether a resting order at `resting` on the opposite side of `taker_side` is marketable for a
@@ -91,12 +103,47 @@ impl ReferenceBook {
         self.last_order_id
     }
 
+    pub fn is_paused(&self) -> bool {
+        self.paused_until != 0
+    }
+
+    /// The clock moves to `now` (if later); a pause that is over ends.
+    pub fn advance_clock(&mut self, now: u64) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.now = self.now.max(now);
+        if self.paused_until != 0 && self.now >= self.paused_until {
+            self.paused_until = 0;
+            self.emit(&mut out, EventKind::Status { status: BookStatus::PauseEnded });
+        }
+        out
+    }
+
     pub fn apply(&mut self, command: &Command) -> Vec<Event> {
         let mut out = Vec::new();
         match *command {
             Command::New(ref order) => self.new_order(order, &mut out),
             Command::Cancel { order_id, account } => self.cancel(order_id, account, &mut out),
             Command::Replace { order_id, account, price, qty } => self.replace(order_id, account, price, qty, &mut out),
+            Command::Volatility { bps, window_ms, pause_ms } => {
+                let ms_ok = |ms: u64| (1..=MAX_VOLATILITY_MS).contains(&ms);
+                if bps > MAX_VOLATILITY_BPS || (bps > 0 && !(ms_ok(window_ms) && ms_ok(pause_ms))) {
+                    self.reject(&mut out, 0, 0, CommandKind::Volatility, RejectReason::InvalidVolatility);
+                } else {
+                    (self.vol_bps, self.vol_window, self.vol_pause) = (bps, window_ms, pause_ms);
+                    // New settings judge from a fresh window.
+                    self.vol_trades.clear();
+                    self.emit(&mut out, EventKind::Status { status: BookStatus::Volatility });
+                }
+            }
+            Command::Fees { maker_bps, taker_bps } => {
+                if (0..=MAX_FEE_BPS).contains(&taker_bps) && (-taker_bps..=MAX_FEE_BPS).contains(&maker_bps) {
+                    self.fees = (maker_bps, taker_bps);
+                    self.emit(&mut out, EventKind::Status { status: BookStatus::Fees });
+                } else {
+                    self.reject(&mut out, 0, 0, CommandKind::Fees, RejectReason::InvalidFees);
+                }
+            }
+            Command::Clock => {}
             Command::Halt => {
                 self.halted = true;
                 self.emit(&mut out, EventKind::Status { status: BookStatus::Halted });
@@ -116,7 +163,33 @@ impl ReferenceBook {
                 }
             }
         }
+        if self.vol_tripped {
+            self.vol_tripped = false;
+            self.paused_until = (self.now + self.vol_pause).max(1);
+            self.vol_trades.clear();
+            self.emit(&mut out, EventKind::Status { status: BookStatus::Paused });
+        }
         out
+    }
+
+    /// Judges a trade at `price` now: tripped if it is more than the guard's move from any trade
+    /// of the window (itself included).
+    fn judge_trade(&mut self, price: Price) {
+        if self.vol_bps == 0 {
+            return;
+        }
+        self.vol_trades.push((self.now, price));
+        let oldest = self.now.saturating_sub(self.vol_window);
+        let bps = self.vol_bps as i128;
+        for &(at, then) in &self.vol_trades {
+            if at < oldest {
+                continue;
+            }
+            let (now_px, then_px) = (price as i128, then as i128);
+            if now_px * 10_000 > then_px * (10_000 + bps) || now_px * 10_000 < then_px * (10_000 - bps) {
+                self.vol_tripped = true;
+            }
+        }
     }
 
     /// The prices the band allows, inclusive: `bps` basis points of the reference either side
@@ -216,7 +289,9 @@ impl ReferenceBook {
     /// so nothing can overflow. `open_adjust` is taken off the same-side open quantity (the
     /// order being replaced).
     fn exceeds(&self, account: AccountId, side: Side, qty: Qty, max_position: Option<Qty>, open_adjust: Qty) -> bool {
-        let Some(max) = max_position else { return false };
+        let Some(max) = max_position else {
+            return false;
+        };
         let position = self.position(account) as i128;
         let open = (self.open_qty(account, side) - open_adjust) as i128;
         let worst = match side {
@@ -249,7 +324,9 @@ impl ReferenceBook {
         let maker_side = side.opposite();
         let mut remaining = qty;
         while remaining > 0 {
-            let Some(best) = self.side_vec(maker_side).first() else { break };
+            let Some(best) = self.side_vec(maker_side).first() else {
+                break;
+            };
             if !crosses(side, limit, best.price) {
                 break;
             }
@@ -296,6 +373,7 @@ impl ReferenceBook {
                     orders.iter_mut().find(|o| o.id == maker_id).unwrap().qty = maker_remaining;
                 }
                 self.last_trade = maker.price;
+                self.judge_trade(maker.price);
                 let signed = |s: Side| if s == Side::Buy { traded } else { -traded };
                 *self.positions.entry(account).or_insert(0) += signed(side);
                 *self.positions.entry(maker.account).or_insert(0) += signed(maker_side);
@@ -311,6 +389,8 @@ impl ReferenceBook {
                         aggressor: side,
                         maker_remaining,
                         taker_remaining: remaining,
+                        maker_fee_bps: self.fees.0,
+                        taker_fee_bps: self.fees.1,
                     },
                 );
             }
@@ -370,6 +450,9 @@ impl ReferenceBook {
         }
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
+        }
+        if self.paused_until != 0 {
+            return reject(self, out, RejectReason::VolatilityPause);
         }
         if is_limit && !self.in_band(order.price) {
             return reject(self, out, RejectReason::PriceOutOfBand);
@@ -484,6 +567,9 @@ impl ReferenceBook {
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
         }
+        if self.paused_until != 0 {
+            return reject(self, out, RejectReason::VolatilityPause);
+        }
         let Some(order) = self.owned(order_id, account) else {
             return reject(self, out, RejectReason::UnknownOrder);
         };
@@ -577,6 +663,8 @@ impl ReferenceBook {
         self.asks.clear();
         self.positions.clear();
         self.last_trade = 0;
+        self.vol_trades.clear();
+        self.paused_until = 0;
         self.emit(out, EventKind::Status { status: BookStatus::Reset });
     }
 
