@@ -157,7 +157,8 @@ def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
      "max_position" (int lots), "min_bankroll" (Decimal), "initial_cash" (Decimal) — the
      limits, from the agent's account —
      "tick_size" (Decimal), "lot_size" (Decimal), "reference_price" (Decimal),
-     "price_band_pct" (Decimal)}"""
+     "price_band_pct" (Decimal), "volatility_move_pct" (Decimal), "volatility_window_seconds",
+     "volatility_pause_seconds", "maker_fee_bps", "taker_fee_bps" (int) — the instrument's rules}"""
     configs = AgentConfig.objects.filter(enabled=True, instrument__enabled=True).select_related(
         "account", "instrument"
     )
@@ -177,6 +178,11 @@ def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
             "lot_size": c.instrument.lot_size,
             "reference_price": c.instrument.reference_price,
             "price_band_pct": c.instrument.price_band_pct,
+            "volatility_move_pct": c.instrument.volatility_move_pct,
+            "volatility_window_seconds": c.instrument.volatility_window_seconds,
+            "volatility_pause_seconds": c.instrument.volatility_pause_seconds,
+            "maker_fee_bps": c.instrument.maker_fee_bps,
+            "taker_fee_bps": c.instrument.taker_fee_bps,
         }
         for c in configs
     ]

@@ -51,12 +51,44 @@ class InstrumentAdmin(admin.ModelAdmin):
         "lot_size",
         "reference_price",
         "price_band_pct",
+        "volatility_move_pct",
+        "maker_fee_bps",
+        "taker_fee_bps",
         "enabled",
         "halted",
     )
     list_filter = ("enabled", "halted")
     search_fields = ("symbol", "name")
     readonly_fields = ("halted", "created_at")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("symbol", "name"),
+                    ("tick_size", "lot_size"),
+                    ("min_order_qty", "max_order_qty"),
+                    "reference_price",
+                    ("enabled", "halted"),
+                    "created_at",
+                )
+            },
+        ),
+        (
+            "Trading rules (enforced by the engine; a change reaches it when saved)",
+            {
+                "fields": (
+                    "price_band_pct",
+                    (
+                        "volatility_move_pct",
+                        "volatility_window_seconds",
+                        "volatility_pause_seconds",
+                    ),
+                    ("maker_fee_bps", "taker_fee_bps"),
+                )
+            },
+        ),
+    )
     actions = ("halt_trading", "resume_trading", "list_instruments", "delist_instruments")
 
     def save_model(self, request, obj, form, change):

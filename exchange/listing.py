@@ -12,9 +12,10 @@ still a poll to survive a missed message.
 
 The set is rewritten from the database after every commit that saves or deletes an instrument
 (`transaction.on_commit`, so a rolled-back edit changes nothing) and when an engine starts
-(`manage.py run_engine`), so a Redis that lost its keys gets it back. An instrument's price band
-goes to its journal the same way: after the commit that creates a banded instrument, changes its
-band or lists it again, and when an engine starts (`rules_sync`).
+(`manage.py run_engine`), so a Redis that lost its keys gets it back. An instrument's engine rules
+(price band, volatility guard, fees) go to its journal the same way: after the commit that creates
+an instrument with rules, changes them or lists it again, and when an engine starts
+(`rules_sync`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from django.dispatch import receiver
 
 from exchange.models import Instrument
 from exchange.orders import journal
+from exchange.orders.rules import rules_are_defaults
 from exchange.protocol.keys import instruments_key, instruments_version_key
 
 logger = logging.getLogger("flashbook.listing")
@@ -93,13 +95,15 @@ class ListingWatch:
 
 
 def rules_sync(symbols) -> None:
-    """Sends the engine the rules it enforces (the price band) of these instruments: when an
-    engine starts, so that a journal older than a rule, or a Redis that lost its keys, gets it."""
+    """Sends the engine the rules it enforces (price band, volatility guard, fees) of these
+    instruments: when an engine starts, so that a journal older than a rule, or a Redis that lost
+    its keys, gets them."""
     from exchange.services import instrument_rules_send
 
-    # Without a band the engine's default is right: nothing to send.
-    for instrument in Instrument.objects.filter(symbol__in=list(symbols), price_band_pct__gt=0):
-        instrument_rules_send(instrument=instrument)
+    for instrument in Instrument.objects.filter(symbol__in=list(symbols)):
+        # A fresh book's defaults are right for an instrument without rules: nothing to send.
+        if not rules_are_defaults(instrument):
+            instrument_rules_send(instrument=instrument)
 
 
 def _sync_after_commit() -> None:
@@ -126,7 +130,18 @@ def _send_rules_after_commit(pk: int) -> None:
 
 
 LISTING_FIELDS = frozenset({"enabled"})
-RULE_FIELDS = frozenset({"enabled", "price_band_pct"})  # "enabled": listed again, the band with it
+# "enabled": listed again, its rules with it.
+RULE_FIELDS = frozenset(
+    {
+        "enabled",
+        "price_band_pct",
+        "volatility_move_pct",
+        "volatility_window_seconds",
+        "volatility_pause_seconds",
+        "maker_fee_bps",
+        "taker_fee_bps",
+    }
+)
 
 
 @receiver(post_save, sender=Instrument, dispatch_uid="listing-saved")
@@ -139,6 +154,6 @@ def _instrument_changed(sender, instance, update_fields=None, created=False, **k
         kwargs.get("signal") is post_save
         and instance.enabled  # a delisted instrument's book needs no rules
         and (created or update_fields is None or RULE_FIELDS & set(update_fields))
-        and not (created and not instance.price_band_pct)  # a new book has no band already
+        and not (created and rules_are_defaults(instance))  # a new book has them already
     ):
         transaction.on_commit(lambda pk=instance.pk: _send_rules_after_commit(pk))

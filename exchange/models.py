@@ -49,6 +49,48 @@ class Instrument(models.Model):
         "far from the last trade (before any, the reference price) is rejected, and a market "
         "order trades no further (its rest is cancelled). 0 turns it off.",
     )
+    # The volatility guard (limit-up/limit-down), enforced by the engine. Defaults that let the
+    # demo's ordinary moves through and pause it after a shock.
+    volatility_move_pct = models.DecimalField(
+        "volatility pause: move (%)",
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("5"),
+        db_default=Decimal("5"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="A trade more than this far from any trade of the window pauses the book: new "
+        "orders and replaces are refused, cancels work. 0 turns it off.",
+    )
+    volatility_window_seconds = models.PositiveIntegerField(
+        "volatility pause: window (s)",
+        default=300,
+        db_default=300,
+        validators=[MinValueValidator(1), MaxValueValidator(86_400)],
+        help_text="How far back the move is measured.",
+    )
+    volatility_pause_seconds = models.PositiveIntegerField(
+        "volatility pause: length (s)",
+        default=30,
+        db_default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(86_400)],
+        help_text="How long the book stays paused.",
+    )
+    # Integers: the engine stamps them on every trade as whole basis points.
+    maker_fee_bps = models.IntegerField(
+        "maker fee (bps)",
+        default=0,
+        db_default=0,
+        validators=[MinValueValidator(-1000), MaxValueValidator(1000)],
+        help_text="Charged on the resting side of each trade, in basis points of its value "
+        "(1 bp = 0.01 %). Negative: a rebate, never larger than the taker fee.",
+    )
+    taker_fee_bps = models.IntegerField(
+        "taker fee (bps)",
+        default=0,
+        db_default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(1000)],
+        help_text="Charged on the incoming side of each trade, in basis points of its value.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -71,6 +113,12 @@ class Instrument(models.Model):
             and self.min_order_qty > self.max_order_qty
         ):
             errors["max_order_qty"] = "Must not be below the minimum order quantity."
+        if (
+            self.maker_fee_bps is not None
+            and self.taker_fee_bps is not None
+            and self.maker_fee_bps < -self.taker_fee_bps
+        ):
+            errors["maker_fee_bps"] = "A maker rebate may not be larger than the taker fee."
         if errors:
             raise ValidationError(errors)
 

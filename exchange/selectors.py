@@ -146,6 +146,8 @@ class BookLevels:
     asks: list[tuple[Decimal, Decimal]]
     # The limit prices the engine's price band allows now (None: no band, or not published).
     band: tuple[Decimal, Decimal] | None = None
+    # Until when the volatility guard pauses the book (None: not paused).
+    paused_until: datetime | None = None
 
 
 def book_levels(instrument: Instrument, *, depth: int = BOOK_DEPTH) -> BookLevels:
@@ -170,6 +172,7 @@ def book_levels(instrument: Instrument, *, depth: int = BOOK_DEPTH) -> BookLevel
 
     ts_ms = raw.get("ts_ms")
     band = raw.get("band")
+    paused_ms = raw.get("paused_until")
     return BookLevels(
         symbol=instrument.symbol,
         seq=int(raw.get("seq", 0)),
@@ -179,6 +182,7 @@ def book_levels(instrument: Instrument, *, depth: int = BOOK_DEPTH) -> BookLevel
         bids=levels(raw.get("bids")),
         asks=levels(raw.get("asks")),
         band=None if not band else tuple(instrument.ticks_to_price(p) for p in band),
+        paused_until=None if paused_ms is None else datetime.fromtimestamp(paused_ms / 1000, UTC),
     )
 
 

@@ -218,7 +218,8 @@ def instrument_halt_set(*, instrument: Instrument, halted: bool) -> Instrument:
 
 _instrument_command = gateway.blocking(gateway.instrument_command)
 
-#: Sends an instrument's price band to its book (after it is created or its band changes, and
+#: Sends an instrument's engine rules — price band, volatility guard, fees — to its book (after
+#: it is created or they change, and
 #: when an engine starts: `exchange.listing`). Not inside a transaction (the gateway refuses).
 instrument_rules_send = gateway.blocking(gateway.instrument_rules_send)
 

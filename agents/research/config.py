@@ -149,6 +149,16 @@ class SimConfig:
     #: The price band (percent about the last trade, else the reference price), as the live
     #: exchange's instruments have one: the engine enforces both (`Command.band`). 0: none.
     price_band_pct: Decimal = Decimal("10")
+    #: The volatility pause, as the live exchange's instruments have one (`Command.volatility`): a
+    #: trade more than `volatility_move_pct` from any trade of the last `volatility_window_s`
+    #: pauses the book for `volatility_pause_s` (LOBSTER type-7 rows mark it). 0: none.
+    volatility_move_pct: Decimal = Decimal("5")
+    volatility_window_s: int = 300
+    volatility_pause_s: int = 30
+    #: Fee rates per trade in basis points of its value (`Command.fees`): the resting side's
+    #: (negative: a rebate) and the incoming side's. The agents' results are net of them.
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
     start_ns: int = parse_time_of_day("09:30")
     end_ns: int = parse_time_of_day("16:00")
     #: Price levels a side in the LOBSTER order book file.
@@ -170,6 +180,10 @@ class SimConfig:
     @property
     def band_bps(self) -> int:
         return int(self.price_band_pct * 100)
+
+    @property
+    def volatility_bps(self) -> int:
+        return int(self.volatility_move_pct * 100)
 
     @property
     def price_multiplier(self) -> int:
@@ -205,6 +219,11 @@ class SimConfig:
             "lot_size": self.lot_size,
             "reference_price": str(self.reference_price),
             "price_band_pct": str(self.price_band_pct),
+            "volatility_move_pct": str(self.volatility_move_pct),
+            "volatility_window_s": self.volatility_window_s,
+            "volatility_pause_s": self.volatility_pause_s,
+            "maker_fee_bps": self.maker_fee_bps,
+            "taker_fee_bps": self.taker_fee_bps,
             "start": format_time_of_day(self.start_ns),
             "end": format_time_of_day(self.end_ns),
             "levels": self.levels,
@@ -388,6 +407,13 @@ class _SimIn(_Model):
     price_band_pct: Annotated[_Decimal, Field(ge=0, le=1000, decimal_places=2)] = (
         SimConfig.price_band_pct
     )
+    volatility_move_pct: Annotated[_Decimal, Field(ge=0, le=100, decimal_places=2)] = (
+        SimConfig.volatility_move_pct
+    )
+    volatility_window_s: Annotated[_Int, Field(ge=1, le=86_400)] = SimConfig.volatility_window_s
+    volatility_pause_s: Annotated[_Int, Field(ge=1, le=86_400)] = SimConfig.volatility_pause_s
+    maker_fee_bps: Annotated[_Int, Field(ge=-1000, le=1000)] = SimConfig.maker_fee_bps
+    taker_fee_bps: Annotated[_Int, Field(ge=0, le=1000)] = SimConfig.taker_fee_bps
     start: _TimeOfDay = SimConfig.start_ns
     end: _TimeOfDay = SimConfig.end_ns
     levels: Annotated[_Int, Field(ge=1, le=100)] = SimConfig.levels
@@ -417,6 +443,8 @@ class _SimIn(_Model):
             raise ConfigError("reference_price", f"must be a whole number of ticks ({tick_size})")
         if end <= start:
             raise ConfigError("end", "must be after start")
+        if self.maker_fee_bps < -self.taker_fee_bps:
+            raise ConfigError("maker_fee_bps", "a maker rebate may not exceed the taker fee")
         fundamental = dict(self.fundamental or {})
         fundamental.setdefault("mean", float(self.reference_price / tick_size))
         try:
@@ -451,6 +479,11 @@ class _SimIn(_Model):
             lot_size=self.lot_size,
             reference_price=self.reference_price,
             price_band_pct=self.price_band_pct,
+            volatility_move_pct=self.volatility_move_pct,
+            volatility_window_s=self.volatility_window_s,
+            volatility_pause_s=self.volatility_pause_s,
+            maker_fee_bps=self.maker_fee_bps,
+            taker_fee_bps=self.taker_fee_bps,
             start_ns=self.start,
             end_ns=self.end,
             levels=self.levels,

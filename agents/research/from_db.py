@@ -50,6 +50,17 @@ def config_from_agent_rows(
             "lot_size": int(lot),
             "reference_price": str(first["reference_price"]),
             "price_band_pct": str(first.get("price_band_pct", SimConfig.price_band_pct)),
+            "volatility_move_pct": str(
+                first.get("volatility_move_pct", SimConfig.volatility_move_pct)
+            ),
+            "volatility_window_s": first.get(
+                "volatility_window_seconds", SimConfig.volatility_window_s
+            ),
+            "volatility_pause_s": first.get(
+                "volatility_pause_seconds", SimConfig.volatility_pause_s
+            ),
+            "maker_fee_bps": first.get("maker_fee_bps", SimConfig.maker_fee_bps),
+            "taker_fee_bps": first.get("taker_fee_bps", SimConfig.taker_fee_bps),
             "agents": [
                 {
                     "name": row["name"],

@@ -55,7 +55,8 @@ from .lobster import LobsterBook
 __all__ = ["Agent", "RunData", "Simulation"]
 
 NS_PER_S = 1_000_000_000
-WAKE, DELIVER, SHOCK, HALT, RESUME = 0, 1, 2, 3, 4
+WAKE, DELIVER, SHOCK, HALT, RESUME, CLOCK = 0, 1, 2, 3, 4, 5
+NS_PER_MS = 1_000_000
 _set_field = object.__setattr__
 _log = math.log
 #: How often (simulated) the progress callback is called.
@@ -153,8 +154,20 @@ class Simulation:
         self.trades_out = trades_out
         self.progress = progress
         self.book = OrderBook(config.symbol, 1 << 16)
-        # The live exchange's price band, enforced by the same engine.
+        # The live exchange's rules, enforced by the same engine: the price band, the volatility
+        # guard (whose clock is the simulated one: `_tell_time`) and the fee rates.
         self.book.submit(Command.band(config.band_bps, config.reference_ticks))
+        self._guarded = config.volatility_bps > 0
+        if self._guarded:
+            self.book.submit(
+                Command.volatility(
+                    config.volatility_bps,
+                    config.volatility_window_s * 1000,
+                    config.volatility_pause_s * 1000,
+                )
+            )
+        if config.maker_fee_bps or config.taker_fee_bps:
+            self.book.submit(Command.fees(config.maker_fee_bps, config.taker_fee_bps))
         self.start_ns = config.start_ns
         self.end_ns = config.end_ns
         master = random.Random(seed)
@@ -271,10 +284,12 @@ class Simulation:
                 self.book.halt()
                 self._halted = True
                 self.lob.halt_indicator(now, -1)
-            else:
+            elif kind == RESUME:
                 self.book.resume()
                 self._halted = False
                 self.lob.halt_indicator(now, 1)
+            else:
+                self._tell_time(now)
         self._sample_until(end, next_second)
         self.lob.flush()
         self._flush_trades()
@@ -382,9 +397,18 @@ class Simulation:
 
     # --- the exchange receives --------------------------------------------------------------------
 
+    def _tell_time(self, now: int) -> None:
+        """Moves the engine's clock to the simulated time (its volatility guard's window and
+        pauses run on it); a pause that is over ends with a type-7 row, as a halt does."""
+        for event in self.book.advance_clock(now // NS_PER_MS):
+            if event.status == "PAUSE_ENDED":
+                self.lob.halt_indicator(now, 1)
+
     def _deliver(self, agent: Agent, payload, now: int) -> None:
         actions, keys = payload
         book = self.book
+        if self._guarded:
+            self._tell_time(now)
         account = agent.account
         state = agent.state
         key_to_eid = self.key_to_eid
@@ -501,6 +525,12 @@ class Simulation:
                     lob.delete(now, eid, old_qty, e.old_price, is_buy)
                     price, rest = new_price, new_qty
                 agents[e.account - 1].state.apply_replace(eid_to_key.get(eid), new_price, new_qty)
+            elif kind == "status":
+                if e.status == "PAUSED":
+                    # The volatility guard paused the book: a type-7 row now, and a clock tick
+                    # when the pause is due to end (the engine ends it; `_tell_time` writes it).
+                    lob.halt_indicator(now, -1)
+                    self._push(self.book.volatility[3] * NS_PER_MS, CLOCK, None)
             elif kind == "rejected":
                 self.data.rejections[e.reason] += 1
                 agent = agents[e.account - 1]

@@ -48,6 +48,7 @@ class SymbolMarket:
         self.trades: deque[Trade] = deque(maxlen=TRADES_KEPT)
         self.last_price: int | None = None
         self.halted = False
+        self.paused = False  # by the volatility guard: orders would be refused, so none are sent
         self.shock_floor = "0-0"  # shocks up to this stream id are already in the fundamental
         self._bids: list = []
         self._asks: list = []
@@ -85,6 +86,12 @@ class SymbolMarket:
         self._bids = [tuple(level) for level in book.get("bids", [])[:DEPTH]]
         self._asks = [tuple(level) for level in book.get("asks", [])[:DEPTH]]
         self.halted = bool(book.get("halted", False))
+        self.paused = book.get("paused_until") is not None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the book refuses new orders now (halted, or paused by the volatility guard)."""
+        return self.halted or self.paused
 
     def view(self, now_ns: int) -> MarketView:
         return MarketView.from_depth(
@@ -114,6 +121,7 @@ class SymbolMarket:
     def on_reset(self) -> None:
         self.trades.clear()
         self.last_price = None
+        self.paused = False
         self._bids, self._asks = [], []
         self._book_read = 0.0
 

@@ -291,7 +291,7 @@ class Runner:
     async def _wake(self, agent: LiveAgent, market: SymbolMarket) -> None:
         self.stats.wakes += 1
         await market.refresh_book(self.redis)
-        if market.halted:
+        if market.closed:
             return
         if agent.below_bankroll(market.mark_ticks()):
             await self._stop_agent(agent, "equity below the minimum bankroll")
@@ -442,8 +442,10 @@ class Runner:
                     for agent in self.agents.values():
                         if agent.symbol == symbol:
                             agent.on_reset()
-                else:
+                elif event.status in ("HALTED", "RESUMED"):
                     market.halted = event.status == "HALTED"
+                elif event.status in ("PAUSED", "PAUSE_ENDED"):
+                    market.paused = event.status == "PAUSED"
 
     # --- the simulation state ------------------------------------------------------------------
 

@@ -126,6 +126,20 @@ class InstrumentSerializer(Shape):
         "trade (before any, the reference price) is rejected PRICE_OUT_OF_BAND, and a market "
         "order trades no further (its rest is cancelled PRICE_BAND). 0: none."
     )
+    volatility_move_pct = DecimalString(
+        help_text="The volatility pause: a trade more than this many percent from any trade of "
+        "the last `volatility_window_seconds` pauses the book for `volatility_pause_seconds` "
+        "(new orders and replaces are rejected VOLATILITY_PAUSE; cancels work). 0: none."
+    )
+    volatility_window_seconds = serializers.IntegerField()
+    volatility_pause_seconds = serializers.IntegerField()
+    maker_fee_bps = serializers.IntegerField(
+        help_text="Fee of the resting side of a trade, in basis points of its value "
+        "(negative: a rebate)."
+    )
+    taker_fee_bps = serializers.IntegerField(
+        help_text="Fee of the incoming side of a trade, in basis points of its value."
+    )
     enabled = serializers.BooleanField()
     halted = serializers.BooleanField()
 
@@ -156,6 +170,11 @@ class BookSerializer(Shape):
         max_length=2,
         allow_null=True,
         help_text="[lowest, highest] limit price the price band allows now; null: no band.",
+    )
+    paused_until = UtcDateTime(
+        allow_null=True,
+        help_text="Until when the volatility guard pauses the book (new orders and replaces "
+        "are refused); null: not paused.",
     )
 
     def to_representation(self, instance):

@@ -164,6 +164,7 @@ class MarketState:
     seq: int = 0  # the last engine event applied to the book
     sent_seq: int = 0  # the `seq` of the last frame sent (the next frame's `prev`)
     halted: bool = False
+    paused: bool = False  # by the volatility guard
     bids: dict[int, int] = field(default_factory=dict)
     asks: dict[int, int] = field(default_factory=dict)
     # Beyond these prices the book may hold levels we have not seen (None: the seed was whole).
@@ -188,6 +189,7 @@ class MarketState:
         book = book or {"seq": 0, "bids": [], "asks": [], "halted": False}
         self.seq = int(book.get("seq", 0))
         self.halted = bool(book.get("halted", False))
+        self.paused = book.get("paused_until") is not None
         bids, asks = book.get("bids") or [], book.get("asks") or []
         self.bids = {int(p): int(q) for p, q in bids}
         self.asks = {int(p): int(q) for p, q in asks}
@@ -216,13 +218,13 @@ class MarketState:
         if key_seq < self.seq and key_seq + 1 < self.levels_from:
             return False
         replay = [lv for lv in self.levels if lv[0] > key_seq]
-        seq, halted = self.seq, self.halted
+        seq, halted, paused = self.seq, self.halted, self.paused
         self.seed(book)
         for level_seq, side, price, qty in replay:
             self._set_level(side, price, qty)
             self.levels.append((level_seq, side, price, qty))
         if key_seq < seq:
-            self.seq, self.halted = seq, halted
+            self.seq, self.halted, self.paused = seq, halted, paused
         return True
 
     # -- events --------------------------------------------------------------------------------
@@ -265,10 +267,13 @@ class MarketState:
                 self.last_price = price
                 self._count(trades=1)
             elif kind == "status":
-                if event.status == "HALTED":
-                    self.halted = True
-                elif event.status == "RESUMED":
-                    self.halted = False
+                status = event.status
+                if status == "HALTED" or status == "RESUMED":
+                    self.halted = status == "HALTED"
+                elif status == "PAUSED" or status == "PAUSE_ENDED":
+                    self.paused = status == "PAUSED"
+                elif status == "RESET":
+                    self.paused = False
                 self.book_dirty = True
             self.seq = seq
         if through is not None and through > self.seq:
@@ -306,7 +311,12 @@ class MarketState:
         bids, asks = self.book_levels()
         self.book_dirty = False
         self.last_book_sent = now
-        return self._chain("book") | {"halted": self.halted, "bids": bids, "asks": asks}
+        return self._chain("book") | {
+            "halted": self.halted,
+            "paused": self.paused,
+            "bids": bids,
+            "asks": asks,
+        }
 
     def trades_frame(self, now: float) -> dict:
         trades, self.pending_trades = self.pending_trades, []
@@ -335,6 +345,7 @@ class MarketState:
             "symbol": self.symbol,
             "seq": self.sent_seq,
             "halted": self.halted,
+            "paused": self.paused,
             "bids": bids,
             "asks": asks,
             # Trades still waiting for their frame come with that frame, not twice.

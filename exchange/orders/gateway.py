@@ -364,8 +364,10 @@ async def instrument_command(*, instrument: Instrument, command: str) -> None:
 
 
 async def instrument_rules_send(*, instrument: Instrument) -> None:
-    """Sends an instrument's rules the engine enforces (its price band) to its book."""
-    await _append(instrument.symbol, rules.band_command(instrument))
+    """Sends an instrument's rules the engine enforces (price band, volatility guard, fees) to
+    its book."""
+    for command in rules.rule_commands(instrument):
+        await _append(instrument.symbol, command)
 
 
 # --- For synchronous callers -------------------------------------------------------------------

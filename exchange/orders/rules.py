@@ -238,14 +238,34 @@ def replace_fields(
 BOOK_COMMANDS = ("halt", "resume", "reset")
 
 
-def band_command(instrument: Instrument) -> dict[str, str | int]:
-    """The journal's BAND for an instrument's price band (percent in the database, basis points
-    and ticks for the engine)."""
-    return {
-        "t": "band",
-        "bps": int(instrument.price_band_pct * 100),
-        "px": instrument.price_to_ticks(instrument.reference_price),
-    }
+def rule_commands(instrument: Instrument) -> list[dict[str, str | int]]:
+    """The journal commands of the rules an instrument's engine enforces — its price band
+    (BAND), its volatility guard (VOLATILITY) and its fee rates (FEES) — from the database's
+    units (percent, seconds, basis points) to the engine's (basis points, ticks, milliseconds)."""
+    return [
+        {
+            "t": "band",
+            "bps": int(instrument.price_band_pct * 100),
+            "px": instrument.price_to_ticks(instrument.reference_price),
+        },
+        {
+            "t": "volatility",
+            "bps": int(instrument.volatility_move_pct * 100),
+            "win": instrument.volatility_window_seconds * 1000,
+            "pause": instrument.volatility_pause_seconds * 1000,
+        },
+        {"t": "fees", "maker": instrument.maker_fee_bps, "taker": instrument.taker_fee_bps},
+    ]
+
+
+def rules_are_defaults(instrument: Instrument) -> bool:
+    """Whether a fresh book already enforces these rules (no band, no guard, no fees)."""
+    return (
+        not instrument.price_band_pct
+        and not instrument.volatility_move_pct
+        and not instrument.maker_fee_bps
+        and not instrument.taker_fee_bps
+    )
 
 
 def book_command(command: str) -> dict[str, str | int]:

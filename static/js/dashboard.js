@@ -31,9 +31,10 @@ function charts() {
   }
 }
 
-function renderBook(bids, asks, halted) {
+function renderBook(bids, asks, halted, paused) {
   renderBbo(bar, bids, asks, lastPrice);
   $("[data-halted]").hidden = !halted;
+  $("[data-paused]").hidden = !paused;
   const rows = [];
   for (const [price, qty] of asks.slice(0, LADDER_DEPTH).reverse()) {
     rows.push(el("tr", { className: "ask" }, [cell(""), cell(price, "num price"), cell(qty, "num")]));
@@ -82,12 +83,12 @@ function startMarket() {
       snapshot(frame) {
         tape = [...frame.trades].reverse().slice(0, TAPE_LENGTH);
         lastPrice = frame.stats?.last_price ?? tape[0]?.price ?? null;
-        renderBook(frame.bids, frame.asks, frame.halted);
+        renderBook(frame.bids, frame.asks, frame.halted, frame.paused);
         renderTape();
         renderStats(frame.stats || {});
       },
       book(frame) {
-        renderBook(frame.bids, frame.asks, frame.halted);
+        renderBook(frame.bids, frame.asks, frame.halted, frame.paused);
       },
       trades(frame) {
         for (const trade of frame.trades) {

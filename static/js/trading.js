@@ -304,6 +304,7 @@ function startMarket() {
   const onBook = (frame) => {
     renderBbo(bar, frame.bids, frame.asks, frame.stats?.last_price);
     $("[data-halted]").hidden = !frame.halted;
+    $("[data-paused]").hidden = !frame.paused;
     markOfSymbol = mid(frame.bids, frame.asks);
     renderAccount();
   };

@@ -204,6 +204,11 @@ def test_duplicate_enable_disable(market):
         "lot_size",
         "reference_price",
         "price_band_pct",
+        "volatility_move_pct",
+        "volatility_window_seconds",
+        "volatility_pause_seconds",
+        "maker_fee_bps",
+        "taker_fee_bps",
     }
     assert row["params"]["size_max"] == 30 and row["tick_size"] == D("0.01")
     assert row["price_band_pct"] == D("0")  # the tests' instruments have no band

@@ -31,6 +31,8 @@ def make_instrument(symbol: str = "ACME", *, served: bool = True, **overrides) -
         "max_order_qty": Decimal("10000"),
         "reference_price": Decimal("100"),
         "price_band_pct": Decimal("0"),  # none unless a test gives one
+        # Nor a volatility guard: a test's prices jump about.
+        "volatility_move_pct": Decimal("0"),
     }
     fields.update(overrides)
     instrument = Instrument.objects.create(symbol=symbol, **fields)

@@ -54,15 +54,22 @@ def test_unticking_enabled_in_the_admin_delists_and_the_action_lists_again(
     } | {
         "reference_price": instrument.reference_price,
         "price_band_pct": instrument.price_band_pct,
+        "volatility_move_pct": instrument.volatility_move_pct,
+        "volatility_window_seconds": instrument.volatility_window_seconds,
+        "volatility_pause_seconds": instrument.volatility_pause_seconds,
+        "maker_fee_bps": instrument.maker_fee_bps,
+        "taker_fee_bps": instrument.taker_fee_bps,
     }  # "enabled" left out: unticked
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(change, form)
     assert response.status_code == 302, response.content[:2000]
     assert not Instrument.objects.get(pk=instrument.pk).enabled
-    # Halted, then every resting order cancelled (after the band, which every full save of a
-    # listed instrument sends again: 0 here, none); and the engines' registry no longer lists it.
+    # Halted, then every resting order cancelled (after the engine's rules, which every full save
+    # of a listed instrument sends again: none here); and the engines' registry no longer lists it.
     assert journal_entries(redis_client, "ACME") == [
         {"t": "band", "bps": "0", "px": "10000"},
+        {"t": "volatility", "bps": "0", "win": "300000", "pause": "30000"},
+        {"t": "fees", "maker": "0", "taker": "0"},
         {"t": "halt"},
         {"t": "reset"},
     ]
@@ -80,7 +87,8 @@ def test_unticking_enabled_in_the_admin_delists_and_the_action_lists_again(
 
     with django_capture_on_commit_callbacks(execute=True):  # listed already: nothing to send
         admin_client.post(url, {"action": "list_instruments", "_selected_action": [instrument.pk]})
-    assert len(journal_entries(redis_client, "ACME")) == 5  # band, halt, reset, band, resume
+    # The rules (band, volatility, fees), halt, reset; the rules again, resume.
+    assert len(journal_entries(redis_client, "ACME")) == 9
 
 
 @pytest.mark.parametrize("model", ["instrument", "account", "order", "fill", "trade", "apitoken"])

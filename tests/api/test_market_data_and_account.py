@@ -61,6 +61,11 @@ def test_instruments(api, instrument):
             "max_order_qty": "10000",
             "reference_price": "100",
             "price_band_pct": "0",
+            "volatility_move_pct": "0",
+            "volatility_window_seconds": 300,
+            "volatility_pause_seconds": 30,
+            "maker_fee_bps": 0,
+            "taker_fee_bps": 0,
             "enabled": True,
             "halted": False,
         }
@@ -78,6 +83,7 @@ def test_the_book_before_the_engine_published_it(api, instrument):
         "bids": [],
         "asks": [],
         "band": None,
+        "paused_until": None,
     }
 
 

@@ -20,12 +20,12 @@ def trader(stack):
     return stack.token("market-maker")
 
 
-def place(stack, token, side, price, quantity, **extra):
+def place(stack, token, side, price, quantity, symbol="ACME", **extra):
     status, body = stack.api(
         token,
         "POST",
         "orders/",
-        {"symbol": "ACME", "side": side, "price": price, "quantity": quantity, **extra},
+        {"symbol": symbol, "side": side, "price": price, "quantity": quantity, **extra},
     )
     assert status in (200, 201), body
     return body
@@ -65,6 +65,26 @@ def test_dashboard_shows_a_live_book_trades_and_a_moving_price(browser, stack, t
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(1200)  # let a stats frame arrive for the picture
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    page.context.close()
+
+
+def test_the_dashboard_shows_a_volatility_pause(browser, stack, trader):
+    # GLOBEX, which no other test trades: the demo's guard pauses it after a 5 % move.
+    page = login(browser, stack, "demo", viewport={"width": 1400, "height": 1000})
+    page.goto(f"{stack.url}/?symbol=GLOBEX")
+    expect(page.locator("[data-connection]")).to_have_attribute(
+        "data-connection", "live", timeout=TIMEOUT
+    )
+    badge = page.locator("[data-paused]")
+    expect(badge).to_be_hidden()
+    place(stack, trader, "sell", "42.50", "10", symbol="GLOBEX")
+    place(stack, trader, "buy", "42.50", "10", symbol="GLOBEX", stp="none")
+    place(stack, trader, "sell", "45.00", "10", symbol="GLOBEX")
+    place(stack, trader, "buy", "45.00", "10", symbol="GLOBEX", stp="none")  # +5.9 %
+    expect(badge).to_be_visible(timeout=TIMEOUT)
+    expect(badge).to_contain_text("Paused")
+    status, body = stack.api(trader, "GET", "instruments/GLOBEX/book/")
+    assert status == 200 and body["paused_until"] is not None
     page.context.close()
 
 

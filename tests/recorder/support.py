@@ -55,6 +55,8 @@ def make_instrument(
         # No price band unless a test gives one: their prices are anywhere (the band's own tests
         # and the demo's instruments have one).
         "price_band_pct": Decimal("0"),
+        # Nor a volatility guard: a test's prices jump about.
+        "volatility_move_pct": Decimal("0"),
     }
     fields.update(overrides)
     instrument = Instrument.objects.create(symbol=symbol, **fields)

@@ -190,3 +190,41 @@ def test_the_simulated_market_has_the_live_exchanges_price_band():
     with pytest.raises(ConfigError, match="price_band_pct"):
         config_from_mapping({**data, "price_band_pct": "-1"})
     assert config_from_mapping({**data, "price_band_pct": 2.5}).band_bps == 250
+
+
+def test_a_shock_trips_the_volatility_pause_with_type_7_rows_as_the_live_engine_would():
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from agents.research.config import Shock
+
+    config = preset("small").with_session(end_ns=parse_time_of_day("09:40"))
+    shock_at = parse_time_of_day("09:33")
+    shocked = replace(
+        config,
+        # The small population walks slowly even after a shock (under 1 % a minute): a tight
+        # guard, so that the shock's move trips it.
+        volatility_move_pct=Decimal("0.5"),
+        volatility_window_s=120,
+        volatility_pause_s=20,
+        shocks=(Shock(shock_at, -15.0, True),),
+    )
+    messages = io.StringIO()
+    lob = LobsterBook(
+        messages, io.StringIO(), levels=shocked.levels,
+        price_multiplier=shocked.price_multiplier, lot_size=shocked.lot_size,
+    )  # fmt: skip
+    sim = Simulation(shocked, 1, lobster=lob)
+    assert sim.book.volatility[:3] == (50, 120_000, 20_000)
+    data = sim.run()
+    rows = [line.split(",") for line in messages.getvalue().splitlines()]
+    halts = [(float(r[0]), int(r[4])) for r in rows if r[1] == "7"]
+    assert halts, "the shock moved the price more than 0.5 % within two minutes: a pause"
+    # Each pause is a -1 row then a +1 row 20 s later (the engine's clock is the simulated one).
+    assert [code for _, code in halts[:2]] == [-1, 1]
+    assert halts[1][0] - halts[0][0] == pytest.approx(20, abs=0.001)
+    assert data.rejections["VOLATILITY_PAUSE"] > 0, "orders sent during a pause are refused"
+    # Off, the same run has no pause.
+    calm = make_sim(replace(shocked, volatility_move_pct=Decimal("0")))
+    calm.run()
+    assert calm.data.rejections["VOLATILITY_PAUSE"] == 0
