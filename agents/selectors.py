@@ -106,7 +106,7 @@ def leaderboard(symbol: str | None = None) -> list[dict]:
             mark = marks[position.instrument.symbol]
             equity += position.quantity * mark
             realized += position.realized_pnl
-            unrealized += (mark - position.average_price) * position.quantity
+            unrealized += position.unrealized_pnl(mark)
             if position.instrument_id == config.instrument_id:
                 position_qty = position.quantity
         live = statuses.get(config.name)

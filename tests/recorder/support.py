@@ -402,7 +402,7 @@ def dump() -> dict[str, list]:
             "account__name",
             "instrument__symbol",
             "quantity",
-            "average_price",
+            "cost_basis",
             "realized_pnl",
         ),
         "cash": rows(Account.objects, "name", "cash"),
