@@ -416,7 +416,7 @@ class PositionSerializer(Shape):
     quantity = QuantityString(help_text="Net: positive long, negative short.")
     cost_basis = MoneyString(
         help_text="What the open quantity cost, signed like it (negative for a short): exact. "
-        "unrealized_pnl = mark_price × quantity − cost_basis."
+        "unrealized_pnl = mark_price x quantity - cost_basis."
     )
     average_price = PriceString(
         help_text="cost_basis / |quantity| (0 when flat): to the tick, with more decimals when "

@@ -6,8 +6,8 @@ from django.db import migrations, models
 
 
 def cost_basis_from_average(apps, schema_editor):
-    """cost basis = average price × quantity (signed like it), rounded to the instrument's money
-    quantum (tick × lot, no finer than 8 places): the best the old rounded average can tell."""
+    """cost basis = average price x quantity (signed like it), rounded to the instrument's money
+    quantum (tick x lot, no finer than 8 places): the best the old rounded average can tell."""
     Position = apps.get_model("exchange", "Position")
     for position in Position.objects.exclude(quantity=0).select_related("instrument").iterator():
         instrument = position.instrument

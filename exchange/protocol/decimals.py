@@ -89,7 +89,7 @@ def currency_decimals() -> int:
 
 def ints_str(scaled: int, decimals: int) -> str:
     """`scaled / 10**decimals` written with exactly `decimals` places, from integers alone: the
-    live feed's prices and quantities (ticks × the tick size in units of its last decimal), at a
+    live feed's prices and quantities (ticks x the tick size in units of its last decimal), at a
     fraction of the cost of decimal arithmetic."""
     if decimals == 0:
         return str(scaled)

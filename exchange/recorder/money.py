@@ -2,16 +2,16 @@
 account's cash and its position (`settle_fill`).
 
 Exact money. A price is a whole number of ticks and a quantity a whole number of lots, so every
-amount that changes hands (price × quantity) is a whole number of *tick-lots*, the instrument's
-money quantum (`money_quantum`: tick size × lot size). A position keeps its **cost basis** — what
+amount that changes hands (price x quantity) is a whole number of *tick-lots*, the instrument's
+money quantum (`money_quantum`: tick size x lot size). A position keeps its **cost basis** — what
 its open quantity cost, signed like the quantity (a long of 3 bought for 3.02 has +3.02, a short
 sold for 5.00 has -5.00) — never an average price: an average is a fraction of it (3.02 / 3 =
 1.00666…) that no decimal column holds exactly, and P&L computed from a rounded average drifts
 (the -0.19999992 a client once saw). With the cost basis signed, one formula serves longs and
 shorts:
 
-* unrealized P&L = mark × quantity − cost basis;
-* adding to a position adds price × quantity to the cost basis (exact);
+* unrealized P&L = mark x quantity - cost basis;
+* adding to a position adds price x quantity to the cost basis (exact);
 * reducing one takes out the closed share of the cost basis, rounded to the money quantum, and
   realizes the difference with the fill's proceeds. The rounding moves a fraction of a tick-lot
   between realized and unrealized (it has to go somewhere: 3.02 split three ways is not a whole
@@ -20,8 +20,8 @@ shorts:
 So cost basis, realized and unrealized P&L stay whole numbers of tick-lots, and for every account
 and instrument, at every moment,
 
-    realized P&L − cost basis = the sum of the fills' cash flows (minus fees, once there are),
-    realized + unrealized     = that sum + mark × quantity,
+    realized P&L - cost basis = the sum of the fills' cash flows (minus fees, once there are),
+    realized + unrealized     = that sum + mark x quantity,
 
 exactly — the invariant the tests check. The reads are the position's own (`Position.
 average_price`, derived for display: cost basis / |quantity|; `Position.unrealized_pnl`), where
@@ -83,7 +83,7 @@ def apply_fill(position, side: str, price: Decimal, qty: Decimal, quantum: Decim
         share = position.cost_basis * closing / abs(held) / quantum
         removed = share.to_integral_value(rounding=ROUND_HALF_EVEN) * quantum
     closed = -closing if held > 0 else closing  # the closing part of `signed`
-    # The closing part's cash flow (-price × closed) against the cost it takes out.
+    # The closing part's cash flow (-price x closed) against the cost it takes out.
     position.realized_pnl += -price * closed - removed
     position.quantity = held + signed
     position.cost_basis = position.cost_basis - removed + price * (signed - closed)
