@@ -28,7 +28,9 @@ function renderAccount() {
   for (const p of positions) {
     const mark = p.symbol === symbol && markOfSymbol !== null ? markOfSymbol : Number(p.mark_price);
     p.live_mark = mark;
-    p.live_unrealized = (mark - Number(p.average_price)) * Number(p.quantity);
+    // From the exact cost basis (mark × quantity − cost basis), as the server computes it; shown
+    // to the cent by money().
+    p.live_unrealized = mark * Number(p.quantity) - Number(p.cost_basis);
     equity += Number(p.quantity) * mark;
     unrealized += p.live_unrealized;
   }
