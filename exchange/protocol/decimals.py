@@ -83,8 +83,12 @@ def money_str(value: Decimal | int | str) -> str:
 def currency_decimals() -> int:
     """`settings.FLASHBOOK_CURRENCY_DECIMALS`: how many decimals money is written with."""
     from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
 
-    return getattr(settings, "FLASHBOOK_CURRENCY_DECIMALS", 2)
+    try:
+        return getattr(settings, "FLASHBOOK_CURRENCY_DECIMALS", 2)
+    except ImproperlyConfigured:  # a research tool writing money without Django's settings
+        return 2
 
 
 def ints_str(scaled: int, decimals: int) -> str:
