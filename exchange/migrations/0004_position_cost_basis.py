@@ -11,9 +11,11 @@ def cost_basis_from_average(apps, schema_editor):
     Position = apps.get_model("exchange", "Position")
     for position in Position.objects.exclude(quantity=0).select_related("instrument").iterator():
         instrument = position.instrument
-        quantum = max(instrument.tick_size * instrument.lot_size, Decimal("0.00000001"))
-        cost = position.average_price * position.quantity
-        position.cost_basis = cost.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        # As recorder.money.money_quantum (not imported: a migration keeps its own copy).
+        quantum = (instrument.tick_size * instrument.lot_size).normalize()
+        quantum = max(quantum, Decimal("0.00000001"))
+        quanta = position.average_price * position.quantity / quantum
+        position.cost_basis = quanta.to_integral_value(rounding=ROUND_HALF_EVEN) * quantum
         position.save(update_fields=["cost_basis"])
 
 

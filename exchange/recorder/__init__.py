@@ -24,8 +24,8 @@ What each event does (see `docs/protocol.md`):
   readable `ref`, by the exchange id the gateway stored on its PENDING order. DUPLICATE_ORDER_ID
   never touches the order that owns the id. Rejected cancels and replaces change nothing.
 * trade — a `Trade` row always; for each side whose account exists: a `Fill`, the order's filled
-  quantity, average price and status, the position (quantity, average price, realized P&L) and
-  cash (the buyer pays price * quantity, the seller receives it). A self-trade (maker and taker of
+  quantity, average price and status, the position (quantity, exact cost basis, realized P&L) and
+  cash (the buyer pays price * quantity, the seller receives it; `money.settle_fill`). A self-trade (maker and taker of
   one account) is a wash: fills and order progress, but position and cash do not move.
 * cancelled — CANCELED (USER, SELF_TRADE, RESET) or EXPIRED (REMAINDER, FOK_UNFILLABLE,
   PRICE_BAND).
