@@ -14,7 +14,7 @@ from agents.models import AgentConfig
 from agents.strategies import validate_params
 from exchange import selectors as exchange_selectors
 from exchange.errors import Unavailable
-from exchange.protocol.decimals import decimal_str
+from exchange.protocol.decimals import money_str, qty_str
 
 #: A runner that has not written its heartbeat (or an agent its status) for this long is gone.
 STALE_MS = 3000
@@ -76,7 +76,8 @@ def agent_statuses() -> dict[str, dict]:
 def leaderboard(symbol: str | None = None) -> list[dict]:
     """One row per agent config, best equity first:
     {"name", "strategy", "symbol", "equity", "realized_pnl", "unrealized_pnl",
-     "position", "open_orders", "status"} — money and quantities as decimal strings,
+     "position", "open_orders", "status"} — money to the currency's decimals and the position to
+    its instrument's lot (`exchange.protocol.decimals`),
     open_orders an int, status one of "running" | "paused" | "stopped" | "disabled" | "offline".
 
     Money and positions are the database's (the recorder's projection, marked like the account
@@ -106,7 +107,7 @@ def leaderboard(symbol: str | None = None) -> list[dict]:
             mark = marks[position.instrument.symbol]
             equity += position.quantity * mark
             realized += position.realized_pnl
-            unrealized += (mark - position.average_price) * position.quantity
+            unrealized += position.unrealized_pnl(mark)
             if position.instrument_id == config.instrument_id:
                 position_qty = position.quantity
         live = statuses.get(config.name)
@@ -134,8 +135,9 @@ def leaderboard(symbol: str | None = None) -> list[dict]:
         )
     rows.sort(key=lambda row: (-row["equity"], row["name"]))
     for row in rows:
-        for field in ("equity", "realized_pnl", "unrealized_pnl", "position"):
-            row[field] = decimal_str(row[field])
+        for field in ("equity", "realized_pnl", "unrealized_pnl"):
+            row[field] = money_str(row[field])
+        row["position"] = qty_str(row["position"], instruments[row["symbol"]].lot_size)
     return rows
 
 

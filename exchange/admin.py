@@ -1,14 +1,69 @@
 """Admin of the exchange: instruments (listed and delisted as they are saved, with halt / resume
 actions that send the commands to the engine), accounts with their positions, API tokens;
-orders, fills and trades read-only (they are the recorder's projection of the engine's events)."""
+orders, fills and trades read-only (they are the recorder's projection of the engine's events).
 
+Numbers are written as everywhere else (`exchange.protocol.decimals`): prices to the tick,
+quantities to the lot, money to the currency's decimals — not as Django writes a decimal column
+("100.10000000", or a stored zero as "0E-8"). In lists and read-only fields through `_column`, in
+forms by `PlainDecimalsForm`."""
+
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 from exchange.errors import ExchangeError
 from exchange.models import Account, ApiToken, Fill, Instrument, Order, Position, Trade
+from exchange.protocol.decimals import decimal_str, money_str, price_str, qty_str
 from exchange.services import instrument_enabled_set, instrument_halt_set
+
+
+def _writer(kind: str):
+    """How a value of `kind` is written for an object: "price" and "qty" by the object's
+    instrument (or the object itself, an instrument), "money" by the currency."""
+    if kind == "money":
+        return lambda obj, value: money_str(value)
+    attr, write = ("tick_size", price_str) if kind == "price" else ("lot_size", qty_str)
+
+    def written(obj, value):
+        instrument = obj if isinstance(obj, Instrument) else obj.instrument
+        return write(value, getattr(instrument, attr))
+
+    return written
+
+
+def _column(field: str, kind: str, label: str | None = None):
+    """A list or read-only column showing `field` written as its kind, sortable by the field and
+    right-aligned (digits in columns)."""
+    write = _writer(kind)
+
+    @admin.display(description=label or field.replace("_", " "), ordering=field)
+    def column(obj):
+        value = getattr(obj, field)
+        return "-" if value is None else write(obj, value)
+
+    column.__name__ = f"{field}_shown"
+    return column
+
+
+class NumberColumns:
+    """Right-aligns the `_column`s (static/css/admin_numbers.css)."""
+
+    class Media:
+        css = {"all": ("css/admin_numbers.css",)}
+
+
+class PlainDecimalsForm(forms.ModelForm):
+    """A form whose decimal inputs start as the value written plainly ("100000", "0.01"), not as
+    the column stores it ("100000.00000000", "0E-8")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, value in self.initial.items():
+            if isinstance(value, Decimal):
+                self.initial[name] = decimal_str(value)
 
 
 class CappedCountPaginator(Paginator):
@@ -23,7 +78,7 @@ class CappedCountPaginator(Paginator):
         return self.object_list.values("pk")[: self.CAP].count()
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(NumberColumns, admin.ModelAdmin):
     """Rows written by the recorder: look, filter and search, never edit. Listed newest first by
     primary key (its index: no sort of the table), counted up to a cap, no count of the whole
     table beside it, and no date hierarchy (it reads every row's date); date filters instead."""
@@ -43,13 +98,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(NumberColumns, admin.ModelAdmin):
+    form = PlainDecimalsForm
     list_display = (
         "symbol",
         "name",
-        "tick_size",
-        "lot_size",
-        "reference_price",
+        "tick_size_shown",
+        "lot_size_shown",
+        "reference_price_shown",
         "price_band_pct",
         "volatility_move_pct",
         "maker_fee_bps",
@@ -57,6 +113,16 @@ class InstrumentAdmin(admin.ModelAdmin):
         "enabled",
         "halted",
     )
+
+    @admin.display(description="tick size", ordering="tick_size")
+    def tick_size_shown(self, obj):
+        return decimal_str(obj.tick_size)
+
+    @admin.display(description="lot size", ordering="lot_size")
+    def lot_size_shown(self, obj):
+        return decimal_str(obj.lot_size)
+
+    reference_price_shown = staticmethod(_column("reference_price", "price"))
     list_filter = ("enabled", "halted")
     search_fields = ("symbol", "name")
     readonly_fields = ("halted", "created_at")
@@ -140,8 +206,19 @@ class InstrumentAdmin(admin.ModelAdmin):
 
 class PositionInline(admin.TabularInline):
     model = Position
-    fields = ("instrument", "quantity", "average_price", "realized_pnl", "updated_at")
+    fields = (
+        "instrument",
+        "quantity_shown",
+        "cost_basis_shown",
+        "average_price_shown",
+        "realized_pnl_shown",
+        "updated_at",
+    )
     readonly_fields = fields
+    quantity_shown = staticmethod(_column("quantity", "qty"))
+    cost_basis_shown = staticmethod(_column("cost_basis", "money", "cost basis"))
+    average_price_shown = staticmethod(_column("average_price", "price", "average price"))
+    realized_pnl_shown = staticmethod(_column("realized_pnl", "money", "realized P&L"))
     extra = 0
     can_delete = False
 
@@ -150,12 +227,24 @@ class PositionInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "cash", "initial_cash", "min_bankroll", "active")
+class AccountAdmin(NumberColumns, admin.ModelAdmin):
+    form = PlainDecimalsForm
+    list_display = (
+        "name",
+        "user",
+        "cash_shown",
+        "initial_cash_shown",
+        "min_bankroll_shown",
+        "active",
+    )
     list_filter = ("active",)
     search_fields = ("name", "user__username")
     raw_id_fields = ("user",)
-    readonly_fields = ("cash", "created_at")
+    readonly_fields = ("cash_shown", "created_at")
+    exclude = ("cash",)  # shown read-only, written as money
+    cash_shown = staticmethod(_column("cash", "money"))
+    initial_cash_shown = staticmethod(_column("initial_cash", "money", "initial cash"))
+    min_bankroll_shown = staticmethod(_column("min_bankroll", "money", "min bankroll"))
     inlines = (PositionInline,)
 
 
@@ -169,12 +258,15 @@ class OrderAdmin(ReadOnlyAdmin):
         "client_order_id",
         "side",
         "order_type",
-        "price",
-        "quantity",
-        "filled_quantity",
+        "price_shown",
+        "quantity_shown",
+        "filled_quantity_shown",
         "status",
         "created_at",
     )
+    price_shown = staticmethod(_column("price", "price"))
+    quantity_shown = staticmethod(_column("quantity", "qty"))
+    filled_quantity_shown = staticmethod(_column("filled_quantity", "qty", "filled"))
     list_filter = ("status", "side", "order_type", "time_in_force", "instrument", "created_at")
     search_fields = ("client_order_id", "order_id", "account__name")
     list_select_related = ("instrument", "account")
@@ -189,10 +281,12 @@ class FillAdmin(ReadOnlyAdmin):
         "order",
         "role",
         "side",
-        "price",
-        "quantity",
+        "price_shown",
+        "quantity_shown",
         "executed_at",
     )
+    price_shown = staticmethod(_column("price", "price"))
+    quantity_shown = staticmethod(_column("quantity", "qty"))
     list_filter = ("role", "side", "instrument", "executed_at")
     search_fields = ("account__name", "order__client_order_id", "order__order_id")
     list_select_related = ("instrument", "account", "order")
@@ -203,14 +297,16 @@ class TradeAdmin(ReadOnlyAdmin):
     list_display = (
         "instrument",
         "seq",
-        "price",
-        "quantity",
+        "price_shown",
+        "quantity_shown",
         "aggressor_side",
         "maker_order_id",
         "taker_order_id",
         "executed_at",
     )
     list_filter = ("aggressor_side", "instrument", "executed_at")
+    price_shown = staticmethod(_column("price", "price"))
+    quantity_shown = staticmethod(_column("quantity", "qty"))
     search_fields = ("seq", "maker_order_id", "taker_order_id")
     list_select_related = ("instrument",)
 

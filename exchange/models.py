@@ -17,6 +17,7 @@ from exchange.protocol.symbols import SYMBOL_MAX, SYMBOL_PATTERN, SYMBOL_RULE
 SYMBOL_VALIDATOR = RegexValidator(SYMBOL_PATTERN, SYMBOL_RULE)
 POSITIVE = MinValueValidator(Decimal("0.00000001"))
 NON_NEGATIVE = MinValueValidator(Decimal("0"))
+MONEY_PLACES = Decimal("0.00000001")  # what every money column holds
 
 
 def _money(**kwargs) -> models.DecimalField:
@@ -107,6 +108,12 @@ class Instrument(models.Model):
                 errors[field] = "Must be a whole number of lots."
         if self.reference_price and self.tick_size and self.reference_price % self.tick_size:
             errors["reference_price"] = "Must be on the tick grid."
+        # Money is exact in whole tick-lots (tick size x lot size): the columns' 8 places must
+        # hold one, or cash and P&L would be rounded.
+        if self.tick_size and self.lot_size and (self.tick_size * self.lot_size) % MONEY_PLACES:
+            errors["lot_size"] = (
+                "Tick size x lot size must have at most 8 decimal places (money is exact)."
+            )
         if (
             self.min_order_qty is not None
             and self.max_order_qty is not None
@@ -182,7 +189,11 @@ class Position(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="positions")
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="positions")
     quantity = _money(default=Decimal("0"), help_text="Net: positive long, negative short.")
-    average_price = _money(default=Decimal("0"))
+    cost_basis = _money(
+        default=Decimal("0"),
+        help_text="What the open quantity cost, signed like it (negative for a short): exact, "
+        "whole tick-lots. The average price is derived from it.",
+    )
     realized_pnl = _money(default=Decimal("0"))
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -194,6 +205,23 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} {self.instrument} {self.quantity}"
+
+    @property
+    def average_price(self) -> Decimal:
+        """Cost basis per unit held (display only: never computed with, see recorder.money)."""
+        if not self.quantity:
+            return Decimal(0)
+        return (abs(self.cost_basis) / abs(self.quantity)).quantize(MONEY_PLACES)
+
+    def unrealized_pnl(self, mark: Decimal) -> Decimal:
+        """What closing the position at `mark` would realize: exact (no rounded average in it)."""
+        return unrealized_pnl(mark, self.quantity, self.cost_basis)
+
+
+def unrealized_pnl(mark: Decimal, quantity: Decimal, cost_basis: Decimal) -> Decimal:
+    """A position's unrealized P&L from its quantity and signed cost basis (`recorder.money`):
+    one formula for longs and shorts."""
+    return mark * quantity - cost_basis
 
 
 class Side(models.TextChoices):
@@ -322,6 +350,12 @@ class Fill(models.Model):
     side = models.CharField(max_length=4, choices=Side.choices)
     price = _money()
     quantity = _money()
+    fee = _money(
+        default=Decimal("0"),
+        db_default=Decimal("0"),
+        help_text="What the account paid for this fill (negative: a rebate), at the rate the "
+        "engine stamped on the trade; already out of its cash and realized P&L.",
+    )
     executed_at = models.DateTimeField()
 
     class Meta:

@@ -431,13 +431,18 @@ def fill_list(*, account: Account, symbol: str | None = None) -> QuerySet[Fill]:
 
 @dataclass(frozen=True)
 class PositionValue:
-    symbol: str
+    instrument: Instrument  # its tick and lot say how the numbers are written
     quantity: Decimal
-    average_price: Decimal
+    cost_basis: Decimal
+    average_price: Decimal  # derived from the cost basis, for display
     realized_pnl: Decimal
     mark_price: Decimal
     market_value: Decimal
     unrealized_pnl: Decimal
+
+    @property
+    def symbol(self) -> str:
+        return self.instrument.symbol
 
 
 @dataclass(frozen=True)
@@ -452,29 +457,27 @@ class AccountSummary:
 
 def account_summary(account: Account) -> AccountSummary:
     """Cash, positions marked at mid (else last trade, else the reference price), P&L, equity.
-    Equity is computed as in `account_equity`."""
+    Equity is computed as in `account_equity`. Exact, not rounded: the cost basis and the cash
+    are whole tick-lots, the mark a whole (or, at a mid, a half) tick (`recorder.money`)."""
     positions = []
     for position in account.positions.select_related("instrument").order_by("instrument__symbol"):
         mark = mark_price(position.instrument)
-        value = position.quantity * mark
-        unrealized = (mark - position.average_price) * position.quantity
         positions.append(
             PositionValue(
-                symbol=position.instrument.symbol,
+                instrument=position.instrument,
                 quantity=position.quantity,
+                cost_basis=position.cost_basis,
                 average_price=position.average_price,
                 realized_pnl=position.realized_pnl,
                 mark_price=mark,
-                market_value=value.quantize(EIGHT_PLACES),
-                unrealized_pnl=unrealized.quantize(EIGHT_PLACES),
+                market_value=position.quantity * mark,
+                unrealized_pnl=position.unrealized_pnl(mark),
             )
         )
     return AccountSummary(
         account=account,
         cash=account.cash,
-        equity=(
-            account.cash + sum((p.quantity * p.mark_price for p in positions), Decimal(0))
-        ).quantize(EIGHT_PLACES),
+        equity=account.cash + sum((p.market_value for p in positions), Decimal(0)),
         realized_pnl=sum((p.realized_pnl for p in positions), Decimal(0)),
         unrealized_pnl=sum((p.unrealized_pnl for p in positions), Decimal(0)),
         positions=positions,

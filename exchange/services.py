@@ -294,7 +294,7 @@ def accounts_reset() -> int:
     reset). Call it only once the engine's RESETs are recorded and while the books are halted:
     an execution recorded afterwards from before the reset would otherwise be counted again."""
     count = Account.objects.update(cash=F("initial_cash"))
-    Position.objects.exclude(quantity=0, average_price=0, realized_pnl=0).update(
-        quantity=Decimal(0), average_price=Decimal(0), realized_pnl=Decimal(0)
+    Position.objects.exclude(quantity=0, cost_basis=0, realized_pnl=0).update(
+        quantity=Decimal(0), cost_basis=Decimal(0), realized_pnl=Decimal(0)
     )
     return count

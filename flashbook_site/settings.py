@@ -18,6 +18,8 @@ Variables:
     FLASHBOOK_RETENTION_DAYS  days of closed orders, fills and trades `prune_history` keeps;
                             default 30 (at least 1).
     FLASHBOOK_INITIAL_CASH  cash of a user's account when it is created; default 100000.
+    FLASHBOOK_CURRENCY_DECIMALS  decimals money (cash, equity, P&L) is written with everywhere;
+                            default 2 (more only when an amount has them: never rounded).
     FLASHBOOK_SIGNUP        "0" turns off self-service sign-up at /signup/; on by default.
     LOG_LEVEL               default INFO.
     LOG_FORMAT              "json" for one JSON object per log line (deployments); "plain" default.
@@ -177,6 +179,8 @@ FLASHBOOK_ORDER_RATE = env.str("FLASHBOOK_ORDER_RATE", default="6000/min")
 FLASHBOOK_ORDER_WAIT = env.float("FLASHBOOK_ORDER_WAIT", default=2.0)
 FLASHBOOK_RETENTION_DAYS = env.float("FLASHBOOK_RETENTION_DAYS", default=30.0)
 FLASHBOOK_INITIAL_CASH = env.str("FLASHBOOK_INITIAL_CASH", default="100000")
+# How money is written (exchange.protocol.decimals.money_str): "1250.50", never "1250.5" or "0E-8".
+FLASHBOOK_CURRENCY_DECIMALS = env.int("FLASHBOOK_CURRENCY_DECIMALS", default=2)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

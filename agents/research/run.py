@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from exchange.protocol.decimals import money_str
+
 from .config import SimConfig, format_time_of_day
 from .lobster import LobsterBook, lobster_file_names, open_lobster_files
 from .metrics import MinuteSeries, stylized_facts
@@ -52,7 +54,9 @@ def minute_series(data: RunData) -> MinuteSeries:
 
 
 def _money(ticks_lots: float, unit: Decimal) -> str:
-    return f"{Decimal(repr(float(ticks_lots))) * unit:.2f}" if math.isfinite(ticks_lots) else ""
+    """Tick-lots (whole, or halves at a mid mark) as money, as the exchange writes it: the
+    currency's decimals, more when a tick-lot finer than a cent needs them (never rounded)."""
+    return money_str(Decimal(repr(float(ticks_lots))) * unit) if math.isfinite(ticks_lots) else ""
 
 
 def _write_agents(path: Path, sim: Simulation, mark: float | None) -> None:

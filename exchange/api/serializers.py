@@ -1,5 +1,7 @@
-"""Request and response shapes of the API. Decimals are strings everywhere (trailing zeros
-trimmed: "99.5", not "99.50000000"); request bodies refuse fields they do not know."""
+"""Request and response shapes of the API. Decimals are strings everywhere, written to their
+precision (`exchange.protocol.decimals`): a price to its instrument's tick ("100.10" when the tick
+is 0.01), a quantity to its lot ("10000", "1.5"), money to the currency's decimals ("0.00"), other
+numbers without trailing zeros ("0.01"); request bodies refuse fields they do not know."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,10 +14,10 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 
-from exchange.models import Order, OrderStatus, OrderType, Side, TimeInForce
+from exchange.models import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
 from exchange.orders.gateway import OrderOutcome
 from exchange.orders.rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
-from exchange.protocol.decimals import EIGHT_PLACES, decimal_str
+from exchange.protocol.decimals import EIGHT_PLACES, decimal_str, money_str, price_str, qty_str
 from exchange.protocol.symbols import SYMBOL_CHARACTERS, SYMBOL_MAX
 from exchange.selectors import CANDLE_INTERVALS
 
@@ -53,6 +55,45 @@ class DecimalString(serializers.DecimalField):
 
     def to_representation(self, value):
         return decimal_str(value)
+
+
+def _instrument(field: serializers.Field, instance) -> Instrument:
+    """The instrument whose precision a value is written with: the object's own (an order, a
+    fill, a trade, a position), the object itself (an instrument), else the one the view put in
+    the context (a book, candles)."""
+    if isinstance(instance, Instrument):
+        return instance
+    instrument = getattr(instance, "instrument", None)
+    return instrument if instrument is not None else field.context["instrument"]
+
+
+class PriceString(DecimalString):
+    """A price, written to its instrument's tick: "100.10", never "100.1"."""
+
+    def get_attribute(self, instance):
+        value = super().get_attribute(instance)
+        return None if value is None else (value, _instrument(self, instance).tick_size)
+
+    def to_representation(self, value):
+        return price_str(*value)
+
+
+class QuantityString(DecimalString):
+    """A quantity, written to its instrument's lot: "10000", never "1E+4"."""
+
+    def get_attribute(self, instance):
+        value = super().get_attribute(instance)
+        return None if value is None else (value, _instrument(self, instance).lot_size)
+
+    def to_representation(self, value):
+        return qty_str(*value)
+
+
+class MoneyString(DecimalString):
+    """Money, written to the currency's decimals (more only when it has them): "0.00"."""
+
+    def to_representation(self, value):
+        return money_str(value)
 
 
 class Shape(serializers.Serializer):
@@ -118,9 +159,9 @@ class InstrumentSerializer(Shape):
     name = serializers.CharField()
     tick_size = DecimalString()
     lot_size = DecimalString()
-    min_order_qty = DecimalString()
-    max_order_qty = DecimalString()
-    reference_price = DecimalString()
+    min_order_qty = QuantityString()
+    max_order_qty = QuantityString()
+    reference_price = PriceString()
     price_band_pct = DecimalString(
         help_text="The price band, in percent: a limit price further than this from the last "
         "trade (before any, the reference price) is rejected PRICE_OUT_OF_BAND, and a market "
@@ -179,16 +220,19 @@ class BookSerializer(Shape):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        data["bids"] = [[decimal_str(p), decimal_str(q)] for p, q in instance.bids]
-        data["asks"] = [[decimal_str(p), decimal_str(q)] for p, q in instance.asks]
-        data["band"] = None if instance.band is None else [decimal_str(p) for p in instance.band]
+        instrument = self.context["instrument"]  # the view's: its tick and lot
+        tick, lot = instrument.tick_size, instrument.lot_size
+        data["bids"] = [[price_str(p, tick), qty_str(q, lot)] for p, q in instance.bids]
+        data["asks"] = [[price_str(p, tick), qty_str(q, lot)] for p, q in instance.asks]
+        band = instance.band
+        data["band"] = None if band is None else [price_str(p, tick) for p in band]
         return data
 
 
 class TradeSerializer(Shape):
     seq = serializers.IntegerField()
-    price = DecimalString()
-    quantity = DecimalString()
+    price = PriceString()
+    quantity = QuantityString()
     aggressor_side = serializers.ChoiceField(choices=Side.choices)
     executed_at = UtcDateTime()
 
@@ -200,11 +244,11 @@ class CandleQuerySerializer(Shape):
 
 class CandleSerializer(Shape):
     start = UtcDateTime()
-    open = DecimalString()
-    high = DecimalString()
-    low = DecimalString()
-    close = DecimalString()
-    volume = DecimalString()
+    open = PriceString()
+    high = PriceString()
+    low = PriceString()
+    close = PriceString()
+    volume = QuantityString()
     trades = serializers.IntegerField()
 
 
@@ -290,8 +334,8 @@ class OrderListQuerySerializer(Shape):
 
 
 class OrderFillSerializer(Shape):
-    price = DecimalString()
-    quantity = DecimalString()
+    price = PriceString()
+    quantity = QuantityString()
     role = serializers.ChoiceField(choices=[("maker", "Maker"), ("taker", "Taker")])
 
 
@@ -310,11 +354,13 @@ class OrderSerializer(Shape):
     type = serializers.ChoiceField(source="order_type", choices=OrderType.choices)
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices)
     post_only = serializers.BooleanField()
-    price = DecimalString(allow_null=True)
-    quantity = DecimalString()
-    filled_quantity = DecimalString()
-    remaining_quantity = DecimalString()
-    average_fill_price = DecimalString(allow_null=True)
+    price = PriceString(allow_null=True)
+    quantity = QuantityString()
+    filled_quantity = QuantityString()
+    remaining_quantity = QuantityString()
+    average_fill_price = PriceString(
+        allow_null=True, help_text="To the tick, with more decimals when the average has them."
+    )
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     reject_reason = serializers.CharField(allow_blank=True)
     created_at = UtcDateTime()
@@ -330,13 +376,17 @@ class FillView:
     price: Decimal
     quantity: Decimal
     role: str
+    instrument: Instrument  # its tick and lot say how the numbers are written
 
 
 def order_with_fills(order: Order) -> Order:
     """An order with its recorded fills, for `OrderDetailSerializer` (one the recorder has not
     recorded yet has none recorded)."""
     if isinstance(order, Order):  # else a `PendingOrder`: nothing recorded, no fills
-        order.fill_views = [FillView(f.price, f.quantity, f.role) for f in order.fills.all()]
+        instrument = order.instrument
+        order.fill_views = [
+            FillView(f.price, f.quantity, f.role, instrument) for f in order.fills.all()
+        ]
     return order
 
 
@@ -359,7 +409,7 @@ def order_from_outcome(outcome: OrderOutcome) -> Order:
         order.average_fill_price = average.quantize(EIGHT_PLACES)
     order.reject_reason = progress.reject_reason
     order.fill_views = [
-        FillView(instrument.ticks_to_price(price), instrument.lots_to_qty(lots), role)
+        FillView(instrument.ticks_to_price(price), instrument.lots_to_qty(lots), role, instrument)
         for price, lots, role in progress.fills
     ]
     return order
@@ -371,8 +421,8 @@ class FillSerializer(Shape):
     symbol = serializers.CharField(source="instrument.symbol")
     side = serializers.ChoiceField(choices=Side.choices)
     role = serializers.ChoiceField(choices=[("maker", "Maker"), ("taker", "Taker")])
-    price = DecimalString()
-    quantity = DecimalString()
+    price = PriceString()
+    quantity = QuantityString()
     trade_seq = serializers.IntegerField(source="trade.seq")
     executed_at = UtcDateTime()
 
@@ -382,24 +432,33 @@ class FillSerializer(Shape):
 
 class PositionSerializer(Shape):
     symbol = serializers.CharField()
-    quantity = DecimalString(help_text="Net: positive long, negative short.")
-    average_price = DecimalString()
-    realized_pnl = DecimalString()
-    mark_price = DecimalString(help_text="Mid of the book, else the last trade.")
-    market_value = DecimalString()
-    unrealized_pnl = DecimalString()
+    quantity = QuantityString(help_text="Net: positive long, negative short.")
+    cost_basis = MoneyString(
+        help_text="What the open quantity cost, signed like it (negative for a short): exact. "
+        "unrealized_pnl = mark_price x quantity - cost_basis."
+    )
+    average_price = PriceString(
+        help_text="cost_basis / |quantity| (0 when flat): to the tick, with more decimals when "
+        "the average has them (at most 8)."
+    )
+    realized_pnl = MoneyString()
+    mark_price = PriceString(
+        help_text="Mid of the book (half a tick when the spread is odd), else the last trade."
+    )
+    market_value = MoneyString()
+    unrealized_pnl = MoneyString()
 
 
 class AccountSerializer(Shape):
     id = serializers.IntegerField(source="account.id")
     name = serializers.CharField(source="account.name")
     active = serializers.BooleanField(source="account.active")
-    initial_cash = DecimalString(source="account.initial_cash")
-    cash = DecimalString()
-    equity = DecimalString(help_text="Cash plus positions at their mark prices.")
-    realized_pnl = DecimalString()
-    unrealized_pnl = DecimalString()
-    min_bankroll = DecimalString(source="account.min_bankroll")
+    initial_cash = MoneyString(source="account.initial_cash")
+    cash = MoneyString()
+    equity = MoneyString(help_text="Cash plus positions at their mark prices.")
+    realized_pnl = MoneyString()
+    unrealized_pnl = MoneyString()
+    min_bankroll = MoneyString(source="account.min_bankroll")
     max_order_qty = serializers.IntegerField(source="account.max_order_qty", help_text="Lots.")
     max_position = serializers.IntegerField(
         source="account.default_max_position", help_text="Lots, per instrument."

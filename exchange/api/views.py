@@ -101,7 +101,7 @@ class InstrumentBookApi(APIView):
         instrument = _instrument(symbol)
         query = _valid(s.BookQuerySerializer, request.query_params)
         book = selectors.book_levels(instrument, depth=query["depth"])
-        return Response(s.BookSerializer(book).data)
+        return Response(s.BookSerializer(book, context={"instrument": instrument}).data)
 
 
 class InstrumentTradesApi(APIView):
@@ -139,7 +139,7 @@ class InstrumentCandlesApi(APIView):
             instrument, interval=query["interval"], limit=query["limit"]
         )
         data = {"symbol": instrument.symbol, "interval": query["interval"], "candles": candles}
-        return Response(s.CandlesSerializer(data).data)
+        return Response(s.CandlesSerializer(data, context={"instrument": instrument}).data)
 
 
 # --- Staff operations -------------------------------------------------------------------------

@@ -44,7 +44,6 @@ from exchange.live.market_state import (
     parse_md,
     private_events,
 )
-from exchange.protocol.decimals import decimal_str
 from exchange.protocol.keys import instruments_version_key, key, symbol_of, watch_key
 
 log = logging.getLogger("flashbook.bridge")
@@ -117,7 +116,7 @@ def _load_scales() -> dict[str, Scale]:
     }
 
 
-def _recent_trades(symbol: str, limit: int) -> tuple[list[dict], Decimal]:
+def _recent_trades(symbol: str, scale: Scale, limit: int) -> tuple[list[dict], Decimal]:
     """The last trades recorded (oldest first) and the volume of the last 24 hours, so a bridge
     that starts on a running market does not show an empty tape."""
     from datetime import timedelta
@@ -136,8 +135,8 @@ def _recent_trades(symbol: str, limit: int) -> tuple[list[dict], Decimal]:
         [
             {
                 "seq": t.seq,
-                "price": decimal_str(t.price),
-                "qty": decimal_str(t.quantity),
+                "price": scale.price_of(t.price),
+                "qty": scale.qty_of(t.quantity),
                 "side": t.aggressor_side,
                 "time": int(t.executed_at.timestamp() * 1000),
             }
@@ -203,7 +202,7 @@ class Bridge:
         state = MarketState(symbol=symbol, scale=scale)
         raw = await self.redis.get(key("book", symbol))
         state.seed(None if raw is None else json.loads(raw))
-        trades, volume = await sync_to_async(_recent_trades)(symbol, 50)
+        trades, volume = await sync_to_async(_recent_trades)(symbol, scale, 50)
         for trade in trades:
             if trade["seq"] <= state.seq:
                 state.trades.append(trade)

@@ -47,13 +47,14 @@ def _fallback_snapshot(symbol: str) -> dict:
     from exchange.selectors import book_snapshot, instrument_get
 
     instrument = instrument_get(symbol)
-    state = MarketState(symbol=symbol, scale=Scale(instrument.tick_size, instrument.lot_size))
+    scale = Scale(instrument.tick_size, instrument.lot_size)
+    state = MarketState(symbol=symbol, scale=scale)
     state.seed(book_snapshot(symbol))
     state.sent_seq = state.seq
     snapshot = state.snapshot()
-    snapshot["trades"], volume = bridge._recent_trades(symbol, RECENT_TRADES)
+    snapshot["trades"], volume = bridge._recent_trades(symbol, scale, RECENT_TRADES)
     snapshot["trades"] = [t for t in snapshot["trades"] if t["seq"] <= state.seq]
-    snapshot["stats"]["volume"] = str(volume)
+    snapshot["stats"]["volume"] = scale.qty_of(volume)
     snapshot["bridge"] = False
     return snapshot
 

@@ -16,7 +16,7 @@ import flashbook_engine
 
 from exchange.errors import Conflict, ExchangeError, Forbidden, InvalidInput, NotFound
 from exchange.models import Account, Instrument, OrderType, Side, TimeInForce
-from exchange.protocol.decimals import DecimalInputError, decimal_str, parse_decimal
+from exchange.protocol.decimals import DecimalInputError, decimal_str, parse_decimal, qty_str
 
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
 CLIENT_ORDER_ID_MAX = 64
@@ -129,8 +129,8 @@ def valid_lots(value, instrument: Instrument, account: Account) -> int:
         )
     if quantity < instrument.min_order_qty or quantity > instrument.max_order_qty:
         raise InvalidInput(
-            f"quantity must be between {decimal_str(instrument.min_order_qty)} and "
-            f"{decimal_str(instrument.max_order_qty)}.",
+            f"quantity must be between {qty_str(instrument.min_order_qty, instrument.lot_size)} "
+            f"and {qty_str(instrument.max_order_qty, instrument.lot_size)}.",
             field="quantity",
             code="invalid_quantity",
         )

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.generic import FormView, TemplateView
 
-from exchange.protocol.decimals import decimal_str
+from exchange.protocol.decimals import decimal_str, qty_str
 from exchange.selectors import engine_status_get, instrument_list
 
 
@@ -22,8 +22,8 @@ def _instruments() -> list[dict]:
             "name": i.name,
             "tick_size": decimal_str(i.tick_size),
             "lot_size": decimal_str(i.lot_size),
-            "min_order_qty": decimal_str(i.min_order_qty),
-            "max_order_qty": decimal_str(i.max_order_qty),
+            "min_order_qty": qty_str(i.min_order_qty, i.lot_size),
+            "max_order_qty": qty_str(i.max_order_qty, i.lot_size),
             "halted": i.halted,
         }
         for i in instrument_list().filter(enabled=True)

@@ -1,7 +1,22 @@
-"""How every decimal is written — in the API, the live feed, the pages and the agents' status: no
-exponent, no trailing zeros, at most 8 places ("1250.5", "0", "-0.00000001") — and how one is read
-from input that is not a DRF serializer's (an order's price and quantity at the gateway, a shock's
-percentage, a simulation configuration's money): `parse_decimal`, the one parser."""
+"""How every decimal is written — in the API, the live feed, the pages, the admin, error messages
+and the agents' status — and how one is read from input that is not a DRF serializer's (an
+order's price and quantity at the gateway, a shock's percentage, a simulation configuration's
+money): `parse_decimal`, the one parser.
+
+Numbers are written to their precision, never with an exponent, never rounded:
+
+* a price with as many decimals as its instrument's tick size (`price_str`: "100.10" when the
+  tick is 0.01, "100" when it is 1 or 25),
+* a quantity with as many as its lot size (`qty_str`: "10000" when the lot is 1, "1.5" when it is
+  0.5),
+* money with the currency's decimals (`money_str`, `settings.FLASHBOOK_CURRENCY_DECIMALS`, 2 by
+  default: "1250.50", "0.00", never "0E-8").
+
+All three are `fixed_str`: *at least* that many decimals, more only when the value has them (a
+mark at the mid of a one-cent spread, "100.105"; an average price, "1.00666667"; money in an
+instrument whose tick-lot is finer than a cent, "0.0025"), at most 8. A value is never cut short
+of what it is. Other numbers (a tick size, a percentage) are written by `decimal_str`: no trailing
+zeros ("0.01", "12.5")."""
 
 from __future__ import annotations
 
@@ -24,6 +39,67 @@ def decimal_str(value: Decimal | int | str) -> str:
     if point != -1 and len(text) - point > 9:
         text = format(value.quantize(EIGHT_PLACES, context=_WIDE).normalize(_WIDE), "f")
     return "0" if text in ("0", "-0") else text
+
+
+def places(step: Decimal) -> int:
+    """The decimals a grid step has: 2 for a tick of 0.01 or 0.05, 0 for 1 or 25, 1 for 0.5."""
+    places = _PLACES.get(step)
+    if places is None:
+        places = _PLACES[step] = max(0, -step.normalize(_WIDE).as_tuple().exponent)
+    return places
+
+
+_PLACES: dict[Decimal, int] = {}  # a handful of tick and lot sizes, each asked for per value
+
+
+def fixed_str(value: Decimal | int | str, decimals: int) -> str:
+    """A decimal with at least `decimals` places (padded with zeros), more only when it has them
+    (at most 8), no exponent: `fixed_str(Decimal("100.1"), 2)` is "100.10"."""
+    text = decimal_str(value)
+    if decimals <= 0:
+        return text
+    point = text.find(".")
+    if point == -1:
+        return text + "." + "0" * decimals
+    missing = decimals - (len(text) - point - 1)
+    return text + "0" * missing if missing > 0 else text
+
+
+def price_str(value: Decimal, tick_size: Decimal) -> str:
+    """A price, to its instrument's tick."""
+    return fixed_str(value, places(tick_size))
+
+
+def qty_str(value: Decimal, lot_size: Decimal) -> str:
+    """A quantity, to its instrument's lot."""
+    return fixed_str(value, places(lot_size))
+
+
+def money_str(value: Decimal | int | str) -> str:
+    """An amount of money (cash, equity, P&L, a cost basis), to the currency's decimals."""
+    return fixed_str(value, currency_decimals())
+
+
+def currency_decimals() -> int:
+    """`settings.FLASHBOOK_CURRENCY_DECIMALS`: how many decimals money is written with."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return getattr(settings, "FLASHBOOK_CURRENCY_DECIMALS", 2)
+    except ImproperlyConfigured:  # a research tool writing money without Django's settings
+        return 2
+
+
+def ints_str(scaled: int, decimals: int) -> str:
+    """`scaled / 10**decimals` written with exactly `decimals` places, from integers alone: the
+    live feed's prices and quantities (ticks x the tick size in units of its last decimal), at a
+    fraction of the cost of decimal arithmetic."""
+    if decimals == 0:
+        return str(scaled)
+    digits = str(-scaled if scaled < 0 else scaled).rjust(decimals + 1, "0")
+    sign = "-" if scaled < 0 else ""
+    return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}"
 
 
 class DecimalInputError(ValueError):

@@ -17,7 +17,7 @@ BASIS_POINTS = Decimal(10_000)
 
 
 def fee_amount(value: Decimal, bps: int, decimals: int) -> Decimal:
-    """The fee on a trade side worth `value` (price × quantity, in money) at `bps` basis points
+    """The fee on a trade side worth `value` (price times quantity, in money) at `bps` basis points
     (negative: a rebate, returned negative), to `decimals` places of the currency."""
     if not bps:
         return ZERO

@@ -23,10 +23,11 @@ What each event does (see `docs/protocol.md`):
   MALFORMED even when the account was unreadable), else, when the entry was too broken to carry a
   readable `ref`, by the exchange id the gateway stored on its PENDING order. DUPLICATE_ORDER_ID
   never touches the order that owns the id. Rejected cancels and replaces change nothing.
-* trade — a `Trade` row always; for each side whose account exists: a `Fill`, the order's filled
-  quantity, average price and status, the position (quantity, average price, realized P&L) and
-  cash (the buyer pays price * quantity, the seller receives it). A self-trade (maker and taker of
-  one account) is a wash: fills and order progress, but position and cash do not move.
+* trade — a `Trade` row always; for each side whose account exists: a `Fill` with its fee, the
+  order's filled quantity, average price and status, the position (quantity, exact cost basis,
+  realized P&L) and cash (the buyer pays price * quantity, the seller receives it, each pays its
+  fee at the rate the engine stamped on the trade; `money.settle_fill`). A self-trade (maker and
+  taker of one account) is a wash: fills and order progress, fees, but no position or cash move.
 * cancelled — CANCELED (USER, SELF_TRADE, RESET) or EXPIRED (REMAINDER, FOK_UNFILLABLE,
   PRICE_BAND).
 * replaced — new price; quantity = filled + the new remaining quantity.

@@ -24,8 +24,10 @@ from exchange.models import (
 from exchange.orders import journal
 from exchange.orders.progress import OrderProgress
 from exchange.protocol import keys
+from exchange.protocol.decimals import currency_decimals
+from exchange.protocol.fees import fee_amount
 from exchange.recorder import bulk_sql
-from exchange.recorder.money import ZERO, apply_fill, next_average_price, trade_amount
+from exchange.recorder.money import ZERO, money_quantum, next_average_price, settle_fill
 
 logger = logging.getLogger("flashbook.recorder")
 
@@ -99,12 +101,12 @@ class _Order:
 class _Position:
     """A position, as far as the recorder reads and writes it (`apply_fill` moves it)."""
 
-    __slots__ = ("average_price", "pk", "quantity", "realized_pnl")
+    __slots__ = ("cost_basis", "pk", "quantity", "realized_pnl")
 
-    def __init__(self, pk, quantity: Decimal, average_price: Decimal, realized_pnl: Decimal):
+    def __init__(self, pk, quantity: Decimal, cost_basis: Decimal, realized_pnl: Decimal):
         self.pk = pk
         self.quantity = quantity
-        self.average_price = average_price
+        self.cost_basis = cost_basis
         self.realized_pnl = realized_pnl
 
 
@@ -145,6 +147,7 @@ class _Projection:
         self.dirty_positions: set[int] = set()
         self.trades: list[tuple] = []
         self.fills: list[tuple] = []  # (trade seq, _Order, the other columns...)
+        self.currency_decimals = currency_decimals()
         self.halted: bool | None = None
         self.recorded: list[journal.PendingRecord] = []  # records whose rows this batch writes
 
@@ -219,7 +222,7 @@ class _Projection:
         if not reset:  # a reset touches every position of the instrument
             positions = positions.filter(account_id__in=list(self.accounts))
         for pk, account_id, *held in positions.values_list(
-            "pk", "account_id", "quantity", "average_price", "realized_pnl"
+            "pk", "account_id", "quantity", "cost_basis", "realized_pnl"
         ):
             self.positions[account_id] = _Position(pk, *held)
 
@@ -258,7 +261,7 @@ class _Projection:
                 elif event.status == "RESET":
                     for account_id, position in self.positions.items():
                         position.quantity = ZERO
-                        position.average_price = ZERO
+                        position.cost_basis = ZERO
                         self.dirty_positions.add(account_id)
         return trades
 
@@ -367,18 +370,23 @@ class _Projection:
         )
         maker_side = "sell" if taker_side == "buy" else "buy"
         wash = event.maker_account == event.taker_account
-        amount = trade_amount(price, qty)
-        for role, order_id, account_id, side in (
-            (Fill.Role.MAKER, event.maker_order_id, event.maker_account, maker_side),
-            (Fill.Role.TAKER, event.taker_order_id, event.taker_account, taker_side),
-        ):
+        quantum = money_quantum(instrument.tick_size, instrument.lot_size)
+        value = price * qty
+        for role, order_id, account_id, side, bps in (
+            (Fill.Role.MAKER, event.maker_order_id, event.maker_account, maker_side,
+             event.maker_fee_bps),
+            (Fill.Role.TAKER, event.taker_order_id, event.taker_account, taker_side,
+             event.taker_fee_bps),
+        ):  # fmt: skip
             account = self.accounts.get(account_id)
             if account is None:
                 continue
-            if not wash:
-                account.cash = account.cash - amount if side == "buy" else account.cash + amount
+            # The rates the engine stamped on the trade: the same fee on every replay.
+            fee = fee_amount(value, bps, self.currency_decimals)
+            if not wash or fee:
+                position = self._position(account_id)
+                settle_fill(account, position, side, price, qty, quantum, fee=fee, wash=wash)
                 self.dirty_accounts.add(account_id)
-                apply_fill(self._position(account_id), side, price, qty)
                 self.dirty_positions.add(account_id)
             order = self.by_id.get(order_id)
             if order is None or order.account_id != account_id:
@@ -398,7 +406,18 @@ class _Projection:
             progress.apply(event)
             order.dirty = True
             self.fills.append(
-                (event.seq, order, account_id, instrument.pk, role, side, price, qty, executed_at)
+                (
+                    event.seq,
+                    order,
+                    account_id,
+                    instrument.pk,
+                    role,
+                    side,
+                    price,
+                    qty,
+                    fee,
+                    executed_at,
+                )
             )
 
     # --- saving ---
@@ -473,6 +492,7 @@ class _Projection:
                     "side",
                     "price",
                     "quantity",
+                    "fee",
                     "executed_at",
                 ],
                 [
@@ -483,16 +503,16 @@ class _Projection:
         new_positions, positions = [], []
         for account_id in sorted(self.dirty_positions):
             position = self.positions[account_id]
-            values = (position.quantity, position.average_price, position.realized_pnl)
+            values = (position.quantity, position.cost_basis, position.realized_pnl)
             if position.pk is None:
                 new_positions.append((account_id, instrument.pk, *values, stamp))
             else:
                 positions.append((*values, stamp, position.pk))
         if new_positions:
-            fields = ["account", "instrument", "quantity", "average_price", "realized_pnl"]
+            fields = ["account", "instrument", "quantity", "cost_basis", "realized_pnl"]
             bulk_sql.insert(Position, [*fields, "updated_at"], new_positions)
         if positions:
-            fields = ["quantity", "average_price", "realized_pnl", "updated_at"]
+            fields = ["quantity", "cost_basis", "realized_pnl", "updated_at"]
             bulk_sql.update(Position, fields, positions)
         if self.dirty_accounts:
             # Accounts trade on every symbol: written by several recorders at once.

@@ -34,13 +34,34 @@ export function timeOfDay(ms) {
   return new Date(ms).toLocaleTimeString([], { hour12: false });
 }
 
-// Decimal strings from the server are shown as they are; numbers only for charts and sums.
+// Decimal strings from the server are shown with their digits as they are (the server writes
+// each to its precision: docs/protocol.md), only grouped in thousands; numbers computed here
+// (live marks and sums) are written to `decimals` places: the currency's for money, the tick's
+// for a price.
+const CURRENCY_DECIMALS = 2; // settings.FLASHBOOK_CURRENCY_DECIMALS' default
+
 export function money(value) {
+  return grouped(value, CURRENCY_DECIMALS);
+}
+
+export function price(value, decimals) {
+  return grouped(value, decimals);
+}
+
+// How many decimals a step from the server has: "0.01" -> 2, "25" -> 0, "0.5" -> 1.
+export function places(text) {
+  const dot = String(text).indexOf(".");
+  return dot < 0 ? 0 : String(text).length - dot - 1;
+}
+
+function grouped(value, decimals) {
   if (value === null || value === undefined) return "—";
-  const number = Number(value);
-  return Number.isFinite(number)
-    ? number.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 })
-    : String(value);
+  let text = typeof value === "string" ? value : Number(value).toFixed(decimals);
+  if (!/^-?\d+(\.\d+)?$/.test(text)) return String(value);
+  if (Number(text) === 0) text = text.replace("-", ""); // no "-0.00" from a float's noise
+  const [whole, fraction] = text.split(".");
+  const digits = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return fraction === undefined ? digits : `${digits}.${fraction}`;
 }
 
 export function signClass(value) {

@@ -2,13 +2,14 @@
 // live by the user's executions over /ws/account/ and the book over /ws/market/{SYM}/.
 
 import { api } from "./api.js";
-import { $, bindSymbolSwitcher, cell, el, fillRows, money, pageConfig, setText, signClass, timeOfDay } from "./dom.js";
+import { $, bindSymbolSwitcher, cell, el, fillRows, money, pageConfig, places, price, setText, signClass, timeOfDay } from "./dom.js";
 import { MarketFeed, mid, renderBbo } from "./market.js";
 import { ConnectionIndicator, LiveSocket } from "./socket.js";
 
 const config = pageConfig();
 const symbol = config.symbol;
 const instrument = config.instruments.find((i) => i.symbol === symbol);
+const tickPlaces = places(instrument.tick_size); // a live mark is written to the tick
 const indicator = new ConnectionIndicator($("[data-connection]"));
 const bar = $(".market-bar");
 
@@ -16,6 +17,12 @@ let orders = []; // open orders, newest first, as the API describes them
 let fills = [];
 let account = null;
 let markOfSymbol = null;
+
+// Whether a number (a float) has no more than `decimals` places.
+function onGrid(value, decimals) {
+  const scaled = value * 10 ** decimals;
+  return Math.abs(scaled - Math.round(scaled)) < 1e-6;
+}
 
 // --- the account --------------------------------------------------------------------------------
 
@@ -27,8 +34,14 @@ function renderAccount() {
   let unrealized = 0;
   for (const p of positions) {
     const mark = p.symbol === symbol && markOfSymbol !== null ? markOfSymbol : Number(p.mark_price);
-    p.live_mark = mark;
-    p.live_unrealized = (mark - Number(p.average_price)) * Number(p.quantity);
+    // The symbol on screen: its live mid, to the tick (a half tick shows its extra digit).
+    p.live_mark =
+      p.symbol === symbol && markOfSymbol !== null
+        ? price(markOfSymbol, onGrid(markOfSymbol, tickPlaces) ? tickPlaces : tickPlaces + 1)
+        : price(p.mark_price);
+    // From the exact cost basis (mark × quantity − cost basis), as the server computes it; shown
+    // to the cent by money().
+    p.live_unrealized = mark * Number(p.quantity) - Number(p.cost_basis);
     equity += Number(p.quantity) * mark;
     unrealized += p.live_unrealized;
   }
@@ -48,7 +61,7 @@ function renderAccount() {
         cell(p.symbol),
         cell(p.quantity, "num"),
         cell(p.average_price, "num"),
-        cell(money(p.live_mark), "num"),
+        cell(p.live_mark, "num"),
         cell(money(p.live_unrealized), `num ${signClass(p.live_unrealized)}`),
       ]),
     $("[data-positions-empty]"),

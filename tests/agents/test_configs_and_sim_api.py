@@ -297,7 +297,7 @@ def test_admin_list_shows_live_status_and_pnl_and_runs_the_actions(market, admin
     a = services.agent_config_create(name="a", strategy="noise", symbol="ACME")
     b = services.agent_config_create(name="b", strategy="noise", symbol="ACME")
     Position.objects.create(
-        account=a.account, instrument=market["ACME"], quantity=D(10), average_price=D(99)
+        account=a.account, instrument=market["ACME"], quantity=D(10), cost_basis=D(990)
     )
     Account.objects.filter(pk=a.account_id).update(cash=D(100000) - 990)
     _publish_status(r, "a", "running", open_orders=3)
@@ -308,7 +308,7 @@ def test_admin_list_shows_live_status_and_pnl_and_runs_the_actions(market, admin
     for header in ("status", "equity", "realized p&amp;l", "unrealized p&amp;l", "open orders"):
         assert header in text, header
     assert "running" in text and "offline" in text
-    assert "100010" in text  # a: 99010 cash + 10 at the reference price 100
+    assert "100010.00" in text  # a: 99010 cash + 10 at the reference price 100, to the cent
 
     admin_client.post(
         "/admin/agents/agentconfig/",
@@ -343,7 +343,7 @@ def test_leaderboard_rows_statuses_and_order(market, r):
         account=rich.account,
         instrument=market["ACME"],
         quantity=D(-20),
-        average_price=D("101"),
+        cost_basis=D("-2020"),
         realized_pnl=D("12.5"),
     )
     Account.objects.filter(pk=rich.account_id).update(cash=D(100000) + 2020)
@@ -359,9 +359,9 @@ def test_leaderboard_rows_statuses_and_order(market, r):
         "name": "rich",
         "strategy": "value",
         "symbol": "ACME",
-        "equity": "100020",  # 102020 cash - 20 at the reference price 100
-        "realized_pnl": "12.5",
-        "unrealized_pnl": "20",  # (100 - 101) * -20
+        "equity": "100020.00",  # 102020 cash - 20 at the reference price 100
+        "realized_pnl": "12.50",
+        "unrealized_pnl": "20.00",  # 100 * -20 - (-2020)
         "position": "-20",
         "open_orders": 2,
         "status": "running",

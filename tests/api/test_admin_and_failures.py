@@ -2,13 +2,14 @@
 dependencies: Redis down means 503 in the error format, never a 500."""
 
 import json
+from decimal import Decimal
 
 import pytest
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from exchange.api.errors import handler500
-from exchange.models import Instrument, Order
+from exchange.models import Account, Instrument, Order, Position, Trade
 from exchange.protocol import keys
 from exchange.services import account_for_user
 
@@ -133,6 +134,43 @@ def test_the_recorders_tables_are_listed_without_counting_or_sorting_the_table(
     assert any('ORDER BY "exchange_order"."id" DESC' in sql for sql in listing), listing
     assert b"10 orders" in page.content  # the capped count, no "25 total" beside it
     assert b"25 total" not in page.content
+
+
+def test_the_admin_writes_money_and_prices_to_their_precision(admin_client, alice, instrument):
+    """Money to the cent, prices to the tick, quantities to the lot: never a column's raw
+    "0E-8", "31.00000200" or "100.10000000"."""
+    account = account_for_user(alice)
+    Account.objects.filter(pk=account.pk).update(cash=Decimal("31.00000000"))
+    Position.objects.create(
+        account=account,
+        instrument=instrument,
+        quantity=Decimal("3.00000000"),
+        cost_basis=Decimal("3.02000000"),
+        realized_pnl=Decimal("0E-8"),
+    )
+    Trade.objects.create(
+        instrument=instrument,
+        seq=1,
+        price=Decimal("100.10000000"),
+        quantity=Decimal("10000.00000000"),
+        aggressor_side="buy",
+        maker_order_id=1,
+        taker_order_id=2,
+        executed_at="2026-01-05T10:00:00Z",
+    )
+
+    listing = admin_client.get(reverse("admin:exchange_account_changelist")).content.decode()
+    assert ">31.00<" in listing and ">100000.00<" in listing  # cash, initial cash
+    change = admin_client.get(reverse("admin:exchange_account_change", args=[account.pk]))
+    page = change.content.decode()
+    assert ">31.00<" in page  # read-only cash
+    assert ">3.02<" in page and ">0.00<" in page  # the position's cost basis, realized P&L
+    assert ">1.00666667<" in page  # its average price: to the tick, and the digits it has
+    assert 'value="100000"' in page  # the editable initial cash, plain
+    trades = admin_client.get(reverse("admin:exchange_trade_changelist")).content.decode()
+    assert ">100.10<" in trades and ">10000<" in trades
+    for text in (listing, page, trades):
+        assert "0E-8" not in text and "00000<" not in text and "E+" not in text
 
 
 def test_orders_and_executions_are_read_only_in_the_admin(admin_client, api, alice, instrument):

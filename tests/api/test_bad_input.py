@@ -115,7 +115,7 @@ def test_json_numbers_are_accepted_as_decimals(api, instrument):
     body = {**LIMIT_BUY, "price": 99.5, "quantity": 10}
     response = api.generic("POST", ORDERS, json.dumps(body), content_type="application/json")
     assert response.status_code == 202, response.json()
-    assert (response.json()["price"], response.json()["quantity"]) == ("99.5", "10")
+    assert (response.json()["price"], response.json()["quantity"]) == ("99.50", "10")
 
 
 def test_error_messages_write_numbers_plainly(api, instrument):

@@ -71,8 +71,8 @@ def test_orders_get_the_engines_immediate_outcome(engine, api, bob_api):
     body = taker.json()
     assert body["status"] == "FILLED"
     assert body["filled_quantity"] == "3"
-    assert body["average_fill_price"] == "100"
-    assert body["fills"] == [{"price": "100", "quantity": "3", "role": "taker"}]
+    assert body["average_fill_price"] == "100.00"
+    assert body["fills"] == [{"price": "100.00", "quantity": "3", "role": "taker"}]
     # Read-your-writes: the order is the owner's to see at once, whatever the recorder does.
     detail = bob_api.get(f"/api/v1/orders/{body['id']}/")
     assert detail.status_code == 200

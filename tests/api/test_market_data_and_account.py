@@ -59,7 +59,7 @@ def test_instruments(api, instrument):
             "lot_size": "1",
             "min_order_qty": "1",
             "max_order_qty": "10000",
-            "reference_price": "100",
+            "reference_price": "100.00",  # to the tick
             "price_band_pct": "0",
             "volatility_move_pct": "0",
             "volatility_window_seconds": 300,
@@ -99,7 +99,8 @@ def test_the_book_in_decimals(api, redis_client):
     assert book["available"] is True
     assert book["halted"] is True
     assert book["updated_at"].startswith("2026-01-05T08:00:00")
-    assert book["bids"] == [["99.95", "1.2"], ["99.9", "4"], ["99.5", "0.1"]]
+    # To the tick (0.05: two places) and the lot (0.1: one place).
+    assert book["bids"] == [["99.95", "1.2"], ["99.90", "4.0"], ["99.50", "0.1"]]
     assert book["asks"] == [["100.05", "0.7"]]
     shallow = api.get("/api/v1/instruments/ACME/book/", {"depth": 1}).json()
     assert shallow["bids"] == [["99.95", "1.2"]]
@@ -145,28 +146,28 @@ def test_candles(api, instrument):
     assert one["candles"] == [
         {
             "start": "2026-01-05T10:00:00Z",
-            "open": "100",
-            "high": "101",
-            "low": "99.5",
-            "close": "99.5",
+            "open": "100.00",
+            "high": "101.00",
+            "low": "99.50",
+            "close": "99.50",
             "volume": "4",
             "trades": 3,
         },
         {
             "start": "2026-01-05T10:01:00Z",
-            "open": "99",
-            "high": "99",
-            "low": "99",
-            "close": "99",
+            "open": "99.00",
+            "high": "99.00",
+            "low": "99.00",
+            "close": "99.00",
             "volume": "3",
             "trades": 1,
         },
         {
             "start": "2026-01-05T10:07:00Z",
-            "open": "102",
-            "high": "102",
-            "low": "101.5",
-            "close": "101.5",
+            "open": "102.00",
+            "high": "102.00",
+            "low": "101.50",
+            "close": "101.50",
             "volume": "2",
             "trades": 2,
         },
@@ -175,17 +176,17 @@ def test_candles(api, instrument):
     assert [
         (c["start"], c["open"], c["high"], c["low"], c["close"], c["volume"]) for c in five
     ] == [
-        ("2026-01-05T10:00:00Z", "100", "101", "99", "99", "7"),
-        ("2026-01-05T10:05:00Z", "102", "102", "101.5", "101.5", "2"),
+        ("2026-01-05T10:00:00Z", "100.00", "101.00", "99.00", "99.00", "7"),
+        ("2026-01-05T10:05:00Z", "102.00", "102.00", "101.50", "101.50", "2"),
     ]
     # `limit` counts intervals back from the latest trade.
     last_two = api.get("/api/v1/instruments/ACME/candles/", {"interval": "1m", "limit": 2})
     assert [c["start"] for c in last_two.json()["candles"]] == ["2026-01-05T10:07:00Z"]
     day = api.get("/api/v1/instruments/ACME/candles/", {"interval": "1d"}).json()["candles"]
-    assert [(c["open"], c["close"], c["trades"]) for c in day] == [("100", "101.5", 6)]
+    assert [(c["open"], c["close"], c["trades"]) for c in day] == [("100.00", "101.50", 6)]
     hour = api.get("/api/v1/instruments/ACME/candles/", {"interval": "1h"}).json()["candles"]
     assert [(c["start"], c["high"], c["low"]) for c in hour] == [
-        ("2026-01-05T10:00:00Z", "102", "99")
+        ("2026-01-05T10:00:00Z", "102.00", "99.00")
     ]
 
 
@@ -201,8 +202,8 @@ def test_a_new_account_has_the_initial_cash(api, alice, settings):
     body = api.get("/api/v1/account/").json()
     assert (body["name"], body["cash"], body["equity"], body["positions"]) == (
         "alice",
-        "100000",
-        "100000",
+        "100000.00",
+        "100000.00",
         [],
     )
     assert account_for_user(alice).pk == body["id"]
@@ -217,14 +218,14 @@ def test_account_positions_pnl_and_equity(api, alice, instrument, redis_client):
         account=account,
         instrument=instrument,
         quantity=Decimal("10"),
-        average_price=Decimal("95"),
+        cost_basis=Decimal("950"),
         realized_pnl=Decimal("12.5"),
     )
     Position.objects.create(
         account=account,
         instrument=globex,
         quantity=Decimal("-4"),
-        average_price=Decimal("52"),
+        cost_basis=Decimal("-208"),
         realized_pnl=Decimal("-2"),
     )
     # ACME is marked at the mid (99.5 + 100.5) / 2 = 100; GLOBEX has no book: its last trade.
@@ -237,26 +238,62 @@ def test_account_positions_pnl_and_equity(api, alice, instrument, redis_client):
         {
             "symbol": "ACME",
             "quantity": "10",
-            "average_price": "95",
-            "realized_pnl": "12.5",
-            "mark_price": "100",
-            "market_value": "1000",
-            "unrealized_pnl": "50",
+            "cost_basis": "950.00",
+            "average_price": "95.00",
+            "realized_pnl": "12.50",
+            "mark_price": "100.00",
+            "market_value": "1000.00",
+            "unrealized_pnl": "50.00",
         },
         {
             "symbol": "GLOBEX",
             "quantity": "-4",
-            "average_price": "52",
-            "realized_pnl": "-2",
-            "mark_price": "51",
-            "market_value": "-204",
-            "unrealized_pnl": "4",
+            "cost_basis": "-208.00",
+            "average_price": "52.00",
+            "realized_pnl": "-2.00",
+            "mark_price": "51.00",
+            "market_value": "-204.00",
+            "unrealized_pnl": "4.00",
         },
     ]
-    assert body["cash"] == "90000"
-    assert body["equity"] == "90796"  # 90000 + 1000 - 204
-    assert body["realized_pnl"] == "10.5"
-    assert body["unrealized_pnl"] == "54"
+    assert body["cash"] == "90000.00"
+    assert body["equity"] == "90796.00"  # 90000 + 1000 - 204
+    assert body["realized_pnl"] == "10.50"
+    assert body["unrealized_pnl"] == "54.00"
+
+
+def test_position_money_is_exact_and_written_to_the_cent(api, alice, instrument, redis_client):
+    """The -0.19999992 a client saw: 3 bought at 1.00, 1.01, 1.01 (3.02), 1 sold. The cost basis
+    left is whole cents (2.01), so the unrealized P&L at 0.95 is -0.11 exactly, not an amount
+    computed from an average rounded to 8 places; money that is zero is "0.00", never "0E-8"."""
+    account = account_for_user(alice)
+    account.cash = Decimal("0E-8")
+    account.save()
+    Position.objects.create(
+        account=account,
+        instrument=instrument,
+        quantity=Decimal("2"),
+        cost_basis=Decimal("2.01000000"),
+        realized_pnl=Decimal("-0.07000000"),
+    )
+    write_book(redis_client, bids=[(94, 1)], asks=[(96, 1)])  # mark 0.95
+
+    body = api.get("/api/v1/account/").json()
+
+    assert body["positions"] == [
+        {
+            "symbol": "ACME",
+            "quantity": "2",
+            "cost_basis": "2.01",
+            "average_price": "1.005",  # to the tick, and the half cent it has
+            "realized_pnl": "-0.07",
+            "mark_price": "0.95",
+            "market_value": "1.90",
+            "unrealized_pnl": "-0.11",
+        }
+    ]
+    assert (body["cash"], body["equity"]) == ("0.00", "1.90")
+    assert (body["realized_pnl"], body["unrealized_pnl"]) == ("-0.07", "-0.11")
 
 
 def test_fills_are_private_and_paginated(api, bob_api, alice, instrument):
@@ -291,7 +328,7 @@ def test_fills_are_private_and_paginated(api, bob_api, alice, instrument):
     page = api.get("/api/v1/account/fills/", {"limit": 2}).json()
     assert [f["trade_seq"] for f in page["results"]] == [3, 2]
     assert page["results"][0]["order_id"] == order.pk
-    assert page["results"][0]["price"] == "100"
+    assert page["results"][0]["price"] == "100.00"
     assert api.get(page["next"]).json()["results"][0]["trade_seq"] == 1
     assert api.get("/api/v1/account/fills/", {"symbol": "OTHER"}).json()["results"] == []
     assert bob_api.get("/api/v1/account/fills/").json()["results"] == []
@@ -299,7 +336,7 @@ def test_fills_are_private_and_paginated(api, bob_api, alice, instrument):
     detail = api.get(f"/api/v1/orders/{order.pk}/").json()
     assert detail["status"] == "PARTIALLY_FILLED"
     assert detail["remaining_quantity"] == "2"
-    assert detail["fills"] == [{"price": "100", "quantity": "1", "role": "maker"}] * 3
+    assert detail["fills"] == [{"price": "100.00", "quantity": "1", "role": "maker"}] * 3
     assert_error(bob_api.get(f"/api/v1/orders/{order.pk}/"), 404, "unknown_order")
 
 

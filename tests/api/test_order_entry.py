@@ -260,8 +260,8 @@ def test_a_crossing_order_reports_its_fills(stack):
     status, _, body = stack.post({**ORDER, "price": "101.00", "quantity": "5"}, buyer)
     taken = json.loads(body)
     assert status == 201 and taken["status"] == "PARTIALLY_FILLED", taken
-    assert taken["filled_quantity"] == "3" and taken["average_fill_price"] == "101"
-    assert taken["fills"] == [{"price": "101", "quantity": "3", "role": "taker"}]
+    assert taken["filled_quantity"] == "3" and taken["average_fill_price"] == "101.00"
+    assert taken["fills"] == [{"price": "101.00", "quantity": "3", "role": "taker"}]
 
 
 BAD = [

@@ -32,7 +32,7 @@ def test_an_order_is_journaled_and_visible_at_once(api, instrument, redis_client
     body = response.json()
     assert body["status"] == "PENDING"
     assert body["exchange_order_id"] == 1
-    assert (body["price"], body["quantity"], body["filled_quantity"]) == ("99.5", "10", "0")
+    assert (body["price"], body["quantity"], body["filled_quantity"]) == ("99.50", "10", "0")
     assert body["client_order_id"] == "my-1"
     assert body["id"] == body["exchange_order_id"]
     [entry] = journal_entries(redis_client, "ACME")

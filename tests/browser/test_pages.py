@@ -127,8 +127,9 @@ def test_place_an_order_from_the_ticket_see_it_and_cancel_it(browser, stack, tra
     page.fill("#ticket-price", "95.50")
     page.click("[data-ticket-submit]")
     expect(page.locator("[data-ticket-error]")).to_be_hidden()
-    expect(page.locator("[data-ticket-result]")).to_contain_text("95.5", timeout=TIMEOUT)
-    row = page.locator("[data-orders] tr", has_text="95.5")
+    # Prices to the tick: "95.50", not "95.5".
+    expect(page.locator("[data-ticket-result]")).to_contain_text("95.50", timeout=TIMEOUT)
+    row = page.locator("[data-orders] tr", has_text="95.50")
     expect(row).to_have_count(1, timeout=TIMEOUT)
     expect(row).to_contain_text("new", timeout=TIMEOUT)
 
@@ -140,6 +141,10 @@ def test_place_an_order_from_the_ticket_see_it_and_cancel_it(browser, stack, tra
     place(stack, trader, "sell", "96.00", "4", stp="none")
     expect(page.locator("[data-fills] tr").first).to_contain_text("96", timeout=TIMEOUT)
     expect(page.locator("[data-positions] tr").first).to_contain_text("ACME", timeout=TIMEOUT)
+    # Prices and money to the tick and the cent (the average price, the mark, the P&L).
+    expect(page.locator("[data-positions] tr").first).to_contain_text(
+        re.compile(r"\d\.\d\d(?!\d)"), timeout=TIMEOUT
+    )
     expect(page.locator("[data-orders] tr", has_text="96")).to_have_count(0, timeout=TIMEOUT)
     expect(page.locator('[data-account="equity"]')).not_to_have_text("—")
     page.wait_for_timeout(1500)  # the recorder's numbers for the picture

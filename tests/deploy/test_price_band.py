@@ -69,7 +69,10 @@ def test_limits_outside_the_band_are_rejected_and_market_orders_stop_at_its_edge
         api = APIClient()
         assert api.get("/api/v1/instruments/ACME/").json()["price_band_pct"] == "10"
         wait_until(lambda: book_band(r) == [9900, 12100], processes, 10, "the band's new centre")
-        assert api.get("/api/v1/instruments/ACME/book/").json()["band"] == ["99", "121"]
+        assert api.get("/api/v1/instruments/ACME/book/").json()["band"] == [
+            "99.00",
+            "121.00",
+        ]  # to the tick
     finally:
         stop(processes)
 

@@ -397,6 +397,7 @@ def dump() -> dict[str, list]:
             "side",
             "price",
             "quantity",
+            "fee",
             "executed_at",
         ),
         "positions": rows(
@@ -404,7 +405,7 @@ def dump() -> dict[str, list]:
             "account__name",
             "instrument__symbol",
             "quantity",
-            "average_price",
+            "cost_basis",
             "realized_pnl",
         ),
         "cash": rows(Account.objects, "name", "cash"),
@@ -475,7 +476,8 @@ def assert_engine_agrees(client, symbols: list[str]) -> None:
 
 
 def assert_conserved(symbols: list[str]) -> None:
-    """Positions of each instrument sum to zero; cash is neither created nor destroyed."""
+    """Positions of each instrument sum to zero; cash is neither created nor destroyed, but for
+    the fees: over all accounts, the cash's change is minus the fees the fills carry."""
     for symbol in symbols:
         total = sum(
             Position.objects.filter(instrument__symbol=symbol).values_list("quantity", flat=True),
@@ -484,7 +486,8 @@ def assert_conserved(symbols: list[str]) -> None:
         assert total == 0, symbol
     cash = sum(Account.objects.values_list("cash", flat=True), Decimal(0))
     initial = sum(Account.objects.values_list("initial_cash", flat=True), Decimal(0))
-    assert cash == initial
+    fees = sum(Fill.objects.values_list("fee", flat=True), Decimal(0))
+    assert cash - initial == -fees
 
 
 def close_connection() -> None:

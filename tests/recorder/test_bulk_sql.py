@@ -70,14 +70,14 @@ def test_update_sets_only_the_rows_named_and_takes_nulls():
     instrument = make_instrument("BULK")
     accounts = [make_account(f"bulk{i}") for i in range(3)]
     positions = [Position.objects.create(account=a, instrument=instrument) for a in accounts]
-    fields = ["quantity", "average_price", "realized_pnl", "updated_at"]
+    fields = ["quantity", "cost_basis", "realized_pnl", "updated_at"]
     rows = [
         (Decimal("5"), Decimal("99.5"), Decimal("-1.25"), stamp(MOMENT), positions[2].pk),
         (Decimal("-3"), Decimal("101"), Decimal("0"), stamp(MOMENT), positions[0].pk),
     ]
     bulk_sql.update(Position, fields, rows)
     got = {
-        p.pk: (p.quantity, p.average_price, p.realized_pnl, p.updated_at)
+        p.pk: (p.quantity, p.cost_basis, p.realized_pnl, p.updated_at)
         for p in Position.objects.all()
     }
     assert got[positions[0].pk] == (Decimal("-3"), Decimal("101"), Decimal("0"), MOMENT)

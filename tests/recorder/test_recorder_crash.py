@@ -100,6 +100,9 @@ def test_kill_9_in_the_middle_and_restart_equals_a_recorder_that_never_stopped(
     for first_id, symbol in zip((1, 10_000_000), SYMBOLS, strict=True):
         # The exchange's ids are unique across symbols (the gateway's counter is one).
         commands = random_commands(rng, COMMANDS_PER_SYMBOL, accounts, first_id=first_id)
+        # With fees (one a rebate): the restarted recorder must charge what the steady one does.
+        maker, taker = ("-1", "3") if symbol == "CRASH" else ("2", "7")
+        commands.insert(0, {"t": "fees", "maker": maker, "taker": taker})
         news += sum(1 for c in commands if c["t"] == "new")
         write_journal(r, symbol, commands)
         records += gateway_records(symbol, commands, rng)
@@ -135,6 +138,8 @@ def test_kill_9_in_the_middle_and_restart_equals_a_recorder_that_never_stopped(
     assert_conserved(SYMBOLS)
     assert_engine_agrees(r, SYMBOLS)
     assert len(restarted["trades"]) > 40_000
+    fees = [fill[8] for fill in restarted["fills"]]
+    assert sum(fee > 0 for fee in fees) > 20_000 and sum(fee < 0 for fee in fees) > 1_000
 
     # The same streams recorded again, from scratch, by a recorder that never stops.
     reset_projection(r, SYMBOLS)

@@ -157,17 +157,19 @@ def test_gateway_and_tool_orders_through_the_engine(file_db, r, mode):
         account.refresh_from_db()
         assert account.cash == expected, account.name
     positions = {
-        (p.account.name, p.instrument.symbol): (p.quantity, p.average_price, p.realized_pnl)
+        (p.account.name, p.instrument.symbol): (p.quantity, p.cost_basis, p.realized_pnl)
         for p in Position.objects.select_related("account", "instrument")
     }
     assert positions == {
-        ("alice", "ACME"): (D(-10), D(100), D(0)),
-        # Rounded at every fill: ((15 * 100.03333333) + 200.4) / 17, not 1700.9 / 17.
-        ("bob", "ACME"): (D(17), D("100.05294117"), D(0)),
-        ("desk", "ACME"): (D(-5), D("100.10"), D(0)),
-        ("alice", "BETA"): (D("-1.5"), D("20.05"), D(0)),
-        ("bob", "BETA"): (D("1.5"), D("20.05"), D(0)),
+        ("alice", "ACME"): (D(-10), D(-1000), D(0)),
+        # The exact cost (an average of 1700.9 / 17, never rounded and re-multiplied).
+        ("bob", "ACME"): (D(17), D("1700.9"), D(0)),
+        ("desk", "ACME"): (D(-5), D("-500.5"), D(0)),
+        ("alice", "BETA"): (D("-1.5"), D("-30.075"), D(0)),
+        ("bob", "BETA"): (D("1.5"), D("30.075"), D(0)),
     }
+    bob_acme = Position.objects.get(account=bob, instrument__symbol="ACME")
+    assert bob_acme.average_price == D("100.05294118")  # derived, for display
 
     said = oracle(r, ["ACME", "BETA"], {alice.pk, bob.pk, carol.pk, desk.pk})
     assert Trade.objects.count() == said["trades"] == 5

@@ -92,7 +92,7 @@ async def test_snapshot_then_chained_frames(acme, r):
         assert (await comm.connect())[0]
         snapshot = await receive(comm)
         assert snapshot["type"] == "snapshot" and snapshot["bridge"] is True
-        assert snapshot["bids"] == [["99.9", "5"]] and snapshot["asks"] == [["100.1", "7"]]
+        assert snapshot["bids"] == [["99.90", "5"]] and snapshot["asks"] == [["100.10", "7"]]
         seq = snapshot["seq"]
 
         worker.apply(worker.new(2, "buy", 10010, 3))  # trades 3 @ 100.10
@@ -110,20 +110,20 @@ async def test_snapshot_then_chained_frames(acme, r):
         assert trade_frame["trades"] == [
             {
                 "seq": trade_frame["trades"][0]["seq"],
-                "price": "100.1",
+                "price": "100.10",
                 "qty": "3",
                 "side": "buy",
                 "time": trade_frame["trades"][0]["time"],
             }
         ]
-        assert book["asks"] == [["100.1", "4"]] and book["seq"] == worker.book.seq
+        assert book["asks"] == [["100.10", "4"]] and book["seq"] == worker.book.seq
 
         # A newcomer starts from a snapshot that already holds all of it.
         late = await communicator("/ws/market/ACME/")
         assert (await late.connect())[0]
         snapshot = await receive(late)
         assert snapshot["bids"][0] == ["99.95", "4"]
-        assert [t["price"] for t in snapshot["trades"]] == ["100.1"]
+        assert [t["price"] for t in snapshot["trades"]] == ["100.10"]
         await late.disconnect()
         await comm.disconnect()
 
@@ -149,8 +149,8 @@ async def test_a_market_nobody_listens_to_is_kept_from_the_event_stream(acme, r)
             if snapshot and snapshot["seq"] == worker.book.seq:
                 break
             await asyncio.sleep(0.05)
-        assert snapshot["bids"] == [["99.95", "4"]] and snapshot["asks"] == [["100.1", "4"]]
-        assert [(t["price"], t["qty"]) for t in snapshot["trades"]] == [("100.1", "3")]
+        assert snapshot["bids"] == [["99.95", "4"]] and snapshot["asks"] == [["100.10", "4"]]
+        assert [(t["price"], t["qty"]) for t in snapshot["trades"]] == [("100.10", "3")]
 
         comm = await communicator("/ws/market/ACME/")
         assert (await comm.connect())[0]
@@ -188,7 +188,7 @@ async def test_consumer_resyncs_on_a_gap(acme, r):
         )
         frame = await receive(comm)
         assert frame["type"] == "snapshot" and frame["resync"] is True
-        assert frame["bids"] == [["99.9", "5"]]
+        assert frame["bids"] == [["99.90", "5"]]
 
         # The browser may ask for a snapshot itself (it saw a gap of its own).
         await comm.send_json_to({"type": "resync"})
@@ -209,7 +209,7 @@ async def test_bridge_fills_a_market_data_gap_from_the_event_stream(acme, r):
         worker.apply(worker.new(2, "buy", 10000, 3))
         trades = []
         book = None
-        while book is None or book["asks"] != [["100", "5"]]:
+        while book is None or book["asks"] != [["100.00", "5"]]:
             frame = await receive(comm)
             if frame["type"] == "trades":
                 trades += frame["trades"]
@@ -237,9 +237,9 @@ async def test_market_data_lost_with_nothing_after_it_still_reaches_the_browser(
         worker.apply(worker.new(2, "buy", 10000, 4), publish=False)
         worker.apply(worker.new(2, "buy", 9990, 6), publish=False)
         book, _ = await receive_until(
-            comm, lambda f: f["type"] == "book" and f["asks"] == [["100", "6"]]
+            comm, lambda f: f["type"] == "book" and f["asks"] == [["100.00", "6"]]
         )
-        assert book["bids"] == [["99.9", "6"]] and book["seq"] == worker.book.seq
+        assert book["bids"] == [["99.90", "6"]] and book["seq"] == worker.book.seq
         await comm.disconnect()
 
 
@@ -327,14 +327,14 @@ async def test_users_receive_only_their_own_executions(acme, people, r):
             bob_events += (await receive(sockets["bob"]))["events"]
 
         assert [e["kind"] for e in alice_events] == ["accepted", "trade"]
-        assert alice_events[0]["ref"] == 77 and alice_events[0]["price"] == "100"
+        assert alice_events[0]["ref"] == 77 and alice_events[0]["price"] == "100.00"
         assert alice_events[1] | {"seq": 0} == {
             "seq": 0,
             "kind": "trade",
             "order_id": 1,
             "role": "maker",
             "side": "sell",
-            "price": "100",
+            "price": "100.00",
             "qty": "2",
             "remaining": "3",
         }

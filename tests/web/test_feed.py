@@ -50,9 +50,10 @@ def test_trades_and_levels_and_conflated_frames():
         state.apply(public(lines), 1000, through=lines[-1].seq)
     trades = state.trades_frame(0.0)
     assert trades["prev"] == 0 and trades["seq"] == 4  # accepted 1, level 2, accepted 3, trade 4
-    assert [(t["price"], t["qty"], t["side"]) for t in trades["trades"]] == [("100", "2", "buy")]
+    # To the tick (0.01): "100.00", not "100".
+    assert [(t["price"], t["qty"], t["side"]) for t in trades["trades"]] == [("100.00", "2", "buy")]
     frame = state.book_frame(0.0)
-    assert frame["prev"] == trades["seq"] and frame["asks"] == [["100", "3"]]
+    assert frame["prev"] == trades["seq"] and frame["asks"] == [["100.00", "3"]]
     assert frame["bids"] == []
     assert state.snapshot()["seq"] == frame["seq"] and state.snapshot()["trades"][0]["qty"] == "2"
     assert state.stats()["volume"] == "2"
