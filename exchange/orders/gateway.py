@@ -22,6 +22,7 @@ import asyncio
 import functools
 import logging
 import time
+import weakref
 
 import redis
 from asgiref.sync import AsyncToSync, async_to_sync, sync_to_async
@@ -290,20 +291,26 @@ def _hold(request: OrderRequest, instrument: Instrument, fields: dict) -> str:
     return journal.hold_market(rules.market_buy_units_per_tick(instrument, fields["qty"]))
 
 
-# Builds of funds states in flight, by (event loop, account): the concurrent orders of an account
-# without a state wait for one build instead of each reading the database.
-_funds_builds: dict[tuple[int, int], asyncio.Future] = {}
+# Builds of funds states in flight, per event loop and account: the concurrent orders of an
+# account without a state wait for one build instead of each reading the database.
+_funds_builds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Future]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _bootstrap_funds(account_id: int) -> None:
-    key = (id(asyncio.get_running_loop()), account_id)
-    build = _funds_builds.get(key)
-    if build is None:
-        build = _funds_builds[key] = asyncio.ensure_future(
-            sync_to_async(funds.bootstrap)(account_id)
-        )
-        build.add_done_callback(lambda _: _funds_builds.pop(key, None))
-    await asyncio.shield(build)
+    loop = asyncio.get_running_loop()
+    builds = _funds_builds.setdefault(loop, {})
+    build = builds.get(account_id)
+    if build is not None:
+        await asyncio.shield(build)  # done either way: the caller's append says what came of it
+        return
+    build = builds[account_id] = loop.create_future()
+    try:
+        await sync_to_async(funds.bootstrap)(account_id)
+    finally:
+        builds.pop(account_id, None)
+        build.set_result(None)
 
 
 def _refused(exc: Exception, symbol: str) -> ExchangeError:

@@ -19,6 +19,7 @@ import logging
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from fractions import Fraction
 
 import flashbook_engine
 import redis
@@ -45,9 +46,10 @@ logger = logging.getLogger("flashbook.gateway")
 # the engine's book key (its price band), then per NEW its account's pending hash and funds hash.
 # ARGV: for each NEW, the number of its field/value arguments, them (without `id`), its client
 # order id to index ("" for none: a generated one cannot collide), its record ("" to keep none)
-# and its hold: "" (a sell: nothing to reserve), "L<units>" (a limit buy's cost) or "M<units per
-# tick>" (a market buy: valued at the band's upper limit). Returns, per NEW, its id; or minus the
-# id of the order holding its client order id; or a refusal, nothing written for it:
+# and its hold: "" (a sell: nothing to reserve), "L<units>" (a limit buy's cost) or
+# "M<numerator>/<denominator>" (a market buy's cost per tick, valued at the band's upper limit).
+# Returns, per NEW, its id; or minus the id of the order holding its client order id; or a
+# refusal, nothing written for it:
 # {1, available, needed} (insufficient funds), {2} (the account has no funds state: the gateway
 # builds it from the database and retries), {3} (a market buy and no price band to value it).
 _APPEND_NEWS = """
@@ -77,10 +79,18 @@ while i <= #ARGV do
       if string.sub(hold, 1, 1) == 'M' then
         if band_high == nil then
           local book = redis.call('GET', KEYS[5])
-          band_high = book and tonumber(string.match(book, '"band":%[%d+,(%d+)%]')) or false
+          local high = book and string.match(book, '"band":%s*%[%s*%d+%s*,%s*(%d+)%s*%]')
+          band_high = high and tonumber(high) or false
         end
         if band_high then
-          need = math.min(math.ceil(band_high * tonumber(string.sub(hold, 2))), 9007199254740992)
+          -- Exact while the product stays below 2^53; above it, more than any cash holds.
+          local num, den = string.match(hold, '^M(%d+)/(%d+)$')
+          local product = band_high * tonumber(num)
+          if product >= 9007199254740992 then
+            need = 9007199254740992
+          else
+            need = math.ceil(product / tonumber(den))
+          end
         else
           refused = {3}
         end
@@ -460,10 +470,10 @@ def hold_limit(units: int) -> str:
     return f"L{units}"
 
 
-def hold_market(units_per_tick: float) -> str:
-    """The hold of a market buy: its cost per tick of the band's upper limit (the script values
-    it with the engine's latest band)."""
-    return f"M{units_per_tick!r}"
+def hold_market(units_per_tick: Fraction) -> str:
+    """The hold of a market buy: its exact cost per tick of the band's upper limit (the script
+    values it with the engine's latest band)."""
+    return f"M{units_per_tick.numerator}/{units_per_tick.denominator}"
 
 
 class FundsShort(Exception):

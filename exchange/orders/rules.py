@@ -221,12 +221,11 @@ def order_cost_units(instrument: Instrument, price_ticks: int, lots: int) -> int
     return min(FUNDS_MAX + 1, -(-value.numerator // value.denominator))
 
 
-def market_buy_units_per_tick(instrument: Instrument, lots: int) -> float:
-    """What a market buy of `lots` costs per tick of its valuation price, in FUNDS_UNIT: the
-    append script multiplies it by the price band's upper limit, which only the engine's latest
-    book key knows, and rounds up. A double: nudged up by far more than its rounding error, so
-    the product never falls below the exact cost."""
-    return float(lots * _units_per_tick_lot(instrument)) * (1 + 1e-12)
+def market_buy_units_per_tick(instrument: Instrument, lots: int) -> Fraction:
+    """What a market buy of `lots` costs per tick of its valuation price, in FUNDS_UNIT (exact):
+    the append script multiplies it by the price band's upper limit, which only the engine's
+    latest book key knows, and rounds up — `order_cost_units` at that price."""
+    return lots * _units_per_tick_lot(instrument)
 
 
 def cash_units(cash: Decimal) -> int:
