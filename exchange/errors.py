@@ -45,6 +45,14 @@ class Conflict(ExchangeError):
     code = "conflict"
 
 
+class InsufficientFunds(ExchangeError):
+    """An order's worst-case cost is above the account's available cash (cash minus what its open
+    buy orders reserve): nothing was written. The request was valid; the account cannot pay."""
+
+    status = 422
+    code = "insufficient_funds"
+
+
 class Unavailable(ExchangeError):
     """A dependency (Redis, the engine) cannot be reached; nothing was written."""
 

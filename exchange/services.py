@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from exchange.errors import Conflict, InvalidInput, NotFound
 from exchange.models import Account, ApiToken, Instrument, Position
-from exchange.orders import gateway
+from exchange.orders import funds, gateway
 from exchange.selectors import ACCOUNT_LIMITS, api_token_digest
 
 API_TOKEN_PREFIX = "fb_"
@@ -294,6 +294,10 @@ def accounts_reset() -> int:
     reset). Call it only once the engine's RESETs are recorded and while the books are halted:
     an execution recorded afterwards from before the reset would otherwise be counted again."""
     count = Account.objects.update(cash=F("initial_cash"))
+    # The funds states hold the cash before the reset: each is rebuilt from the database by its
+    # account's next buy. After the commit, so that the rebuild reads the reset cash.
+    ids = list(Account.objects.values_list("pk", flat=True))
+    transaction.on_commit(lambda: funds.forget(ids))
     Position.objects.exclude(quantity=0, cost_basis=0, realized_pnl=0).update(
         quantity=Decimal(0), cost_basis=Decimal(0), realized_pnl=Decimal(0)
     )

@@ -224,7 +224,13 @@ class OrderListCreateApi(APIView):
             "same client_order_id (the message names it). 503 with code instrument_not_served: "
             "no engine serves the symbol yet (an instrument listed a moment ago is taken on "
             "within about a second); nothing was placed. 400 instrument_disabled: the "
-            "instrument is delisted."
+            "instrument is delisted. 422 with code insufficient_funds: the order's worst-case "
+            "cost (price times quantity plus fees; a market buy valued at the upper limit of the "
+            "instrument's price band) is above the account's available cash — its cash minus "
+            "what its open buy orders reserve; the message names both amounts, and nothing was "
+            "placed. Sells reserve nothing (short selling is bounded by the position limit). "
+            "409 with code no_price_band: a market buy on an instrument without a price band "
+            "cannot be valued; place a limit order."
         ),
         request=s.OrderCreateSerializer,
         responses={
@@ -234,6 +240,7 @@ class OrderListCreateApi(APIView):
             400: ERROR,
             **AUTH_ERRORS,
             409: ERROR,
+            422: ERROR,
             429: ERROR,
             503: ERROR,
         },
@@ -291,7 +298,10 @@ class OrderReplaceApi(APIView):
         summary="Change an order's price and/or remaining quantity",
         description=(
             "Reducing the quantity at the same price keeps the order's priority; a new price "
-            "or a larger quantity sends it to the back of its level."
+            "or a larger quantity sends it to the back of its level. A buy's replace holds the "
+            "order's whole new cost (new price times new remaining quantity plus fees) beside what "
+            "the order reserves until the engine has answered: 422 insufficient_funds, nothing "
+            "sent, when the available cash does not cover it."
         ),
         parameters=[ORDER_PARAM],
         request=s.OrderReplaceSerializer,
@@ -301,6 +311,7 @@ class OrderReplaceApi(APIView):
             **AUTH_ERRORS,
             404: ERROR,
             409: ERROR,
+            422: ERROR,
             429: ERROR,
             503: ERROR,
         },

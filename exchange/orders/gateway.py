@@ -22,6 +22,7 @@ import asyncio
 import functools
 import logging
 import time
+import weakref
 
 import redis
 from asgiref.sync import AsyncToSync, async_to_sync, sync_to_async
@@ -30,9 +31,9 @@ from django.db.models import Max
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from exchange.errors import ExchangeError, NotFound, Unavailable
-from exchange.models import Account, Instrument, Order
-from exchange.orders import journal, rules
+from exchange.errors import Conflict, ExchangeError, NotFound, Unavailable
+from exchange.models import Account, Instrument, Order, OrderType, Side
+from exchange.orders import funds, journal, rules
 from exchange.orders.progress import OrderProgress, concerns
 from exchange.orders.refresh import GroupedRefresh
 from exchange.orders.rules import OrderRequest
@@ -232,22 +233,27 @@ async def order_submit(
     if listener is not None:
         fields["reply"] = listener.key
         listener.asked()
-    new = journal.NewEntry(account.pk, fields, None if generated else client_order_id, record)
+    new = journal.NewEntry(
+        account.pk,
+        fields,
+        None if generated else client_order_id,
+        record,
+        _hold(request, instrument, fields),
+    )
     try:
-        order_id = await journal.aappend_new(symbol, new)
+        try:
+            order_id = await journal.aappend_new(symbol, new)
+        except journal.FundsMissing:
+            await _bootstrap_funds(account.pk)
+            order_id = await journal.aappend_new(symbol, new)
     except redis.RedisError as exc:
         if listener is not None:
             listener.not_asked()
         raise _append_failed(exc, client_order_id) from exc
-    except journal.NotServed as exc:
+    except (journal.NotServed, journal.FundsShort, journal.FundsMissing, journal.NoBand) as exc:
         if listener is not None:
             listener.not_asked()
-        raise Unavailable(
-            f"No engine serves {symbol} yet: it is starting, or its engine is down. "
-            "Nothing was placed; try again in a moment.",
-            field="symbol",
-            code="instrument_not_served",
-        ) from exc
+        raise _refused(exc, symbol) from exc
     if order_id < 0:  # the client order id is the account's order -order_id: a retry
         if listener is not None:
             listener.not_asked()
@@ -271,6 +277,62 @@ async def order_submit(
         record=record,
         instrument=instrument,
         account=account,
+    )
+
+
+def _hold(request: OrderRequest, instrument: Instrument, fields: dict) -> str:
+    """What a NEW holds of its account's cash until it ends: a buy its worst-case cost (a market
+    buy valued by the append script at the band's upper limit); a sell nothing — short selling
+    is bounded by the engine's position limit."""
+    if request.side != Side.BUY:
+        return ""
+    if request.order_type == OrderType.LIMIT:
+        return journal.hold_limit(rules.order_cost_units(instrument, fields["px"], fields["qty"]))
+    return journal.hold_market(
+        rules.market_buy_units_per_tick(instrument, fields["qty"]),
+        rules.fee_rounding_units(instrument, fields["qty"]),
+    )
+
+
+# Builds of funds states in flight, per event loop and account: the concurrent orders of an
+# account without a state wait for one build instead of each reading the database.
+_funds_builds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Future]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _bootstrap_funds(account_id: int) -> None:
+    loop = asyncio.get_running_loop()
+    builds = _funds_builds.setdefault(loop, {})
+    build = builds.get(account_id)
+    if build is not None:
+        await asyncio.shield(build)  # done either way: the caller's append says what came of it
+        return
+    build = builds[account_id] = loop.create_future()
+    try:
+        await sync_to_async(funds.bootstrap)(account_id)
+    finally:
+        builds.pop(account_id, None)
+        build.set_result(None)
+
+
+def _refused(exc: Exception, symbol: str) -> ExchangeError:
+    """The client's error for an order the append script did not append."""
+    if isinstance(exc, journal.FundsShort):
+        return rules.insufficient_funds(exc.available, exc.needed)
+    if isinstance(exc, journal.NoBand):
+        return Conflict(
+            f"{symbol} has no price band now to value a market buy at: place a limit order.",
+            field="type",
+            code="no_price_band",
+        )
+    if isinstance(exc, journal.FundsMissing):  # built, and gone again at once (a reset)
+        return Unavailable("The account's buying power is being rebuilt; try again.")
+    return Unavailable(
+        f"No engine serves {symbol} yet: it is starting, or its engine is down. "
+        "Nothing was placed; try again in a moment.",
+        field="symbol",
+        code="instrument_not_served",
     )
 
 
@@ -329,7 +391,25 @@ async def order_replace(
     """Asks the engine to change an open order's price and/or remaining quantity."""
     instrument = await _order_instrument(order)
     fields = rules.replace_fields(account, order, price, quantity, instrument)
-    await _append(instrument.symbol, fields)
+    if order.side != Side.BUY:
+        await _append(instrument.symbol, fields)
+        return
+    # A buy's replace holds its whole new cost until the engine has answered (see
+    # `journal._APPEND_REPLACE`): it is refused when the available cash does not cover that.
+    hold = rules.replace_cost_units(order, fields, instrument)
+    append = functools.partial(
+        journal.aappend_replace_buy, instrument.symbol, account.pk, order.order_id, hold, fields
+    )
+    try:
+        try:
+            await append()
+        except journal.FundsMissing:
+            await _bootstrap_funds(account.pk)
+            await append()
+    except redis.RedisError as exc:
+        raise Unavailable("The exchange cannot take commands right now.") from exc
+    except (journal.FundsShort, journal.FundsMissing) as exc:
+        raise _refused(exc, instrument.symbol) from exc
 
 
 async def order_cancel_all(*, account: Account, symbol: str | None = None) -> int:

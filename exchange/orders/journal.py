@@ -19,6 +19,7 @@ import logging
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from fractions import Fraction
 
 import flashbook_engine
 import redis
@@ -26,37 +27,85 @@ import redis.asyncio
 from django.conf import settings
 
 from exchange.orders.coalesce import Coalescer
-from exchange.protocol.keys import id_counter_key, key, pending_key, reply_key
+from exchange.protocol.keys import funds_key, id_counter_key, key, pending_key, reply_key
 
 logger = logging.getLogger("flashbook.gateway")
 
 # Appends NEWs in one atomic step. For each: a client order id the account used already returns
-# that order's id, negated, and appends nothing; otherwise the next id of the exchange-wide counter
-# (kept above the symbol's last id: the engine refuses a NEW whose id is not above every id it
-# has seen in the symbol) goes on the entry, and the order's record into its account's hash
+# that order's id, negated, and appends nothing; otherwise, for a buy, its worst-case cost is
+# checked against the account's available cash (its funds hash: cash minus what its open buy
+# orders hold, `exchange.orders.funds`) and reserved; then the next id of the exchange-wide
+# counter (kept above the symbol's last id: the engine refuses a NEW whose id is not above every
+# id it has seen in the symbol) goes on the entry, and the order's record into its account's hash
 # (field = id), with the client order id's index entry (field = "c:" .. client order id).
+# The check and the reservation are in the script that appends, and Redis runs one script at a
+# time: no two orders of an account, whatever their symbols or processes, both see the same cash.
 # Nothing is appended for a symbol no engine has taken on yet (no status hash): 0 is returned, and
 # the orders are refused at once rather than left PENDING in a journal nobody reads.
 # KEYS: the exchange's id counter, the symbol's last id, the journal, the engine's status hash,
-# then one account hash per NEW. ARGV: for each NEW, the number of its field/value arguments, them
-# (without `id`), its client order id to index ("" for none: a generated one cannot collide) and
-# its record ("" to keep none). Returns the ids, in order.
+# the engine's book key (its price band), then per NEW its account's pending hash and funds hash.
+# ARGV: for each NEW, the number of its field/value arguments, them (without `id`), its client
+# order id to index ("" for none: a generated one cannot collide), its record ("" to keep none)
+# and its hold: "" (a sell: nothing to reserve), "L<units>" (a limit buy's cost) or
+# "M<numerator>/<denominator>+<extra>" (a market buy's cost per tick, valued at the band's upper
+# limit, plus a fixed allowance for the fees' rounding).
+# Returns, per NEW, its id; or minus the id of the order holding its client order id; or a
+# refusal, nothing written for it:
+# {1, available, needed} (insufficient funds), {2} (the account has no funds state: the gateway
+# builds it from the database and retries), {3} (a market buy and no price band to value it).
 _APPEND_NEWS = """
 if redis.call('EXISTS', KEYS[4]) == 0 then
   return 0
 end
 local ids = {}
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local i, k = 1, 5
+local band_high = nil
+local i, k = 1, 6
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
-  local coid, record = ARGV[i + n + 1], ARGV[i + n + 2]
+  local coid, record, hold = ARGV[i + n + 1], ARGV[i + n + 2], ARGV[i + n + 3]
   local existing = false
   if coid ~= '' then
     existing = redis.call('HGET', KEYS[k], 'c:' .. coid)
   end
+  local refused = nil
+  local need = 0
   if existing then
-    ids[#ids + 1] = -tonumber(existing)
+    refused = -tonumber(existing)
+  elseif hold ~= '' then
+    local funds = redis.call('HMGET', KEYS[k + 1], 'cash', 'held')
+    if not funds[1] then
+      refused = {2}
+    else
+      if string.sub(hold, 1, 1) == 'M' then
+        if band_high == nil then
+          local book = redis.call('GET', KEYS[5])
+          local high = book and string.match(book, '"band":%s*%[%s*%d+%s*,%s*(%d+)%s*%]')
+          band_high = high and tonumber(high) or false
+        end
+        if band_high then
+          -- Exact while the product stays below 2^53; above it, more than any cash holds.
+          local num, den, extra = string.match(hold, '^M(%d+)/(%d+)%+(%d+)$')
+          local product = band_high * tonumber(num)
+          if product >= 9007199254740992 then
+            need = 9007199254740992
+          else
+            need = math.ceil(product / tonumber(den)) + tonumber(extra)
+          end
+        else
+          refused = {3}
+        end
+      else
+        need = tonumber(string.sub(hold, 2))
+      end
+      local available = tonumber(funds[1]) - tonumber(funds[2] or '0')
+      if refused == nil and need > available then
+        refused = {1, available, need}
+      end
+    end
+  end
+  if refused ~= nil then
+    ids[#ids + 1] = refused
   else
     local id = redis.call('INCR', KEYS[1])
     if id <= last then
@@ -71,13 +120,46 @@ while i <= #ARGV do
         redis.call('HSET', KEYS[k], 'c:' .. coid, id)
       end
     end
+    if hold ~= '' then
+      -- As a string of digits: a Lua number may be written with an exponent.
+      local amount = string.format('%.0f', need)
+      redis.call('HINCRBY', KEYS[k + 1], 'held', amount)
+      redis.call('HSET', KEYS[k + 1], 'r:' .. id, amount)
+    end
     ids[#ids + 1] = id
   end
-  i = i + n + 3
-  k = k + 1
+  i = i + n + 4
+  k = k + 2
 end
 redis.call('SET', KEYS[2], last)
 return ids
+"""
+
+# Appends a REPLACE of a buy order after reserving its new worst-case cost — in full, beside the
+# order's present reservation, until the engine has answered: the gateway does not know the
+# order's remaining quantity as the engine will see it (fills may be on their way), and a replace
+# sets the remaining quantity, so only the full new cost is safe. The hold is queued on the order
+# (field "x:<id>", amounts in journal order); the recorder takes it off with the engine's answer
+# (`replaced` or the replace's `rejected`), the order's reservation becoming the new cost.
+# KEYS: the account's funds hash, the journal. ARGV: the order id, the hold, then the REPLACE's
+# field/value arguments. Returns 1, or a refusal as the append script's ({1, available, needed},
+# {2}); nothing is written on a refusal.
+_APPEND_REPLACE = """
+local funds = redis.call('HMGET', KEYS[1], 'cash', 'held')
+if not funds[1] then
+  return {2}
+end
+local need = tonumber(ARGV[2])
+local available = tonumber(funds[1]) - tonumber(funds[2] or '0')
+if need > available then
+  return {1, available, need}
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+redis.call('HINCRBY', KEYS[1], 'held', ARGV[2])
+local field = 'x:' .. ARGV[1]
+local queued = redis.call('HGET', KEYS[1], field)
+redis.call('HSET', KEYS[1], field, queued and (queued .. ' ' .. ARGV[2]) or ARGV[2])
+return 1
 """
 
 
@@ -327,6 +409,7 @@ class _AsyncParts:
             self.url, socket_timeout=10, socket_connect_timeout=2, **connection_kwargs(self.url)
         )
         self.append_news = self.client.register_script(_APPEND_NEWS)
+        self.append_replace = self.client.register_script(_APPEND_REPLACE)
         self.appenders: dict[tuple[str, str], Coalescer] = {}  # (kind, symbol)
         self.listeners: dict[str, ReplyListener] = {}
 
@@ -373,12 +456,51 @@ async def araise_id_floor(floor: int) -> None:
 @dataclass(frozen=True, slots=True)
 class NewEntry:
     """A NEW for the append script: its journal fields (without `id`), the client order id to
-    index (None for a generated one), and the record to keep (None for none)."""
+    index (None for a generated one), the record to keep (None for none), and what it holds of
+    its account's cash (`hold_limit` / `hold_market`; "" for a sell: nothing)."""
 
     account_id: int
     fields: dict[str, str | int]
     client_order_id: str | None
     record: PendingRecord | None
+    hold: str = ""
+
+
+def hold_limit(units: int) -> str:
+    """The hold of a limit buy: its worst-case cost, in `rules.FUNDS_UNIT`."""
+    return f"L{units}"
+
+
+def hold_market(units_per_tick: Fraction, extra: int = 0) -> str:
+    """The hold of a market buy: its exact cost per tick of the band's upper limit (the script
+    values it with the engine's latest band), plus `extra` units (the fees' rounding)."""
+    return f"M{units_per_tick.numerator}/{units_per_tick.denominator}+{extra}"
+
+
+class FundsShort(Exception):
+    """The account's available cash does not cover the order's worst-case cost: not appended."""
+
+    def __init__(self, available: int, needed: int):
+        super().__init__(available, needed)
+        self.available, self.needed = available, needed
+
+
+class FundsMissing(Exception):
+    """The account has no funds state in Redis (new, reset, or a Redis that lost its keys): not
+    appended; the gateway builds it from the database (`funds.bootstrap`) and tries again."""
+
+
+class NoBand(Exception):
+    """A market buy, and the engine publishes no price band to value it at: not appended."""
+
+
+def _refusal(code: list) -> Exception:
+    kind = int(code[0])
+    if kind == 1:
+        return FundsShort(int(code[1]), int(code[2]))
+    if kind == 2:
+        return FundsMissing()
+    return NoBand()
 
 
 class NotServed(Exception):
@@ -390,32 +512,40 @@ class NotServed(Exception):
 
 
 def _script_call(symbol: str, news: list[NewEntry]) -> tuple[list[str], list[str | int]]:
-    keys = [id_counter_key(), key("oid", symbol), key("cmd", symbol), key("status", symbol)]
+    keys = [
+        id_counter_key(),
+        key("oid", symbol),
+        key("cmd", symbol),
+        key("status", symbol),
+        key("book", symbol),
+    ]
     argv: list[str | int] = []
     for new in news:
-        keys.append(pending_key(new.account_id))
+        keys += (pending_key(new.account_id), funds_key(new.account_id))
         argv.append(2 * len(new.fields))
         for name, value in new.fields.items():
             argv += (name, value)
         argv.append(new.client_order_id or "")
         argv.append("" if new.record is None else new.record.encode())
+        argv.append(new.hold)
     return keys, argv
 
 
 async def aappend_new(symbol: str, new: NewEntry) -> int:
     """Appends a NEW; returns its exchange id, or minus the id of the account's order that has
     this client order id already (then nothing was appended). Raises NotServed when no engine has
-    taken the symbol on. The NEWs of concurrent callers go in one script call."""
+    taken the symbol on, FundsShort, FundsMissing or NoBand when a buy was not appended for its
+    cost. The NEWs of concurrent callers go in one script call."""
     parts = _parts()
     appender = parts.appenders.get(("new", symbol))
     if appender is None:
 
-        async def append_all(news: list[NewEntry]) -> list[int] | list[NotServed]:
+        async def append_all(news: list[NewEntry]) -> list[int | Exception]:
             keys, argv = _script_call(symbol, news)
             ids = await parts.append_news(keys=keys, args=argv)
             if ids == 0:
                 return [NotServed(symbol)] * len(news)
-            return [int(i) for i in ids]
+            return [_refusal(i) if isinstance(i, list) else int(i) for i in ids]
 
         appender = parts.appenders[("new", symbol)] = Coalescer(append_all)
     return await appender.submit(new)
@@ -438,6 +568,20 @@ async def aappend(symbol: str, fields: dict[str, str | int]) -> None:
 
         appender = parts.appenders[("cmd", symbol)] = Coalescer(append_all)
     await appender.submit(fields)
+
+
+async def aappend_replace_buy(
+    symbol: str, account_id: int, order_id: int, hold_units: int, fields: dict[str, str | int]
+) -> None:
+    """Appends a REPLACE of a buy order once its new worst-case cost is held (`_APPEND_REPLACE`).
+    Raises FundsShort or FundsMissing, nothing appended, when it cannot be."""
+    parts = _parts()
+    argv: list[str | int] = [order_id, hold_units]
+    for name, value in fields.items():
+        argv += (name, value)
+    answer = await parts.append_replace(keys=[funds_key(account_id), key("cmd", symbol)], args=argv)
+    if isinstance(answer, list):
+        raise _refusal(answer)
 
 
 async def apending_order(account_id: int, order_id: int) -> PendingRecord | None:

@@ -7,16 +7,31 @@ before anything is written.
 """
 
 import itertools
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
 import flashbook_engine
 
-from exchange.errors import Conflict, ExchangeError, Forbidden, InvalidInput, NotFound
+from exchange.errors import (
+    Conflict,
+    ExchangeError,
+    Forbidden,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+)
 from exchange.models import Account, Instrument, OrderType, Side, TimeInForce
-from exchange.protocol.decimals import DecimalInputError, decimal_str, parse_decimal, qty_str
+from exchange.protocol.decimals import (
+    DecimalInputError,
+    currency_decimals,
+    decimal_str,
+    parse_decimal,
+    qty_str,
+)
 
 STP_MODES = ("none", "cancel_newest", "cancel_oldest", "cancel_both")
 CLIENT_ORDER_ID_MAX = 64
@@ -172,6 +187,102 @@ def account_refusal(account: Account, equity: Callable[[], Decimal]) -> Exchange
             "Equity is below the account's minimum bankroll.", code="insufficient_equity"
         )
     return None
+
+
+# --- Buying power ------------------------------------------------------------------------------
+# Money in the funds state (`exchange.orders.funds`) is an integer of FUNDS_UNIT: the database's
+# own precision (8 places), so that the recorder's cash changes carry over exactly. Redis runs its
+# scripts in Lua, whose numbers are doubles: every amount stays at or below FUNDS_MAX (2^53 - 1,
+# about 90 million in money), where doubles are exact integers. Cash above it is capped (the
+# account may use 90 million of it: conservative); a cost above it is refused, as no capped cash
+# covers it. A coarser unit raises the cap, at the price of rounding the recorder's changes.
+FUNDS_UNIT = Decimal("0.00000001")
+FUNDS_MAX = 2**53 - 1
+_UNITS_PER_MONEY = Fraction(1) / Fraction(FUNDS_UNIT)
+
+
+def worst_fee_bps(instrument: Instrument) -> int:
+    """The highest fee rate an order of the instrument may pay, in basis points: the larger of the
+    taker and maker rates (a negative maker fee is a rebate, never a cost). Zero until the
+    instrument has fees."""
+    return max(
+        0,
+        getattr(instrument, "taker_fee_bps", 0) or 0,
+        getattr(instrument, "maker_fee_bps", 0) or 0,
+    )
+
+
+def _units_per_tick_lot(instrument: Instrument) -> Fraction:
+    """What one lot at one tick costs at worst, fee included, in FUNDS_UNIT (exact)."""
+    fee = Fraction(10_000 + worst_fee_bps(instrument), 10_000)
+    return Fraction(instrument.tick_size) * Fraction(instrument.lot_size) * _UNITS_PER_MONEY * fee
+
+
+def fee_rounding_units(instrument: Instrument, lots: int) -> int:
+    """What fee rounding may add to a buy of `lots`, in FUNDS_UNIT: each fill's fee is rounded to
+    the currency's unit half away from zero (`exchange.protocol.fees`), up to half a unit above
+    what the rate gives, and an order of `lots` lots has at most `lots` fills."""
+    if not worst_fee_bps(instrument):
+        return 0
+    half_unit = Fraction(1, 2 * 10 ** currency_decimals())
+    return math.ceil(lots * half_unit * _UNITS_PER_MONEY)
+
+
+def order_cost_units(instrument: Instrument, price_ticks: int, lots: int) -> int:
+    """The worst-case cost of buying `lots` at `price_ticks` (price times quantity plus the worst
+    fee and its rounding), in FUNDS_UNIT, rounded up (a reservation is never smaller than the
+    money it stands for) and at most FUNDS_MAX + 1 (above any cash the funds state holds). The
+    one place a buy's reservation is computed: the gateway, the recorder's releases and the
+    bootstrap all call it."""
+    value = price_ticks * lots * _units_per_tick_lot(instrument)
+    units = -(-value.numerator // value.denominator) + fee_rounding_units(instrument, lots)
+    return min(FUNDS_MAX + 1, units)
+
+
+def market_buy_units_per_tick(instrument: Instrument, lots: int) -> Fraction:
+    """What a market buy of `lots` costs per tick of its valuation price, in FUNDS_UNIT (exact):
+    the append script multiplies it by the price band's upper limit, which only the engine's
+    latest book key knows, rounds up and adds `fee_rounding_units` — `order_cost_units` at that
+    price."""
+    return lots * _units_per_tick_lot(instrument)
+
+
+def cash_units(cash: Decimal) -> int:
+    """Cash in FUNDS_UNIT, rounded down and kept within ±FUNDS_MAX (never more than there is)."""
+    return max(-FUNDS_MAX, min(FUNDS_MAX, math.floor(Fraction(cash) * _UNITS_PER_MONEY)))
+
+
+def money_of_units(units: int) -> Decimal:
+    return Decimal(units) * FUNDS_UNIT
+
+
+def replace_cost_units(order, fields: dict, instrument: Instrument) -> int:
+    """The worst-case cost of a buy order once replaced (`fields`, a REPLACE's): its new price,
+    else its present one, times its new remaining quantity, else its remaining quantity as the
+    caller knows it — at or above the engine's (fills only ever lower it)."""
+    if hasattr(order, "price_ticks"):  # the journal's record of an order not recorded yet
+        ticks, lots = order.price_ticks, order.quantity_lots
+    else:
+        price = order.price
+        ticks = 0 if price is None else instrument.price_to_ticks(price)
+        lots = instrument.qty_to_lots(order.quantity - order.filled_quantity)
+    return order_cost_units(instrument, fields.get("px", ticks), fields.get("qty", lots))
+
+
+def insufficient_funds(available_units: int, needed_units: int) -> InsufficientFunds:
+    """The refusal of an order whose worst-case cost is above the account's available cash, the
+    two amounts written plainly."""
+    needed = (
+        "more than " + decimal_str(money_of_units(FUNDS_MAX))
+        if needed_units > FUNDS_MAX
+        else decimal_str(money_of_units(needed_units))
+    )
+    return InsufficientFunds(
+        f"Insufficient funds: the order needs {needed} (its worst-case cost, price times quantity "
+        f"plus fees) and the account has {decimal_str(money_of_units(available_units))} "
+        "available (cash minus what its open buy orders reserve).",
+        field="quantity",
+    )
 
 
 # Generated client order ids: this process's random prefix and a counter — unique without a system

@@ -60,6 +60,13 @@ def pending_key(account_id: int) -> str:
     return f"{prefix()}:pending:{{a{account_id}}}"
 
 
+def funds_key(account_id: int) -> str:
+    """The hash of an account's buying power: its cash and what its open buy orders reserve, in
+    integer units of `rules.FUNDS_UNIT` (`exchange.orders.funds`). Same hash tag as the
+    account's pending orders, so an account's keys share a Redis Cluster slot."""
+    return f"{prefix()}:funds:{{a{account_id}}}"
+
+
 def reply_key(symbol: str, listener: str) -> str:
     """Where the engine answers the NEWs of one listening process."""
     return f"{prefix()}:reply:{{{symbol}}}:{listener}"

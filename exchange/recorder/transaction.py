@@ -17,6 +17,7 @@ from exchange.models import (
     RecorderCursor,
 )
 from exchange.orders import journal
+from exchange.recorder import funds
 from exchange.recorder.projection import RecordResult, StreamEntry, _Projection
 
 logger = logging.getLogger("flashbook.recorder")
@@ -88,12 +89,23 @@ def record_entries(
                 break
         if batches:
             projection = _Projection(instrument)
-            projection.load([event for events, _ in batches for event in events])
+            recorded_events = [event for events, _ in batches for event in events]
+            projection.load(recorded_events)
+            cash_before = {pk: account.cash for pk, account in projection.accounts.items()}
             for events, written_at in batches:
                 result.trades += projection.apply(events, written_at)
             projection.save()
             cursor.last_seq = last
             cursor.save(update_fields=["last_seq", "updated_at"])
+            # Buying power follows the committed rows (`exchange.orders.funds`), never ahead.
+            effects = funds.batch_effects(
+                instrument,
+                recorded_events,
+                cash_before,
+                {pk: account.cash for pk, account in projection.accounts.items()},
+            )
+            symbol, seq = instrument.symbol, last
+            transaction.on_commit(lambda: funds.apply_after_commit(symbol, seq, effects))
             if projection.recorded:
                 recorded = projection.recorded
                 transaction.on_commit(lambda: _forget_records(recorded))

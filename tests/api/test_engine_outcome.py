@@ -6,9 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from exchange.orders import journal, rules
 
 from .support import LIMIT_BUY, make_instrument
 
@@ -52,7 +55,9 @@ def engine(settings, redis_prefix, redis_client):
 
 
 def test_orders_get_the_engines_immediate_outcome(engine, api, bob_api):
-    make_instrument()
+    instrument = make_instrument(price_band_pct=Decimal("50"))
+    # A market buy is valued at its price band's upper limit (buying power): the book needs one.
+    journal.append("ACME", rules.band_command(instrument))
     resting = api.post(
         "/api/v1/orders/",
         {**LIMIT_BUY, "side": "sell", "price": "100.00", "quantity": "5", "wait": True},

@@ -3,6 +3,7 @@ in-process book, random journals, subprocesses, and a comparable dump of the pro
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -39,6 +40,14 @@ def engine_takes_on(symbol: str) -> None:
     journal orders before an engine runs (`run_engine` below, in batch) or run none: without it the
     gateway refuses the symbol's orders (`instrument_not_served`). The engine overwrites it."""
     journal.client().hset(keys.key("status", symbol), mapping={"seq": 0, "jid": "0-0", "pid": 0})
+
+
+def publish_band(symbol: str, low: int, high: int) -> None:
+    """What an engine with a price band publishes in its book key (the band's limits, ticks), for
+    tests that journal orders before an engine runs: a market buy is valued at the band's upper
+    limit (buying power) and refused while no band is published. The engine overwrites it."""
+    book = {"symbol": symbol, "seq": 0, "halted": False, "ts_ms": 0, "band": [low, high]}
+    journal.client().set(keys.key("book", symbol), json.dumps(book))
 
 
 def make_instrument(

@@ -29,6 +29,7 @@ from .support import (
     make_account,
     make_instrument,
     manage,
+    publish_band,
     random_commands,
     reset_projection,
     run_engine,
@@ -94,6 +95,7 @@ def test_gateway_and_tool_orders_through_the_engine(file_db, r, mode):
     c1 = submit(carol, "ACME", "buy", 3, "99.00")
     cancel(account=carol, order=c1)
     c2 = submit(carol, "ACME", "buy", 1, "100.00", post_only=True)  # would cross: rejected
+    publish_band("ACME", 1, 20_000)  # the market buy below is valued at 200.00 a lot
     b2 = submit(bob, "ACME", "buy", 10, order_type="market")  # 6 @ 100.00, 4 expire
     # Other tools write to the journal too: a known and an unknown account.
     tool_id = tool_new("ACME", {"acct": desk.pk, "side": "sell", "px": 10010, "qty": 5})
