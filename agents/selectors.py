@@ -75,9 +75,9 @@ def agent_statuses() -> dict[str, dict]:
 
 def leaderboard(symbol: str | None = None) -> list[dict]:
     """One row per agent config, best equity first:
-    {"name", "strategy", "symbol", "equity", "realized_pnl", "unrealized_pnl",
-     "position", "open_orders", "status"} — money to the currency's decimals and the position to
-    its instrument's lot (`exchange.protocol.decimals`),
+    {"name", "strategy", "symbol", "equity", "realized_pnl", "unrealized_pnl", "fees_paid",
+     "position", "open_orders", "status"} — equity and realized P&L net of fees; money to the
+    currency's decimals and the position to its instrument's lot (`exchange.protocol.decimals`),
     open_orders an int, status one of "running" | "paused" | "stopped" | "disabled" | "offline".
 
     Money and positions are the database's (the recorder's projection, marked like the account
@@ -102,12 +102,13 @@ def leaderboard(symbol: str | None = None) -> list[dict]:
     rows = []
     for config in configs:
         equity = config.account.cash
-        realized = unrealized = position_qty = Decimal(0)
+        realized = unrealized = fees = position_qty = Decimal(0)
         for position in by_account.get(config.account_id, []):
             mark = marks[position.instrument.symbol]
             equity += position.quantity * mark
             realized += position.realized_pnl
             unrealized += position.unrealized_pnl(mark)
+            fees += position.fees_paid
             if position.instrument_id == config.instrument_id:
                 position_qty = position.quantity
         live = statuses.get(config.name)
@@ -128,6 +129,7 @@ def leaderboard(symbol: str | None = None) -> list[dict]:
                 "equity": equity,
                 "realized_pnl": realized,
                 "unrealized_pnl": unrealized,
+                "fees_paid": fees,
                 "position": position_qty,
                 "open_orders": open_orders,
                 "status": status,
@@ -135,7 +137,7 @@ def leaderboard(symbol: str | None = None) -> list[dict]:
         )
     rows.sort(key=lambda row: (-row["equity"], row["name"]))
     for row in rows:
-        for field in ("equity", "realized_pnl", "unrealized_pnl"):
+        for field in ("equity", "realized_pnl", "unrealized_pnl", "fees_paid"):
             row[field] = money_str(row[field])
         row["position"] = qty_str(row["position"], instruments[row["symbol"]].lot_size)
     return rows

@@ -194,7 +194,14 @@ class Position(models.Model):
         help_text="What the open quantity cost, signed like it (negative for a short): exact, "
         "whole tick-lots. The average price is derived from it.",
     )
-    realized_pnl = _money(default=Decimal("0"))
+    realized_pnl = _money(
+        default=Decimal("0"), help_text="Net of fees: what closing trades made, minus every fee."
+    )
+    fees_paid = _money(
+        default=Decimal("0"),
+        db_default=Decimal("0"),
+        help_text="Every fee paid on this instrument (rebates negative), already in realized P&L.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

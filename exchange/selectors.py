@@ -435,7 +435,8 @@ class PositionValue:
     quantity: Decimal
     cost_basis: Decimal
     average_price: Decimal  # derived from the cost basis, for display
-    realized_pnl: Decimal
+    realized_pnl: Decimal  # net of fees
+    fees_paid: Decimal
     mark_price: Decimal
     market_value: Decimal
     unrealized_pnl: Decimal
@@ -452,6 +453,7 @@ class AccountSummary:
     equity: Decimal
     realized_pnl: Decimal
     unrealized_pnl: Decimal
+    fees_paid: Decimal
     positions: list[PositionValue]
 
 
@@ -469,6 +471,7 @@ def account_summary(account: Account) -> AccountSummary:
                 cost_basis=position.cost_basis,
                 average_price=position.average_price,
                 realized_pnl=position.realized_pnl,
+                fees_paid=position.fees_paid,
                 mark_price=mark,
                 market_value=position.quantity * mark,
                 unrealized_pnl=position.unrealized_pnl(mark),
@@ -480,6 +483,7 @@ def account_summary(account: Account) -> AccountSummary:
         equity=account.cash + sum((p.market_value for p in positions), Decimal(0)),
         realized_pnl=sum((p.realized_pnl for p in positions), Decimal(0)),
         unrealized_pnl=sum((p.unrealized_pnl for p in positions), Decimal(0)),
+        fees_paid=sum((p.fees_paid for p in positions), Decimal(0)),
         positions=positions,
     )
 

@@ -260,6 +260,8 @@ def instrument_ensure(
     min_order_qty: Decimal,
     max_order_qty: Decimal,
     reference_price: Decimal,
+    maker_fee_bps: int = 0,
+    taker_fee_bps: int = 0,
 ) -> tuple[Instrument, bool]:
     """Make sure an instrument exists (idempotent); an existing one is left as configured."""
     instrument = Instrument.objects.filter(symbol=symbol).first()
@@ -273,6 +275,8 @@ def instrument_ensure(
         min_order_qty=min_order_qty,
         max_order_qty=max_order_qty,
         reference_price=reference_price,
+        maker_fee_bps=maker_fee_bps,
+        taker_fee_bps=taker_fee_bps,
     )
     instrument.full_clean()
     instrument.save()
@@ -298,7 +302,7 @@ def accounts_reset() -> int:
     # account's next buy. After the commit, so that the rebuild reads the reset cash.
     ids = list(Account.objects.values_list("pk", flat=True))
     transaction.on_commit(lambda: funds.forget(ids))
-    Position.objects.exclude(quantity=0, cost_basis=0, realized_pnl=0).update(
-        quantity=Decimal(0), cost_basis=Decimal(0), realized_pnl=Decimal(0)
+    Position.objects.exclude(quantity=0, cost_basis=0, realized_pnl=0, fees_paid=0).update(
+        quantity=Decimal(0), cost_basis=Decimal(0), realized_pnl=Decimal(0), fees_paid=Decimal(0)
     )
     return count

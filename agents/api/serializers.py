@@ -42,8 +42,9 @@ class LeaderboardRowSerializer(serializers.Serializer):
     strategy = serializers.CharField()
     symbol = serializers.CharField()
     equity = serializers.CharField()
-    realized_pnl = serializers.CharField()
+    realized_pnl = serializers.CharField(help_text="Net of fees.")
     unrealized_pnl = serializers.CharField()
+    fees_paid = serializers.CharField(help_text="Fees paid (rebates negative).")
     position = serializers.CharField()
     open_orders = serializers.IntegerField()
     # A plain string in the schema (a choice field would collide with the orders' status enum).

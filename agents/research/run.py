@@ -53,26 +53,30 @@ def minute_series(data: RunData) -> MinuteSeries:
     return MinuteSeries(mids=mids, volumes=volumes.reshape(minutes, 60).sum(axis=1))
 
 
-def _money(ticks_lots: float, unit: Decimal) -> str:
-    """Tick-lots (whole, or halves at a mid mark) as money, as the exchange writes it: the
-    currency's decimals, more when a tick-lot finer than a cent needs them (never rounded)."""
-    return money_str(Decimal(repr(float(ticks_lots))) * unit) if math.isfinite(ticks_lots) else ""
+def _money(ticks_lots: float, unit: Decimal, less: Decimal = Decimal(0)) -> str:
+    """Tick-lots (whole, or halves at a mid mark) as money, minus `less` (money: the fees), as
+    the exchange writes it: the currency's decimals, more when a tick-lot finer than a cent needs
+    them (never rounded)."""
+    if not math.isfinite(ticks_lots):
+        return ""
+    return money_str(Decimal(repr(float(ticks_lots))) * unit - less)
 
 
 def _write_agents(path: Path, sim: Simulation, mark: float | None) -> None:
     unit = sim.config.tick_size * sim.config.lot_size
     lines = [
         "account,name,group,strategy,wakes,orders,cancels,rejects,trades,traded_lots,"
-        "position,cash,equity,pnl\n"
+        "position,cash,equity,pnl,fees\n"
     ]
     for a in sim.agents:
         state = a.state
         equity = state.cash + state.position * mark if mark is not None else float(state.cash)
+        # Cash, equity and P&L net of the fees, as the exchange's accounts are.
         lines.append(
             f"{a.account},{a.name},{a.group},{a.strategy.name},{a.wakes},{a.orders},{a.cancels},"
             f"{a.rejects},{a.trades},{a.traded_qty},{state.position},"
-            f"{_money(state.cash, unit)},{_money(equity, unit)},"
-            f"{_money(equity - a.initial_cash, unit)}\n"
+            f"{_money(state.cash, unit, a.fees)},{_money(equity, unit, a.fees)},"
+            f"{_money(equity - a.initial_cash, unit, a.fees)},{money_str(a.fees)}\n"
         )
     path.write_text("".join(lines), encoding="utf-8")
 
@@ -171,13 +175,17 @@ def simulate(
     unit = config.tick_size * config.lot_size
     for a in sim.agents:
         g = by_group.setdefault(
-            a.group, {"strategy": a.strategy.name, "agents": 0, "trades": 0, "pnl": 0.0}
+            a.group,
+            {"strategy": a.strategy.name, "agents": 0, "trades": 0, "pnl": 0.0, "fees": Decimal(0)},
         )
         g["agents"] += 1
         g["trades"] += a.trades
         g["pnl"] += (a.state.cash + a.state.position * (mark or 0)) - a.initial_cash
+        g["fees"] += a.fees
     for g in by_group.values():
-        g["pnl"] = float(f"{Decimal(repr(float(g['pnl']))) * unit:.2f}")
+        # Net of fees, as the exchange's accounts are.
+        g["pnl"] = float(f"{Decimal(repr(float(g['pnl']))) * unit - g['fees']:.2f}")
+        g["fees"] = float(g["fees"])
     summary = {
         "symbol": config.symbol,
         "date": config.date,

@@ -30,6 +30,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from heapq import heappush
 from typing import TextIO
 
@@ -47,6 +48,8 @@ from agents.strategies import (
     Trade,
     make_strategy,
 )
+from exchange.protocol.decimals import currency_decimals
+from exchange.protocol.fees import fee_amount
 
 from .activity import ActivityClock
 from .config import SimConfig
@@ -70,6 +73,7 @@ class Agent:
         "account",
         "base_latency_ns",
         "cancels",
+        "fees",
         "follows_activity",
         "group",
         "initial_cash",
@@ -104,6 +108,7 @@ class Agent:
         self.follows_activity = True
         self.wants_depth = False
         self.initial_cash = 0
+        self.fees = Decimal(0)  # money, what its fills paid (`exchange.protocol.fees`)
         self.orders = self.cancels = self.rejects = 0
         self.trades = self.traded_qty = self.wakes = 0
 
@@ -166,8 +171,11 @@ class Simulation:
                     config.volatility_pause_s * 1000,
                 )
             )
-        if config.maker_fee_bps or config.taker_fee_bps:
+        self._fees_on = bool(config.maker_fee_bps or config.taker_fee_bps)
+        if self._fees_on:
             self.book.submit(Command.fees(config.maker_fee_bps, config.taker_fee_bps))
+            self._money_unit = config.tick_size * config.lot_size
+            self._currency_decimals = currency_decimals()
         self.start_ns = config.start_ns
         self.end_ns = config.end_ns
         master = random.Random(seed)
@@ -496,6 +504,12 @@ class Simulation:
                 if e.maker_remaining == 0:
                     self._forget(maker_eid)
                 taker.state.apply_trade(aggressor, trade_price, qty, eid_to_key.get(eid), wash=wash)
+                if self._fees_on:
+                    # The rates the engine stamped on the trade, the exchange's fee rule.
+                    value = trade_price * qty * self._money_unit
+                    decimals = self._currency_decimals
+                    maker.fees += fee_amount(value, e.maker_fee_bps, decimals)
+                    taker.fees += fee_amount(value, e.taker_fee_bps, decimals)
                 taker.trades += 1
                 taker.traded_qty += qty
                 if e.taker_remaining == 0:

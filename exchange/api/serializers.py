@@ -423,6 +423,10 @@ class FillSerializer(Shape):
     role = serializers.ChoiceField(choices=[("maker", "Maker"), ("taker", "Taker")])
     price = PriceString()
     quantity = QuantityString()
+    fee = MoneyString(
+        help_text="What this fill cost in fees (negative: a rebate), at the instrument's maker or "
+        "taker rate when it traded; already out of cash and realized P&L."
+    )
     trade_seq = serializers.IntegerField(source="trade.seq")
     executed_at = UtcDateTime()
 
@@ -441,7 +445,8 @@ class PositionSerializer(Shape):
         help_text="cost_basis / |quantity| (0 when flat): to the tick, with more decimals when "
         "the average has them (at most 8)."
     )
-    realized_pnl = MoneyString()
+    realized_pnl = MoneyString(help_text="Net of fees.")
+    fees_paid = MoneyString(help_text="Every fee paid on the instrument (rebates negative).")
     mark_price = PriceString(
         help_text="Mid of the book (half a tick when the spread is odd), else the last trade."
     )
@@ -456,8 +461,9 @@ class AccountSerializer(Shape):
     initial_cash = MoneyString(source="account.initial_cash")
     cash = MoneyString()
     equity = MoneyString(help_text="Cash plus positions at their mark prices.")
-    realized_pnl = MoneyString()
+    realized_pnl = MoneyString(help_text="Net of fees.")
     unrealized_pnl = MoneyString()
+    fees_paid = MoneyString(help_text="Every fee paid, all instruments (rebates negative).")
     min_bankroll = MoneyString(source="account.min_bankroll")
     max_order_qty = serializers.IntegerField(source="account.max_order_qty", help_text="Lots.")
     max_position = serializers.IntegerField(

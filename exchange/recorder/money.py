@@ -74,6 +74,7 @@ def settle_fill(
     if fee:
         account.cash -= fee
         position.realized_pnl -= fee
+        position.fees_paid += fee
 
 
 def apply_fill(position, side: str, price: Decimal, qty: Decimal, quantum: Decimal) -> None:

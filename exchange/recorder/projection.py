@@ -101,13 +101,21 @@ class _Order:
 class _Position:
     """A position, as far as the recorder reads and writes it (`apply_fill` moves it)."""
 
-    __slots__ = ("cost_basis", "pk", "quantity", "realized_pnl")
+    __slots__ = ("cost_basis", "fees_paid", "pk", "quantity", "realized_pnl")
 
-    def __init__(self, pk, quantity: Decimal, cost_basis: Decimal, realized_pnl: Decimal):
+    def __init__(
+        self,
+        pk,
+        quantity: Decimal,
+        cost_basis: Decimal,
+        realized_pnl: Decimal,
+        fees_paid: Decimal,
+    ):
         self.pk = pk
         self.quantity = quantity
         self.cost_basis = cost_basis
         self.realized_pnl = realized_pnl
+        self.fees_paid = fees_paid
 
 
 class _Cash:
@@ -222,14 +230,14 @@ class _Projection:
         if not reset:  # a reset touches every position of the instrument
             positions = positions.filter(account_id__in=list(self.accounts))
         for pk, account_id, *held in positions.values_list(
-            "pk", "account_id", "quantity", "cost_basis", "realized_pnl"
+            "pk", "account_id", "quantity", "cost_basis", "realized_pnl", "fees_paid"
         ):
             self.positions[account_id] = _Position(pk, *held)
 
     def _position(self, account_id: int) -> _Position:
         position = self.positions.get(account_id)
         if position is None:
-            position = self.positions[account_id] = _Position(None, ZERO, ZERO, ZERO)
+            position = self.positions[account_id] = _Position(None, ZERO, ZERO, ZERO, ZERO)
         return position
 
     # --- events ---
@@ -503,16 +511,28 @@ class _Projection:
         new_positions, positions = [], []
         for account_id in sorted(self.dirty_positions):
             position = self.positions[account_id]
-            values = (position.quantity, position.cost_basis, position.realized_pnl)
+            values = (
+                position.quantity,
+                position.cost_basis,
+                position.realized_pnl,
+                position.fees_paid,
+            )
             if position.pk is None:
                 new_positions.append((account_id, instrument.pk, *values, stamp))
             else:
                 positions.append((*values, stamp, position.pk))
         if new_positions:
-            fields = ["account", "instrument", "quantity", "cost_basis", "realized_pnl"]
+            fields = [
+                "account",
+                "instrument",
+                "quantity",
+                "cost_basis",
+                "realized_pnl",
+                "fees_paid",
+            ]
             bulk_sql.insert(Position, [*fields, "updated_at"], new_positions)
         if positions:
-            fields = ["quantity", "cost_basis", "realized_pnl", "updated_at"]
+            fields = ["quantity", "cost_basis", "realized_pnl", "fees_paid", "updated_at"]
             bulk_sql.update(Position, fields, positions)
         if self.dirty_accounts:
             # Accounts trade on every symbol: written by several recorders at once.

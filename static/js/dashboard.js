@@ -138,6 +138,7 @@ function renderLeaderboard(rows) {
         cell(money(row.equity), "num"),
         cell(money(row.realized_pnl), `num ${signClass(row.realized_pnl)}`),
         cell(money(row.unrealized_pnl), `num ${signClass(row.unrealized_pnl)}`),
+        cell(money(row.fees_paid), "num"),
         cell(row.position, "num"),
         cell(row.open_orders, "num"),
         cell(row.status, `status status-${row.status}`),

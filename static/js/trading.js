@@ -53,6 +53,7 @@ function renderAccount() {
   const unreal = $('[data-account="unrealized_pnl"]');
   setText(unreal, money(unrealized));
   unreal.className = signClass(unrealized);
+  setText($('[data-account="fees_paid"]'), money(account.fees_paid));
   fillRows(
     $("[data-positions]"),
     positions,
@@ -113,6 +114,8 @@ function renderFills() {
         cell(f.price, "num"),
         cell(f.quantity, "num"),
         cell(f.role),
+        // A fill from the live feed has no fee yet: the recorder charges it (the next refresh).
+        cell(f.fee ?? "…", "num"),
       ]),
     $("[data-fills-empty]"),
   );

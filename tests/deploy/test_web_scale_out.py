@@ -100,4 +100,4 @@ def test_bridge_frames_reach_clients_of_every_web_process(file_db, r, tmp_path):
 
     trades = [frame["trades"] for frame in frames]
     assert trades[0] == trades[1]  # the same frame, through the one channel layer
-    assert [(t["price"], t["qty"], t["side"]) for t in trades[0]] == [("100", "3", "buy")]
+    assert [(t["price"], t["qty"], t["side"]) for t in trades[0]] == [("100.00", "3", "buy")]

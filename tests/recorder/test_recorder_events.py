@@ -410,3 +410,40 @@ def test_the_database_does_not_depend_on_how_the_stream_is_cut(seed):
         done += len(result.done)
     assert dump() == whole
     assert_conserved(["ODD"])
+
+
+def test_fills_pay_the_fees_the_engine_stamped_and_the_api_shows_them(
+    acme, accounts, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from exchange.services import api_token_create
+
+    alice, bob, _ = accounts
+    book = Book("ACME")
+    events = book(t="fees", maker="-2", taker="5")  # a rebate of 0.02 %, a fee of 0.05 %
+    gateway_order(acme, alice, 1, "sell", 10, "100.00")
+    gateway_order(acme, bob, 2, "buy", 7, "100.00")
+    events += book.new(1, alice.pk, "sell", 10, 10000)
+    events += book.new(2, bob.pk, "buy", 7, 10000)
+    with django_capture_on_commit_callbacks(execute=True):
+        record(acme, events)
+    fills = {f.role: f for f in Fill.objects.all()}
+    # 7 at 100.00 is 700.00: the taker pays 0.35, the maker gets 0.14 back.
+    assert (fills["taker"].fee, fills["maker"].fee) == (D("0.35"), D("-0.14"))
+    assert cash(bob) == D(100_000) - D(700) - D("0.35")
+    assert cash(alice) == D(100_000) + D(700) + D("0.14")
+    bob_position = Position.objects.get(account=bob)
+    assert (bob_position.realized_pnl, bob_position.fees_paid) == (D("-0.35"), D("0.35"))
+    assert_conserved(["ACME"])  # the cash's change is minus the fees
+
+    bob.user = get_user_model().objects.create(username="bob-fees")
+    bob.save(update_fields=["user"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=bob.user, name='t')[1]}")
+    fill = api.get("/api/v1/account/fills/").json()["results"][0]
+    assert (fill["fee"], fill["price"], fill["role"]) == ("0.35", "100.00", "taker")
+    account = api.get("/api/v1/account/").json()
+    assert (account["fees_paid"], account["cash"]) == ("0.35", "99299.65")
+    assert account["positions"][0]["realized_pnl"] == "-0.35"

@@ -228,3 +228,44 @@ def test_a_shock_trips_the_volatility_pause_with_type_7_rows_as_the_live_engine_
     calm = make_sim(replace(shocked, volatility_move_pct=Decimal("0")))
     calm.run()
     assert calm.data.rejections["VOLATILITY_PAUSE"] == 0
+
+
+def test_fees_are_charged_by_the_exchanges_rule_and_the_results_are_net_of_them(tmp_path):
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from agents.research.run import _write_agents
+    from exchange.protocol.fees import fee_amount
+
+    config = replace(
+        preset("small").with_session(end_ns=parse_time_of_day("09:36")),
+        maker_fee_bps=-1,
+        taker_fee_bps=3,
+    )
+    trades = io.StringIO()
+    lob = LobsterBook(
+        io.StringIO(), io.StringIO(), levels=config.levels,
+        price_multiplier=config.price_multiplier, lot_size=config.lot_size,
+    )  # fmt: skip
+    sim = Simulation(config, 1, lobster=lob, trades_out=trades)
+    assert sim.book.fees == (-1, 3)
+    sim.run()
+    total = sum((a.fees for a in sim.agents), Decimal(0))
+    assert total > 0, "takers pay more than makers are rebated"
+    assert any(a.fees < 0 for a in sim.agents), "a passive agent earns rebates"
+    # Each trade: the maker's rebate and the taker's fee, by the exchange's rule.
+    expected = Decimal(0)
+    for row in trades.getvalue().splitlines():
+        _, price, qty, *_ = row.split(",")
+        value = Decimal(price) / 10_000 * Decimal(qty)  # LOBSTER prices: dollars x 10,000
+        expected += fee_amount(value, -1, 2) + fee_amount(value, 3, 2)
+    assert expected != 0 and total == expected
+    unit = config.tick_size * config.lot_size
+    path = tmp_path / "agents.csv"
+    _write_agents(path, sim, None)
+    header, *rows = path.read_text().splitlines()
+    assert header.endswith(",pnl,fees")
+    first = dict(zip(header.split(","), rows[0].split(","), strict=True))
+    agent = sim.agents[0]
+    assert Decimal(first["fees"]) == agent.fees
+    assert Decimal(first["cash"]) == agent.state.cash * unit - agent.fees
