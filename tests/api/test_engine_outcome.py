@@ -57,7 +57,7 @@ def engine(settings, redis_prefix, redis_client):
 def test_orders_get_the_engines_immediate_outcome(engine, api, bob_api):
     instrument = make_instrument(price_band_pct=Decimal("50"))
     # A market buy is valued at its price band's upper limit (buying power): the book needs one.
-    journal.append("ACME", rules.band_command(instrument))
+    journal.append("ACME", rules.rule_commands(instrument)[0])  # the BAND
     resting = api.post(
         "/api/v1/orders/",
         {**LIMIT_BUY, "side": "sell", "price": "100.00", "quantity": "5", "wait": True},
