@@ -43,9 +43,9 @@ def test_dashboard_shows_a_live_book_trades_and_a_moving_price(browser, stack, t
         place(stack, trader, "buy", f"{99 - level}.00", str(10 + level))
     ladder = page.locator("[data-ladder] tbody tr")
     expect(ladder).to_have_count(10, timeout=TIMEOUT)
-    expect(page.locator('[data-bbo="bid"]')).to_have_text("99", timeout=TIMEOUT)
-    expect(page.locator('[data-bbo="ask"]')).to_have_text("101", timeout=TIMEOUT)
-    expect(page.locator('[data-bbo="spread"]')).to_have_text("2")
+    expect(page.locator('[data-bbo="bid"]')).to_have_text("99.00", timeout=TIMEOUT)
+    expect(page.locator('[data-bbo="ask"]')).to_have_text("101.00", timeout=TIMEOUT)
+    expect(page.locator('[data-bbo="spread"]')).to_have_text("2.00")
 
     # Trades at rising prices: the tape fills, the last price moves, the candle chart starts.
     prices = []
@@ -53,7 +53,7 @@ def test_dashboard_shows_a_live_book_trades_and_a_moving_price(browser, stack, t
         price = f"{101 + step}.00"
         # Takes the whole offer at that price (the trader's own: self-trade prevention off).
         place(stack, trader, "buy", price, str(10 + step), stp="none")
-        prices.append(price.removesuffix(".00"))
+        prices.append(price)  # shown to the tick, as placed: "101.00"
         expect(page.locator('[data-bbo="last"]')).to_have_text(prices[-1], timeout=TIMEOUT)
     expect(page.locator("[data-tape] tr")).to_have_count(4, timeout=TIMEOUT)
     expect(page.locator("[data-tape] tr").first).to_contain_text("104")
