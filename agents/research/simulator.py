@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from heapq import heappush
+from types import SimpleNamespace
 from typing import TextIO
 
 from flashbook_engine import Command, OrderBook
@@ -48,6 +49,7 @@ from agents.strategies import (
     Trade,
     make_strategy,
 )
+from exchange.orders.rules import cash_units, order_cost_units
 from exchange.protocol.decimals import currency_decimals
 from exchange.protocol.fees import fee_amount
 
@@ -73,6 +75,7 @@ class Agent:
         "account",
         "base_latency_ns",
         "cancels",
+        "cash_limited",
         "fees",
         "follows_activity",
         "group",
@@ -108,6 +111,7 @@ class Agent:
         self.follows_activity = True
         self.wants_depth = False
         self.initial_cash = 0
+        self.cash_limited = False
         self.fees = Decimal(0)  # money, what its fills paid (`exchange.protocol.fees`)
         self.orders = self.cancels = self.rejects = 0
         self.trades = self.traded_qty = self.wakes = 0
@@ -172,10 +176,17 @@ class Simulation:
                 )
             )
         self._fees_on = bool(config.maker_fee_bps or config.taker_fee_bps)
+        self._money_unit = config.tick_size * config.lot_size
         if self._fees_on:
             self.book.submit(Command.fees(config.maker_fee_bps, config.taker_fee_bps))
-            self._money_unit = config.tick_size * config.lot_size
             self._currency_decimals = currency_decimals()
+        # What the buying-power rule reads of the instrument (`_short_of_funds`).
+        self._cost_rules = SimpleNamespace(
+            tick_size=config.tick_size,
+            lot_size=config.lot_size,
+            maker_fee_bps=config.maker_fee_bps,
+            taker_fee_bps=config.taker_fee_bps,
+        )
         self.start_ns = config.start_ns
         self.end_ns = config.end_ns
         master = random.Random(seed)
@@ -213,6 +224,9 @@ class Simulation:
                 agent.follows_activity = group.follows_activity
                 agent.wants_depth = group.strategy == "market_maker"
                 agent.initial_cash = cash
+                # Cash to spend: buys are held to it, as the live exchange's are. Without (0, the
+                # presets' default) cash is only the P&L's bookkeeping.
+                agent.cash_limited = cash > 0
                 self.agents.append(agent)
 
         self.heap: list[tuple] = []
@@ -424,6 +438,12 @@ class Simulation:
         for action, key in zip(actions, keys, strict=True):
             kind = type(action)
             if kind is Place:
+                if (
+                    agent.cash_limited
+                    and action.side == BUY
+                    and self._short_of_funds(agent, action, key)
+                ):
+                    continue
                 eid = self.next_eid
                 self.next_eid = eid + 1
                 agent.orders += 1
@@ -469,6 +489,35 @@ class Simulation:
                     continue
                 events = book.replace(eid, account, price=action.price, qty=action.qty)
                 self._apply(events, now, eid, False, 0, 0)
+
+    def _short_of_funds(self, agent: Agent, action: Place, key) -> bool:
+        """The live gateway's buying-power rule (`exchange.orders.rules.order_cost_units`): a
+        buy whose worst-case cost — price times quantity plus the worst fee; a market buy at the
+        band's upper limit — is above the agent's cash (net of its fees) less what its other open
+        buys reserve is refused `INSUFFICIENT_FUNDS` (a market buy with no band to value it at,
+        `NO_PRICE_BAND`), before it reaches the book. True when refused."""
+        rules = self._cost_rules
+        price = action.price
+        if price is None:
+            limits = self.book.band_limits
+            price = limits[1] if limits is not None else None
+        if price is None:
+            reason = "NO_PRICE_BAND"
+        else:
+            state = agent.state
+            held = sum(
+                order_cost_units(rules, order.price, order.qty)
+                for other, order in state.open_orders.items()
+                if other != key and order.side == BUY and order.price is not None
+            )
+            cash = cash_units(state.cash * self._money_unit - agent.fees)
+            if order_cost_units(rules, price, action.qty) <= cash - held:
+                return False
+            reason = "INSUFFICIENT_FUNDS"
+        self.data.rejections[reason] += 1
+        agent.rejects += 1
+        agent.state.apply_reject("new", key, reason)
+        return True
 
     def _forget(self, eid: int) -> None:
         key = self.eid_to_key.pop(eid, None)

@@ -269,3 +269,23 @@ def test_fees_are_charged_by_the_exchanges_rule_and_the_results_are_net_of_them(
     agent = sim.agents[0]
     assert Decimal(first["fees"]) == agent.fees
     assert Decimal(first["cash"]) == agent.state.cash * unit - agent.fees
+
+
+def test_agents_with_cash_are_held_to_it_as_the_live_exchange_holds_accounts():
+    from dataclasses import replace
+    from decimal import Decimal
+
+    config = preset("small").with_session(end_ns=parse_time_of_day("09:40"))
+    # Little cash for every group: buys beyond it are refused before they reach the book.
+    groups = tuple(replace(g, initial_cash=Decimal("2000")) for g in config.agents)
+    sim = make_sim(replace(config, agents=groups, taker_fee_bps=5))
+    data = sim.run()
+    assert data.rejections["INSUFFICIENT_FUNDS"] > 0
+    unit = config.tick_size * config.lot_size
+    for agent in sim.agents:
+        assert agent.cash_limited
+        # Never spent more than it had: what it paid for buys and fees came out of its cash.
+        assert agent.state.cash * unit - agent.fees >= 0, agent.name
+    # Without cash (the presets' default) nothing is refused for it.
+    free = make_sim(config)
+    assert free.run().rejections["INSUFFICIENT_FUNDS"] == 0
