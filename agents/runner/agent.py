@@ -13,6 +13,8 @@ import random
 from decimal import Decimal
 
 from agents.strategies import AgentState, make_strategy
+from exchange.protocol.decimals import currency_decimals
+from exchange.protocol.fees import fee_amount
 
 OPPOSITE = {"buy": "sell", "sell": "buy"}
 
@@ -145,7 +147,13 @@ class LiveAgent:
 
     # --- events ---
 
-    def on_trade(self, side: str, price: int, qty: int, order_id: int, wash: bool) -> None:
+    def on_trade(
+        self, side: str, price: int, qty: int, order_id: int, wash: bool, fee_bps: int = 0
+    ) -> None:
+        """One side of a trade of its own. The fee is the exchange's rule at the rate the engine
+        stamped on the trade (`exchange.protocol.fees`): the cash the recorder will write."""
+        if fee_bps:
+            self.cash_base -= fee_amount(price * qty * self.unit, fee_bps, currency_decimals())
         order = self.state.apply_trade(side, price, qty, order_id, wash=wash)
         if order is None:
             if self.in_flight:

@@ -419,11 +419,23 @@ class Runner:
                 maker = agents.get(event.maker_account)
                 if maker is not None and maker.symbol == symbol:
                     maker.on_trade(
-                        OPPOSITE[taker_side], event.price, event.qty, event.maker_order_id, wash
+                        OPPOSITE[taker_side],
+                        event.price,
+                        event.qty,
+                        event.maker_order_id,
+                        wash,
+                        event.maker_fee_bps,
                     )
                 taker = agents.get(event.taker_account)
                 if taker is not None and taker.symbol == symbol:
-                    taker.on_trade(taker_side, event.price, event.qty, event.taker_order_id, wash)
+                    taker.on_trade(
+                        taker_side,
+                        event.price,
+                        event.qty,
+                        event.taker_order_id,
+                        wash,
+                        event.taker_fee_bps,
+                    )
             elif kind == "cancelled":
                 agent = agents.get(event.account)
                 if agent is not None and agent.symbol == symbol:

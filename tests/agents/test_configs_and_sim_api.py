@@ -362,6 +362,7 @@ def test_leaderboard_rows_statuses_and_order(market, r):
         "equity": "100020.00",  # 102020 cash - 20 at the reference price 100
         "realized_pnl": "12.50",
         "unrealized_pnl": "20.00",  # 100 * -20 - (-2020)
+        "fees_paid": "0.00",
         "position": "-20",
         "open_orders": 2,
         "status": "running",
