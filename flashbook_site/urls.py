@@ -2,7 +2,9 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from exchange.api.errors import api_not_found
 
 admin.site.site_header = "Flashbook administration"
 admin.site.site_title = "Flashbook admin"
@@ -18,6 +20,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("exchange.api.urls")),
     path("api/v1/", include("agents.api.urls")),
+    # Anything else under /api/ answers in the API's error format, DEBUG or not (Django's own
+    # DEBUG 404 page would list the URL patterns).
+    re_path(r"^api/", api_not_found),
     path("", include("exchange.pages.urls")),
 ]
 

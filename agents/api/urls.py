@@ -1,16 +1,15 @@
 """`/api/v1/sim/...` and `/api/v1/agents/`."""
 
-from django.urls import path
-
 from agents.api import views
+from exchange.api.routes import route
 
 app_name = "agents_api"
 
 urlpatterns = [
-    path("sim/", views.SimStatusApi.as_view(), name="sim"),
-    path("sim/pause", views.SimPauseApi.as_view(), name="sim-pause"),
-    path("sim/resume", views.SimResumeApi.as_view(), name="sim-resume"),
-    path("sim/reset", views.SimResetApi.as_view(), name="sim-reset"),
-    path("sim/shock", views.SimShockApi.as_view(), name="sim-shock"),
-    path("agents/", views.AgentListApi.as_view(), name="agent-list"),
+    *route("sim/", views.SimStatusApi.as_view(), "sim"),
+    *route("sim/pause", views.SimPauseApi.as_view(), "sim-pause"),
+    *route("sim/resume", views.SimResumeApi.as_view(), "sim-resume"),
+    *route("sim/reset", views.SimResetApi.as_view(), "sim-reset"),
+    *route("sim/shock", views.SimShockApi.as_view(), "sim-shock"),
+    *route("agents/", views.AgentListApi.as_view(), "agent-list"),
 ]

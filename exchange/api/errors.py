@@ -111,6 +111,11 @@ def handler403(request, exception=None):
     return defaults.permission_denied(request, exception)
 
 
+def api_not_found(request, *args, **kwargs):
+    """Every path under /api/ that no route takes."""
+    return JsonResponse(error_body(404, "not_found", None, "No such endpoint."), status=404)
+
+
 def handler404(request, exception=None):
     if _is_api(request):
         return JsonResponse(error_body(404, "not_found", None, "No such endpoint."), status=404)

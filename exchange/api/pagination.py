@@ -12,6 +12,19 @@ class _IntegerCursorPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 1000
 
+    def get_page_size(self, request):
+        """`limit`: 1 to 1000 (default 100); anything else is a 400, not silently the default."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise InvalidInput(
+                f"limit must be a whole number from 1 to {self.max_page_size}.",
+                field="limit",
+                code="invalid",
+            )
+        return int(raw)
+
     def decode_cursor(self, request):
         try:
             cursor = super().decode_cursor(request)

@@ -151,6 +151,29 @@ class ErrorSerializer(Shape):
     error = ErrorBodySerializer()
 
 
+# --- Meta -------------------------------------------------------------------------------------
+
+
+class ApiEndpointSerializer(Shape):
+    method = serializers.CharField()
+    path = serializers.CharField()
+    summary = serializers.CharField()
+
+
+class ApiIndexSerializer(Shape):
+    name = serializers.CharField()
+    version = serializers.CharField()
+    documentation = serializers.CharField(help_text="Interactive documentation (Swagger UI).")
+    schema = serializers.CharField(help_text="The OpenAPI schema.")
+    authentication = serializers.CharField()
+    endpoints = ApiEndpointSerializer(many=True)
+
+
+class ServerTimeSerializer(Shape):
+    server_time = UtcDateTime()
+    epoch_ms = serializers.IntegerField(help_text="Milliseconds since the Unix epoch.")
+
+
 # --- Instruments and market data --------------------------------------------------------------
 
 

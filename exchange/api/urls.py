@@ -1,30 +1,33 @@
 """`/api/v1/` routes. Resources end with a slash; actions on them (`cancel`, `replace`, `halt`,
-`resume`, `cancel-all`) do not."""
+`resume`, `cancel-all`) do not; each answers in the other form too (`routes.route`)."""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from exchange.api import views
+from exchange.api.routes import route
 
 app_name = "api"
 
 urlpatterns = [
-    path("instruments/", views.InstrumentListApi.as_view(), name="instrument-list"),
-    path("instruments/<str:symbol>/", views.InstrumentDetailApi.as_view(), name="instrument"),
-    path("instruments/<str:symbol>/book/", views.InstrumentBookApi.as_view(), name="book"),
-    path("instruments/<str:symbol>/trades/", views.InstrumentTradesApi.as_view(), name="trades"),
-    path("instruments/<str:symbol>/candles/", views.InstrumentCandlesApi.as_view(), name="candles"),
-    path("instruments/<str:symbol>/halt", views.InstrumentHaltApi.as_view(), name="halt"),
-    path("instruments/<str:symbol>/resume", views.InstrumentResumeApi.as_view(), name="resume"),
-    path("orders/", views.OrderListCreateApi.as_view(), name="order-list"),
-    path("orders/cancel-all", views.OrderCancelAllApi.as_view(), name="order-cancel-all"),
-    path("orders/<int:pk>/", views.OrderDetailApi.as_view(), name="order"),
-    path("orders/<int:pk>/cancel", views.OrderCancelApi.as_view(), name="order-cancel"),
-    path("orders/<int:pk>/replace", views.OrderReplaceApi.as_view(), name="order-replace"),
-    path("account/", views.AccountApi.as_view(), name="account"),
-    path("account/fills/", views.AccountFillsApi.as_view(), name="fills"),
-    path("tokens/", views.TokenListCreateApi.as_view(), name="token-list"),
-    path("tokens/<int:pk>/", views.TokenDetailApi.as_view(), name="token"),
+    *route("", views.ApiIndexApi.as_view(), "index"),
+    *route("time/", views.ServerTimeApi.as_view(), "time"),
+    *route("instruments/", views.InstrumentListApi.as_view(), "instrument-list"),
+    *route("instruments/<str:symbol>/", views.InstrumentDetailApi.as_view(), "instrument"),
+    *route("instruments/<str:symbol>/book/", views.InstrumentBookApi.as_view(), "book"),
+    *route("instruments/<str:symbol>/trades/", views.InstrumentTradesApi.as_view(), "trades"),
+    *route("instruments/<str:symbol>/candles/", views.InstrumentCandlesApi.as_view(), "candles"),
+    *route("instruments/<str:symbol>/halt", views.InstrumentHaltApi.as_view(), "halt"),
+    *route("instruments/<str:symbol>/resume", views.InstrumentResumeApi.as_view(), "resume"),
+    *route("orders/", views.OrderListCreateApi.as_view(), "order-list"),
+    *route("orders/cancel-all", views.OrderCancelAllApi.as_view(), "order-cancel-all"),
+    *route("orders/<int:pk>/", views.OrderDetailApi.as_view(), "order"),
+    *route("orders/<int:pk>/cancel", views.OrderCancelApi.as_view(), "order-cancel"),
+    *route("orders/<int:pk>/replace", views.OrderReplaceApi.as_view(), "order-replace"),
+    *route("account/", views.AccountApi.as_view(), "account"),
+    *route("account/fills/", views.AccountFillsApi.as_view(), "fills"),
+    *route("tokens/", views.TokenListCreateApi.as_view(), "token-list"),
+    *route("tokens/<int:pk>/", views.TokenDetailApi.as_view(), "token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

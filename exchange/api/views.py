@@ -9,11 +9,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange import selectors, services
-from exchange.api import order_entry
+from exchange.api import index, order_entry
 from exchange.api import serializers as s
 from exchange.api.pagination import IdCursorPagination, SeqCursorPagination
 from exchange.api.throttling import OrderRateThrottle
-from exchange.errors import NotFound
+from exchange.errors import Forbidden, NotFound
+from exchange.models import ApiToken
 from exchange.orders import gateway
 
 ERROR = s.ErrorSerializer
@@ -56,6 +57,28 @@ def _page(view, request, queryset, serializer_class) -> Response:
 
 
 # --- Market data (public) ---------------------------------------------------------------------
+
+
+class ApiIndexApi(APIView):
+    """What the API offers, for a program finding its way (and a person with curl)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["meta"], summary="The API's endpoints", responses={200: s.ApiIndexSerializer}
+    )
+    def get(self, request):
+        return Response(s.ApiIndexSerializer(index.api_index()).data)
+
+
+class ServerTimeApi(APIView):
+    """The exchange's clock, for programs that sign, schedule or measure against it."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(tags=["meta"], summary="Server time", responses={200: s.ServerTimeSerializer})
+    def get(self, request):
+        return Response(s.ServerTimeSerializer(index.server_time()).data)
 
 
 class InstrumentListApi(APIView):
@@ -396,11 +419,20 @@ class TokenListCreateApi(APIView):
     @extend_schema(
         tags=["tokens"],
         summary="Create an API token",
-        description="The answer holds the secret, shown this once.",
+        description="The answer holds the secret, shown this once. Only a logged-in person "
+        "(the site's session) creates tokens: a request authenticated by a token is refused 403 "
+        "`token_cannot_create_tokens`.",
         request=s.TokenCreateSerializer,
         responses={201: s.TokenCreatedSerializer, 400: ERROR, **AUTH_ERRORS, 409: ERROR},
     )
     def post(self, request):
+        if isinstance(request.auth, ApiToken):
+            # A leaked token must not be able to mint more (nor outlive its revocation so).
+            raise Forbidden(
+                "A token cannot create tokens: create them logged in, on the site or with its "
+                "session.",
+                code="token_cannot_create_tokens",
+            )
         data = _valid(s.TokenCreateSerializer, request.data)
         token, secret = services.api_token_create(user=request.user, name=data["name"])
         token.token = secret

@@ -148,8 +148,19 @@ def test_tokens_are_private_to_their_owner(api, bob_api, alice):
     ("body", "code"),
     [({}, "required"), ({"name": "x" * 65}, "max_length"), ({"name": "   "}, "blank")],
 )
-def test_token_names_are_validated(api, body, code):
-    assert_error(api.post("/api/v1/tokens/", body, format="json"), 400, code, "name")
+def test_token_names_are_validated(alice, body, code):
+    session = APIClient()
+    session.force_authenticate(alice)
+    assert_error(session.post("/api/v1/tokens/", body, format="json"), 400, code, "name")
+
+
+def test_a_token_cannot_create_tokens(api):
+    from exchange.models import ApiToken
+
+    before = ApiToken.objects.count()
+    response = api.post("/api/v1/tokens/", {"name": "more"}, format="json")
+    assert_error(response, 403, "token_cannot_create_tokens")
+    assert ApiToken.objects.count() == before
 
 
 def test_token_use_is_recorded_at_most_once_a_minute(alice):

@@ -143,6 +143,10 @@ def test_error_messages_write_numbers_plainly(api, instrument):
         ("/api/v1/instruments/ACME/candles/?limit=100000", 400, "max_value"),
         ("/api/v1/instruments/ACME/trades/?cursor=%FF", 400, "invalid_cursor"),
         ("/api/v1/orders/?symbol=" + "Ü" * 100, 400, "max_length"),
+        ("/api/v1/orders/?limit=abc", 400, "invalid"),
+        ("/api/v1/orders/?limit=0", 400, "invalid"),
+        ("/api/v1/account/fills/?limit=5000", 400, "invalid"),
+        ("/api/v1/instruments/ACME/trades/?limit=-1", 400, "invalid"),
         ("/api/v1/orders/abc/", 404, "not_found"),
         ("/api/v1/no-such-thing/", 404, "not_found"),
     ],
@@ -163,3 +167,40 @@ def test_a_crafted_cursor_is_refused(api, instrument):
 def test_wrong_methods_answer_405_in_the_error_format(api):
     assert_error(api.delete(ORDERS), 405, "method_not_allowed")
     assert_error(api.put("/api/v1/account/", {}, format="json"), 405, "method_not_allowed")
+
+
+def test_a_post_without_the_trailing_slash_places_the_order_never_a_redirect(api, instrument):
+    # Clients follow a 301 as a GET: they would read the order list instead of placing an order.
+    body = {"symbol": "ACME", "side": "buy", "price": "99.00", "quantity": "1"}
+    response = api.post("/api/v1/orders", body, format="json")
+    assert response.status_code in (201, 202), response.content
+    assert response.json()["symbol"] == "ACME"
+    # And the other way round: an action with a slash.
+    order_id = response.json()["id"]
+    assert api.post(f"/api/v1/orders/{order_id}/cancel/").status_code in (200, 202)
+    assert api.get("/api/v1/account").status_code == 200
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_paths_answer_in_the_error_format_even_under_debug(api, settings, debug):
+    settings.DEBUG = debug
+    for path in ("/api/v1/no-such-thing/", "/api/v1/orders/1/explode", "/api/v2/"):
+        assert_error(api.get(path), 404, "not_found")
+    assert_error(api.delete("/api/v1/instruments/"), 405, "method_not_allowed")
+
+
+def test_the_index_lists_the_endpoints_and_the_time_is_the_servers(api):
+    import time
+
+    body = api.get("/api/v1/").json()
+    routes = {(e["method"], e["path"]) for e in body["endpoints"]}
+    assert {
+        ("POST", "/api/v1/orders/"),
+        ("GET", "/api/v1/time/"),
+        ("GET", "/api/v1/agents/"),
+    } <= routes
+    assert not any(p.endswith("/cancel/") or p == "/api/v1/orders" for _, p in routes)
+    assert body["schema"] == "/api/v1/schema/"
+    now = api.get("/api/v1/time").json()
+    assert abs(now["epoch_ms"] - time.time() * 1000) < 5_000
+    assert now["server_time"].endswith("Z")

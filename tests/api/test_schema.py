@@ -137,9 +137,9 @@ def test_the_api_never_answers_5xx(fuzz):
         check()
     # The run reached past validation: orders placed, tokens made, an order found.
     successes = {label for label, counts in statuses.items() if any(c < 300 for c in counts)}
+    # (POST /api/v1/tokens/ refuses a token-authenticated caller: the fuzzer is one.)
     assert {
         "POST /api/v1/orders/",
-        "POST /api/v1/tokens/",
         "GET /api/v1/orders/{id}/",
         "POST /api/v1/instruments/{symbol}/halt",
     } <= successes, statuses
