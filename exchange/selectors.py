@@ -414,6 +414,22 @@ def order_by_client_order_id(account: Account, client_order_id: str) -> Order | 
     )
 
 
+def order_find_by_client_order_id(
+    *, account: Account, client_order_id: str
+) -> Order | PendingOrder | None:
+    """One of the account's orders by its client order id, recorded or not yet (the journal's
+    index of the orders it still keeps records of, then the database)."""
+    try:
+        order_id = journal.pending_order_id(account.pk, client_order_id)
+    except redis.RedisError:
+        order_id = None
+    if order_id is not None:
+        order = order_get(account=account, order_id=order_id)
+        if order is not None:
+            return order
+    return order_by_client_order_id(account, client_order_id)
+
+
 def open_orders_for_cancel(account: Account, symbol: str | None) -> list[tuple[str, int]]:
     """(symbol, exchange id) of the account's recorded open orders (in one symbol, or all)."""
     orders = Order.objects.filter(account=account, status__in=OPEN_STATUSES, order_id__isnull=False)

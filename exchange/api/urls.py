@@ -22,6 +22,11 @@ urlpatterns = [
     *route("orders/", views.OrderListCreateApi.as_view(), "order-list"),
     *route("orders/cancel-all", views.OrderCancelAllApi.as_view(), "order-cancel-all"),
     *route("orders/<int:pk>/", views.OrderDetailApi.as_view(), "order"),
+    *route(
+        "orders/by-client-id/<str:client_order_id>/",
+        views.OrderByClientOrderIdApi.as_view(),
+        "order-by-client-id",
+    ),
     *route("orders/<int:pk>/cancel", views.OrderCancelApi.as_view(), "order-cancel"),
     *route("orders/<int:pk>/replace", views.OrderReplaceApi.as_view(), "order-replace"),
     *route("account/", views.AccountApi.as_view(), "account"),

@@ -289,6 +289,27 @@ class OrderDetailApi(APIView):
         return Response(s.OrderDetailSerializer(s.order_with_fills(order)).data)
 
 
+class OrderByClientOrderIdApi(APIView):
+    @extend_schema(
+        tags=["orders"],
+        summary="One of your orders by its client order id, with its fills",
+        parameters=[
+            OpenApiParameter(
+                "client_order_id", str, OpenApiParameter.PATH, description="Yours, as you sent it."
+            )
+        ],
+        responses={200: s.OrderDetailSerializer, **AUTH_ERRORS, 404: ERROR},
+    )
+    def get(self, request, client_order_id: str):
+        account = services.account_for_user(request.user)
+        order = selectors.order_find_by_client_order_id(
+            account=account, client_order_id=client_order_id
+        )
+        if order is None:  # as for an id: the same answer whoever else may have one
+            raise NotFound("No such order.", field="client_order_id", code="unknown_order")
+        return Response(s.OrderDetailSerializer(s.order_with_fills(order)).data)
+
+
 class OrderCancelApi(APIView):
     throttle_classes = [OrderRateThrottle]
 

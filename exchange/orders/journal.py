@@ -258,6 +258,13 @@ def pending_order(account_id: int, order_id: int) -> PendingRecord | None:
     return None if raw is None else PendingRecord.decode(order_id, account_id, raw)
 
 
+def pending_order_id(account_id: int, client_order_id: str) -> int | None:
+    """The id of the account's order with this client order id, while the journal's record of
+    it is kept (the append script's index); None otherwise."""
+    raw = client().hget(pending_key(account_id), COID_FIELD + client_order_id)
+    return None if raw is None else int(raw)
+
+
 def pending_by_account(wanted: dict[int, list[int]]) -> dict[int, PendingRecord]:
     """The records of these orders ({account id: [order ids]}) that exist, by order id: one
     round trip for all (the recorder)."""

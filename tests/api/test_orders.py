@@ -245,3 +245,20 @@ def test_an_inactive_account_cannot_trade(api, alice, instrument):
 def test_urls_are_named():
     assert reverse("api:order-cancel", args=[1]) == "/api/v1/orders/1/cancel"
     assert reverse("api:order-cancel-all") == "/api/v1/orders/cancel-all"
+
+
+def test_an_order_is_found_by_its_client_order_id_before_and_after_it_is_recorded(
+    api, bob_api, alice, instrument
+):
+    from exchange.services import account_for_user
+
+    placed = place(api, client_order_id="find-me").json()
+    found = api.get(f"{ORDERS}by-client-id/find-me/")  # the journal's record: not yet recorded
+    assert found.status_code == 200, found.content
+    assert (found.json()["id"], found.json()["status"]) == (placed["id"], "PENDING")
+    assert_error(bob_api.get(f"{ORDERS}by-client-id/find-me/"), 404, "unknown_order")
+    assert_error(api.get(f"{ORDERS}by-client-id/nobody/"), 404, "unknown_order")
+    # Recorded (the journal's record gone): found in the database.
+    record(account_for_user(alice), placed["id"], status="NEW")
+    found = api.get(f"{ORDERS}by-client-id/find-me")
+    assert (found.status_code, found.json()["status"]) == (200, "NEW")
