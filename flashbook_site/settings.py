@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # X-RateLimit-* on order writes (exchange.api.throttling).
+    "exchange.api.throttling.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "flashbook_site.urls"

@@ -34,7 +34,7 @@ from exchange.api import serializers as s
 from exchange.api.authentication import KEYWORDS, MAX_SECRET_LENGTH, acaller_for_secret
 from exchange.api.errors import error_body, first_error
 from exchange.api.parsers import MAX_BODY_BYTES, RequestTooLarge, parse_json
-from exchange.api.throttling import aorder_rate_wait
+from exchange.api.throttling import aorder_rate
 from exchange.errors import ExchangeError, InvalidInput, NotFound
 from exchange.models import Account
 from exchange.orders import gateway
@@ -101,8 +101,7 @@ class OrderEntryApp:
             await self.django_app(scope, receive, send)
             return
         try:
-            status, data = await self._place(scope, receive)
-            extra = []
+            status, data, extra = await self._place(scope, receive)
         except _Refused as refused:
             status, extra = refused.status, refused.headers
             data = error_body(refused.status, refused.code, refused.field, refused.message)
@@ -131,16 +130,20 @@ class OrderEntryApp:
             )
             auth = [(b"www-authenticate", b'Bearer realm="api"')]
             raise _Refused(401, "invalid_token", message, headers=auth)
-        wait = await aorder_rate_wait(caller.user.pk)
-        if wait is not None:
-            retry = [(b"retry-after", str(max(1, math.ceil(wait))).encode())]
-            raise _from_drf(exceptions.Throttled(wait), retry)
+        rate = await aorder_rate(caller.user.pk)
+        limits = (
+            [] if rate is None else [(k.lower().encode(), v.encode()) for k, v in rate.headers()]
+        )
+        if rate is not None and rate.wait is not None:
+            retry = [(b"retry-after", str(max(1, math.ceil(rate.wait))).encode())]
+            raise _from_drf(exceptions.Throttled(rate.wait), retry + limits)
         body = await _read_body(receive)
         try:
             data = self._order_in.run_validation(_parsed(headers.get(b"content-type"), body))
         except exceptions.ValidationError as exc:
-            raise _validation_refusal(exc) from None
-        return await place(caller.account, data)
+            raise _validation_refusal(exc, limits) from None
+        status, answer = await place(caller.account, data)
+        return status, answer, limits
 
     async def _send(self, send: Send, scope: Scope, status: int, data: dict, extra) -> None:
         payload = self._renderer.render(data)
@@ -173,9 +176,13 @@ def _parsed(content_type: bytes | None, body: bytes):
         raise _from_drf(exc) from None
 
 
-def _validation_refusal(exc: exceptions.ValidationError) -> _Refused:
+def _header_bytes(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers]
+
+
+def _validation_refusal(exc: exceptions.ValidationError, headers=()) -> _Refused:
     field, code, message = first_error(exc.detail)
-    return _Refused(400, code, message, field=field)
+    return _Refused(400, code, message, field=field, headers=headers)
 
 
 def _is_ours(scope: Scope) -> bool:

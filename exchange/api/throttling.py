@@ -12,8 +12,10 @@ request so that tests can change it.
 import asyncio
 import functools
 import logging
+import math
 import time
 import weakref
+from dataclasses import dataclass
 
 from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS
@@ -51,9 +53,34 @@ def _counter(ttl: int) -> Coalescer:
 _counters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+@dataclass(frozen=True)
+class RateCount:
+    """Where a user stands in the order-rate window after one more order write."""
+
+    limit: int
+    remaining: int
+    reset_s: int  # seconds until the window ends
+    wait: float | None  # None: this write may go; else the seconds until it could
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The `X-RateLimit-*` headers every order write's answer carries (GitHub's names)."""
+        return [
+            ("X-RateLimit-Limit", str(self.limit)),
+            ("X-RateLimit-Remaining", str(self.remaining)),
+            ("X-RateLimit-Reset", str(self.reset_s)),
+        ]
+
+
 async def aorder_rate_wait(user_pk: int) -> float | None:
     """Counts an order write of this user: None when it may go, else the seconds until the
     window ends."""
+    rate = await aorder_rate(user_pk)
+    return None if rate is None else rate.wait
+
+
+async def aorder_rate(user_pk: int) -> RateCount | None:
+    """Counts an order write of this user and says where that leaves them (None: no limit is
+    set, or Redis cannot be reached — the gateway answers 503 anyway)."""
     limit = _parsed_rate(settings.FLASHBOOK_ORDER_RATE)
     if limit is None:
         return None
@@ -72,10 +99,35 @@ async def aorder_rate_wait(user_pk: int) -> float | None:
     except Exception:  # Redis down: the gateway answers 503 anyway; do not fail here.
         logger.warning("order throttle: cannot reach Redis", exc_info=True)
         return None
-    return None if count <= num_requests else max(0.0, (window + 1) * duration - now)
+    left = max(0.0, (window + 1) * duration - now)
+    return RateCount(
+        limit=num_requests,
+        remaining=max(0, num_requests - count),
+        reset_s=max(1, math.ceil(left)),
+        wait=None if count <= num_requests else left,
+    )
 
 
-_order_rate_wait = gateway.blocking(aorder_rate_wait)
+_order_rate = gateway.blocking(aorder_rate)
+
+# Where the DRF throttle leaves the count for `RateLimitHeadersMiddleware` (on Django's request).
+_RATE_ATTRIBUTE = "flashbook_order_rate"
+
+
+class RateLimitHeadersMiddleware:
+    """Adds the order rate's `X-RateLimit-*` headers to the answer of a throttled order write
+    (the DRF views'; token order entry sets its own)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        rate = getattr(request, _RATE_ATTRIBUTE, None)
+        if rate is not None:
+            for name, value in rate.headers():
+                response[name] = value
+        return response
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,9 +150,12 @@ class OrderRateThrottle(SimpleRateThrottle):
     def allow_request(self, request, view):
         if request.method in SAFE_METHODS or not request.user.is_authenticated:
             return True
-        wait = _order_rate_wait(request.user.pk)
-        self._wait = wait or 0.0
-        return wait is None
+        rate = _order_rate(request.user.pk)
+        if rate is None:
+            return True
+        setattr(request._request, _RATE_ATTRIBUTE, rate)
+        self._wait = rate.wait or 0.0
+        return rate.wait is None
 
     def wait(self):
         return self._wait

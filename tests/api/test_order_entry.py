@@ -336,6 +336,10 @@ def test_the_throttle_counts_each_request_once(stack):
     status, headers, answer = stack.post({**ORDER, "wait": False}, token)
     assert status == 429 and json.loads(answer)["error"]["code"] == "throttled"
     assert int(headers["retry-after"]) >= 1
+    assert (headers["x-ratelimit-limit"], headers["x-ratelimit-remaining"]) == (
+        str(RATE_PER_MIN),
+        "0",
+    )
 
 
 def test_a_revoked_token_is_refused_within_a_second(stack):

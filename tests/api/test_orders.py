@@ -205,15 +205,25 @@ def test_order_lists_are_paginated_with_a_cursor(api, alice, instrument):
 
 def test_order_entry_is_throttled_per_user(api, bob_api, instrument, settings, redis_prefix):
     settings.FLASHBOOK_ORDER_RATE = "3/min"
-    for _ in range(3):
-        assert place(api).status_code == 202
-    error = assert_error(place(api), 429, "throttled")
+    for left in (2, 1, 0):
+        response = place(api)
+        assert response.status_code == 202
+        # The allowance is announced with every order write.
+        assert (response["X-RateLimit-Limit"], response["X-RateLimit-Remaining"]) == (
+            "3",
+            str(left),
+        )
+        assert 1 <= int(response["X-RateLimit-Reset"]) <= 61
+    refused = place(api)
+    assert refused["X-RateLimit-Remaining"] == "0"
+    error = assert_error(refused, 429, "throttled")
     assert "throttled" in error["message"].lower()
     response = api.post(f"{ORDERS}cancel-all", {}, format="json")
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
-    # Reads are not throttled, and the limit is per user.
-    assert api.get(ORDERS).status_code == 200
+    # Reads are not throttled (nor counted), and the limit is per user.
+    read = api.get(ORDERS)
+    assert read.status_code == 200 and "X-RateLimit-Limit" not in read
     assert place(bob_api).status_code == 202
 
 
