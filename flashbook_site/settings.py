@@ -204,7 +204,12 @@ SPECTACULAR_SETTINGS = {
         "Trade on the Flashbook exchange. Authenticate with `Authorization: Bearer <token>` "
         "(create tokens at `/api/v1/tokens/`) or with the site's session (writes then need the "
         "CSRF token). Decimals are strings. Every failure answers "
-        '`{"error": {"status", "code", "field", "message"}}`.'
+        '`{"error": {"status", "code", "field", "message"}}`. Every path answers with and '
+        "without its trailing slash (a POST is never redirected). Order writes are limited per "
+        "user (`FLASHBOOK_ORDER_RATE`, 6000 a minute by default): each answer carries "
+        "`X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds), and a "
+        "429 `Retry-After`. `GET /api/v1/` lists the endpoints; `GET /api/v1/time/` gives the "
+        "server's clock."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
