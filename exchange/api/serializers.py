@@ -3,6 +3,7 @@ precision (`exchange.protocol.decimals`): a price to its instrument's tick ("100
 is 0.01), a quantity to its lot ("10000", "1.5"), money to the currency's decimals ("0.00"), other
 numbers without trailing zeros ("0.01"); request bodies refuse fields they do not know."""
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -43,9 +44,17 @@ CLIENT_ORDER_ID_FORMAT = RegexValidator(
 )
 
 
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 class DecimalString(serializers.DecimalField):
-    """A decimal in and out as a string (in: a string or a JSON number; at most 24 digits, 8
-    after the point)."""
+    """A decimal in and out as a string, as the schema says: in, a string of digits with an
+    optional point ("100.10") — not a JSON number (a float by the time most clients send it), an
+    exponent ("1e0") or padding (" 485.00 "); at most 24 digits, 8 after the point."""
+
+    default_error_messages = {
+        "invalid": 'Write the number as a decimal string, like "100.10".',
+    }
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_digits", 24)
@@ -53,8 +62,24 @@ class DecimalString(serializers.DecimalField):
         kwargs.setdefault("coerce_to_string", True)
         super().__init__(**kwargs)
 
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not DECIMAL_TEXT.fullmatch(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
     def to_representation(self, value):
         return decimal_str(value)
+
+
+class StrictBoolean(serializers.BooleanField):
+    """true or false, as JSON has them (not "yes", 1 or "true")."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
 
 
 def _instrument(field: serializers.Field, instance) -> Instrument:
@@ -296,7 +321,7 @@ class OrderCreateSerializer(StrictSerializer):
     )
     price = DecimalString(required=False, allow_null=True, help_text="Limit orders only.")
     quantity = DecimalString()
-    post_only = serializers.BooleanField(default=False)
+    post_only = StrictBoolean(default=False)
     client_order_id = serializers.CharField(
         max_length=CLIENT_ORDER_ID_MAX,
         required=False,
@@ -308,7 +333,7 @@ class OrderCreateSerializer(StrictSerializer):
     stp = serializers.ChoiceField(
         choices=STP_MODES, default="cancel_newest", help_text="Self-trade prevention."
     )
-    wait = serializers.BooleanField(
+    wait = StrictBoolean(
         default=True,
         help_text="Wait (briefly) for the engine's immediate outcome. false: answer 202 at once.",
     )

@@ -380,14 +380,18 @@ class OrderCancelAllApi(APIView):
             202: s.OrderCancelAllResultSerializer,
             400: ERROR,
             **AUTH_ERRORS,
+            404: ERROR,
             429: ERROR,
             503: ERROR,
         },
     )
     def post(self, request):
         data = _valid(s.OrderCancelAllSerializer, request.data)
+        symbol = data.get("symbol")
+        if symbol:
+            _instrument(symbol)  # a symbol the exchange does not list is a 404, not "0 cancelled"
         account = services.account_for_user(request.user)
-        count = _submit_cancel_all(account=account, symbol=data.get("symbol"))
+        count = _submit_cancel_all(account=account, symbol=symbol)
         return Response({"requested": count}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -129,11 +129,19 @@ async function loadOrders() {
   }
 }
 
+let fillsRetries = 0;
 async function loadFills() {
   const answer = await api("GET", "account/fills/?limit=50");
   if (answer.ok) {
-    fills = answer.data.results;
+    // Fills the live feed brought that the recorder has not written yet stay (a trade is
+    // known by its symbol and sequence number), so a fill never blinks out of the table.
+    const recorded = new Set(answer.data.results.map((f) => `${f.symbol}:${f.trade_seq}:${f.role}`));
+    const unrecorded = fills.filter((f) => f.live && !recorded.has(`${f.symbol}:${f.trade_seq}:${f.role}`));
+    fills = [...unrecorded, ...answer.data.results];
     renderFills();
+    // Ask again, once a second for half a minute at most, until the recorder has them.
+    fillsRetries = unrecorded.length ? fillsRetries + 1 : 0;
+    if (unrecorded.length && fillsRetries <= 30) setTimeout(loadFills, 1000);
   }
 }
 
@@ -162,6 +170,8 @@ function applyExecutions(frame) {
     );
     if (event.kind === "trade") {
       fills.unshift({
+        live: true, // until the recorder's row replaces it (loadFills)
+        trade_seq: event.seq,
         executed_at: new Date().toISOString(),
         symbol: frame.symbol,
         side: event.side,

@@ -22,6 +22,7 @@ PRIVATE = [
     ("get", "/api/v1/orders/"),
     ("post", "/api/v1/orders/"),
     ("get", "/api/v1/orders/1/"),
+    ("get", "/api/v1/orders/by-client-id/c-1/"),
     ("post", "/api/v1/orders/1/cancel"),
     ("post", "/api/v1/orders/1/replace"),
     ("post", "/api/v1/orders/cancel-all"),
@@ -54,7 +55,7 @@ def _schema_operations(client) -> set[tuple[str, str]]:
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{id}", "1").replace("{symbol}", "ACME")
+    return path.replace("{id}", "1").replace("{symbol}", "ACME").replace("{client_order_id}", "c-1")
 
 
 def test_the_list_of_private_endpoints_is_complete():

@@ -132,6 +132,7 @@ def test_cancel_replace_and_cancel_all_send_commands(api, alice, instrument, red
     assert everything.json() == {"requested": 2}
     cancels = [e["id"] for e in journal_entries(redis_client, "ACME") if e["t"] == "cancel"]
     assert sorted(cancels[-2:]) == sorted([str(order["id"]), str(second["id"])])
+    make_instrument("OTHER")
     elsewhere = api.post(f"{ORDERS}cancel-all", {"symbol": "OTHER"}, format="json")
     assert elsewhere.json() == {"requested": 0}
     assert journal_entries(redis_client, "ACME")[-1]["t"] == "cancel"
