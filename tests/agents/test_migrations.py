@@ -3,25 +3,18 @@
 from decimal import Decimal as D
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations import latest, migrate
 
 BEFORE = [("agents", "0001_initial")]
 AFTER = [("agents", "0002_limits_live_on_the_account")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_configs_limits_move_to_the_account_and_back():
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    newest = latest()
     try:
-        apps = _migrate(BEFORE)
+        apps = migrate(BEFORE)
         Instrument = apps.get_model("exchange", "Instrument")
         Account = apps.get_model("exchange", "Account")
         AgentConfig = apps.get_model("agents", "AgentConfig")
@@ -45,7 +38,7 @@ def test_the_configs_limits_move_to_the_account_and_back():
                 name=name, strategy="noise", instrument=instrument, account=account, **limits
             )
 
-        apps = _migrate(AFTER)
+        apps = migrate(AFTER)
         Account = apps.get_model("exchange", "Account")
         got = {
             a.name: (a.cash, a.initial_cash, a.min_bankroll, a.default_max_position,
@@ -61,8 +54,8 @@ def test_the_configs_limits_move_to_the_account_and_back():
 
         # Back: the config's fields filled from the account.
         Account.objects.filter(name="agent:a").update(default_max_position=55)
-        apps = _migrate(BEFORE)
+        apps = migrate(BEFORE)
         AgentConfig = apps.get_model("agents", "AgentConfig")
         assert dict(AgentConfig.objects.values_list("name", "max_position")) == {"a": 55, "b": 80}
     finally:
-        _migrate(latest)
+        migrate(newest)

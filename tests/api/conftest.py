@@ -1,13 +1,21 @@
 """Fixtures of the API tests: a real Redis under a key prefix of each test's own (removed after
-the test), an instrument, users with API tokens."""
+the test), an instrument, users with API tokens, a real engine process."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
 from rest_framework.test import APIClient
 
 from .support import make_instrument, make_user, token_client
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +81,39 @@ def bob_api(bob) -> APIClient:
 @pytest.fixture
 def staff_api(staff) -> APIClient:
     return token_client(staff)
+
+
+@pytest.fixture
+def engine(settings, redis_prefix, redis_client):
+    """A real engine process serving ACME under the test's key prefix, and the gateway waiting
+    up to 5 s for its outcomes."""
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.REDIS_URL,
+        "FLASHBOOK_REDIS_PREFIX": redis_prefix,
+        "DEBUG": "1",
+        "FLASHBOOK_ENV_FILE": "",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_engine", "--symbols", "ACME"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    status_key = f"{redis_prefix}:status:{{ACME}}"
+    deadline = time.monotonic() + 20
+    while not redis_client.exists(status_key):
+        if process.poll() is not None:
+            raise AssertionError(f"the engine exited: {process.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            break  # it may write its status only after its first batch; orders still queue
+        time.sleep(0.05)
+    settings.FLASHBOOK_ORDER_WAIT = 5.0
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -5,14 +5,9 @@ where the test says so (the engine as `run_engine` in a subprocess, the recorder
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -28,7 +23,6 @@ from exchange.services import account_for_user, accounts_reset
 
 from .support import assert_error, journal_length, make_instrument
 
-ROOT = Path(__file__).resolve().parents[2]
 UNIT = rules.FUNDS_UNIT
 
 
@@ -341,32 +335,6 @@ def test_a_batch_is_applied_once_per_account(settings, redis_prefix):
 
 
 # --- with the engine and the recorder ----------------------------------------------------------
-
-
-@pytest.fixture
-def engine(settings, redis_prefix, redis_client):
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.REDIS_URL,
-        "FLASHBOOK_REDIS_PREFIX": redis_prefix,
-        "DEBUG": "1",
-        "FLASHBOOK_ENV_FILE": "",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_engine", "--symbols", "ACME"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    settings.FLASHBOOK_ORDER_WAIT = 5.0
-    yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _record() -> None:

@@ -1,13 +1,7 @@
 """The immediate outcome of an order, from the real engine worker: `run_engine --symbols ACME`
 as a subprocess on the test's Redis prefix (it needs no database when given the symbols)."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -16,42 +10,6 @@ from exchange.orders import journal, rules
 from .support import LIMIT_BUY, make_instrument
 
 pytestmark = pytest.mark.django_db
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def engine(settings, redis_prefix, redis_client):
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.REDIS_URL,
-        "FLASHBOOK_REDIS_PREFIX": redis_prefix,
-        "DEBUG": "1",
-        "FLASHBOOK_ENV_FILE": "",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_engine", "--symbols", "ACME"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    status_key = f"{redis_prefix}:status:{{ACME}}"
-    deadline = time.monotonic() + 20
-    while not redis_client.exists(status_key):
-        if process.poll() is not None:
-            raise AssertionError(f"the engine exited: {process.stderr.read().decode()[-2000:]}")
-        if time.monotonic() > deadline:
-            break  # it may write its status only after its first batch; orders still queue
-        time.sleep(0.05)
-    settings.FLASHBOOK_ORDER_WAIT = 5.0
-    yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def test_orders_get_the_engines_immediate_outcome(engine, api, bob_api):

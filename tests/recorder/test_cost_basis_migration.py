@@ -4,25 +4,18 @@ quantity, signed, rounded to the instrument's tick-lot), and back."""
 from decimal import Decimal as D
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations import latest, migrate
 
 BEFORE = [("exchange", "0003_instrument_listing_and_price_band")]
 AFTER = [("exchange", "0004_position_cost_basis")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_average_prices_become_cost_bases_and_back():
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    newest = latest()
     try:
-        apps = _migrate(BEFORE)
+        apps = migrate(BEFORE)
         Instrument = apps.get_model("exchange", "Instrument")
         Account = apps.get_model("exchange", "Account")
         Position = apps.get_model("exchange", "Position")
@@ -46,7 +39,7 @@ def test_average_prices_become_cost_bases_and_back():
             account=accounts[2], instrument=acme, quantity=D(0), realized_pnl=D("-0.19999992")
         )
 
-        apps = _migrate(AFTER)
+        apps = migrate(AFTER)
         Position = apps.get_model("exchange", "Position")
         got = {p.account.name: (p.quantity, p.cost_basis) for p in Position.objects.all()}
         assert got == {
@@ -55,9 +48,9 @@ def test_average_prices_become_cost_bases_and_back():
             "flat": (D(0), D(0)),
         }
 
-        apps = _migrate(BEFORE)
+        apps = migrate(BEFORE)
         Position = apps.get_model("exchange", "Position")
         back = dict(Position.objects.values_list("account__name", "average_price"))
         assert back == {"long": D("1.00666667"), "short": D("20.05"), "flat": D(0)}
     finally:
-        _migrate(latest)
+        migrate(newest)
