@@ -203,13 +203,8 @@ _UNITS_PER_MONEY = Fraction(1) / Fraction(FUNDS_UNIT)
 
 def worst_fee_bps(instrument: Instrument) -> int:
     """The highest fee rate an order of the instrument may pay, in basis points: the larger of the
-    taker and maker rates (a negative maker fee is a rebate, never a cost). Zero until the
-    instrument has fees."""
-    return max(
-        0,
-        getattr(instrument, "taker_fee_bps", 0) or 0,
-        getattr(instrument, "maker_fee_bps", 0) or 0,
-    )
+    taker and maker rates (a negative maker fee is a rebate, never a cost)."""
+    return max(0, instrument.taker_fee_bps, instrument.maker_fee_bps)
 
 
 def _units_per_tick_lot(instrument: Instrument) -> Fraction:

@@ -56,7 +56,9 @@ def test_the_worst_case_cost_is_price_times_quantity_plus_the_worst_fee_rounded_
     # 300.30, and half a cent a lot for the fee's rounding (each fill's fee is rounded to the cent).
     assert rules.order_cost_units(fees, 10_000, 3) == Decimal("300.315") / UNIT
     # Below the unit: rounded up, never down.
-    tiny = SimpleNamespace(tick_size=Decimal("0.00000001"), lot_size=Decimal("0.1"))
+    tiny = SimpleNamespace(
+        tick_size=Decimal("0.00000001"), lot_size=Decimal("0.1"), taker_fee_bps=0, maker_fee_bps=0
+    )
     assert rules.order_cost_units(tiny, 1, 1) == 1
     # Beyond what any funds state holds: above every capped cash.
     assert rules.order_cost_units(plain, 2**53 - 1, 2**40 - 1) == rules.FUNDS_MAX + 1
