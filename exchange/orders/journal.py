@@ -8,7 +8,8 @@ uniqueness per account, and keeps the order's record under its account until the
 written the row — so that its owner reads, cancels and replaces it at once, whatever the
 recorder's lag (`pending_orders`).
 
-Only the gateway appends to journals; the recorder forgets records; everything else reads.
+Only the gateway appends orders and commands to journals (an engine worker adds only its clock
+ticks, `docs/protocol.md`); the recorder forgets records; everything else reads.
 """
 
 from __future__ import annotations
