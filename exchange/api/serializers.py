@@ -17,6 +17,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from exchange.models import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
 from exchange.orders.gateway import OrderOutcome
+from exchange.orders.progress import OrderProgress
 from exchange.orders.rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
 from exchange.protocol.decimals import EIGHT_PLACES, decimal_str, money_str, price_str, qty_str
 from exchange.protocol.symbols import SYMBOL_CHARACTERS, SYMBOL_MAX
@@ -353,7 +354,22 @@ def order_request(data: dict) -> tuple[OrderRequest, float]:
         client_order_id=data.get("client_order_id"),
         stp=data["stp"],
     )
-    return request, settings.FLASHBOOK_ORDER_WAIT if data["wait"] else 0.0
+    return request, wait_seconds(data)
+
+
+WAIT_FOR_ANSWER = (
+    "Wait (briefly) for the engine's answer: 200 with the order after it, or 409 with the "
+    "engine's reason when it refused. false: answer 202 at once."
+)
+
+
+def wait_seconds(data: dict) -> float:
+    """How long an order command waits for the engine's answer (its `wait` field)."""
+    return settings.FLASHBOOK_ORDER_WAIT if data["wait"] else 0.0
+
+
+class OrderCancelSerializer(StrictSerializer):
+    wait = StrictBoolean(default=True, help_text=WAIT_FOR_ANSWER)
 
 
 class OrderReplaceSerializer(StrictSerializer):
@@ -361,6 +377,7 @@ class OrderReplaceSerializer(StrictSerializer):
     quantity = DecimalString(
         required=False, allow_null=True, help_text="The new remaining quantity."
     )
+    wait = StrictBoolean(default=True, help_text=WAIT_FOR_ANSWER)
 
 
 class OrderCancelAllSerializer(StrictSerializer):
@@ -435,6 +452,29 @@ def order_with_fills(order: Order) -> Order:
         order.fill_views = [
             FillView(f.price, f.quantity, f.role, instrument) for f in order.fills.all()
         ]
+    return order
+
+
+def order_after_command(order: Order, progress: OrderProgress) -> Order:
+    """An order as the engine's answer to a cancel or replace left it (`progress`, from the
+    order's known state): status, price, quantities, the fills the replace made. Presentation
+    only, as `order_from_outcome`."""
+    instrument = order.instrument
+    order.status = progress.status
+    order.reject_reason = progress.reject_reason
+    if progress.price_ticks is not None and order.price is not None:
+        order.price = instrument.ticks_to_price(progress.price_ticks)
+    order = order_with_fills(order)
+    if progress.fills:  # a replace that traded: its fills after the recorded ones
+        notional = (order.average_fill_price or 0) * order.filled_quantity
+        for price, lots, role in progress.fills:
+            fill_price, quantity = instrument.ticks_to_price(price), instrument.lots_to_qty(lots)
+            order.fill_views.append(FillView(fill_price, quantity, role, instrument))
+            notional += fill_price * quantity
+        filled = instrument.lots_to_qty(progress.filled_lots)
+        order.average_fill_price = (notional / filled).quantize(EIGHT_PLACES)
+    order.quantity = instrument.lots_to_qty(progress.quantity_lots)
+    order.filled_quantity = instrument.lots_to_qty(progress.filled_lots)
     return order
 
 

@@ -16,6 +16,7 @@ from exchange.api.throttling import OrderRateThrottle
 from exchange.errors import Forbidden, NotFound
 from exchange.models import ApiToken
 from exchange.orders import gateway
+from exchange.orders.progress import refusal
 
 ERROR = s.ErrorSerializer
 AUTH_ERRORS = {401: ERROR, 403: ERROR}
@@ -310,17 +311,39 @@ class OrderByClientOrderIdApi(APIView):
         return Response(s.OrderDetailSerializer(s.order_with_fills(order)).data)
 
 
+COMMAND_ANSWERS = {
+    200: OpenApiResponse(s.OrderDetailSerializer, "The engine's answer: the order after it."),
+    202: OpenApiResponse(s.OrderSerializer, "Sent; no answer yet (or wait=false)."),
+}
+
+
+def _command_answer(order, progress) -> Response:
+    """200 with the order as the engine's answer left it; 202 with the order as it was when the
+    engine did not answer in time; the engine's refusal as a 409."""
+    if progress is None:
+        return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+    if progress.refused:
+        raise refusal(progress.refused)
+    return Response(s.OrderDetailSerializer(s.order_after_command(order, progress)).data)
+
+
 class OrderCancelApi(APIView):
     throttle_classes = [OrderRateThrottle]
 
     @extend_schema(
         tags=["orders"],
         summary="Cancel an order",
-        description="Sends the cancel to the engine; the order shows CANCELED once recorded.",
+        description=(
+            "Sends the cancel to the engine and, unless wait=false, waits briefly for its "
+            "answer: 200 with the order CANCELED; 409 order_not_open when it had ended "
+            "meanwhile (filled, expired); 202 when the answer did not come in time (the order "
+            "shows CANCELED once recorded). The body may be empty."
+        ),
         parameters=[ORDER_PARAM],
-        request=None,
+        request=s.OrderCancelSerializer,
         responses={
-            202: s.OrderSerializer,
+            **COMMAND_ANSWERS,
+            400: ERROR,
             **AUTH_ERRORS,
             404: ERROR,
             409: ERROR,
@@ -329,9 +352,10 @@ class OrderCancelApi(APIView):
         },
     )
     def post(self, request, pk: int):
+        data = _valid(s.OrderCancelSerializer, request.data)
         account, order = _own_order(request, pk)
-        _submit_cancel(account=account, order=order)
-        return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+        progress = _submit_cancel(account=account, order=order, wait=s.wait_seconds(data))
+        return _command_answer(order, progress)
 
 
 class OrderReplaceApi(APIView):
@@ -345,12 +369,16 @@ class OrderReplaceApi(APIView):
             "or a larger quantity sends it to the back of its level. A buy's replace holds the "
             "order's whole new cost (new price times new remaining quantity plus fees) beside what "
             "the order reserves until the engine has answered: 422 insufficient_funds, nothing "
-            "sent, when the available cash does not cover it."
+            "sent, when the available cash does not cover it. Unless wait=false, waits briefly "
+            "for the engine's answer: 200 with the order after it (and the fills a new price "
+            "that crossed made); 409 with the engine's reason as the code when it refused "
+            "(order_not_open, price_out_of_band, volatility_pause, book_halted, position_limit, "
+            "post_only_would_cross); 202 when the answer did not come in time."
         ),
         parameters=[ORDER_PARAM],
         request=s.OrderReplaceSerializer,
         responses={
-            202: s.OrderSerializer,
+            **COMMAND_ANSWERS,
             400: ERROR,
             **AUTH_ERRORS,
             404: ERROR,
@@ -363,10 +391,14 @@ class OrderReplaceApi(APIView):
     def post(self, request, pk: int):
         data = _valid(s.OrderReplaceSerializer, request.data)
         account, order = _own_order(request, pk)
-        _submit_replace(
-            account=account, order=order, price=data.get("price"), quantity=data.get("quantity")
+        progress = _submit_replace(
+            account=account,
+            order=order,
+            price=data.get("price"),
+            quantity=data.get("quantity"),
+            wait=s.wait_seconds(data),
         )
-        return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
+        return _command_answer(order, progress)
 
 
 class OrderCancelAllApi(APIView):

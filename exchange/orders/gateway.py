@@ -378,38 +378,105 @@ async def _order_instrument(order: Order | journal.PendingRecord) -> Instrument:
     return order.instrument  # a row's, or a `PendingOrder`'s
 
 
-async def order_cancel(*, account: Account, order: Order | journal.PendingRecord) -> None:
+async def order_cancel(
+    *, account: Account, order: Order | journal.PendingRecord, wait: float = 0.0
+) -> OrderProgress | None:
     """Asks the engine to cancel an open order of the account (a row, or the journal's record of
-    an order placed through this gateway); the outcome arrives as events."""
+    an order placed through this gateway). With `wait` > 0, waits up to that many seconds for the
+    engine's answer: the order's progress after it (`status` CANCELED, or `refused` with the
+    engine's reason), None when it did not come in time; the outcome arrives as events anyway."""
     fields = rules.cancel_fields(account, order)
-    await _append((await _order_instrument(order)).symbol, fields)
+    instrument = await _order_instrument(order)
+    return await _answered(
+        instrument, order, fields, wait, functools.partial(_append, instrument.symbol)
+    )
 
 
 async def order_replace(
-    *, account: Account, order: Order | journal.PendingRecord, price=None, quantity=None
-) -> None:
-    """Asks the engine to change an open order's price and/or remaining quantity."""
+    *,
+    account: Account,
+    order: Order | journal.PendingRecord,
+    price=None,
+    quantity=None,
+    wait: float = 0.0,
+) -> OrderProgress | None:
+    """Asks the engine to change an open order's price and/or remaining quantity; `wait` as for
+    `order_cancel` (the progress has the new price and quantity, and any fills the replace made)."""
     instrument = await _order_instrument(order)
     fields = rules.replace_fields(account, order, price, quantity, instrument)
     if order.side != Side.BUY:
-        await _append(instrument.symbol, fields)
-        return
-    # A buy's replace holds its whole new cost until the engine has answered (see
-    # `journal._APPEND_REPLACE`): it is refused when the available cash does not cover that.
-    hold = rules.replace_cost_units(order, fields, instrument)
+        append = functools.partial(_append, instrument.symbol)
+    else:
+        # A buy's replace holds its whole new cost until the engine has answered (see
+        # `journal._APPEND_REPLACE`): it is refused when the available cash does not cover that.
+        hold = rules.replace_cost_units(order, fields, instrument)
+        append = functools.partial(
+            _append_replace_buy, instrument.symbol, account.pk, order.order_id, hold
+        )
+    return await _answered(instrument, order, fields, wait, append)
+
+
+async def _append_replace_buy(
+    symbol: str, account_id: int, order_id: int, hold: int, fields: dict
+) -> None:
     append = functools.partial(
-        journal.aappend_replace_buy, instrument.symbol, account.pk, order.order_id, hold, fields
+        journal.aappend_replace_buy, symbol, account_id, order_id, hold, fields
     )
     try:
         try:
             await append()
         except journal.FundsMissing:
-            await _bootstrap_funds(account.pk)
+            await _bootstrap_funds(account_id)
             await append()
     except redis.RedisError as exc:
         raise Unavailable("The exchange cannot take commands right now.") from exc
     except (journal.FundsShort, journal.FundsMissing) as exc:
-        raise _refused(exc, instrument.symbol) from exc
+        raise _refused(exc, symbol) from exc
+
+
+async def _answered(
+    instrument: Instrument, order, fields: dict, wait: float, append
+) -> OrderProgress | None:
+    """Appends a cancel or replace (`append(fields)`), naming this loop's reply list when the
+    caller waits, and reads the order's progress from the engine's answer."""
+    if wait <= 0:
+        await append(fields)
+        return None
+    listener = journal.reply_listener(instrument.symbol)
+    fields["reply"] = listener.key
+    listener.asked()
+    try:
+        await append(fields)
+    except BaseException:
+        listener.not_asked()
+        raise
+    events = await listener.outcome(order.order_id, wait, command=fields["t"])
+    if events is None:
+        return None
+    progress = _known_progress(order, instrument)
+    for event in events:
+        if concerns(event, order.order_id):
+            progress.apply(event)
+    return progress
+
+
+def _known_progress(order, instrument: Instrument) -> OrderProgress:
+    """An open order's state as its caller knows it (a row, a pending order, the journal's
+    record), in lots and ticks: where the engine's answer to a cancel or replace starts from."""
+    if isinstance(order, journal.PendingRecord):
+        return OrderProgress(
+            order_id=order.order_id,
+            quantity_lots=order.quantity_lots,
+            status=order.status,
+            price_ticks=order.price_ticks or None,
+        )
+    return OrderProgress(
+        order_id=order.order_id,
+        quantity_lots=instrument.qty_to_lots(order.quantity),
+        filled_lots=instrument.qty_to_lots(order.filled_quantity),
+        status=order.status,
+        price_ticks=None if order.price is None else instrument.price_to_ticks(order.price),
+    )
 
 
 async def order_cancel_all(*, account: Account, symbol: str | None = None) -> int:

@@ -608,13 +608,15 @@ async def apending_orders(account_id: int) -> dict[int, PendingRecord]:
 
 
 class ReplyListener:
-    """The engine's immediate outcomes for one symbol, for every order of this event loop: the
-    one way the gateway waits for the engine.
+    """The engine's immediate outcomes for one symbol, for every command of this event loop that
+    asks for one: the one way the gateway waits for the engine.
 
-    The NEWs of a loop name one reply list per symbol; this task pops whatever the engine pushed
-    there, many at a time, and hands each outcome to the order waiting for it, found by the order
-    id of its `accepted`/`rejected` line. An outcome may arrive before its order's caller, who
-    learns the id from the append, asks for it: it is kept a moment (`EARLY_KEPT`)."""
+    The commands of a loop name one reply list per symbol; this task pops whatever the engine
+    pushed there, many at a time, and hands each outcome to the caller waiting for it, found by
+    the command and order id its first order event names (`reply_key_of`). An outcome may arrive
+    before its caller asks for it (a NEW's caller learns the id from the append): it is kept a
+    moment (`EARLY_KEPT`). Two commands of one kind for one order (two cancels of it) are answered
+    in the engine's order, which is the journal's."""
 
     BATCH = 256
     EARLY_KEPT = 4096
@@ -623,13 +625,13 @@ class ReplyListener:
         self.symbol = symbol
         self.key = reply_key(symbol, f"{id(self):x}-{asyncio.get_running_loop().time():.6f}")
         self._client = client
-        self._waiting: dict[int, asyncio.Future] = {}
-        self._early: OrderedDict[int, list] = OrderedDict()
+        self._waiting: dict[tuple[str, int], list[asyncio.Future]] = {}
+        self._early: OrderedDict[tuple[str, int], list[list]] = OrderedDict()
         self._expected = 0  # replies asked for and not delivered yet
         self._task: asyncio.Task | None = None
 
     def asked(self) -> None:
-        """A NEW naming this listener's key is about to be appended."""
+        """A command naming this listener's key is about to be appended."""
         self._expected += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._listen())
@@ -638,19 +640,28 @@ class ReplyListener:
         """The append failed: no reply will come for it."""
         self._expected = max(0, self._expected - 1)
 
-    async def outcome(self, order_id: int, timeout: float) -> list | None:
-        """The decoded events of the NEW with this id, or None if they did not come in time."""
-        events = self._early.pop(order_id, None)
-        if events is not None:
+    async def outcome(self, order_id: int, timeout: float, command: str = "new") -> list | None:
+        """The decoded events of the command (`new`, `cancel` or `replace`) of this order id, or
+        None if they did not come in time."""
+        wanted = (command, order_id)
+        early = self._early.get(wanted)
+        if early:
+            events = early.pop(0)
+            if not early:
+                del self._early[wanted]
             return events
         future = asyncio.get_running_loop().create_future()
-        self._waiting[order_id] = future
+        queue = self._waiting.setdefault(wanted, [])
+        queue.append(future)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             return None
         finally:
-            self._waiting.pop(order_id, None)
+            if future in queue:
+                queue.remove(future)
+            if not queue and self._waiting.get(wanted) is queue:
+                del self._waiting[wanted]
 
     def close(self) -> None:
         if self._task is not None:
@@ -673,17 +684,38 @@ class ReplyListener:
                 self._deliver(raw.decode())
 
     def _deliver(self, lines: str) -> None:
-        events = flashbook_engine.decode_events(lines)
-        for event in events:
-            if event.kind in ("accepted", "rejected"):
-                future = self._waiting.pop(event.order_id, None)
-                if future is not None and not future.done():
-                    future.set_result(events)  # decoded once, here
-                else:
-                    self._early[event.order_id] = events
-                    while len(self._early) > self.EARLY_KEPT:
-                        self._early.popitem(last=False)
+        events = flashbook_engine.decode_events(lines)  # decoded once, here
+        wanted = reply_key_of(events)
+        if wanted is None:
+            return
+        queue = self._waiting.get(wanted)
+        while queue:
+            future = queue.pop(0)
+            if not future.done():
+                future.set_result(events)
                 return
+        self._early.setdefault(wanted, []).append(events)
+        self._early.move_to_end(wanted)
+        while len(self._early) > self.EARLY_KEPT:
+            self._early.popitem(last=False)
+
+
+# The first order event of a command's reply names the command it answers: a NEW's is `accepted`
+# or `rejected`, a CANCEL's `cancelled` or `rejected`, a REPLACE's `replaced` or `rejected` (a
+# rejection names its command). Book status events (a pause that ended) may come before it.
+_ANSWERS = {"accepted": "new", "cancelled": "cancel", "replaced": "replace"}
+
+
+def reply_key_of(events: list) -> tuple[str, int] | None:
+    """(command, order id) of the command a reply answers."""
+    for event in events:
+        kind = event.kind
+        if kind == "rejected":
+            return event.command, event.order_id
+        command = _ANSWERS.get(kind)
+        if command is not None:
+            return command, event.order_id
+    return None
 
 
 def reply_listener(symbol: str) -> ReplyListener:

@@ -88,3 +88,53 @@ def test_orders_get_the_engines_immediate_outcome(engine, api, bob_api):
     quick = api.post("/api/v1/orders/", {**LIMIT_BUY, "price": "90.00"}, format="json")
     assert quick.status_code == 202
     assert quick.json()["status"] == "PENDING"
+
+
+def test_cancel_and_replace_wait_for_the_engines_answer(engine, api, bob_api):
+    instrument = make_instrument(price_band_pct=Decimal("10"))
+    journal.append("ACME", rules.rule_commands(instrument)[0])  # the BAND around 100
+    orders = "/api/v1/orders/"
+    sell = {**LIMIT_BUY, "side": "sell", "price": "101.00", "quantity": "5", "wait": True}
+    resting = bob_api.post(orders, sell, format="json").json()
+    buy = {**LIMIT_BUY, "price": "99.00", "quantity": "4", "wait": True}
+    buy = api.post(orders, buy, format="json").json()
+    assert (resting["status"], buy["status"]) == ("NEW", "NEW")
+
+    # A replace to a price that crosses: the answer has the new price and the fills it made.
+    crossed = api.post(f"{orders}{buy['id']}/replace", {"price": "101.00"}, format="json")
+    assert crossed.status_code == 200, crossed.json()
+    body = crossed.json()
+    assert (body["status"], body["price"], body["filled_quantity"]) == ("FILLED", "101.00", "4")
+    assert body["fills"] == [{"price": "101.00", "quantity": "4", "role": "taker"}]
+    assert body["average_fill_price"] == "101.00"
+
+    # A replace the engine refuses: its reason as the code, in words; the order unchanged.
+    outside = bob_api.post(f"{orders}{resting['id']}/replace", {"price": "150.00"}, format="json")
+    assert outside.status_code == 409, outside.json()
+    error = outside.json()["error"]
+    assert error["code"] == "price_out_of_band"
+    assert error["message"] == "The price is outside the instrument's price band."
+    # A smaller quantity at the same price keeps the order resting.
+    smaller = bob_api.post(f"{orders}{resting['id']}/replace", {"quantity": "0.5"}, format="json")
+    assert smaller.status_code == 400  # not whole lots: refused before the engine
+    smaller = bob_api.post(f"{orders}{resting['id']}/replace", {"quantity": "1"}, format="json")
+    assert smaller.status_code == 200
+    # The remaining quantity is the engine's; the fills before it are those recorded (no
+    # recorder runs here, so none).
+    assert smaller.json()["status"] in ("NEW", "PARTIALLY_FILLED")
+    assert smaller.json()["remaining_quantity"] == "1"
+
+    # Cancel: CANCELED; a second cancel of it answers that it is no longer open.
+    cancel = bob_api.post(f"{orders}{resting['id']}/cancel", {}, format="json")
+    assert cancel.status_code == 200, cancel.json()
+    assert cancel.json()["status"] == "CANCELED"
+    again = bob_api.post(f"{orders}{resting['id']}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "order_not_open"
+    # wait=false answers at once, as before.
+    late = {**LIMIT_BUY, "price": "99.00", "quantity": "1"}
+    late = api.post(orders, late, format="json").json()
+    quick = api.post(f"{orders}{late['id']}/cancel", {"wait": False}, format="json")
+    assert quick.status_code == 202 and quick.json()["status"] in ("PENDING", "NEW")
+    bad = api.post(f"{orders}{late['id']}/cancel", {"wait": "yes"}, format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "wait"

@@ -1,12 +1,15 @@
 """The gateway itself: replace bounds, an unknown journal outcome, Redis unreachable, cancel-all of
 orders only the journal has, the reserved client order id prefix, the caches, transactions."""
 
+import asyncio
 from decimal import Decimal
 
 import flashbook_engine
 import pytest
 import redis
+from asgiref.sync import async_to_sync
 
+from exchange import selectors
 from exchange.errors import InvalidInput, Unavailable
 from exchange.models import Order, OrderStatus
 from exchange.orders import gateway, journal
@@ -223,3 +226,39 @@ def test_halting_sends_the_command_outside_any_transaction(instrument, redis_cli
     instrument_halt_set(instrument=instrument, halted=True)
     assert journal_entries(redis_client, "ACME") == [{"t": "halt"}]
     assert Instrument.objects.get(pk=instrument.pk).halted
+
+
+def test_a_reply_is_matched_to_the_command_and_order_it_answers():
+    """`journal.reply_key_of`: a reply names its command by its first order event, whatever book
+    status events come before it, so a NEW, a CANCEL and a REPLACE of one order never take each
+    other's answers."""
+    book = flashbook_engine.OrderBook("ACME")
+    assert journal.reply_key_of(book.new_order(7, 1, "buy", 100, 5)) == ("new", 7)
+    assert journal.reply_key_of(book.new_order(7, 1, "buy", 100, 5)) == ("new", 7)  # duplicate
+    assert journal.reply_key_of(book.replace(7, 1, qty=2)) == ("replace", 7)
+    assert journal.reply_key_of(book.replace(7, 1, price=-1)) == ("replace", 7)  # refused
+    halted = book.halt()
+    assert journal.reply_key_of(halted) is None  # a book command: nobody's answer
+    assert journal.reply_key_of(halted + book.cancel(7, 1)) == ("cancel", 7)
+    assert journal.reply_key_of(book.cancel(7, 1)) == ("cancel", 7)  # refused: gone already
+    assert journal.reply_key_of(book.cancel(8, 2)) == ("cancel", 8)
+
+
+def test_two_cancels_of_one_order_are_answered_in_journal_order(engine, instrument, api, alice):
+    """Two cancels of one order in flight from one loop, both waiting: the engine answers them
+    in journal order, and each caller gets its own answer (the first CANCELED, the second
+    refused: the order is gone)."""
+    placed = api.post("/api/v1/orders/", {**LIMIT_BUY, "wait": True}, format="json").json()
+    assert placed["status"] == "NEW"
+    account = account_for_user(alice)
+    order = selectors.order_get(account=account, order_id=placed["id"])
+
+    async def both():
+        return await asyncio.gather(
+            gateway.order_cancel(account=account, order=order, wait=5.0),
+            gateway.order_cancel(account=account, order=order, wait=5.0),
+        )
+
+    first, second = async_to_sync(both)()
+    assert (first.status, first.refused) == (OrderStatus.CANCELED, "")
+    assert second.refused == "UNKNOWN_ORDER"

@@ -359,9 +359,14 @@ def test_an_order_only_the_journal_has_is_replaced_cancelled_and_cancelled_all(s
     assert not Order.objects.filter(pk__in=[o["id"] for o in placed]).exists()
     first, second, third = (o["id"] for o in placed)
     replace = stack.post({"quantity": "1"}, token, path=f"/api/v1/orders/{first}/replace")
-    assert replace[0] == 202, replace
+    assert replace[0] == 200, replace  # the engine's answer, though no row exists
+    replaced = json.loads(replace[2])
+    assert (replaced["status"], replaced["quantity"], replaced["id"]) == ("NEW", "1", first)
     cancel = stack.post(None, token, path=f"/api/v1/orders/{second}/cancel", raw=b"")
-    assert cancel[0] == 202, cancel
+    assert cancel[0] == 200, cancel
+    assert json.loads(cancel[2])["status"] == "CANCELED"
+    again = stack.post(None, token, path=f"/api/v1/orders/{second}/cancel", raw=b"")
+    assert again[0] == 409 and json.loads(again[2])["error"]["code"] == "order_not_open", again
     everything = stack.post({}, token, path="/api/v1/orders/cancel-all")
     assert everything[0] == 202 and json.loads(everything[2]) == {"requested": 3}
 

@@ -2,6 +2,7 @@
 client order ids, ownership, cancel / replace / cancel all, filters, pagination, throttling."""
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from exchange.models import Order, OrderStatus
@@ -111,16 +112,21 @@ def test_cancel_replace_and_cancel_all_send_commands(api, alice, instrument, red
     account = account_for_user(alice)
     order = place(api).json()
 
+    # No engine answers here: the one that waits (by default) ends in 202 too.
     cancel = api.post(f"{ORDERS}{order['id']}/cancel")
     assert cancel.status_code == 202
     assert cancel.json()["id"] == order["id"]
     replace = api.post(
-        f"{ORDERS}{order['id']}/replace", {"price": "99.60", "quantity": "4"}, format="json"
+        f"{ORDERS}{order['id']}/replace",
+        {"price": "99.60", "quantity": "4", "wait": False},
+        format="json",
     )
     assert replace.status_code == 202
 
     entries = journal_entries(redis_client, "ACME")
     acct = entries[0]["acct"]
+    # A command that waits names the gateway's reply list; one that does not, none.
+    assert entries[1].pop("reply").startswith(f"{settings.FLASHBOOK_REDIS_PREFIX}:reply:")
     assert entries[1] == {"t": "cancel", "id": "1", "acct": acct}
     assert entries[2] == {"t": "replace", "id": "1", "acct": acct, "px": "9960", "qty": "4"}
 
