@@ -9,14 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange import selectors, services
-from exchange.api import index, order_entry
+from exchange.api import actions, index
 from exchange.api import serializers as s
 from exchange.api.pagination import IdCursorPagination, SeqCursorPagination
 from exchange.api.throttling import OrderRateThrottle
 from exchange.errors import Forbidden, NotFound
 from exchange.models import ApiToken
 from exchange.orders import gateway
-from exchange.orders.progress import refusal
 
 ERROR = s.ErrorSerializer
 AUTH_ERRORS = {401: ERROR, 403: ERROR}
@@ -24,10 +23,10 @@ SYMBOL_PARAM = OpenApiParameter("symbol", str, OpenApiParameter.PATH, descriptio
 ORDER_PARAM = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The order's id.")
 TOKEN_PARAM = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The token's id.")
 
-_place = gateway.blocking(order_entry.place)
-_submit_cancel = gateway.blocking(gateway.order_cancel)
-_submit_replace = gateway.blocking(gateway.order_replace)
-_submit_cancel_all = gateway.blocking(gateway.order_cancel_all)
+_place = gateway.blocking(actions.place)
+_cancel = gateway.blocking(actions.cancel)
+_replace = gateway.blocking(actions.replace)
+_cancel_all = gateway.blocking(actions.cancel_all)
 
 
 def _valid(serializer_class, data) -> dict:
@@ -41,14 +40,6 @@ def _instrument(symbol: str):
     if instrument is None:
         raise NotFound(f"Unknown symbol {symbol[:40]!r}.", field="symbol", code="unknown_symbol")
     return instrument
-
-
-def _own_order(request, pk: int):
-    account = services.account_for_user(request.user)
-    order = selectors.order_get(account=account, order_id=pk)
-    if order is None:  # never anyone else's: the same answer whether or not it exists
-        raise NotFound("No such order.", code="unknown_order")
-    return account, order
 
 
 def _page(view, request, queryset, serializer_class) -> Response:
@@ -286,8 +277,9 @@ class OrderDetailApi(APIView):
         responses={200: s.OrderDetailSerializer, **AUTH_ERRORS, 404: ERROR},
     )
     def get(self, request, pk: int):
-        _, order = _own_order(request, pk)
-        return Response(s.OrderDetailSerializer(s.order_with_fills(order)).data)
+        account = services.account_for_user(request.user)
+        code, body = actions.order_status(account, order_id=pk)
+        return Response(body, status=code)
 
 
 class OrderByClientOrderIdApi(APIView):
@@ -303,28 +295,14 @@ class OrderByClientOrderIdApi(APIView):
     )
     def get(self, request, client_order_id: str):
         account = services.account_for_user(request.user)
-        order = selectors.order_find_by_client_order_id(
-            account=account, client_order_id=client_order_id
-        )
-        if order is None:  # as for an id: the same answer whoever else may have one
-            raise NotFound("No such order.", field="client_order_id", code="unknown_order")
-        return Response(s.OrderDetailSerializer(s.order_with_fills(order)).data)
+        code, body = actions.order_status(account, client_order_id=client_order_id)
+        return Response(body, status=code)
 
 
 COMMAND_ANSWERS = {
     200: OpenApiResponse(s.OrderDetailSerializer, "The engine's answer: the order after it."),
     202: OpenApiResponse(s.OrderSerializer, "Sent; no answer yet (or wait=false)."),
 }
-
-
-def _command_answer(order, progress) -> Response:
-    """200 with the order as the engine's answer left it; 202 with the order as it was when the
-    engine did not answer in time; the engine's refusal as a 409."""
-    if progress is None:
-        return Response(s.OrderSerializer(order).data, status=status.HTTP_202_ACCEPTED)
-    if progress.refused:
-        raise refusal(progress.refused)
-    return Response(s.OrderDetailSerializer(s.order_after_command(order, progress)).data)
 
 
 class OrderCancelApi(APIView):
@@ -353,9 +331,9 @@ class OrderCancelApi(APIView):
     )
     def post(self, request, pk: int):
         data = _valid(s.OrderCancelSerializer, request.data)
-        account, order = _own_order(request, pk)
-        progress = _submit_cancel(account=account, order=order, wait=s.wait_seconds(data))
-        return _command_answer(order, progress)
+        account = services.account_for_user(request.user)
+        code, body = _cancel(account, data, order_id=pk)
+        return Response(body, status=code)
 
 
 class OrderReplaceApi(APIView):
@@ -390,15 +368,9 @@ class OrderReplaceApi(APIView):
     )
     def post(self, request, pk: int):
         data = _valid(s.OrderReplaceSerializer, request.data)
-        account, order = _own_order(request, pk)
-        progress = _submit_replace(
-            account=account,
-            order=order,
-            price=data.get("price"),
-            quantity=data.get("quantity"),
-            wait=s.wait_seconds(data),
-        )
-        return _command_answer(order, progress)
+        account = services.account_for_user(request.user)
+        code, body = _replace(account, data, order_id=pk)
+        return Response(body, status=code)
 
 
 class OrderCancelAllApi(APIView):
@@ -419,12 +391,9 @@ class OrderCancelAllApi(APIView):
     )
     def post(self, request):
         data = _valid(s.OrderCancelAllSerializer, request.data)
-        symbol = data.get("symbol")
-        if symbol:
-            _instrument(symbol)  # a symbol the exchange does not list is a 404, not "0 cancelled"
         account = services.account_for_user(request.user)
-        count = _submit_cancel_all(account=account, symbol=symbol)
-        return Response({"requested": count}, status=status.HTTP_202_ACCEPTED)
+        code, body = _cancel_all(account, data)
+        return Response(body, status=code)
 
 
 # --- Account ----------------------------------------------------------------------------------
