@@ -3,7 +3,8 @@
 from django.urls import path
 
 from agents import live
+from exchange.live.consumers import browser_socket
 
 websocket_urlpatterns = [
-    path("ws/sim/", live.SimConsumer.as_asgi()),
+    path("ws/sim/", browser_socket(live.SimConsumer)),
 ]

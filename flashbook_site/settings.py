@@ -157,7 +157,11 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # The layer waits for messages with a 5 s BRPOP; redis-py 8 gives every read a 5 s
+            # socket timeout by default, so a socket that received nothing for 5 s lost its
+            # consumer (TimeoutError in the receive loop). The read may take longer than the
+            # BRPOP's own timeout.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
             "prefix": f"{FLASHBOOK_REDIS_PREFIX}:asgi",
             "capacity": 500,
             "expiry": 30,

@@ -24,13 +24,15 @@ _ORDER_BRIEF = s.OrderSerializer()
 OPEN_ORDERS_MAX = 1000
 
 
-async def place(account: Account, data: dict) -> tuple[int, dict]:
+async def place(account: Account, data: dict, on_journaled=None) -> tuple[int, dict]:
     """Places an order from `OrderCreateSerializer`'s validated data. 201: the engine's
     immediate outcome; 202: placed, no outcome yet; 200: a retry of a client order id the
-    account used already (nothing placed)."""
+    account used already (nothing placed). `on_journaled`: `gateway.order_submit`'s."""
     request, wait = s.order_request(data)
     try:
-        outcome = await gateway.order_submit(account=account, request=request, wait=wait)
+        outcome = await gateway.order_submit(
+            account=account, request=request, wait=wait, on_journaled=on_journaled
+        )
     except NotFound as exc:
         if exc.field != "symbol":
             raise
@@ -73,15 +75,17 @@ def _command_answer(order, progress) -> tuple[int, dict]:
     return 200, _ORDER_OUT.to_representation(s.order_after_command(order, progress))
 
 
-async def cancel(account: Account, data: dict, **which) -> tuple[int, dict]:
+async def cancel(account: Account, data: dict, on_journaled=None, **which) -> tuple[int, dict]:
     """Cancels the order `which` names (`order_id=` or `client_order_id=`), with
-    `OrderCancelSerializer`'s data."""
+    `OrderCancelSerializer`'s data. `on_journaled`: `gateway.order_cancel`'s."""
     order = await _own_order(account, **which)
-    progress = await gateway.order_cancel(account=account, order=order, wait=s.wait_seconds(data))
+    progress = await gateway.order_cancel(
+        account=account, order=order, wait=s.wait_seconds(data), on_journaled=on_journaled
+    )
     return await sync_to_async(_command_answer)(order, progress)
 
 
-async def replace(account: Account, data: dict, **which) -> tuple[int, dict]:
+async def replace(account: Account, data: dict, on_journaled=None, **which) -> tuple[int, dict]:
     """Replaces the order `which` names, with `OrderReplaceSerializer`'s data."""
     order = await _own_order(account, **which)
     progress = await gateway.order_replace(
@@ -90,6 +94,7 @@ async def replace(account: Account, data: dict, **which) -> tuple[int, dict]:
         price=data.get("price"),
         quantity=data.get("quantity"),
         wait=s.wait_seconds(data),
+        on_journaled=on_journaled,
     )
     return await sync_to_async(_command_answer)(order, progress)
 

@@ -59,16 +59,18 @@ def _first(detail, path: list[str]):
     return path, getattr(detail, "code", None) or "invalid", str(detail)
 
 
-def exception_handler(exc, context):
+def error_answer(exc) -> tuple[int, dict, dict] | None:
+    """(status, body, headers) of the error format for an exception a client caused — an
+    `ExchangeError` or one of DRF's — or None for anything else (a bug). Shared by the REST views
+    (`exception_handler`) and the WebSocket API, which sends the same body."""
     if isinstance(exc, ExchangeError):
-        set_rollback()
-        return Response(error_body(exc.status, exc.code, exc.field, exc.message), status=exc.status)
+        return exc.status, error_body(exc.status, exc.code, exc.field, exc.message), {}
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if not isinstance(exc, exceptions.APIException):
-        return None  # a bug: Django answers 500 (in the error format under /api/, see handler500)
+        return None
 
     headers = {}
     auth_header = getattr(exc, "auth_header", None)
@@ -84,10 +86,16 @@ def exception_handler(exc, context):
         field = None
         code = getattr(exc.detail, "code", None) or exc.default_code
         message = str(exc.detail)
+    return exc.status_code, error_body(exc.status_code, code, field, message), headers
+
+
+def exception_handler(exc, context):
+    answer = error_answer(exc)
+    if answer is None:
+        return None  # a bug: Django answers 500 (in the error format under /api/, see handler500)
+    status, body, headers = answer
     set_rollback()
-    return Response(
-        error_body(exc.status_code, code, field, message), status=exc.status_code, headers=headers
-    )
+    return Response(body, status=status, headers=headers)
 
 
 # --- Django-level handlers (wired in flashbook_site/urls.py) ------------------------------------

@@ -44,7 +44,13 @@ from exchange.live.market_state import (
     parse_md,
     private_events,
 )
-from exchange.protocol.keys import instruments_version_key, key, symbol_of, watch_key
+from exchange.protocol.keys import (
+    instruments_version_key,
+    key,
+    symbol_of,
+    watch_key,
+    watching_key,
+)
 
 log = logging.getLogger("flashbook.bridge")
 
@@ -176,7 +182,13 @@ class Bridge:
         )
         await self.layer.group_send(
             market_group(state.symbol),
-            {"type": "market.frame", "seq": frame["seq"], "prev": frame["prev"], "text": text},
+            {
+                "type": "market.frame",
+                "symbol": state.symbol,
+                "seq": frame["seq"],
+                "prev": frame["prev"],
+                "text": text,
+            },
         )
         self.frames_sent += 1
 
@@ -422,6 +434,9 @@ class Bridge:
             now = time.time()
             members = await self.redis.zrangebyscore(watch_key(), now, "+inf")
             self.watched = {int(m) for m in members}
+            # Those registered before `now` are sent their executions from here on: a socket
+            # that registers waits for this to answer its subscription.
+            await self.redis.set(watching_key(), repr(now), ex=WATCH_TTL)
             await self.redis.zremrangebyscore(watch_key(), 0, now)
             groups = [*self.relays, *(market_group(symbol) for symbol in self.markets)]
             self.viewed = await self._listened(groups)

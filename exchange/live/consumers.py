@@ -1,10 +1,9 @@
 """WebSocket consumers: thin relays of the bridge's frames (`exchange.live.bridge`) to one browser.
 
-* `MarketConsumer` — `/ws/market/{SYM}/`, open to everyone like the REST market data: a
-  snapshot first, then the symbol's frames. It checks the frames' sequence chain (each frame's
-  `prev` is the `seq` of the one before); a frame that does not follow on (the channel layer
-  dropped some for a slow browser) is answered with a fresh snapshot instead (`resync`). The
-  browser may also ask for one: `{"type": "resync"}`.
+* `MarketConsumer` — `/ws/market/{SYM}/`, open to everyone like the REST market data (no
+  Origin needed): a snapshot first, then the symbol's frames (`MarketFeed`, which the WebSocket
+  API's market subscriptions use too). The client may ask for a new snapshot:
+  `{"type": "resync"}`. An unknown symbol: close 4404.
 * `AccountConsumer` — `/ws/account/`, logged-in users only: the user's own executions and order
   updates (the group `account.{id}` of the user's account; nobody else's).
 
@@ -21,12 +20,14 @@ import time
 from contextlib import suppress
 
 import redis.asyncio as aioredis
+from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
 
 from exchange.live import bridge
-from exchange.protocol.keys import watch_key
+from exchange.protocol.keys import watch_key, watching_key
 from exchange.protocol.symbols import is_symbol
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -59,7 +60,7 @@ def _fallback_snapshot(symbol: str) -> dict:
     return snapshot
 
 
-class _RedisMixin:
+class RedisMixin:
     _redis: aioredis.Redis | None = None
 
     @property
@@ -74,30 +75,24 @@ class _RedisMixin:
             self._redis = None
 
 
-class MarketConsumer(_RedisMixin, AsyncWebsocketConsumer):
-    symbol: str
-    seq: int = -1  # the seq of the last frame (or snapshot) this browser has
+class MarketFeed:
+    """One symbol's market data for one socket: a snapshot first, then the bridge's frames of
+    the symbol, each checked to follow on from the last (`prev` is the `seq` before it); a frame
+    that does not (the channel layer dropped some for a slow client) is answered with a fresh
+    snapshot instead (`resync`). Used by the market socket and by the WebSocket API."""
 
-    async def connect(self):
-        self.symbol = self.scope["url_route"]["kwargs"]["symbol"]
-        if not is_symbol(self.symbol) or not await database_sync_to_async(_instrument_exists)(
-            self.symbol
-        ):
-            await self.close(code=CLOSE_UNKNOWN_SYMBOL)
-            return
-        self.group = bridge.market_group(self.symbol)
-        # Join first, then read the snapshot: every frame is either in it or still to come.
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        await self.send_snapshot(resync=False)
+    def __init__(self, symbol: str, redis: aioredis.Redis, send_text) -> None:
+        self.symbol = symbol
+        self.seq = -1  # the seq of the last frame (or snapshot) sent
+        self._redis = redis
+        self._send_text = send_text
 
-    async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        await self.close_redis()
+    @property
+    def group(self) -> str:
+        return bridge.market_group(self.symbol)
 
-    async def send_snapshot(self, *, resync: bool) -> None:
-        raw = await self.redis.get(bridge.snapshot_key(self.symbol))
+    async def snapshot(self, *, resync: bool) -> None:
+        raw = await self._redis.get(bridge.snapshot_key(self.symbol))
         if raw is None:
             snapshot = await database_sync_to_async(_fallback_snapshot)(self.symbol)
         else:
@@ -105,32 +100,78 @@ class MarketConsumer(_RedisMixin, AsyncWebsocketConsumer):
             snapshot["bridge"] = True
         snapshot["resync"] = resync
         self.seq = snapshot["seq"]
-        await self.send(text_data=json.dumps(snapshot, separators=(",", ":")))
+        await self._send_text(json.dumps(snapshot, separators=(",", ":")))
+
+    async def frame(self, event) -> None:
+        if self.seq < 0:
+            return  # no snapshot sent yet: the one to come is read after this frame was written
+        if event["prev"] == self.seq:
+            self.seq = event["seq"]
+            await self._send_text(event["text"])
+        elif event["seq"] <= self.seq:
+            return  # already in the snapshot this client started from
+        else:
+            await self.snapshot(resync=True)  # a gap: frames were lost on the way
+
+
+async def known_symbol(symbol: str) -> bool:
+    return is_symbol(symbol) and await database_sync_to_async(_instrument_exists)(symbol)
+
+
+class MarketConsumer(RedisMixin, AsyncWebsocketConsumer):
+    feed: MarketFeed | None = None
+
+    async def connect(self):
+        symbol = self.scope["url_route"]["kwargs"]["symbol"]
+        # Accepted first, so that the refusal is a close code a client can read (a close before
+        # the handshake is answered is an HTTP 403 to the client, whatever the code).
+        await self.accept()
+        if not await known_symbol(symbol):
+            await self.close(code=CLOSE_UNKNOWN_SYMBOL)
+            return
+        self.feed = MarketFeed(symbol, self.redis, self._send_text)
+        # Join first, then read the snapshot: every frame is either in it or still to come.
+        await self.channel_layer.group_add(self.feed.group, self.channel_name)
+        await self.feed.snapshot(resync=False)
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def disconnect(self, code):
+        if self.feed is not None:
+            await self.channel_layer.group_discard(self.feed.group, self.channel_name)
+        await self.close_redis()
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
             message = json.loads(text_data or "")
         except ValueError:
             return
-        if isinstance(message, dict) and message.get("type") == "resync":
-            await self.send_snapshot(resync=True)
+        if isinstance(message, dict) and message.get("type") == "resync" and self.feed:
+            await self.feed.snapshot(resync=True)
 
     async def market_frame(self, event):
-        if event["prev"] == self.seq:
-            self.seq = event["seq"]
-            await self.send(text_data=event["text"])
-        elif event["seq"] <= self.seq:
-            return  # already in the snapshot this browser started from
-        else:
-            await self.send_snapshot(resync=True)  # a gap: frames were lost on the way
+        if self.feed is not None:
+            await self.feed.frame(event)
+
+
+def browser_socket(consumer):
+    """A socket authenticated by the browser's session cookie: it passes the origin check (the
+    page's origin must be one of `ALLOWED_HOSTS`, so another site cannot open it with the
+    visitor's cookies) and the session authentication, which gives it `scope["user"]`. Public
+    sockets and the token-authenticated WebSocket API carry no cookie's authority and need
+    neither: a program sends no Origin header."""
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(consumer.as_asgi()))
 
 
 class PrivateConsumer(AsyncWebsocketConsumer):
-    """Refuses anonymous users (closes the handshake with CLOSE_UNAUTHENTICATED)."""
+    """Refuses anonymous users: accepts, then closes with CLOSE_UNAUTHENTICATED. Mounted with
+    `browser_socket`."""
 
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         await self.joined(user)
@@ -142,7 +183,29 @@ class PrivateConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
 
-class AccountConsumer(_RedisMixin, PrivateConsumer):
+# How long a socket that registers its account waits for the bridge to have seen it (the bridge
+# reads the registrations every `bridge.WATCH_INTERVAL`); with no bridge running it stops waiting.
+WATCH_SEEN_TIMEOUT = 2.0
+
+
+async def watch_account(redis: aioredis.Redis, account_id: int, *, wait: bool = False) -> bool:
+    """Tells the bridge that someone follows this account (it skips everyone else's). With
+    `wait`, returns once the bridge has read the registration — its executions are sent from then
+    on — True, or False when no bridge did within WATCH_SEEN_TIMEOUT."""
+    registered = time.time()
+    await redis.zadd(watch_key(), {str(account_id): registered + bridge.WATCH_TTL})
+    if not wait:
+        return True
+    deadline = time.monotonic() + WATCH_SEEN_TIMEOUT
+    while time.monotonic() < deadline:
+        seen = await redis.get(watching_key())
+        if seen is not None and float(seen) >= registered:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+class AccountConsumer(RedisMixin, PrivateConsumer):
     group: str | None = None
     heartbeat: asyncio.Task | None = None
 
@@ -159,8 +222,7 @@ class AccountConsumer(_RedisMixin, PrivateConsumer):
         await self.send(text_data=json.dumps({"type": "hello", "account": account.pk, "seq": 0}))
 
     async def _watch(self) -> None:
-        """Tells the bridge that someone follows this account (it skips everyone else's)."""
-        await self.redis.zadd(watch_key(), {str(self.account_id): time.time() + 60})
+        await watch_account(self.redis, self.account_id)
 
     async def _heartbeat(self) -> None:
         while True:

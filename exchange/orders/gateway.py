@@ -187,11 +187,13 @@ async def _existing(account: Account, client_order_id: str, order_id: int | None
 
 
 async def order_submit(
-    *, account: Account, request: OrderRequest, wait: float = 0.0
+    *, account: Account, request: OrderRequest, wait: float = 0.0, on_journaled=None
 ) -> OrderOutcome:
     """Validates and journals a NEW. With `wait` > 0, waits up to that many seconds for the
     engine's immediate outcome. A retry with a client order id the account used already returns
-    that order and places nothing."""
+    that order and places nothing. `on_journaled()`, if given, is called once the NEW is in the
+    journal — its place among the exchange's commands fixed — before the wait (a connection that
+    keeps its commands in order sends the next one then)."""
     client_order_id, generated = rules.client_order_id(request.client_order_id)
     try:
         instrument = await _tradable(request.symbol)
@@ -266,6 +268,8 @@ async def order_submit(
         return OrderOutcome(order=existing, created=False)
 
     record.order_id = order_id
+    if on_journaled is not None:
+        on_journaled()
     progress = None
     if listener is not None:
         events = await listener.outcome(order_id, wait)
@@ -379,17 +383,21 @@ async def _order_instrument(order: Order | journal.PendingRecord) -> Instrument:
 
 
 async def order_cancel(
-    *, account: Account, order: Order | journal.PendingRecord, wait: float = 0.0
+    *,
+    account: Account,
+    order: Order | journal.PendingRecord,
+    wait: float = 0.0,
+    on_journaled=None,
 ) -> OrderProgress | None:
     """Asks the engine to cancel an open order of the account (a row, or the journal's record of
     an order placed through this gateway). With `wait` > 0, waits up to that many seconds for the
     engine's answer: the order's progress after it (`status` CANCELED, or `refused` with the
-    engine's reason), None when it did not come in time; the outcome arrives as events anyway."""
+    engine's reason), None when it did not come in time; the outcome arrives as events anyway.
+    `on_journaled` as for `order_submit`."""
     fields = rules.cancel_fields(account, order)
     instrument = await _order_instrument(order)
-    return await _answered(
-        instrument, order, fields, wait, functools.partial(_append, instrument.symbol)
-    )
+    append = functools.partial(_append, instrument.symbol)
+    return await _answered(instrument, order, fields, wait, append, on_journaled)
 
 
 async def order_replace(
@@ -399,6 +407,7 @@ async def order_replace(
     price=None,
     quantity=None,
     wait: float = 0.0,
+    on_journaled=None,
 ) -> OrderProgress | None:
     """Asks the engine to change an open order's price and/or remaining quantity; `wait` as for
     `order_cancel` (the progress has the new price and quantity, and any fills the replace made)."""
@@ -413,7 +422,7 @@ async def order_replace(
         append = functools.partial(
             _append_replace_buy, instrument.symbol, account.pk, order.order_id, hold
         )
-    return await _answered(instrument, order, fields, wait, append)
+    return await _answered(instrument, order, fields, wait, append, on_journaled)
 
 
 async def _append_replace_buy(
@@ -435,21 +444,24 @@ async def _append_replace_buy(
 
 
 async def _answered(
-    instrument: Instrument, order, fields: dict, wait: float, append
+    instrument: Instrument, order, fields: dict, wait: float, append, on_journaled
 ) -> OrderProgress | None:
     """Appends a cancel or replace (`append(fields)`), naming this loop's reply list when the
     caller waits, and reads the order's progress from the engine's answer."""
-    if wait <= 0:
-        await append(fields)
-        return None
-    listener = journal.reply_listener(instrument.symbol)
-    fields["reply"] = listener.key
-    listener.asked()
+    listener = journal.reply_listener(instrument.symbol) if wait > 0 else None
+    if listener is not None:
+        fields["reply"] = listener.key
+        listener.asked()
     try:
         await append(fields)
     except BaseException:
-        listener.not_asked()
+        if listener is not None:
+            listener.not_asked()
         raise
+    if on_journaled is not None:
+        on_journaled()
+    if listener is None:
+        return None
     events = await listener.outcome(order.order_id, wait, command=fields["t"])
     if events is None:
         return None

@@ -82,6 +82,12 @@ def watch_key() -> str:
     return f"{prefix()}:ws:watch"
 
 
+def watching_key() -> str:
+    """The time (seconds since the epoch, a float string) at which the bridge last read
+    `watch_key`: an account registered before it has its executions sent from then on."""
+    return f"{prefix()}:ws:watching"
+
+
 def _prefix(given: str | None) -> str:
     return prefix() if given is None else given
 

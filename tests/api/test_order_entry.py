@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import flashbook_engine
 import pytest
 import redis
 from django.contrib.auth import get_user_model
-from django.db import connections
 
 from exchange.models import Order
-from exchange.protocol.keys import key as redis_key
 from exchange.services import api_token_create, api_token_revoke
-from tests.recorder.conftest import _sqlite_file
+from tests.live_stack import live_stack, wait_until
 
 from .support import make_instrument
 
@@ -42,20 +33,6 @@ VOLATILE = {"id", "exchange_order_id", "client_order_id", "created_at", "updated
 
 def _stable(headers: dict) -> dict:
     return {k: v for k, v in headers.items() if k not in ("date", "content-length")}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Stack:
@@ -91,124 +68,18 @@ def _user_token(name: str) -> str:
     return api_token_create(user=user, name="tests")[1]
 
 
-@contextmanager
-def _postgres_database():
-    """A fresh PostgreSQL database that this process's default connection (and every connection
-    opened meanwhile) uses; dropped afterwards. Skips when no server answers."""
-    import environ
-    import psycopg
-
-    base = os.environ.get("TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("TEST_POSTGRES_URL is not set")
-    try:
-        psycopg.connect(base, connect_timeout=2).close()
-    except psycopg.Error as exc:
-        pytest.skip(f"no PostgreSQL at TEST_POSTGRES_URL: {exc}")
-    name = f"fbtest_oe_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    shared = connections.settings["default"]
-    saved, previous = dict(shared), connections["default"]
-    shared.clear()
-    shared.update({**saved, "OPTIONS": {}, **environ.Env.db_url_config(url)})
-    current = connections["default"] = connections.create_connection("default")
-    try:
-        yield url
-    finally:
-        current.close()
-        shared.clear()
-        shared.update(saved)
-        connections["default"] = previous
-        with psycopg.connect(base, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def _database(kind: str, folder: Path):
-    if kind == "postgresql":
-        with _postgres_database() as url:
-            yield url
-    else:
-        database = folder / "db.sqlite3"
-        with _sqlite_file(database):
-            yield f"sqlite:///{database}"
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"no Redis at {url}: {exc}")
+    env = {"FLASHBOOK_ORDER_RATE": f"{RATE_PER_MIN}/min", "FLASHBOOK_ORDER_WAIT": "5"}
     folder = tmp_path_factory.mktemp("order-entry")
-    prefix = f"fbtest-oe-{uuid.uuid4().hex[:10]}"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flashbook_site.settings",
-        "FLASHBOOK_ENV_FILE": "",
-        "DEBUG": "0",
-        "SECRET_KEY": uuid.uuid4().hex * 2,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "REDIS_URL": url,
-        "FLASHBOOK_REDIS_PREFIX": prefix,
-        "FLASHBOOK_ORDER_RATE": f"{RATE_PER_MIN}/min",
-        "FLASHBOOK_ORDER_WAIT": "5",
-    }
-    processes = []
-    with django_db_blocker.unblock(), _database(request.param, folder) as database_url:
-        from django.core.management import call_command
-
-        env["DATABASE_URL"] = database_url
-        call_command("migrate", verbosity=0, interactive=False)
-        make_instrument(served=False)  # the engine below takes it on
-        try:
-            for args in (
-                ["manage.py", "run_engine", "--symbols", "ACME"],
-                [
-                    *["-m", "uvicorn", "flashbook_site.asgi:application", "--port", str(port)],
-                    *["--no-access-log", "--log-level", "warning", "--lifespan", "off"],
-                ],
-            ):
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, *args],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=open(folder / f"{len(processes)}.log", "wb"),
-                    )
-                )
-
-            def up() -> bool:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    return True
-                except OSError:
-                    return False
-
-            _wait_until(up, 30, "uvicorn")
-            status = redis.Redis.from_url(url)
-            _wait_until(
-                lambda: status.exists(redis_key("status", "ACME", prefix=prefix)), 30, "the engine"
-            )
-            status.close()
-            yield Stack(port, prefix, url)
-        finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            client = redis.Redis.from_url(url)
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            if keys:
-                client.delete(*keys)
-            shutil.rmtree(folder, ignore_errors=True)
+    with (
+        django_db_blocker.unblock(),
+        # The engine takes the instrument on.
+        live_stack(
+            request.param, folder, ["engine"], env, lambda: make_instrument(served=False)
+        ) as running,
+    ):
+        yield Stack(running.port, running.prefix, running.redis_url)
 
 
 def test_order_entry_answers_as_django_does(stack):
@@ -382,7 +253,7 @@ def test_an_order_only_the_journal_has_is_replaced_cancelled_and_cancelled_all(s
                     said.setdefault(event.order_id, []).append(event.kind)
         return said
 
-    _wait_until(lambda: len(engine_said()) == 3, 10, "the engine's answers")
+    wait_until(lambda: len(engine_said()) == 3, 10, "the engine's answers")
     said = engine_said()
     assert said[first] == ["replaced", "cancelled"]
     assert said[second] == ["cancelled"] and said[third] == ["cancelled"]

@@ -29,7 +29,11 @@ def redis_prefix(settings, redis_url):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": f"{prefix}:asgi", "capacity": 500},
+            "CONFIG": {
+                "hosts": [{"address": redis_url, "socket_timeout": 15}],
+                "prefix": f"{prefix}:asgi",
+                "capacity": 500,
+            },
         }
     }
     yield prefix
