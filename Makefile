@@ -34,6 +34,7 @@ help:
 	@echo "  make compose-check validate docker-compose.yml (needs docker)"
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
 	@echo "  make bench-api     the REST API under load (gunicorn, engine worker, recorder)"
+	@echo "  make bench-ws      the WebSocket API under the same load"
 	@echo "  make bench-sim     the research simulator: a full day of the RMSC04-sized preset"
 	@echo "  make realism       stylized facts of the default population over 10 seeds"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
@@ -156,6 +157,12 @@ bench-worker: setup
 bench-api: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_api.py
+
+# The WebSocket API under the same load and stack as bench-api: 32 programs, one connection each.
+.PHONY: bench-ws
+bench-ws: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		REDIS_URL="$$url" $(VPY) bench/bench_ws.py
 
 # The live feed: 10,000 orders/s into the engine, a WebSocket client subscribed to the bridge.
 .PHONY: bench-feed

@@ -4,6 +4,7 @@ which `exchange.api.errors.exception_handler` turns into the one error format.""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.authentication import BasicAuthentication
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 from exchange import selectors, services
 from exchange.api import actions, index
 from exchange.api import serializers as s
+from exchange.api.authentication import BearerTokenAuthentication, CsrfSessionAuthentication
 from exchange.api.pagination import IdCursorPagination, SeqCursorPagination
 from exchange.api.throttling import OrderRateThrottle
 from exchange.errors import Forbidden, NotFound
@@ -432,6 +434,14 @@ class AccountFillsApi(APIView):
 
 
 class TokenListCreateApi(APIView):
+    # A program's first token: its person's username and password by HTTP Basic (no login form
+    # to scrape), beside the session of the site. Never a token (see `post`).
+    authentication_classes = [
+        BearerTokenAuthentication,
+        BasicAuthentication,
+        CsrfSessionAuthentication,
+    ]
+
     @extend_schema(
         tags=["tokens"],
         summary="Your API tokens (secrets are never shown again)",
@@ -445,9 +455,10 @@ class TokenListCreateApi(APIView):
     @extend_schema(
         tags=["tokens"],
         summary="Create an API token",
-        description="The answer holds the secret, shown this once. Only a logged-in person "
-        "(the site's session) creates tokens: a request authenticated by a token is refused 403 "
-        "`token_cannot_create_tokens`.",
+        description="The answer holds the secret, shown this once. Only a person creates "
+        "tokens: logged in on the site (its session), or with their username and password by "
+        "HTTP Basic (`curl -u name:password`) — how a program gets its first token. A request "
+        "authenticated by a token is refused 403 `token_cannot_create_tokens`.",
         request=s.TokenCreateSerializer,
         responses={201: s.TokenCreatedSerializer, 400: ERROR, **AUTH_ERRORS, 409: ERROR},
     )

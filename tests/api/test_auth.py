@@ -155,6 +155,35 @@ def test_token_names_are_validated(alice, body, code):
     assert_error(session.post("/api/v1/tokens/", body, format="json"), 400, code, "name")
 
 
+def test_a_program_gets_its_first_token_with_its_persons_password(db):
+    """HTTP Basic on the tokens endpoint: no login form to scrape (as `curl -u name:password`)."""
+    import base64
+
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user(username="quant", password="s3cret-pass")
+    client = APIClient()
+
+    def basic(password: str) -> str:
+        return "Basic " + base64.b64encode(f"quant:{password}".encode()).decode()
+
+    wrong = client.post(
+        "/api/v1/tokens/", {"name": "bot"}, format="json", HTTP_AUTHORIZATION=basic("nope")
+    )
+    assert_error(wrong, 401, "authentication_failed")
+    assert not ApiToken.objects.exists()
+    created = client.post(
+        "/api/v1/tokens/", {"name": "bot"}, format="json", HTTP_AUTHORIZATION=basic("s3cret-pass")
+    )
+    assert created.status_code == 201, created.json()
+    secret = created.json()["token"]
+    account = client.get("/api/v1/account/", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert account.status_code == 200
+    # Only the tokens endpoint takes a password: the rest of the API wants a token.
+    elsewhere = client.get("/api/v1/account/", HTTP_AUTHORIZATION=basic("s3cret-pass"))
+    assert elsewhere.status_code == 401
+
+
 def test_a_token_cannot_create_tokens(api):
     from exchange.models import ApiToken
 
