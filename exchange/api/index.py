@@ -31,8 +31,9 @@ def api_index() -> dict:
         "version": "1",
         "documentation": reverse("api:docs"),
         "schema": reverse("api:schema"),
-        "authentication": "Authorization: Bearer <token>; create tokens at /api/v1/tokens/ "
-        "(logged in) — see the documentation.",
+        "authentication": "Authorization: Bearer <token>; create one at /api/v1/tokens/ "
+        "logged in or with your username and password (HTTP Basic) — see the documentation.",
+        "websocket": "/ws/v1/",
         "endpoints": list(_endpoints()),
     }
 

@@ -192,6 +192,9 @@ class ApiIndexSerializer(Shape):
     documentation = serializers.CharField(help_text="Interactive documentation (Swagger UI).")
     schema = serializers.CharField(help_text="The OpenAPI schema.")
     authentication = serializers.CharField()
+    websocket = serializers.CharField(
+        help_text="The WebSocket API's path: requests and subscriptions on one connection."
+    )
     endpoints = ApiEndpointSerializer(many=True)
 
 

@@ -209,6 +209,7 @@ def test_the_index_lists_the_endpoints_and_the_time_is_the_servers(api):
     } <= routes
     assert not any(p.endswith("/cancel/") or p == "/api/v1/orders" for _, p in routes)
     assert body["schema"] == "/api/v1/schema/"
+    assert body["websocket"] == "/ws/v1/"
     now = api.get("/api/v1/time").json()
     assert abs(now["epoch_ms"] - time.time() * 1000) < 5_000
     assert now["server_time"].endswith("Z")
