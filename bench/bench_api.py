@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from stack import (
@@ -249,31 +250,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--interface",
-        choices=("asgi", "wsgi"),
-        default="asgi",
-        help="asgi (production) or wsgi (the same Django app under uvicorn's WSGI adapter)",
-    )
-    parser.add_argument("--no-wait", action="store_true", help="wait=false: the 202 path")
+def database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database",
         choices=("auto", "postgresql", "sqlite"),
         default="auto",
         help="auto: PostgreSQL when one answers at TEST_POSTGRES_URL, else SQLite",
     )
-    options = parser.parse_args()
 
+
+def run_bench(
+    bench: str,
+    results: Path,
+    options,
+    load_for: Callable[[int, list[str], float], dict],
+    interface: str = "asgi",
+    details: dict | None = None,
+) -> int:
+    """Runs the stack (see the module's docstring), warms up with a second of `load_for(port,
+    tokens, seconds)`, then measures `options.seconds` of it: the CPU of every part, the answers'
+    statuses and latencies. Prints the details, then the summary as the last line, and writes both
+    to `results`. Shared by `make bench-api` and `make bench-ws`."""
     import redis
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"fbbench-api-{uuid.uuid4().hex[:8]}"
-    tmp = Path(tempfile.mkdtemp(prefix="fbbench-api-"))
+    prefix = f"fbbench-{bench}-{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp(prefix=f"fbbench-{bench}-"))
     drop_db = None
     server = postgres_url()
     use_postgres = options.database == "postgresql" or (
@@ -296,6 +298,9 @@ def main() -> int:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "FLASHBOOK_REDIS_PREFIX": prefix,
+        # Counted as in production, set above what 32 clients at full speed reach (6,000 a
+        # minute each, the default, is 3,200 orders/s over 32).
+        "FLASHBOOK_ORDER_RATE": "1000000/min",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
@@ -309,7 +314,7 @@ def main() -> int:
             [*manage, "run_recorder", "--symbols", SYMBOL], env, tmp / "r.log"
         )
         procs["uvicorn"] = spawn(
-            server_command(options.interface, port, options.workers), env, tmp / "uvicorn.log"
+            server_command(interface, port, options.workers), env, tmp / "uvicorn.log"
         )
         wait_ready(port, tokens[0])
         time.sleep(1.0)  # let every uvicorn worker finish starting
@@ -319,7 +324,7 @@ def main() -> int:
                 raise RuntimeError(f"{name} exited: {logs}")
 
         # Warm up (connections, caches, the engine's first batches); not measured.
-        asyncio.run(load(port, tokens, 1.0, not options.no_wait))
+        load_for(port, tokens, 1.0)
         worker_pids = children(procs["uvicorn"].pid)
         redis_pid = int(rds.info("server")["process_id"])
         meter = CpuMeter(
@@ -334,7 +339,7 @@ def main() -> int:
         client_before = time.process_time()
 
         with meter:
-            out = asyncio.run(load(port, tokens, options.seconds, not options.no_wait))
+            out = load_for(port, tokens, options.seconds)
 
         elapsed = out["elapsed"]
         cpu = meter.used()
@@ -349,7 +354,7 @@ def main() -> int:
         lag_s = caught_up_after(rds, key("evt", SYMBOL, prefix=prefix))
 
         summary = {
-            "bench": "api",
+            "bench": bench,
             "orders_per_s": round(ok / elapsed),
             "p50_ms": round(percentile(out["latencies"], 0.50), 2),
             "p99_ms": round(percentile(out["latencies"], 0.99), 2),
@@ -361,8 +366,7 @@ def main() -> int:
             "seconds": round(elapsed, 1),
             "clients": options.clients,
             "uvicorn_workers": options.workers,
-            "wait": not options.no_wait,
-            "interface": options.interface,
+            **(details or {}),
             "database": "postgresql" if drop_db else "sqlite",
             "cpus": os.cpu_count(),
             "statuses": codes,
@@ -377,8 +381,8 @@ def main() -> int:
             "recorder_caught_up_after_s": lag_s,
         }
         print(json.dumps(details, indent=1), file=sys.stderr)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({**summary, "details": details}, indent=1) + "\n")
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps({**summary, "details": details}, indent=1) + "\n")
         print(json.dumps(summary))
         return 0
     finally:
@@ -392,6 +396,31 @@ def main() -> int:
             print(f"logs kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--interface",
+        choices=("asgi", "wsgi"),
+        default="asgi",
+        help="asgi (production) or wsgi (the same Django app under uvicorn's WSGI adapter)",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="wait=false: the 202 path")
+    database_options(parser)
+    options = parser.parse_args()
+    wait = not options.no_wait
+    return run_bench(
+        "api",
+        RESULTS,
+        options,
+        lambda port, tokens, seconds: asyncio.run(load(port, tokens, seconds, wait)),
+        interface=options.interface,
+        details={"wait": wait, "interface": options.interface},
+    )
 
 
 if __name__ == "__main__":

@@ -22,29 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import shutil
-import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from bench_api import SYMBOL, percentile, prepare, server_command, spawn, stop, wait_ready
-from stack import (
-    CpuMeter,
-    caught_up_after,
-    children,
-    delete_prefix,
-    free_port,
-    key,
-    postgres_answers,
-    postgres_database,
-    postgres_pids,
-    postgres_url,
-)
+from bench_api import SYMBOL, database_options, run_bench
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,122 +96,15 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--in-flight", type=int, default=1, help="requests each program keeps")
-    parser.add_argument("--database", choices=("auto", "postgresql", "sqlite"), default="auto")
+    database_options(parser)
     options = parser.parse_args()
-
-    import redis
-
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"fbbench-ws-{uuid.uuid4().hex[:8]}"
-    tmp = Path(tempfile.mkdtemp(prefix="fbbench-ws-"))
-    drop_db = None
-    server = postgres_url()
-    use_postgres = options.database == "postgresql" or (
-        options.database == "auto" and postgres_answers(server)
+    return run_bench(
+        "ws",
+        RESULTS,
+        options,
+        lambda port, tokens, seconds: asyncio.run(load(port, tokens, seconds, options.in_flight)),
+        details={"in_flight": options.in_flight},
     )
-    if use_postgres:
-        database_url, drop_db = postgres_database(server)
-    else:
-        database_url = f"sqlite:///{tmp / 'db.sqlite3'}"
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flashbook_site.settings",
-        "FLASHBOOK_ENV_FILE": str(tmp / "none.env"),  # not the developer's .env
-        "DEBUG": "0",
-        "SECRET_KEY": uuid.uuid4().hex * 2,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "FLASHBOOK_REDIS_PREFIX": prefix,
-        # Counted as in production, set above what 32 programs at full speed reach.
-        "FLASHBOOK_ORDER_RATE": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
-    procs = {}
-    rds = redis.Redis.from_url(redis_url)
-    try:
-        tokens = prepare(env, options.clients)
-        manage = [sys.executable, "manage.py"]
-        procs["engine"] = spawn([*manage, "run_engine", "--symbols", SYMBOL], env, tmp / "e.log")
-        procs["recorder"] = spawn(
-            [*manage, "run_recorder", "--symbols", SYMBOL], env, tmp / "r.log"
-        )
-        procs["uvicorn"] = spawn(server_command("asgi", port, options.workers), env, tmp / "w.log")
-        wait_ready(port, tokens[0])
-        time.sleep(1.0)  # let every uvicorn worker finish starting
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                logs = "".join(p.read_text()[-1500:] for p in tmp.glob("*.log"))
-                raise RuntimeError(f"{name} exited: {logs}")
-
-        asyncio.run(load(port, tokens, 1.0, options.in_flight))  # warm up; not measured
-        worker_pids = children(procs["uvicorn"].pid)
-        redis_pid = int(rds.info("server")["process_id"])
-        meter = CpuMeter(
-            {
-                "uvicorn_workers": lambda: worker_pids,
-                "engine": lambda: [procs["engine"].pid],
-                "recorder": lambda: [procs["recorder"].pid],
-                **({"postgresql": postgres_pids} if use_postgres else {}),
-                "redis": lambda: [redis_pid],
-            }
-        )
-        client_before = time.process_time()
-        with meter:
-            out = asyncio.run(load(port, tokens, options.seconds, options.in_flight))
-        elapsed = out["elapsed"]
-        cpu = meter.used()
-        cpu["client"] = time.process_time() - client_before
-        statuses = out["statuses"]
-        ok = sum(1 for s in statuses if 200 <= s < 300)
-        codes: dict[int, int] = {}
-        for s in statuses:
-            codes[s] = codes.get(s, 0) + 1
-        lag_s = caught_up_after(rds, key("evt", SYMBOL, prefix=prefix))
-        summary = {
-            "bench": "ws",
-            "orders_per_s": round(ok / elapsed),
-            "p50_ms": round(percentile(out["latencies"], 0.50), 2),
-            "p99_ms": round(percentile(out["latencies"], 0.99), 2),
-            "errors": len(statuses) - ok,
-            "web_cpu_us_per_order": round(cpu["uvicorn_workers"] / max(ok, 1) * 1e6, 1),
-        }
-        details = {
-            "seconds": round(elapsed, 1),
-            "clients": options.clients,
-            "in_flight": options.in_flight,
-            "uvicorn_workers": options.workers,
-            "database": "postgresql" if drop_db else "sqlite",
-            "cpus": os.cpu_count(),
-            "statuses": codes,
-            "error_samples": out["samples"],
-            "mean_ms": round(statistics.fmean(out["latencies"]), 2) if out["latencies"] else 0,
-            "latency_ms": {
-                f"p{q:g}": round(percentile(out["latencies"], q / 100), 2)
-                for q in (50, 90, 95, 99, 99.9, 100)
-            },
-            "cpu_share_of_one_core": {k: round(v / elapsed, 2) for k, v in cpu.items()},
-            "cpu_us_per_order": {k: round(v / max(ok, 1) * 1e6, 1) for k, v in cpu.items()},
-            "recorder_caught_up_after_s": lag_s,
-        }
-        print(json.dumps(details, indent=1), file=sys.stderr)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({**summary, "details": details}, indent=1) + "\n")
-        print(json.dumps(summary))
-        return 0
-    finally:
-        for proc in reversed(list(procs.values())):
-            stop(proc)
-        delete_prefix(rds, prefix)
-        rds.close()
-        if drop_db is not None:
-            drop_db()
-        if os.environ.get("BENCH_KEEP_LOGS"):
-            print(f"logs kept in {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
