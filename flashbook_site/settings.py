@@ -20,6 +20,11 @@ Variables:
     FLASHBOOK_INITIAL_CASH  cash of a user's account when it is created; default 100000.
     FLASHBOOK_CURRENCY_DECIMALS  decimals money (cash, equity, P&L) is written with everywhere;
                             default 2 (more only when an amount has them: never rounded).
+    FLASHBOOK_FIX_PORT      the FIX 4.4 acceptor's port (`run_fix`); default 9878.
+    FLASHBOOK_FIX_HOST      the address it listens on; default 127.0.0.1 (0.0.0.0 in compose).
+    FLASHBOOK_FIX_COMP_ID   the exchange's CompID in FIX sessions; default FLASHBOOK.
+    FLASHBOOK_FIX_DIR       where FIX sessions keep their messages and sequence numbers;
+                            default var/fix.
     FLASHBOOK_SIGNUP        "0" turns off self-service sign-up at /signup/; on by default.
     LOG_LEVEL               default INFO.
     LOG_FORMAT              "json" for one JSON object per log line (deployments); "plain" default.
@@ -183,6 +188,12 @@ CACHES = {
 
 FLASHBOOK_ORDER_RATE = env.str("FLASHBOOK_ORDER_RATE", default="6000/min")
 FLASHBOOK_ORDER_WAIT = env.float("FLASHBOOK_ORDER_WAIT", default=2.0)
+# --- FIX 4.4 (`run_fix`, exchange/fix) ---------------------------------------------------------
+FLASHBOOK_FIX_PORT = env.int("FLASHBOOK_FIX_PORT", default=9878)
+FLASHBOOK_FIX_HOST = env.str("FLASHBOOK_FIX_HOST", default="127.0.0.1")
+FLASHBOOK_FIX_COMP_ID = env.str("FLASHBOOK_FIX_COMP_ID", default="FLASHBOOK")
+FLASHBOOK_FIX_DIR = Path(env.str("FLASHBOOK_FIX_DIR", default=str(BASE_DIR / "var" / "fix")))
+
 FLASHBOOK_RETENTION_DAYS = env.float("FLASHBOOK_RETENTION_DAYS", default=30.0)
 FLASHBOOK_INITIAL_CASH = env.str("FLASHBOOK_INITIAL_CASH", default="100000")
 # How money is written (exchange.protocol.decimals.money_str): "1250.50", never "1250.5" or "0E-8".

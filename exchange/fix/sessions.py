@@ -285,12 +285,18 @@ class FixFront:
             return
         fields = dict(parse_fields(logon))
         comp_id = fields.get(49, "")
-        if fields.get(35) != "A" or fields.get(56) != self.comp_id or not COMP_ID.fullmatch(comp_id):
+        if (
+            fields.get(35) != "A"
+            or fields.get(56) != self.comp_id
+            or not COMP_ID.fullmatch(comp_id)
+        ):
             return  # not a Logon to us: QuickFIX would drop it too, without an answer
         verdict = await self.handler.authenticate(comp_id, fields.get(554, ""))
-        if verdict.account_id is None and comp_id not in self.clients:
-            # Refused, and no session of that name exists to answer in: a Logout of our own
-            # (the client's first message of a new session, so sequence number 1 on both sides).
+        if verdict.account_id is None:
+            # Refused here, never inside the session: a refused logon must not touch the
+            # session's sequence numbers or stored messages (they are the account's). The
+            # Logout is outside the session too (sequence number 1); a client's engine reads a
+            # Logout's Text whatever its sequence number.
             writer.write(self._logout(comp_id, verdict.refusal))
             await writer.drain()
             return
@@ -336,4 +342,3 @@ async def _pipe_both(client_reader, client_writer, upstream_reader, upstream_wri
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         upstream_writer.close()
-

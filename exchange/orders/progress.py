@@ -46,6 +46,11 @@ def refusal(reason: str) -> Conflict:
     return Conflict(reason_text(reason), code=code)
 
 
+def ends_by_expiry(reason: str) -> bool:
+    """Whether a cancel reason means the order expired (EXPIRED) rather than was cancelled."""
+    return reason in _EXPIRY_REASONS
+
+
 @dataclass
 class OrderProgress:
     """An order's state in lots and ticks, as far as the events seen so far tell."""

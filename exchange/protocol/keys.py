@@ -88,6 +88,11 @@ def watching_key() -> str:
     return f"{prefix()}:ws:watching"
 
 
+def fix_comp_key(comp_id: str) -> str:
+    """The account a FIX SenderCompID belongs to (set by the first logon that uses it)."""
+    return f"{prefix()}:fix:comp:{comp_id}"
+
+
 def _prefix(given: str | None) -> str:
     return prefix() if given is None else given
 
