@@ -11,7 +11,7 @@ import pytest
 
 from .compose import COMPOSE_FILE, REQUIRED, ROOT, MissingVariable, load, service_environment
 
-APP_SERVICES = {"migrate", "engine-a", "engine-b", "recorder", "bridge", "agents", "web"}
+APP_SERVICES = {"migrate", "engine-a", "engine-b", "recorder", "bridge", "agents", "web", "fix"}
 LONG_RUNNING = APP_SERVICES - {"migrate"}
 
 
@@ -79,9 +79,23 @@ def test_scaled_roles_and_health_checks():
     assert "/readyz" in services["web"]["healthcheck"]["test"][-1]
     for name in ("redis", "postgres"):
         assert services[name]["healthcheck"]["test"]
-    # Only the proxy is reachable from outside; web speaks to it on the private network.
-    assert [name for name, s in services.items() if s.get("ports")] == ["proxy"]
+    # Only the proxy (https) and the FIX acceptor (FIX's own TCP) are reachable from outside;
+    # web speaks to the proxy on the private network.
+    assert sorted(name for name, s in services.items() if s.get("ports")) == ["fix", "proxy"]
     assert services["web"]["expose"] == ["8000"]
+
+
+def test_one_fix_acceptor_keeps_its_sessions_in_a_volume_and_listens_on_every_address():
+    services = load()["services"]
+    fix = services["fix"]
+    assert _command(fix) == ["python", "manage.py", "run_fix"]
+    assert "deploy" not in fix  # one: a session's sequence numbers live in its store
+    environment = service_environment(fix)
+    assert environment["FLASHBOOK_FIX_HOST"] == "0.0.0.0"
+    assert "fix-data:" + environment["FLASHBOOK_FIX_DIR"] in fix["volumes"]
+    assert fix["ports"] == ["9878:9878"] and environment["FLASHBOOK_FIX_PORT"] == "9878"
+    assert "9878" in fix["healthcheck"]["test"][-1]
+    assert "fix-data" in load()["volumes"]
 
 
 def test_the_migrate_step_seeds_unless_told_not_to():
