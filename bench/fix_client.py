@@ -1,6 +1,6 @@
 """A FIX 4.4 client for `make bench-fix` and the FIX tests: a real QuickFIX initiator
-(SocketInitiator, FileStore), logging on with an API token as Password(554), whose received application messages
-are kept as parsed dicts for the test to wait on."""
+(SocketInitiator, FileStore), logging on with an API token as Password(554), whose received
+application messages are kept as parsed dicts for the test to wait on."""
 
 from __future__ import annotations
 

@@ -74,8 +74,8 @@ FIX_ORD_TYPES = {OrderType.MARKET: "1", OrderType.LIMIT: "2"}
 # Day orders are GTC orders: the exchange trades around the clock and has no session end.
 TIFS = {"0": "gtc", "1": "gtc", "3": "ioc", "4": "fok"}
 FIX_TIFS = {"gtc": "1", "ioc": "3", "fok": "4"}
-POST_ONLY = "6"
-DONE = {"2": "filled", "4": "cancelled", "8": "rejected", "C": "expired"}  # OrdStatus  # ExecInst: Participate don't initiate
+POST_ONLY = "6"  # ExecInst: Participate don't initiate
+DONE = {"2": "filled", "4": "cancelled", "8": "rejected", "C": "expired"}  # by OrdStatus
 
 # OrdRejReason(103), FIX 4.4's values, from the gateway's error codes and the engine's reasons;
 # anything else is 99 (Other) and the Text says which.
