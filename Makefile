@@ -35,6 +35,7 @@ help:
 	@echo "  make bench-engine  the matching-engine benchmark (release build)"
 	@echo "  make bench-api     the REST API under load (gunicorn, engine worker, recorder)"
 	@echo "  make bench-ws      the WebSocket API under the same load"
+	@echo "  make bench-fix     FIX 4.4 order entry under load (QuickFIX initiators, the whole stack)"
 	@echo "  make bench-sim     the research simulator: a full day of the RMSC04-sized preset"
 	@echo "  make realism       stylized facts of the default population over 10 seeds"
 	@echo "  make bench-worker  the engine worker against raw Redis XADD"
@@ -163,6 +164,12 @@ bench-api: setup
 bench-ws: setup
 	@url="$$(scripts/ensure_redis.sh)"; \
 		REDIS_URL="$$url" $(VPY) bench/bench_ws.py
+
+# FIX order entry under load: QuickFIX initiators, the FIX acceptor, bridge, engine, recorder, 20 s.
+.PHONY: bench-fix
+bench-fix: setup
+	@url="$$(scripts/ensure_redis.sh)"; \
+		REDIS_URL="$$url" $(VPY) bench/bench_fix.py
 
 # The live feed: 10,000 orders/s into the engine, a WebSocket client subscribed to the bridge.
 .PHONY: bench-feed

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import quickfix as fix
 import quickfix44 as fix44
+import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -198,6 +199,8 @@ class FixService(sessions.Handler):
             asyncio.create_task(self._receive(), name="receive"),
             asyncio.create_task(self._keep_watch(), name="watch"),
         ]
+        for task in self.tasks:
+            task.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -606,7 +609,14 @@ class FixService(sessions.Handler):
 
     async def _receive(self) -> None:
         while True:
-            event = await self.layer.receive(self.channel)
+            try:
+                event = await self.layer.receive(self.channel)
+            except redis.TimeoutError:
+                continue  # channels-redis's blocking pop outlived the connection's timeout
+            except redis.RedisError:
+                log.warning("fix: the channel layer failed; receiving again", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
             try:
                 if event["type"] == "push.frame":
                     self._executions(json.loads(event["text"]))
@@ -816,6 +826,11 @@ class FixService(sessions.Handler):
         self.send(state, message)
 
     _handlers["V"] = market_data
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("fix: the %s task failed", task.get_name(), exc_info=task.exception())
 
 
 # -- FIX fields in, requests out --------------------------------------------------------------

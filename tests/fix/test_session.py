@@ -39,3 +39,14 @@ def test_a_fill_while_disconnected_is_resent_after_reconnecting(fix_stack):
     assert int(status[34]) > before + 1  # after the fill, a logout and a logon: not from 1
     # After a restart the order is found in the exchange's records.
     assert status[39] == "2" and status[14] == "4"
+
+
+def test_executions_still_arrive_after_a_quiet_spell(fix_stack):
+    """The FIX process's channel is read with a blocking pop that times out while nothing
+    comes (channels-redis, every 5 s): a session quiet for longer still gets its reports."""
+    _, token = fix_stack.user()
+    symbol = fix_stack.symbol()
+    client = fix_stack.client("QUIET1", token)
+    time.sleep(6)
+    client.new_order("q-1", symbol, BUY, "1", "90.00")
+    assert client.report("q-1", "0")[39] == "0"
