@@ -60,14 +60,17 @@ RESULTS = ROOT / "bench" / "results" / "fix.json"
 class Load:
     """One session's orders: the next goes as soon as one is answered, until the deadline."""
 
-    def __init__(self, index: int, window: int, out: dict, lock: threading.Lock) -> None:
-        self.index, self.window, self.out, self.lock = index, window, out, lock
+    def __init__(self, index: int, window: int) -> None:
+        self.index, self.window = index, window
         self.rng = random.Random(index)
-        self.tag = uuid.uuid4().hex[:6]  # ClOrdIDs unique across runs
         self.sent: dict[str, float] = {}
         self.count = 0
         self.deadline = 0.0
         self.client: FixClient | None = None
+
+    def reset(self, out: dict, lock: threading.Lock) -> None:
+        self.out, self.lock = out, lock
+        self.sent.clear()
         self.finished = threading.Event()
 
     def start(self, deadline: float) -> None:
@@ -81,7 +84,7 @@ class Load:
                 self.finished.set()
             return
         self.count += 1
-        clordid = f"{self.index}-{self.tag}-{self.count}"
+        clordid = f"{self.index}-{self.count}"
         price = 10_000 + self.rng.randint(-5, 5)
         side = "1" if self.rng.random() < 0.5 else "2"
         self.sent[clordid] = time.perf_counter()
@@ -109,30 +112,32 @@ class Load:
         self.send()
 
 
-def run_load(port: int, tokens: list[str], seconds: float, window: int, work: Path):
-    out = {"latencies": [], "rejected": 0, "samples": []}
-    lock = threading.Lock()
+def connect(port: int, tokens: list[str], window: int, work: Path) -> list[Load]:
+    """One logged-on session per token, with its load (kept for the warm-up and the run)."""
     loads = []
     for index, token in enumerate(tokens):
-        load = Load(index, window, out, lock)
+        load = Load(index, window)
         comp_id = f"BENCH{index}"
         load.client = FixClient(
             port, comp_id, token, work / "clients" / comp_id, on_message=load.on_message
         ).start()
         loads.append(load)
+    return loads
+
+
+def run_load(loads: list[Load], seconds: float) -> dict:
+    out = {"latencies": [], "rejected": 0, "samples": []}
+    lock = threading.Lock()
     start = time.perf_counter()
+    for load in loads:
+        load.reset(out, lock)
     for load in loads:
         load.start(start + seconds)
     end = time.monotonic() + seconds + 10
     for load in loads:
         load.finished.wait(timeout=max(0.0, end - time.monotonic()))
-    elapsed = time.perf_counter() - start
-    unanswered = sum(len(load.sent) for load in loads)
-    for load in loads:
-        load.client.stop()
-        load.client.initiator = None  # QuickFIX knows a session id once per process
-    out["errors"] = out["rejected"] + unanswered
-    out["elapsed"] = elapsed
+    out["elapsed"] = time.perf_counter() - start
+    out["errors"] = out["rejected"] + sum(len(load.sent) for load in loads)
     return out
 
 
@@ -203,7 +208,8 @@ def main() -> int:
 
         print("bench-fix: the stack is up; warming up", file=sys.stderr)
         # Warm up (sessions, caches, the engine's first batches); not measured.
-        warm = run_load(port, tokens, 1.0, options.window, tmp)
+        loads = connect(port, tokens, options.window, tmp)
+        warm = run_load(loads, 1.0)
         print(f"bench-fix: warm-up: {len(warm['latencies'])} answered", file=sys.stderr)
         redis_pid = int(rds.info("server")["process_id"])
         meter = CpuMeter(
@@ -217,8 +223,11 @@ def main() -> int:
             }
         )
         client_before = time.process_time()
+        print("bench-fix: measuring", file=sys.stderr, flush=True)
         with meter:
-            out = run_load(port, tokens, options.seconds, options.window, tmp)
+            out = run_load(loads, options.seconds)
+        for load in loads:
+            load.client.stop()
         elapsed = out["elapsed"]
         cpu = meter.used()
         cpu["client"] = time.process_time() - client_before

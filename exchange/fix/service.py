@@ -29,6 +29,7 @@ import collections
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -183,7 +184,8 @@ class FixService(sessions.Handler):
         self.markets: dict[str, MarketFeed] = {}
         self.instruments: dict[str, object] = {}  # for ticks and lots (`_update_record`)
         self.layer = get_channel_layer()
-        self.channel: str | None = None
+        self.instance = uuid.uuid4().hex[:12]
+        self.channels: dict[str, str] = {}  # group -> this process's channel in it
         self.redis: aioredis.Redis | None = None
         self.tasks: list[asyncio.Task] = []
         self.running: set[asyncio.Future] = set()  # the messages being handled
@@ -193,19 +195,37 @@ class FixService(sessions.Handler):
 
     async def start(self) -> None:
         self.redis = aioredis.Redis.from_url(settings.REDIS_URL)
-        self.channel = await self.layer.new_channel("fix.")
         await self.front.start()
-        self.tasks = [
-            asyncio.create_task(self._receive(), name="receive"),
-            asyncio.create_task(self._keep_watch(), name="watch"),
-        ]
-        for task in self.tasks:
-            task.add_done_callback(_log_failure)
+        self._task(self._keep_watch(), "watch")
+
+    def _task(self, coroutine, name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(_log_failure)
+        self.tasks.append(task)
+
+    async def _join(self, group: str) -> None:
+        """Joins a group with a channel of its own, read by a task of its own. One channel per
+        group rather than one for all: channels-redis reads a message in about six round trips,
+        one message at a time per channel, and through one channel that capped the executions
+        this process took in at a few hundred a second; channels of their own are read side
+        by side."""
+        channel = self.channels.get(group)
+        if channel is None:
+            channel = self.channels[group] = f"fix.{self.instance}.{group}"
+            self._task(self._receive(channel), f"receive {group}")
+        await self.layer.group_add(group, channel)
+
+    async def _leave(self, group: str) -> None:
+        channel = self.channels.get(group)
+        if channel is not None:
+            await self.layer.group_discard(group, channel)
 
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        for group in list(self.channels):
+            await self._leave(group)  # the bridge counts a market's listeners by its group
         await self.front.stop()
         if self.redis is not None:
             await self.redis.aclose()
@@ -265,7 +285,7 @@ class FixService(sessions.Handler):
         watched = (
             first and (await self.redis.zscore(watch_key(), str(account_id)) or 0) > time.time()
         )
-        await self.layer.group_add(account_group(account_id), self.channel)
+        await self._join(account_group(account_id))
         await self.redis.zadd(watch_key(), {str(account_id): time.time() + WATCH_TTL})
         self.accounts.add(account_id)
         if first and not watched:
@@ -607,10 +627,10 @@ class FixService(sessions.Handler):
 
     # -- the engine's outcomes -----------------------------------------------------------------
 
-    async def _receive(self) -> None:
+    async def _receive(self, channel: str) -> None:
         while True:
             try:
-                event = await self.layer.receive(self.channel)
+                event = await self.layer.receive(channel)
             except redis.TimeoutError:
                 continue  # channels-redis's blocking pop outlived the connection's timeout
             except redis.RedisError:
@@ -743,10 +763,10 @@ class FixService(sessions.Handler):
         if feed is None:
             feed = self.markets[symbol] = MarketFeed(symbol)
             # Join first, then read the snapshot: every frame is in it or still to come.
-            await self.layer.group_add(market_group(symbol), self.channel)
+            await self._join(market_group(symbol))
             if not await self._seed(feed):
                 del self.markets[symbol]
-                await self.layer.group_discard(market_group(symbol), self.channel)
+                await self._leave(market_group(symbol))
                 return None
             feed.ready.set()
         await feed.ready.wait()

@@ -34,6 +34,7 @@ from django.dispatch import receiver
 from exchange.errors import Conflict, ExchangeError, NotFound, Unavailable
 from exchange.models import Account, Instrument, Order, OrderType, Side
 from exchange.orders import funds, journal, rules
+from exchange.orders.coalesce import Coalescer
 from exchange.orders.progress import OrderProgress, concerns
 from exchange.orders.refresh import GroupedRefresh
 from exchange.orders.rules import OrderRequest
@@ -205,7 +206,7 @@ async def order_submit(
             if existing is not None:
                 return OrderOutcome(order=existing, created=False)
         raise
-    if not generated:
+    if not generated and await _client_order_id_recorded(account.pk, client_order_id):
         # The journal's index of client order ids holds them until a while after the recorder
         # has recorded their orders; then the database has them.
         existing = await sync_to_async(order_by_client_order_id)(account, client_order_id)
@@ -282,6 +283,38 @@ async def order_submit(
         instrument=instrument,
         account=account,
     )
+
+
+def _recorded_client_order_ids(keys: list[tuple[int, str]]) -> list[bool]:
+    """For each (account id, client order id): whether the account has a recorded order with
+    it. One query for all (the unique index on the pair answers each)."""
+    # Two IN lists (a cheap query to build) and the exact pairs picked out here.
+    found = set(
+        Order.objects.filter(
+            account_id__in={account_id for account_id, _ in keys},
+            client_order_id__in={client_order_id for _, client_order_id in keys},
+        ).values_list("account_id", "client_order_id")
+    )
+    return [key in found for key in keys]
+
+
+# The checks of the client order ids of concurrent orders, per event loop: one query for those
+# that arrive together. Checked one by one, every order with a client order id cost a query of
+# its own on the one thread `sync_to_async` runs them on, and that thread was the limit of a
+# process placing orders for many clients at once (the FIX acceptor: ~170 orders/s).
+_client_order_id_checks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _client_order_id_recorded(account_id: int, client_order_id: str) -> bool:
+    loop = asyncio.get_running_loop()
+    checks = _client_order_id_checks.get(loop)
+    if checks is None:
+        checks = _client_order_id_checks[loop] = Coalescer(
+            sync_to_async(_recorded_client_order_ids)
+        )
+    return await checks.submit((account_id, client_order_id))
 
 
 def _hold(request: OrderRequest, instrument: Instrument, fields: dict) -> str:
