@@ -141,9 +141,10 @@ class FixClient:
             raise AssertionError(f"{self.comp_id} did not log on (logout: {self.logout_text})")
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, force: bool = False) -> None:
+        """Logs out (waiting for the answer, unless `force`) and disconnects."""
         if self.initiator is not None:
-            self.initiator.stop()
+            self.initiator.stop(force)
 
     def send(self, msg_type: str, *fields: tuple[int, str], groups=()) -> None:
         message = fix.Message()

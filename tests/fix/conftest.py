@@ -1,4 +1,4 @@
-"""A live stack for the FIX tests, started once for the module: the Procfile's engine, recorder,
+"""A live stack for the FIX tests, started once for all of them: the Procfile's engine, recorder,
 bridge and fix roles (`bench.stack.start_stack`) on a database of its own — an SQLite file, or a
 fresh PostgreSQL database when the suite runs on PostgreSQL (`make pg-test`) — and a Redis key
 prefix of its own; users with API tokens and an instrument per test, made in that database."""
@@ -134,7 +134,7 @@ def wait_port(port: int, stack, timeout: float = 30.0) -> None:
     raise AssertionError(f"the FIX port {port} did not open")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fix_stack(tmp_path_factory):
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
@@ -174,7 +174,7 @@ def fix_stack(tmp_path_factory):
         live = Stack(stack, port, tokens, work)
         yield live
         for fix_client in live.clients:
-            fix_client.stop()
+            fix_client.stop(force=True)
     finally:
         stack.stop()
         drop()
