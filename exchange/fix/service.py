@@ -66,6 +66,9 @@ log = logging.getLogger("flashbook.fix")
 
 WATCH_REFRESH = 20.0  # seconds between refreshes of the watch set (the bridge keeps 60)
 EARLY_KEEP = 10.0  # seconds an execution for an order not known yet is kept for it
+# Seconds a session keeps an order that has ended (for status requests and late cancels; after
+# that the exchange's reads answer them, and its gateway refuses a ClOrdID used before).
+DONE_KEEP = 120.0
 AVG_PLACES = Decimal("1E-8")
 
 # FIX values <-> the gateway's.
@@ -125,6 +128,7 @@ class OrderState:
     notional: Decimal = Decimal(0)
     status: str = "A"  # OrdStatus: pending new until the engine accepts it
     placed: asyncio.Future | None = None
+    done_at: float | None = None  # when it ended (monotonic); the session forgets it later
     # Cancels and replaces sent to the engine and not answered yet, oldest first: the engine
     # answers them in order.
     cancels: collections.deque = field(default_factory=collections.deque)
@@ -300,6 +304,10 @@ class FixService(sessions.Handler):
             for order_id, held in list(self.early.items()):
                 if now - held[0][0] > EARLY_KEEP:
                     del self.early[order_id]
+            for state in self.sessions.values():
+                for name, order in list(state.orders.items()):
+                    if order.done_at is not None and now - order.done_at > DONE_KEEP:
+                        del state.orders[name]
 
     # -- QuickFIX's thread -> the loop ---------------------------------------------------------
 
@@ -716,9 +724,10 @@ class FixService(sessions.Handler):
                 self._cancel_reject(state, fields, order, reason, event["reason"], to)
 
     def _forget(self, order: OrderState) -> None:
-        """An order that is done: its ids are dropped from the live index (the session keeps its
-        ClOrdIDs, for status requests and to refuse their reuse)."""
+        """An order that is done: out of the live index at once, out of its session's orders
+        DONE_KEEP seconds later (`_keep_watch`)."""
         self.orders.pop(order.order_id, None)
+        order.done_at = time.monotonic()
 
     # -- market data ---------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import signal
-import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -25,9 +24,6 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.FLASHBOOK_FIX_HOST)
 
     def handle(self, *args, **options):
-        # QuickFIX's threads hand every message to the loop's thread; Python's default switch
-        # interval (5 ms) would let a thread wait that long for the interpreter between the two.
-        sys.setswitchinterval(float(__import__("os").environ.get("FIX_SWITCH", "0.005")))
         import uvloop
 
         # uvloop: its socket writes keep the interpreter lock (non-blocking sends in C), where
