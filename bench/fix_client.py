@@ -145,6 +145,9 @@ class FixClient:
         """Logs out (waiting for the answer, unless `force`) and disconnects."""
         if self.initiator is not None:
             self.initiator.stop(force)
+            # Destroyed now, before the application it calls (in any order at exit, QuickFIX
+            # crashed the process).
+            self.initiator = None
 
     def send(self, msg_type: str, *fields: tuple[int, str], groups=()) -> None:
         message = fix.Message()

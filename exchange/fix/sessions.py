@@ -197,6 +197,7 @@ class FixFront:
         self._verdicts: dict[str, Verdict] = {}
         self._lock = threading.Lock()
         self._creating: dict[str, asyncio.Future] = {}
+        self.stopped: list[_Client] = []
         self.server: asyncio.AbstractServer | None = None
 
     def session_settings(self, port: int) -> dict[str, str]:
@@ -239,8 +240,12 @@ class FixFront:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-        clients, self.clients = list(self.clients.values()), {}
-        for client in clients:
+        # Stopped, and kept: QuickFIX's objects destroyed while the process runs on (or in the
+        # interpreter's teardown, in whatever order) crashed it; `run_fix` leaves without
+        # destroying them (os._exit) once every session is logged out.
+        self.stopped = list(self.clients.values())
+        self.clients = {}
+        for client in self.stopped:
             await asyncio.to_thread(client.stop)
 
     async def _client(self, comp_id: str) -> _Client:

@@ -2,7 +2,9 @@
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -24,12 +26,14 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.FLASHBOOK_FIX_HOST)
 
     def handle(self, *args, **options):
-        import uvloop
-
-        # uvloop: its socket writes keep the interpreter lock (non-blocking sends in C), where
-        # asyncio's release it and then queue for it behind QuickFIX's threads and the database
-        # thread — measured, that wait was a fifth of the loop's time under load.
-        uvloop.run(self._run(options["host"], options["port"]))
+        asyncio.run(self._run(options["host"], options["port"]))
+        # Every session is logged out and its store written: leave without the interpreter's
+        # teardown, in which QuickFIX's acceptors and the Python objects they call back were
+        # destroyed in no particular order and the process crashed (SIGSEGV) on its way out.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     async def _run(self, host: str, port: int) -> None:
         stopping = asyncio.Event()
