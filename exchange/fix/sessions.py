@@ -25,6 +25,7 @@ import re
 import socket
 import sysconfig
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,9 +172,6 @@ class _Client:
         self.acceptor = fix.SocketAcceptor(self.application, self.store, settings)
         self.acceptor.start()
 
-    def stop(self) -> None:
-        self.acceptor.stop()
-
 
 class FixFront:
     """The public FIX port. `handler` runs on `loop`; QuickFIX's threads reach it through
@@ -197,7 +195,6 @@ class FixFront:
         self._verdicts: dict[str, Verdict] = {}
         self._lock = threading.Lock()
         self._creating: dict[str, asyncio.Future] = {}
-        self.stopped: list[_Client] = []
         self.server: asyncio.AbstractServer | None = None
 
     def session_settings(self, port: int) -> dict[str, str]:
@@ -237,16 +234,24 @@ class FixFront:
         if self.port == 0:
             self.port = self.server.sockets[0].getsockname()[1]
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 3.0) -> None:
+        """Stops taking connections and logs every session out (waiting up to `grace` seconds
+        for the Logouts to go out). The acceptors are not stopped: QuickFIX's `stop` crashed
+        the process now and then (SIGSEGV inside it, under PostgreSQL's timing more often),
+        and there is nothing left for it to do — every message a session sent is already in its
+        store. `run_fix` then leaves at once."""
         if self.server is not None:
             self.server.close()
-        # Stopped, and kept: QuickFIX's objects destroyed while the process runs on (or in the
-        # interpreter's teardown, in whatever order) crashed it; `run_fix` leaves without
-        # destroying them (os._exit) once every session is logged out.
-        self.stopped = list(self.clients.values())
-        self.clients = {}
-        for client in self.stopped:
-            await asyncio.to_thread(client.stop)
+        sessions = [
+            fix.Session.lookupSession(client.session_id) for client in self.clients.values()
+        ]
+        sessions = [session for session in sessions if session is not None]
+        for session in sessions:
+            if session.isLoggedOn():
+                session.logout("The exchange's FIX service is stopping.")
+        deadline = time.monotonic() + grace
+        while any(session.isLoggedOn() for session in sessions) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _client(self, comp_id: str) -> _Client:
         client = self.clients.get(comp_id)

@@ -27,9 +27,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         asyncio.run(self._run(options["host"], options["port"]))
-        # Every session is logged out and its store written: leave without the interpreter's
-        # teardown, in which QuickFIX's acceptors and the Python objects they call back were
-        # destroyed in no particular order and the process crashed (SIGSEGV) on its way out.
+        # Every session is logged out and its store written: leave without stopping QuickFIX's
+        # acceptors or the interpreter's teardown, either of which crashed the process (SIGSEGV)
+        # now and then on its way out (`FixFront.stop`).
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
