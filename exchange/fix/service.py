@@ -47,19 +47,14 @@ from exchange.api.throttling import aorder_rate_wait
 from exchange.errors import ExchangeError, InvalidInput
 from exchange.fix import sessions
 from exchange.fix.sessions import FixFront, Verdict
-from exchange.live.bridge import (
-    WATCH_INTERVAL,
-    WATCH_TTL,
-    account_group,
-    market_group,
-    snapshot_key,
-)
+from exchange.live.bridge import account_group, market_group, snapshot_key
+from exchange.live.consumers import watch_account
 from exchange.models import Account, OrderType, Side
 from exchange.orders import gateway
 from exchange.orders.progress import ends_by_expiry
 from exchange.orders.rules import OrderRequest, decimal_value
 from exchange.protocol.decimals import decimal_str
-from exchange.protocol.keys import fix_comp_key, watch_key
+from exchange.protocol.keys import fix_comp_key
 from exchange.selectors import instrument_get, order_find_by_client_order_id
 
 log = logging.getLogger("flashbook.fix")
@@ -282,18 +277,13 @@ class FixService(sessions.Handler):
         state.md.clear()
 
     async def _follow(self, account_id: int, *, first: bool = False) -> None:
-        """Joins the account's executions group and keeps the account in the watch set. The
-        bridge reads the set every `WATCH_INTERVAL`: the first time, the logon waits that long
-        (unless someone watches the account already), so that the executions of the client's
-        first orders are not sent before the bridge knows to."""
-        watched = (
-            first and (await self.redis.zscore(watch_key(), str(account_id)) or 0) > time.time()
-        )
+        """Joins the account's executions group and keeps the account in the bridge's watch
+        set, as the account WebSocket does. The first time, the logon waits until the bridge
+        has read the registration, so that the executions of the client's first orders are
+        sent (the bridge reads it every `WATCH_INTERVAL`)."""
         await self._join(account_group(account_id))
-        await self.redis.zadd(watch_key(), {str(account_id): time.time() + WATCH_TTL})
+        await watch_account(self.redis, account_id, wait=first)
         self.accounts.add(account_id)
-        if first and not watched:
-            await asyncio.sleep(WATCH_INTERVAL * 1.5)
 
     async def _keep_watch(self) -> None:
         while True:
