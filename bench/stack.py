@@ -327,6 +327,9 @@ def start_stack(
             DEBUG="1",
             SECRET_KEY="loopback-" + uuid.uuid4().hex,
             PORT=str(port),
+            # The FIX role's port and session store: the stack's own, not `make run`'s.
+            FLASHBOOK_FIX_PORT=str(free_port()),
+            FLASHBOOK_FIX_DIR=str(work / "fix"),
             # The Procfile says `python`: this interpreter's (as `make run` puts the venv first).
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
