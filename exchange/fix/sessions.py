@@ -185,7 +185,6 @@ class FixFront:
         comp_id: str,
         store_dir: Path,
         host: str = "0.0.0.0",
-        heartbeat_check: bool = True,
     ) -> None:
         self.handler, self.port, self.host = handler, port, host
         self.comp_id = comp_id

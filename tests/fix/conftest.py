@@ -153,7 +153,6 @@ def fix_stack(tmp_path_factory):
             "LOG_LEVEL": "WARNING",
             "PYTHONFAULTHANDLER": "1",  # a crash's traceback in the role's log
         },
-        setup=[["shell", "-c", "pass"]],
         ready_symbols=[],
     )
     try:
