@@ -47,6 +47,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from stack import (
@@ -259,18 +260,38 @@ def database_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_bench(
-    bench: str,
-    results: Path,
-    options,
-    load_for: Callable[[int, list[str], float], dict],
-    interface: str = "asgi",
-    details: dict | None = None,
-) -> int:
-    """Runs the stack (see the module's docstring), warms up with a second of `load_for(port,
-    tokens, seconds)`, then measures `options.seconds` of it: the CPU of every part, the answers'
-    statuses and latencies. Prints the details, then the summary as the last line, and writes both
-    to `results`. Shared by `make bench-api` and `make bench-ws`."""
+class BenchStack:
+    """A benchmark's stack while it runs: its environment, work folder, key prefix, Redis client
+    and processes (`spawn` adds one; all are stopped on the way out)."""
+
+    def __init__(self, env: dict[str, str], tmp: Path, prefix: str, rds, use_postgres: bool):
+        self.env, self.tmp, self.prefix, self.rds = env, tmp, prefix, rds
+        self.use_postgres = use_postgres
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        self.procs[name] = spawn(args, self.env, self.tmp / f"{name}.log")
+        return self.procs[name]
+
+    def check_running(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                logs = "".join(p.read_text()[-1500:] for p in self.tmp.glob("*.log"))
+                raise RuntimeError(f"{name} exited: {logs}")
+
+    def redis_pid(self) -> int:
+        return int(self.rds.info("server")["process_id"])
+
+    def recorder_lag_s(self) -> float | None:
+        """How far the recorder is behind when the load stops."""
+        return caught_up_after(self.rds, key("evt", SYMBOL, prefix=self.prefix))
+
+
+@contextmanager
+def bench_stack(bench: str, options, env_extra: dict[str, str] | None = None):
+    """A fresh database (PostgreSQL unless `options.database` says otherwise or none answers),
+    a fresh Redis key prefix and work folder, and the environment of production's settings for
+    them; everything removed afterwards (the logs kept with BENCH_KEEP_LOGS)."""
     import redis
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -287,7 +308,6 @@ def run_bench(
         database_url = f"sqlite:///{tmp / 'db.sqlite3'}"
     if os.environ.get("BENCH_CONN_MAX_AGE"):
         database_url += f"?conn_max_age={os.environ['BENCH_CONN_MAX_AGE']}"
-    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "flashbook_site.settings",
@@ -303,90 +323,14 @@ def run_bench(
         "FLASHBOOK_ORDER_RATE": "1000000/min",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        **(env_extra or {}),
     }
-    procs: dict[str, subprocess.Popen] = {}
     rds = redis.Redis.from_url(redis_url)
+    stack = BenchStack(env, tmp, prefix, rds, use_postgres)
     try:
-        tokens = prepare(env, options.clients)
-        manage = [sys.executable, "manage.py"]
-        procs["engine"] = spawn([*manage, "run_engine", "--symbols", SYMBOL], env, tmp / "e.log")
-        procs["recorder"] = spawn(
-            [*manage, "run_recorder", "--symbols", SYMBOL], env, tmp / "r.log"
-        )
-        procs["uvicorn"] = spawn(
-            server_command(interface, port, options.workers), env, tmp / "uvicorn.log"
-        )
-        wait_ready(port, tokens[0])
-        time.sleep(1.0)  # let every uvicorn worker finish starting
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                logs = "".join(p.read_text()[-1500:] for p in tmp.glob("*.log"))
-                raise RuntimeError(f"{name} exited: {logs}")
-
-        # Warm up (connections, caches, the engine's first batches); not measured.
-        load_for(port, tokens, 1.0)
-        worker_pids = children(procs["uvicorn"].pid)
-        redis_pid = int(rds.info("server")["process_id"])
-        meter = CpuMeter(
-            {
-                "uvicorn_workers": lambda: worker_pids,
-                "engine": lambda: [procs["engine"].pid],
-                "recorder": lambda: [procs["recorder"].pid],
-                **({"postgresql": postgres_pids} if use_postgres else {}),
-                "redis": lambda: [redis_pid],  # 0 when Redis is not local
-            }
-        )
-        client_before = time.process_time()
-
-        with meter:
-            out = load_for(port, tokens, options.seconds)
-
-        elapsed = out["elapsed"]
-        cpu = meter.used()
-        cpu["client"] = time.process_time() - client_before
-        statuses = out["statuses"]
-        ok = sum(1 for s in statuses if 200 <= s < 300)
-        errors = len(statuses) - ok
-        codes: dict[int, int] = {}
-        for s in statuses:
-            codes[s] = codes.get(s, 0) + 1
-        # How far the recorder is behind when the load stops.
-        lag_s = caught_up_after(rds, key("evt", SYMBOL, prefix=prefix))
-
-        summary = {
-            "bench": bench,
-            "orders_per_s": round(ok / elapsed),
-            "p50_ms": round(percentile(out["latencies"], 0.50), 2),
-            "p99_ms": round(percentile(out["latencies"], 0.99), 2),
-            "errors": errors,
-            # The web workers' CPU per order answered: what order entry itself costs.
-            "web_cpu_us_per_order": round(cpu["uvicorn_workers"] / max(ok, 1) * 1e6, 1),
-        }
-        details = {
-            "seconds": round(elapsed, 1),
-            "clients": options.clients,
-            "uvicorn_workers": options.workers,
-            **(details or {}),
-            "database": "postgresql" if drop_db else "sqlite",
-            "cpus": os.cpu_count(),
-            "statuses": codes,
-            "error_samples": out["samples"],
-            "mean_ms": round(statistics.fmean(out["latencies"]), 2) if out["latencies"] else 0,
-            "latency_ms": {
-                f"p{q:g}": round(percentile(out["latencies"], q / 100), 2)
-                for q in (50, 90, 95, 99, 99.9, 100)
-            },
-            "cpu_share_of_one_core": {k: round(v / elapsed, 2) for k, v in cpu.items()},
-            "cpu_us_per_order": {k: round(v / max(ok, 1) * 1e6, 1) for k, v in cpu.items()},
-            "recorder_caught_up_after_s": lag_s,
-        }
-        print(json.dumps(details, indent=1), file=sys.stderr)
-        results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps({**summary, "details": details}, indent=1) + "\n")
-        print(json.dumps(summary))
-        return 0
+        yield stack
     finally:
-        for proc in reversed(list(procs.values())):
+        for proc in reversed(list(stack.procs.values())):
             stop(proc)
         delete_prefix(rds, prefix)
         rds.close()
@@ -396,6 +340,119 @@ def run_bench(
             print(f"logs kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(
+    results: Path,
+    summary: dict,
+    stack: BenchStack,
+    *,
+    latencies: list[float],
+    elapsed: float,
+    cpu: dict[str, float],
+    orders: int,
+    details: dict,
+) -> None:
+    """Prints the details, then the summary as the last line, and writes both to `results`.
+    `summary` gets the latency figures; `details` the latency spread and each part's CPU, per
+    `orders` (the answered orders)."""
+    summary = {
+        "bench": summary.pop("bench"),
+        "orders_per_s": summary.pop("orders_per_s"),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        **summary,
+    }
+    details = {
+        "seconds": round(elapsed, 1),
+        **details,
+        "database": "postgresql" if stack.use_postgres else "sqlite",
+        "cpus": os.cpu_count(),
+        "mean_ms": round(statistics.fmean(latencies), 2) if latencies else 0,
+        "latency_ms": {
+            f"p{q:g}": round(percentile(latencies, q / 100), 2) for q in (50, 90, 95, 99, 99.9, 100)
+        },
+        "cpu_share_of_one_core": {k: round(v / elapsed, 2) for k, v in cpu.items()},
+        "cpu_us_per_order": {k: round(v / max(orders, 1) * 1e6, 1) for k, v in cpu.items()},
+        "recorder_caught_up_after_s": stack.recorder_lag_s(),
+    }
+    print(json.dumps(details, indent=1), file=sys.stderr)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({**summary, "details": details}, indent=1) + "\n")
+    print(json.dumps(summary))
+
+
+def run_bench(
+    bench: str,
+    results: Path,
+    options,
+    load_for: Callable[[int, list[str], float], dict],
+    interface: str = "asgi",
+    details: dict | None = None,
+) -> int:
+    """Runs the stack (see the module's docstring), warms up with a second of `load_for(port,
+    tokens, seconds)`, then measures `options.seconds` of it: the CPU of every part, the answers'
+    statuses and latencies. Shared by `make bench-api` and `make bench-ws`."""
+    with bench_stack(bench, options) as stack:
+        port = free_port()
+        tokens = prepare(stack.env, options.clients)
+        manage = [sys.executable, "manage.py"]
+        engine = stack.spawn("engine", [*manage, "run_engine", "--symbols", SYMBOL])
+        recorder = stack.spawn("recorder", [*manage, "run_recorder", "--symbols", SYMBOL])
+        web = stack.spawn("uvicorn", server_command(interface, port, options.workers))
+        wait_ready(port, tokens[0])
+        time.sleep(1.0)  # let every uvicorn worker finish starting
+        stack.check_running()
+
+        # Warm up (connections, caches, the engine's first batches); not measured.
+        load_for(port, tokens, 1.0)
+        worker_pids = children(web.pid)
+        redis_pid = stack.redis_pid()
+        meter = CpuMeter(
+            {
+                "uvicorn_workers": lambda: worker_pids,
+                "engine": lambda: [engine.pid],
+                "recorder": lambda: [recorder.pid],
+                **({"postgresql": postgres_pids} if stack.use_postgres else {}),
+                "redis": lambda: [redis_pid],  # 0 when Redis is not local
+            }
+        )
+        client_before = time.process_time()
+        with meter:
+            out = load_for(port, tokens, options.seconds)
+        elapsed = out["elapsed"]
+        cpu = meter.used()
+        cpu["client"] = time.process_time() - client_before
+        statuses = out["statuses"]
+        ok = sum(1 for s in statuses if 200 <= s < 300)
+        codes: dict[int, int] = {}
+        for s in statuses:
+            codes[s] = codes.get(s, 0) + 1
+        summary = {
+            "bench": bench,
+            "orders_per_s": round(ok / elapsed),
+            "errors": len(statuses) - ok,
+            # The web workers' CPU per order answered: what order entry itself costs.
+            "web_cpu_us_per_order": round(cpu["uvicorn_workers"] / max(ok, 1) * 1e6, 1),
+        }
+        details = {
+            "clients": options.clients,
+            "uvicorn_workers": options.workers,
+            **(details or {}),
+            "statuses": codes,
+            "error_samples": out["samples"],
+        }
+        report(
+            results,
+            summary,
+            stack,
+            latencies=out["latencies"],
+            elapsed=elapsed,
+            cpu=cpu,
+            orders=ok,
+            details=details,
+        )
+        return 0
 
 
 def main() -> int:

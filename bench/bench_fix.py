@@ -27,30 +27,19 @@ The last line of output is the JSON summary, also written to ``bench/results/fix
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
-import shutil
-import statistics
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-from bench_api import SYMBOL, percentile, prepare, spawn, stop
+from bench_api import SYMBOL, bench_stack, database_options, prepare, report
 from fix_client import FixClient
 from stack import (
     CpuMeter,
-    caught_up_after,
-    delete_prefix,
     free_port,
     key,
-    postgres_answers,
-    postgres_database,
     postgres_pids,
-    postgres_url,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,79 +135,40 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--window", type=int, default=1, help="orders in flight per session")
-    parser.add_argument(
-        "--database",
-        choices=("auto", "postgresql", "sqlite"),
-        default="auto",
-        help="auto: PostgreSQL when one answers at TEST_POSTGRES_URL, else SQLite",
-    )
+    database_options(parser)
     options = parser.parse_args()
 
-    import redis
-
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"fbbench-fix-{uuid.uuid4().hex[:8]}"
-    tmp = Path(tempfile.mkdtemp(prefix="fbbench-fix-"))
-    drop_db = None
-    server = postgres_url()
-    use_postgres = options.database == "postgresql" or (
-        options.database == "auto" and postgres_answers(server)
-    )
-    if use_postgres:
-        database_url, drop_db = postgres_database(server)
-    else:
-        database_url = f"sqlite:///{tmp / 'db.sqlite3'}"
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flashbook_site.settings",
-        "FLASHBOOK_ENV_FILE": str(tmp / "none.env"),
-        "DEBUG": "0",
-        "SECRET_KEY": uuid.uuid4().hex * 2,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "FLASHBOOK_REDIS_PREFIX": prefix,
-        "FLASHBOOK_FIX_PORT": str(port),
-        "FLASHBOOK_FIX_DIR": str(tmp / "fix"),
-        "FLASHBOOK_ORDER_RATE": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
-    procs = {}
-    rds = redis.Redis.from_url(redis_url)
-    try:
-        tokens = prepare(env, options.clients)
+    with bench_stack("fix", options) as stack:
+        stack.env["FLASHBOOK_FIX_PORT"] = str(port)
+        stack.env["FLASHBOOK_FIX_DIR"] = str(stack.tmp / "fix")
+        tokens = prepare(stack.env, options.clients)
         manage = [sys.executable, "manage.py"]
-        procs["engine"] = spawn([*manage, "run_engine", "--symbols", SYMBOL], env, tmp / "e.log")
-        procs["recorder"] = spawn(
-            [*manage, "run_recorder", "--symbols", SYMBOL], env, tmp / "r.log"
-        )
-        procs["bridge"] = spawn([*manage, "run_bridge"], env, tmp / "b.log")
-        procs["fix"] = spawn([*manage, "run_fix"], env, tmp / "fix.log")
+        engine = stack.spawn("engine", [*manage, "run_engine", "--symbols", SYMBOL])
+        recorder = stack.spawn("recorder", [*manage, "run_recorder", "--symbols", SYMBOL])
+        bridge = stack.spawn("bridge", [*manage, "run_bridge"])
+        fix_process = stack.spawn("fix", [*manage, "run_fix"])
         deadline = time.monotonic() + 60
-        ready = (key("status", SYMBOL, prefix=prefix), key("ws", SYMBOL, prefix=prefix))
-        while rds.exists(*ready) < len(ready):
+        ready = (key("status", SYMBOL, prefix=stack.prefix), key("ws", SYMBOL, prefix=stack.prefix))
+        while stack.rds.exists(*ready) < len(ready):
             if time.monotonic() > deadline:
                 raise RuntimeError("the engine or the bridge did not start")
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited: {(tmp / 'fix.log').read_text()[-2000:]}")
+            stack.check_running()
             time.sleep(0.2)
 
         print("bench-fix: the stack is up; warming up", file=sys.stderr)
         # Warm up (sessions, caches, the engine's first batches); not measured.
-        loads = connect(port, tokens, options.window, tmp)
+        loads = connect(port, tokens, options.window, stack.tmp)
         warm = run_load(loads, 1.0)
         print(f"bench-fix: warm-up: {len(warm['latencies'])} answered", file=sys.stderr)
-        redis_pid = int(rds.info("server")["process_id"])
+        redis_pid = stack.redis_pid()
         meter = CpuMeter(
             {
-                "fix": lambda: [procs["fix"].pid],
-                "bridge": lambda: [procs["bridge"].pid],
-                "engine": lambda: [procs["engine"].pid],
-                "recorder": lambda: [procs["recorder"].pid],
-                **({"postgresql": postgres_pids} if use_postgres else {}),
+                "fix": lambda: [fix_process.pid],
+                "bridge": lambda: [bridge.pid],
+                "engine": lambda: [engine.pid],
+                "recorder": lambda: [recorder.pid],
+                **({"postgresql": postgres_pids} if stack.use_postgres else {}),
                 "redis": lambda: [redis_pid],
             }
         )
@@ -231,51 +181,30 @@ def main() -> int:
         elapsed = out["elapsed"]
         cpu = meter.used()
         cpu["client"] = time.process_time() - client_before
-        latencies = out["latencies"]
-        answered = len(latencies)
-        ok = answered - out["rejected"]
-        lag_s = caught_up_after(rds, key("evt", SYMBOL, prefix=prefix))
+        answered = len(out["latencies"])
         summary = {
             "bench": "fix",
-            "orders_per_s": round(ok / elapsed),
-            "p50_ms": round(percentile(latencies, 0.50), 2),
-            "p99_ms": round(percentile(latencies, 0.99), 2),
+            "orders_per_s": round((answered - out["rejected"]) / elapsed),
             "errors": out["errors"],
             "fix_cpu_us_per_order": round(cpu["fix"] / max(answered, 1) * 1e6, 1),
         }
         details = {
-            "seconds": round(elapsed, 1),
             "clients": options.clients,
             "window": options.window,
-            "database": "postgresql" if drop_db else "sqlite",
-            "cpus": os.cpu_count(),
             "answered": answered,
             "error_samples": out["samples"],
-            "mean_ms": round(statistics.fmean(latencies), 2) if latencies else 0,
-            "latency_ms": {
-                f"p{q:g}": round(percentile(latencies, q / 100), 2)
-                for q in (50, 90, 95, 99, 99.9, 100)
-            },
-            "cpu_share_of_one_core": {k: round(v / elapsed, 2) for k, v in cpu.items()},
-            "cpu_us_per_order": {k: round(v / max(answered, 1) * 1e6, 1) for k, v in cpu.items()},
-            "recorder_caught_up_after_s": lag_s,
         }
-        print(json.dumps(details, indent=1), file=sys.stderr)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({**summary, "details": details}, indent=1) + "\n")
-        print(json.dumps(summary))
+        report(
+            RESULTS,
+            summary,
+            stack,
+            latencies=out["latencies"],
+            elapsed=elapsed,
+            cpu=cpu,
+            orders=answered,
+            details=details,
+        )
         return 0
-    finally:
-        for proc in reversed(list(procs.values())):
-            stop(proc)
-        delete_prefix(rds, prefix)
-        rds.close()
-        if drop_db is not None:
-            drop_db()
-        if os.environ.get("BENCH_KEEP_LOGS"):
-            print(f"logs kept in {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
