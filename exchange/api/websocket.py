@@ -34,7 +34,7 @@ from exchange.api import serializers as s
 from exchange.api.authentication import MAX_SECRET_LENGTH, acaller_for_secret
 from exchange.api.errors import error_answer, error_body
 from exchange.api.serializers import StrictSerializer
-from exchange.api.throttling import aorder_rate
+from exchange.api.throttling import aorder_rate_wait
 from exchange.errors import ExchangeError, InvalidInput, NotFound
 from exchange.live import bridge
 from exchange.live.consumers import (
@@ -289,9 +289,9 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
 
     async def _throttled(self) -> None:
         """Counts an order write against the user's rate, as the REST API does."""
-        rate = await aorder_rate(self.caller.user.pk)
-        if rate is not None and rate.wait is not None:
-            raise exceptions.Throttled(rate.wait)
+        wait = await aorder_rate_wait(self.caller.user.pk)
+        if wait is not None:
+            raise exceptions.Throttled(wait)
 
     async def auth(self, params, admitted):
         data = _valid(AuthSerializer, params)

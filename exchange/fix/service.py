@@ -328,13 +328,13 @@ class FixService(sessions.Handler):
 
     # -- order entry ---------------------------------------------------------------------------
 
-    async def _throttled(self, state: SessionState) -> ExchangeError | None:
+    async def _count_against_rate(self, state: SessionState) -> None:
+        """Counts an order message against the user's rate; raises when it is over."""
         wait = await aorder_rate_wait(state.user_id)
-        if wait is None:
-            return None
-        return ExchangeError(
-            f"Too many order messages: try again in {wait:.1f} s.", code="throttled"
-        )
+        if wait is not None:
+            raise ExchangeError(
+                f"Too many order messages: try again in {wait:.1f} s.", code="throttled"
+            )
 
     async def new_order(self, state: SessionState, f: dict) -> None:
         clordid = f.get(11, "")
@@ -362,10 +362,8 @@ class FixService(sessions.Handler):
             placed=asyncio.get_running_loop().create_future(),
         )
         state.orders[clordid] = order
-        refused = await self._throttled(state)
         try:
-            if refused is not None:
-                raise refused
+            await self._count_against_rate(state)
             outcome = await gateway.order_submit(account=state.account, request=request)
         except ExchangeError as exc:
             del state.orders[clordid]
@@ -442,20 +440,26 @@ class FixService(sessions.Handler):
             self.orders.setdefault(order.order_id, order)
         return order
 
-    async def cancel(self, state: SessionState, f: dict) -> None:
+    async def _order_to_change(self, state: SessionState, f: dict, to: str) -> OrderState | None:
+        """The open order a cancel (`to` "1") or a replace ("2") names; None once it is refused
+        with an OrderCancelReject (unknown, or no longer open)."""
         order = await self._find(state, f)
         if order is None:
-            self._cancel_reject(state, f, None, "1", "unknown_order: No such order.")
-            return
+            self._cancel_reject(state, f, None, "1", "unknown_order: No such order.", to)
+            return None
         if order.status in DONE:
             text = f"order_not_open: The order is {DONE[order.status]}."
-            self._cancel_reject(state, f, order, "0", text)
-            return
+            self._cancel_reject(state, f, order, "0", text, to)
+            return None
         self.orders[order.order_id] = order  # the engine's answer comes back to it
+        return order
+
+    async def cancel(self, state: SessionState, f: dict) -> None:
+        order = await self._order_to_change(state, f, "1")
+        if order is None:
+            return
         try:
-            refused = await self._throttled(state)
-            if refused is not None:
-                raise refused
+            await self._count_against_rate(state)
             order.cancels.append(f.get(11, ""))
             await gateway.order_cancel(account=state.account, order=order.record)
         except ExchangeError as exc:
@@ -466,19 +470,11 @@ class FixService(sessions.Handler):
         state.orders.setdefault(f.get(11, ""), order)
 
     async def replace(self, state: SessionState, f: dict) -> None:
-        order = await self._find(state, f)
+        order = await self._order_to_change(state, f, "2")
         if order is None:
-            self._cancel_reject(state, f, None, "1", "unknown_order: No such order.", "2")
             return
-        if order.status in DONE:
-            text = f"order_not_open: The order is {DONE[order.status]}."
-            self._cancel_reject(state, f, order, "0", text, "2")
-            return
-        self.orders[order.order_id] = order  # the engine's answer comes back to it
         try:
-            refused = await self._throttled(state)
-            if refused is not None:
-                raise refused
+            await self._count_against_rate(state)
             # OrderQty is the order's new total; the gateway takes the new remaining quantity.
             quantity = None
             if 38 in f:
@@ -533,9 +529,7 @@ class FixService(sessions.Handler):
                     "MassCancelRequestType must be 1 (a symbol) or 7 (all orders).",
                     code="unsupported",
                 )
-            refused = await self._throttled(state)
-            if refused is not None:
-                raise refused
+            await self._count_against_rate(state)
             symbol = f.get(55) if kind == "1" else None
             count = await gateway.order_cancel_all(account=state.account, symbol=symbol)
         except ExchangeError as exc:
