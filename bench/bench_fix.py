@@ -7,8 +7,8 @@ behind it as it runs in production.
 What runs (all torn down afterwards): as `make bench-api` (`bench_api.py`) — a fresh PostgreSQL
 database (SQLite with ``--database sqlite`` or when none answers) with the instrument ``BENCH`` and
 one user, account and API token per client, a fresh Redis key prefix, the engine worker and the
-recorder — and instead of the web server the FIX acceptor (``manage.py run_fix``) and the bridge,
-which carries the engine's executions to it.
+recorder — and instead of the web server the FIX acceptor (``manage.py run_fix``, which reads the
+engine's executions from its event streams) and the bridge (market data, idle here).
 
 The load: one QuickFIX initiator per user (32 by default), each its own FIX session logged on with
 the user's token, sending NewOrderSingles one after the other (``--window`` at a time) for 20 s:

@@ -11,12 +11,14 @@ gateway's and the engine's; this module only translates.
   error (`ExchangeError`) is answered at once: an ExecutionReport Rejected, an OrderCancelReject or
   a rejected OrderMassCancelReport, whose Text is the error's code and message. OrderStatusRequest
   is answered from what the session knows of the order, else from the exchange's own reads.
-* **Outcomes** are the engine's, as the bridge fans them out: the process's one Channels channel
-  joins `account.{id}` for each account with a session (and keeps the account in the watch set,
-  as the account WebSocket does); each private execution becomes an ExecutionReport (new, trade,
-  canceled, expired, replaced, rejected) or an OrderCancelReject. A session that is logged out
-  keeps receiving them: QuickFIX stores them and resends them when the client logs on again and
-  asks (ResendRequest).
+* **Outcomes** are the engine's, read from its sequenced output (the event streams), as the
+  recorder reads them: one XREAD brings the entries of every symbol, and each private execution of
+  an account with a session becomes an ExecutionReport (new, trade, canceled, expired, replaced,
+  rejected) or an OrderCancelReject. Not through the bridge: the bridge fans frames out to
+  browsers through the Channels layer, which takes about six Redis round trips to deliver one
+  message; read here, a batch of entries costs one (`make bench-fix`: docs/benchmarks.md). A
+  session that is logged out keeps receiving them: QuickFIX stores them and resends them when the
+  client logs on again and asks (ResendRequest).
 * **Market data**: MarketDataRequest → a full refresh (W) from the bridge's snapshot, then
   incremental refreshes (X) from the bridge's `market.{SYM}` frames: book frames are whole
   top-20 states, diffed here into new/change/delete entries; trades are new entries.
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import flashbook_engine
 import quickfix as fix
 import quickfix44 as fix44
 import redis
@@ -47,19 +50,27 @@ from exchange.api.throttling import aorder_rate_wait
 from exchange.errors import ExchangeError, InvalidInput
 from exchange.fix import sessions
 from exchange.fix.sessions import FixFront, Verdict
-from exchange.live.bridge import account_group, market_group, snapshot_key
-from exchange.live.consumers import watch_account
+from exchange.listing import ListingWatch
+from exchange.live.bridge import market_group, snapshot_key
+from exchange.live.market_state import Scale, private_events
 from exchange.models import Account, OrderType, Side
 from exchange.orders import gateway
 from exchange.orders.progress import ends_by_expiry
 from exchange.orders.rules import OrderRequest, decimal_value
 from exchange.protocol.decimals import decimal_str
-from exchange.protocol.keys import fix_comp_key
+from exchange.protocol.keys import (
+    fix_comp_key,
+    instruments_key,
+    instruments_version_key,
+    key,
+    symbol_of,
+)
 from exchange.selectors import instrument_get, order_find_by_client_order_id
 
 log = logging.getLogger("flashbook.fix")
 
-WATCH_REFRESH = 20.0  # seconds between refreshes of the watch set (the bridge keeps 60)
+HOUSEKEEPING = 20.0  # seconds between clean-ups of what the sessions no longer need
+READ_BLOCK_MS = 200  # the event streams' XREAD waits at most this long (then sees new symbols)
 EARLY_KEEP = 10.0  # seconds an execution for an order not known yet is kept for it
 # Seconds a session keeps an order that has ended (for status requests and late cancels; after
 # that the exchange's reads answer them, and its gateway refuses a ClOrdID used before).
@@ -179,7 +190,9 @@ class FixService(sessions.Handler):
         self.sessions: dict[str, SessionState] = {}
         self.orders: dict[int, OrderState] = {}  # by exchange order id
         self.early: dict[int, list] = {}  # executions of orders whose id is not known yet
-        self.accounts: set[int] = set()  # accounts whose executions the channel receives
+        self.accounts: set[int] = set()  # accounts with a session: their executions are read
+        self.cursors: dict[str, str] = {}  # the event stream's last entry read, by symbol
+        self.scales: dict[str, Scale] = {}  # how the executions write a symbol's numbers
         self.markets: dict[str, MarketFeed] = {}
         self.instruments: dict[str, object] = {}  # for ticks and lots (`_update_record`)
         self.layer = get_channel_layer()
@@ -195,7 +208,12 @@ class FixService(sessions.Handler):
     async def start(self) -> None:
         self.redis = aioredis.Redis.from_url(settings.REDIS_URL)
         await self.front.start()
-        self._task(self._keep_watch(), "watch")
+        listing = ListingWatch()
+        listing.moved(await self.redis.get(instruments_version_key()))  # as of the start
+        await self._track_listed()
+        self._task(self._read_executions(), "executions")
+        self._task(self._listing(listing), "listing")
+        self._task(self._housekeeping(), "housekeeping")
 
     def _task(self, coroutine, name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
@@ -247,8 +265,7 @@ class FixService(sessions.Handler):
         owner = await self.redis.get(key)
         if owner is None or int(owner) != account_id:
             return Verdict(None, f"SenderCompID {comp_id} is another account's: choose another.")
-        if account_id not in self.accounts:
-            await self._follow(account_id, first=True)
+        self.accounts.add(account_id)
         state = self.sessions.get(comp_id)
         if state is None or state.account.pk != account_id:
             self.sessions[comp_id] = SessionState(
@@ -276,20 +293,9 @@ class FixService(sessions.Handler):
                 feed.subscriptions.remove(subscription)
         state.md.clear()
 
-    async def _follow(self, account_id: int, *, first: bool = False) -> None:
-        """Joins the account's executions group and keeps the account in the bridge's watch
-        set, as the account WebSocket does. The first time, the logon waits until the bridge
-        has read the registration, so that the executions of the client's first orders are
-        sent (the bridge reads it every `WATCH_INTERVAL`)."""
-        await self._join(account_group(account_id))
-        await watch_account(self.redis, account_id, wait=first)
-        self.accounts.add(account_id)
-
-    async def _keep_watch(self) -> None:
+    async def _housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(WATCH_REFRESH)
-            for account_id in list(self.accounts):
-                await self._follow(account_id)
+            await asyncio.sleep(HOUSEKEEPING)
             now = time.monotonic()
             for order_id, held in list(self.early.items()):
                 if now - held[0][0] > EARLY_KEEP:
@@ -364,6 +370,7 @@ class FixService(sessions.Handler):
         state.orders[clordid] = order
         try:
             await self._count_against_rate(state)
+            await self._track(request.symbol)  # before the order: none of its events is missed
             outcome = await gateway.order_submit(account=state.account, request=request)
         except ExchangeError as exc:
             del state.orders[clordid]
@@ -389,8 +396,6 @@ class FixService(sessions.Handler):
             self._reject_new(state, f, exc)
             return
         self.orders[order.order_id] = order
-        if order.symbol not in self.instruments:
-            self.instruments[order.symbol] = await sync_to_async(instrument_get)(order.symbol)
         for _, symbol, event in self.early.pop(order.order_id, ()):
             self._execution(order, symbol, event)
 
@@ -619,6 +624,69 @@ class FixService(sessions.Handler):
 
     # -- the engine's outcomes -----------------------------------------------------------------
 
+    async def _track_listed(self) -> None:
+        """Every listed symbol, its rules read again (a tick or lot may have changed)."""
+        symbols = await self.redis.smembers(instruments_key())
+        for symbol in sorted(s.decode() for s in symbols):
+            await self._track(symbol, reload=True)
+
+    async def _listing(self, listing: ListingWatch) -> None:
+        """Takes on a newly listed instrument's event stream when the listing's counter moves."""
+        while True:
+            await asyncio.sleep(listing.interval)
+            if listing.moved(await self.redis.get(instruments_version_key())):
+                await self._track_listed()
+
+    async def _track(self, symbol: str, *, reload: bool = False) -> None:
+        """Reads `symbol`'s event stream from its current end on (an order of a session is sent
+        only after this: its events come later). An unknown symbol is left to the gateway's
+        refusal."""
+        if symbol in self.cursors and not reload:
+            return
+        instrument = await sync_to_async(instrument_get)(symbol)
+        if instrument is None:
+            return
+        self.instruments[symbol] = instrument
+        self.scales[symbol] = Scale(instrument.tick_size, instrument.lot_size)
+        if symbol not in self.cursors:
+            last = await self.redis.xrevrange(key("evt", symbol), count=1)
+            self.cursors.setdefault(symbol, last[0][0].decode() if last else "0-0")
+
+    async def _read_executions(self) -> None:
+        """The engine's outcomes for the accounts with a session, from every tracked symbol's
+        event stream (plain XREAD from the cursors: a reader of the engine's output, as the
+        recorder and the bridge are)."""
+        reader = aioredis.Redis.from_url(settings.REDIS_URL)
+        try:
+            while True:
+                if not self.cursors:
+                    await asyncio.sleep(READ_BLOCK_MS / 1000)
+                    continue
+                streams = {key("evt", s): cursor for s, cursor in self.cursors.items()}
+                try:
+                    replies = await reader.xread(streams, count=500, block=READ_BLOCK_MS)
+                except redis.RedisError:
+                    log.warning("fix: reading the event streams failed; again", exc_info=True)
+                    await asyncio.sleep(0.5)
+                    continue
+                for stream, entries in replies or []:
+                    symbol = symbol_of(stream, "evt")
+                    self.cursors[symbol] = entries[-1][0].decode()
+                    if self.accounts:
+                        try:
+                            self._entries(symbol, entries)
+                        except Exception:  # one bad entry must not stop the others
+                            log.exception("fix: %s's events %r failed", symbol, entries[0][0])
+        finally:
+            await reader.aclose()
+
+    def _entries(self, symbol: str, entries) -> None:
+        scale = self.scales[symbol]
+        for _, fields in entries:
+            events = flashbook_engine.decode_events(fields[b"e"].decode())
+            for mine in private_events(events, scale, self.accounts).values():
+                self._executions(symbol, mine)
+
     async def _receive(self, channel: str) -> None:
         while True:
             try:
@@ -630,18 +698,13 @@ class FixService(sessions.Handler):
                 await asyncio.sleep(0.5)
                 continue
             try:
-                if event["type"] == "push.frame":
-                    self._executions(json.loads(event["text"]))
-                elif event["type"] == "market.frame":
+                if event["type"] == "market.frame":
                     await self._market_frame(event)
             except Exception:  # one bad frame must not stop the others
                 log.exception("fix: a frame failed: %r", event)
 
-    def _executions(self, frame: dict) -> None:
-        if frame.get("type") != "executions":
-            return
-        symbol = frame["symbol"]
-        for event in frame["events"]:
+    def _executions(self, symbol: str, events: list[dict]) -> None:
+        for event in events:
             order = self.orders.get(event["order_id"])
             if order is None:
                 # Its NewOrderSingle may not have come back from the gateway yet.
