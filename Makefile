@@ -98,7 +98,7 @@ run: setup
 
 # --- Tests --------------------------------------------------------------------------------------
 
-test: lint compose-check rust-test py-test pg-test
+test: lint compose-check rust-test js-test py-test pg-test
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -113,6 +113,11 @@ lint: setup
 
 rust-test:
 	cargo test --workspace
+
+# The pages' own formatting (numbers to the tick, times and zones): Node's built-in test runner.
+.PHONY: js-test
+js-test:
+	node --test tests/js/
 
 py-test: setup chromium
 	@url="$$(scripts/ensure_redis.sh)"; \

@@ -30,8 +30,41 @@ export function pageConfig() {
   return JSON.parse(document.getElementById("page-config").textContent);
 }
 
+// One clock on every page: times are the viewer's own time zone (named by zoneLabel() wherever
+// times are shown), each with its UTC time on hover (utcTitle) — the chart's axis included.
 export function timeOfDay(ms) {
   return new Date(ms).toLocaleTimeString([], { hour12: false });
+}
+
+export function dateTime(ms) {
+  return new Date(ms).toLocaleString([], { hour12: false });
+}
+
+export function utcTitle(ms) {
+  return `${new Date(ms).toISOString().replace("T", " ").slice(0, 19)} UTC`;
+}
+
+// The viewer's offset from UTC, as the label of a time column: "UTC+01:00", "UTC−05:00", "UTC".
+export function zoneLabel(ms = Date.now()) {
+  const minutes = -new Date(ms).getTimezoneOffset();
+  if (minutes === 0) return "UTC";
+  const sign = minutes > 0 ? "+" : "−";
+  const abs = Math.abs(minutes);
+  const hh = String(Math.floor(abs / 60)).padStart(2, "0");
+  const mm = String(abs % 60).padStart(2, "0");
+  return `UTC${sign}${hh}:${mm}`;
+}
+
+// A table cell with a time of day in the viewer's zone and the UTC time on hover.
+export function timeCell(ms, className) {
+  const node = cell(timeOfDay(ms), className);
+  node.title = utcTitle(ms);
+  return node;
+}
+
+// Fills every [data-zone] with the viewer's zone (the heading of a time column, a chart's note).
+export function labelZones(root = document) {
+  for (const node of $$("[data-zone]", root)) node.textContent = zoneLabel();
 }
 
 // Decimal strings from the server are shown with their digits as they are (the server writes
@@ -41,11 +74,34 @@ export function timeOfDay(ms) {
 const CURRENCY_DECIMALS = 2; // settings.FLASHBOOK_CURRENCY_DECIMALS' default
 
 export function money(value) {
-  return grouped(value, CURRENCY_DECIMALS);
+  return grouped(toPlaces(value, CURRENCY_DECIMALS), CURRENCY_DECIMALS);
 }
 
+// A price to the tick's decimals ("99.7" -> "99.70" when the tick is 0.01), grouped in
+// thousands. Without `decimals`, as the server wrote it.
 export function price(value, decimals) {
-  return grouped(value, decimals);
+  return grouped(decimals === undefined ? value : toPlaces(value, decimals), decimals);
+}
+
+// A decimal string or number written with exactly `decimals` places, rounded half away from zero
+// on the string's digits (no float noise for long decimals such as "-297.89000162").
+export function toPlaces(value, decimals) {
+  if (value === null || value === undefined || value === "") return value;
+  let text = typeof value === "number" ? value.toFixed(Math.min(20, decimals + 2)) : String(value).trim();
+  if (/e/i.test(text) && Number.isFinite(Number(text))) text = Number(text).toFixed(Math.min(20, decimals + 2));
+  const match = /^(-?)(\d+)(?:\.(\d*))?$/.exec(text);
+  if (!match) return String(value);
+  const [, sign, whole, fraction = ""] = match;
+  if (fraction.length <= decimals) {
+    const padded = fraction.padEnd(decimals, "0");
+    return decimals ? `${sign}${whole}.${padded}` : `${sign}${whole}`;
+  }
+  const digits = whole + fraction.slice(0, decimals);
+  let scaled = BigInt(digits);
+  if (Number(fraction[decimals]) >= 5) scaled += 1n;
+  let out = scaled.toString().padStart(decimals + 1, "0");
+  if (decimals) out = `${out.slice(0, -decimals)}.${out.slice(-decimals)}`;
+  return /^[0.]+$/.test(out) ? out : `${sign}${out}`;
 }
 
 // How many decimals a step from the server has: "0.01" -> 2, "25" -> 0, "0.5" -> 1.
