@@ -21,6 +21,12 @@ def sim_channel() -> str:
     return _name("sim")
 
 
+def sim_events() -> str:
+    """Stream of the simulation's events for people (`kind`: pause | resume | reset | shock,
+    `at`, and a shock's `symbol` and `pct`): the dashboard's chart marks them."""
+    return _name("sim", "events")
+
+
 def sim_shocks() -> str:
     """Stream of shocks (`symbol`, `pct`, `at`): the runners apply each exactly once."""
     return _name("sim", "shocks")

@@ -66,6 +66,13 @@ def sim_status() -> dict:
     }
 
 
+def sim_events(*, limit: int = 200) -> list[dict]:
+    """The simulation's last `limit` events, oldest first: {"kind": "pause" | "resume" | "reset"
+    | "shock", "at": ISO time, and for a shock "symbol" and "pct"}."""
+    raw = _read(lambda: keys.client().xrevrange(keys.sim_events(), count=limit))
+    return [fields for _, fields in reversed(raw)]
+
+
 def agent_statuses() -> dict[str, dict]:
     """The runners' latest status of each agent they run, by name (stale ones included; see
     `ts_ms`)."""

@@ -35,6 +35,7 @@ logger = logging.getLogger("flashbook.agents")
 SHOCK_MIN_PCT = Decimal("-90")
 SHOCK_MAX_PCT = Decimal("100")
 SHOCKS_KEPT = 1000
+EVENTS_KEPT = 1000
 
 
 # --- Agent configurations -----------------------------------------------------------------------
@@ -219,6 +220,12 @@ def _set_state(client, state: str, **extra: str) -> None:
     client.hset(keys.sim_state(), mapping={"state": state, "changed_at": _now_iso(), **extra})
 
 
+def _log_event(client, kind: str, **fields: str) -> None:
+    """One line of the simulation's history (`sim_events`), for the chart's markers."""
+    event = {"kind": kind, "at": _now_iso(), **fields}
+    client.xadd(keys.sim_events(), event, maxlen=EVENTS_KEPT, approximate=True)
+
+
 def sim_pause() -> dict:
     """Halts every book (new orders refused by the gateway and the engine) and idles the
     agents; their resting orders stay."""
@@ -229,6 +236,7 @@ def sim_pause() -> dict:
             client.hset(keys.sim_state(), "reset_pending", json.dumps(pending))
         _halt_all(True)
         _set_state(client, "paused")
+        _log_event(client, "pause")
     return _changed()
 
 
@@ -241,6 +249,7 @@ def sim_resume() -> dict:
             )
         _halt_all(False)
         _set_state(client, "running")
+        _log_event(client, "resume")
     return _changed()
 
 
@@ -264,6 +273,7 @@ def sim_reset() -> dict:
             _instrument_command(instrument=instrument, command="reset")
         pending = {"after": after, "resume": resume, "at": _now_iso()}
         _set_state(client, "paused", reset_pending=json.dumps(pending))
+        _log_event(client, "reset")
     sim_reset_complete()  # at once if the engine and the recorder are that quick
     return _changed()
 
@@ -330,4 +340,5 @@ def sim_shock(*, symbol: str, pct: Decimal) -> dict:
         shock = {"symbol": instrument.symbol, "pct": decimal_str(value), "at": _now_iso()}
         client.xadd(keys.sim_shocks(), shock, maxlen=SHOCKS_KEPT, approximate=True)
         client.hset(keys.sim_state(), "last_shock", json.dumps(shock))
+        _log_event(client, "shock", symbol=shock["symbol"], pct=shock["pct"])
     return _changed()

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import redis
 from django.db.models import Count, Max, Min, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncHour, TruncMinute
+from django.db.models.functions import TruncDay, TruncHour, TruncMinute, TruncSecond
 
 from exchange.models import (
     OPEN_STATUSES,
@@ -121,7 +121,17 @@ def account_equities(accounts) -> dict[int, Decimal]:
 
 
 BOOK_DEPTH = 20
-CANDLE_INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+# Seconds as well as minutes: the agents' market moves in seconds, and a minute chart of a market
+# started a minute ago is one candle.
+CANDLE_INTERVALS = {
+    "5s": 5,
+    "15s": 15,
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "1h": 3600,
+    "1d": 86400,
+}
 
 
 def instrument_list() -> QuerySet[Instrument]:
@@ -210,10 +220,10 @@ def trade_candles(instrument: Instrument, *, interval: str, limit: int) -> list[
     """OHLCV candles of the last `limit` intervals up to the latest trade, oldest first; intervals
     without trades are left out.
 
-    Portable across SQLite and PostgreSQL: the database groups trades by minute, hour or day
-    (Trunc*) and finds each group's high, low, volume and first and last sequence numbers; Python
-    merges minutes into 5- and 15-minute candles and one more query reads the open and close
-    prices by sequence number."""
+    Portable across SQLite and PostgreSQL: the database groups trades by second, minute, hour or
+    day (Trunc*) and finds each group's high, low, volume and first and last sequence numbers;
+    Python merges them into 5- and 15-second or -minute candles and one more query reads the open
+    and close prices by sequence number."""
     seconds = CANDLE_INTERVALS[interval]
     trades = Trade.objects.filter(instrument=instrument)
     last = trades.order_by("-seq").values_list("executed_at", flat=True).first()
@@ -224,8 +234,10 @@ def trade_candles(instrument: Instrument, *, interval: str, limit: int) -> list[
         trunc = TruncDay
     elif seconds % 3600 == 0:
         trunc = TruncHour
-    else:
+    elif seconds % 60 == 0:
         trunc = TruncMinute
+    else:
+        trunc = TruncSecond
     rows = (
         trades.filter(executed_at__gte=start)
         .annotate(bucket=trunc("executed_at", tzinfo=UTC))

@@ -2,9 +2,19 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from exchange.api.errors import api_not_found
+
+
+class FaviconView(RedirectView):
+    permanent = True
+
+    def get_redirect_url(self, *args, **kwargs):
+        return static("img/favicon.svg")  # at request time: the manifest's hashed name
+
 
 admin.site.site_header = "Flashbook administration"
 admin.site.site_title = "Flashbook admin"
@@ -12,6 +22,9 @@ admin.site.index_title = "Exchange and simulation settings"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says (the admin's pages
+    # have none).
+    path("favicon.ico", FaviconView.as_view()),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

@@ -21,6 +21,13 @@ class SimStatusSerializer(serializers.Serializer):
     last_shock = ShockSerializer(allow_null=True)
 
 
+class SimEventSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["pause", "resume", "reset", "shock"])
+    at = serializers.CharField()
+    symbol = serializers.CharField(required=False)
+    pct = serializers.CharField(required=False)
+
+
 class ShockRequestSerializer(StrictSerializer):
     symbol = serializers.CharField(max_length=SYMBOL_MAX, validators=[SYMBOL_FORMAT])
     pct = serializers.DecimalField(

@@ -11,5 +11,6 @@ urlpatterns = [
     *route("sim/resume", views.SimResumeApi.as_view(), "sim-resume"),
     *route("sim/reset", views.SimResetApi.as_view(), "sim-reset"),
     *route("sim/shock", views.SimShockApi.as_view(), "sim-shock"),
+    *route("sim/events/", views.SimEventsApi.as_view(), "sim-events"),
     *route("agents/", views.AgentListApi.as_view(), "agent-list"),
 ]

@@ -32,6 +32,17 @@ class SimStatusApi(APIView):
         return Response(selectors.sim_status())
 
 
+class SimEventsApi(APIView):
+    @extend_schema(
+        tags=["simulation"],
+        summary="The simulation's recent events",
+        description="Pauses, resumes, resets and shocks, oldest first (the last 200).",
+        responses={200: s.SimEventSerializer(many=True), **AUTH_ERRORS, 503: ERROR},
+    )
+    def get(self, request):
+        return Response(selectors.sim_events())
+
+
 class _SimControlApi(APIView):
     permission_classes = [IsAdminUser]
     control = None  # the service: takes nothing, returns the new sim_status()

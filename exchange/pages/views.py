@@ -12,7 +12,12 @@ from django.urls import reverse
 from django.views.generic import FormView, TemplateView
 
 from exchange.protocol.decimals import decimal_str, qty_str
-from exchange.selectors import engine_status_get, instrument_list
+from exchange.selectors import (
+    CANDLE_INTERVALS,
+    engine_status_get,
+    instrument_get,
+    instrument_list,
+)
 
 
 def _instruments() -> list[dict]:
@@ -58,6 +63,14 @@ class DashboardView(_MarketPage):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["engine"] = engine_status_get()
+        context["candle_intervals"] = [i for i in CANDLE_INTERVALS if i != "1d"]
+        instrument = instrument_get(context["symbol"]) if context["symbol"] else None
+        if instrument is not None:
+            context["symbol_name"] = instrument.name
+            context["tick_size"] = decimal_str(instrument.tick_size)
+            context["lot_size"] = decimal_str(instrument.lot_size)
+            context["maker_fee_bps"] = instrument.maker_fee_bps
+            context["taker_fee_bps"] = instrument.taker_fee_bps
         return context
 
 

@@ -2,8 +2,24 @@
 // simulation over /ws/sim/; staff controls through the REST API.
 
 import { api } from "./api.js";
-import { DepthChart, PriceChart } from "./charts.js";
-import { $, bindSymbolSwitcher, cell, el, fillRows, money, pageConfig, setText, signClass, timeOfDay } from "./dom.js";
+import { DepthChart, INTERVALS, PriceChart } from "./charts.js";
+import {
+  $,
+  $$,
+  bindSymbolSwitcher,
+  cell,
+  el,
+  fillRows,
+  labelZones,
+  money,
+  pageConfig,
+  places,
+  price,
+  setText,
+  signClass,
+  timeCell,
+} from "./dom.js";
+import { steadyOrder } from "./leaderboard.js";
 import { MarketFeed, renderBbo } from "./market.js";
 import { ConnectionIndicator, LiveSocket } from "./socket.js";
 
@@ -12,6 +28,8 @@ const TAPE_LENGTH = 30;
 
 const config = pageConfig();
 const symbol = config.symbol;
+const instrument = config.instruments.find((i) => i.symbol === symbol);
+const tick = instrument ? places(instrument.tick_size) : undefined; // prices to the tick
 const indicator = new ConnectionIndicator($("[data-connection]"));
 const bar = $(".market-bar");
 
@@ -19,12 +37,18 @@ let priceChart = null;
 let depthChart = null;
 let tape = [];
 let lastPrice = null;
+let stopped = false; // halted or paused: nothing trades, whatever the last seconds' average says
+let wasPaused = null;
+let stats = {};
+let day = null; // {open, high, low} of the last 24 hours, kept up by live trades
+let interval = localStorage.getItem("flashbook.interval") || "1m";
+if (!(interval in INTERVALS)) interval = "1m";
 
 function charts() {
   if (!priceChart) {
     try {
-      priceChart = new PriceChart($("[data-price-chart]"));
-      depthChart = new DepthChart($("[data-depth-chart]"));
+      priceChart = new PriceChart($("[data-price-chart]"), { tickSize: instrument.tick_size });
+      depthChart = new DepthChart($("[data-depth-chart]"), { tickSize: instrument.tick_size });
     } catch (error) {
       console.error("charts unavailable", error);
     }
@@ -32,18 +56,24 @@ function charts() {
 }
 
 function renderBook(bids, asks, halted, paused) {
-  renderBbo(bar, bids, asks, lastPrice);
+  renderBbo(bar, bids, asks, lastPrice, tick);
   $("[data-halted]").hidden = !halted;
   $("[data-paused]").hidden = !paused;
+  if (wasPaused === false && paused) priceChart?.mark("volatility", Date.now());
+  wasPaused = Boolean(paused);
+  stopped = Boolean(halted || paused);
   const rows = [];
-  for (const [price, qty] of asks.slice(0, LADDER_DEPTH).reverse()) {
-    rows.push(el("tr", { className: "ask" }, [cell(""), cell(price, "num price"), cell(qty, "num")]));
+  for (const [p, qty] of asks.slice(0, LADDER_DEPTH).reverse()) {
+    rows.push(el("tr", { className: "ask" }, [cell(""), cell(price(p, tick), "num price"), cell(qty, "num")]));
   }
-  for (const [price, qty] of bids.slice(0, LADDER_DEPTH)) {
-    rows.push(el("tr", { className: "bid" }, [cell(qty, "num"), cell(price, "num price"), cell("")]));
+  for (const [p, qty] of bids.slice(0, LADDER_DEPTH)) {
+    rows.push(el("tr", { className: "bid" }, [cell(qty, "num"), cell(price(p, tick), "num price"), cell("")]));
   }
   fillRows($("[data-ladder] tbody"), rows, (row) => row, $("[data-ladder-empty]"));
   depthChart?.update(bids, asks);
+  const total = (side) => side.reduce((sum, [, q]) => sum + Number(q), 0);
+  setText($('[data-stat="depth"]'), bids.length || asks.length ? `${total(bids)} / ${total(asks)}` : null);
+  renderStats();
 }
 
 function renderTape() {
@@ -52,27 +82,81 @@ function renderTape() {
     tape,
     (t) =>
       el("tr", { className: t.side === "buy" ? "up" : "down" }, [
-        cell(timeOfDay(t.time)),
-        cell(t.price, "num"),
+        timeCell(t.time),
+        cell(price(t.price, tick), "num"),
         cell(t.qty, "num"),
       ]),
     $("[data-tape-empty]"),
   );
 }
 
-function renderStats(stats) {
-  for (const name of ["trades_per_s", "orders_per_s", "volume"]) {
-    setText($(`[data-stat="${name}"]`), stats[name]);
+// The exchange card. While the book is halted or paused nothing can trade: the rates say 0 at
+// once rather than fading over the bridge's 10-second average.
+function renderStats(frame) {
+  if (frame) stats = frame;
+  for (const name of ["trades_per_s", "orders_per_s"]) {
+    const node = $(`[data-stat="${name}"]`);
+    if (stopped && name === "trades_per_s") setText(node, "0 · paused");
+    else setText(node, stats[name]);
   }
-  if (stats.last_price) lastPrice = stats.last_price;
-  setText($('[data-bbo="last"]'), lastPrice);
+  setText($('[data-stat="volume"]'), stats.volume);
+  if (stats.last_price && lastPrice === null) lastPrice = stats.last_price;
+  const last = lastPrice === null ? null : price(lastPrice, tick);
+  setText($('[data-bbo="last"]'), last);
+  setText($('[data-stat="last_price"]'), last);
+  if (day && lastPrice !== null) {
+    const change = ((Number(lastPrice) - day.open) / day.open) * 100;
+    const node = $('[data-stat="change"]');
+    setText(node, `${change >= 0 ? "+" : ""}${change.toFixed(2)} %`);
+    node.className = signClass(change);
+    setText($('[data-stat="high"]'), price(day.high, tick));
+    setText($('[data-stat="low"]'), price(day.low, tick));
+  }
 }
 
 async function loadCandles() {
-  const answer = await api("GET", `instruments/${encodeURIComponent(symbol)}/candles/?interval=1m&limit=240`);
+  const path = `instruments/${encodeURIComponent(symbol)}/candles/?interval=${interval}&limit=500`;
+  const answer = await api("GET", path);
   if (answer.ok && priceChart) {
-    priceChart.load(answer.data.candles);
+    priceChart.load(answer.data.candles, INTERVALS[interval]);
     $("[data-price-empty]").hidden = !priceChart.empty;
+    $("[data-price-chart]").dataset.interval = interval;
+    $("[data-price-chart]").dataset.candles = String(answer.data.candles.length);
+  }
+}
+
+// Open, high and low of the last 24 hours, from hourly candles.
+async function loadDay() {
+  const answer = await api("GET", `instruments/${encodeURIComponent(symbol)}/candles/?interval=1h&limit=24`);
+  if (!answer.ok || !answer.data.candles.length) return;
+  const candles = answer.data.candles;
+  day = {
+    open: Number(candles[0].open),
+    high: Math.max(...candles.map((c) => Number(c.high))),
+    low: Math.min(...candles.map((c) => Number(c.low))),
+  };
+  renderStats();
+}
+
+function bindIntervals() {
+  for (const button of $$("[data-interval]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.interval === interval));
+    button.addEventListener("click", () => {
+      interval = button.dataset.interval;
+      localStorage.setItem("flashbook.interval", interval);
+      for (const other of $$("[data-interval]")) other.setAttribute("aria-pressed", String(other === button));
+      loadCandles();
+    });
+  }
+}
+
+// The simulation's past events as markers; later ones arrive with the sim frames.
+async function loadEvents() {
+  const answer = await api("GET", "sim/events/");
+  if (!answer.ok || !priceChart) return;
+  for (const event of answer.data) {
+    if (event.kind === "shock" && event.symbol !== symbol) continue;
+    priceChart.mark(event.kind, Date.parse(event.at), event.kind === "shock" ? `${event.pct}%` : "");
   }
 }
 
@@ -83,22 +167,29 @@ function startMarket() {
       snapshot(frame) {
         tape = [...frame.trades].reverse().slice(0, TAPE_LENGTH);
         lastPrice = frame.stats?.last_price ?? tape[0]?.price ?? null;
+        stats = frame.stats || {};
         renderBook(frame.bids, frame.asks, frame.halted, frame.paused);
         renderTape();
-        renderStats(frame.stats || {});
       },
       book(frame) {
         renderBook(frame.bids, frame.asks, frame.halted, frame.paused);
       },
       trades(frame) {
         for (const trade of frame.trades) {
-          priceChart?.trade(trade.price, trade.time);
+          priceChart?.trade(trade.price, trade.qty, trade.time);
           lastPrice = trade.price;
+          const value = Number(trade.price);
+          if (day) {
+            day.high = Math.max(day.high, value);
+            day.low = Math.min(day.low, value);
+          } else {
+            day = { open: value, high: value, low: value };
+          }
         }
         if (priceChart) $("[data-price-empty]").hidden = true;
         tape = [...frame.trades].reverse().concat(tape).slice(0, TAPE_LENGTH);
         renderTape();
-        setText($('[data-bbo="last"]'), lastPrice);
+        renderStats();
       },
       stats(frame) {
         renderStats(frame);
@@ -111,6 +202,18 @@ function startMarket() {
 // --- agents and the simulation ------------------------------------------------------------------
 
 const SIM_LABEL = { running: "Running", paused: "Paused" };
+let simSeen = null; // the last sim frame: a change of state or a new shock is a chart marker
+
+function markSim(frame) {
+  if (simSeen && frame.state !== simSeen.state && frame.changed_at) {
+    priceChart?.mark(frame.state === "paused" ? "pause" : "resume", Date.parse(frame.changed_at));
+  }
+  const shock = frame.last_shock;
+  if (simSeen && shock && shock.at !== simSeen.last_shock?.at && shock.symbol === symbol) {
+    priceChart?.mark("shock", Date.parse(shock.at), `${shock.pct}%`);
+  }
+  simSeen = frame;
+}
 
 function renderSim(frame) {
   const badge = $("[data-sim-state]");
@@ -124,24 +227,40 @@ function renderSim(frame) {
   setText(badge, SIM_LABEL[frame.state] || frame.state);
   badge.className = `badge ${frame.state === "running" ? "badge-ok" : "badge-warn"}`;
   badge.title = frame.runner_alive ? "The agents' runner is alive." : "The agents' runner is not running.";
+  markSim(frame);
+  // Only the control that changes something is offered.
+  const pause = $('[data-controls] [data-action="pause"]');
+  const resume = $('[data-controls] [data-action="resume"]');
+  if (pause) pause.disabled = frame.state === "paused";
+  if (resume) resume.disabled = frame.state === "running";
+}
+
+let leaderboardOrder = []; // the names as shown: rows keep their places unless clearly passed
+
+// A cell that names its column, for the phone's card layout (CSS shows the label there).
+function labelled(label, text, className) {
+  const node = cell(text, className);
+  node.dataset.label = label;
+  return node;
 }
 
 function renderLeaderboard(rows) {
-  // This symbol's agents (the leaderboard is best equity first).
+  const mine = steadyOrder(leaderboardOrder, rows.filter((row) => !row.symbol || row.symbol === symbol));
+  leaderboardOrder = mine.map((row) => row.name);
   fillRows(
     $("[data-leaderboard]"),
-    rows.filter((row) => !row.symbol || row.symbol === symbol),
+    mine,
     (row) =>
-      el("tr", {}, [
-        cell(row.name),
-        cell(row.strategy),
-        cell(money(row.equity), "num"),
-        cell(money(row.realized_pnl), `num ${signClass(row.realized_pnl)}`),
-        cell(money(row.unrealized_pnl), `num ${signClass(row.unrealized_pnl)}`),
-        cell(money(row.fees_paid), "num"),
-        cell(row.position, "num"),
-        cell(row.open_orders, "num"),
-        cell(row.status, `status status-${row.status}`),
+      el("tr", { attrs: { "data-agent": row.name } }, [
+        labelled("Agent", row.name, "agent-name"),
+        labelled("Strategy", row.strategy),
+        labelled("Equity", money(row.equity), "num"),
+        labelled("Realized", money(row.realized_pnl), `num ${signClass(row.realized_pnl)}`),
+        labelled("Unrealized", money(row.unrealized_pnl), `num ${signClass(row.unrealized_pnl)}`),
+        labelled("Fees", money(row.fees_paid), "num"),
+        labelled("Position", row.position, "num"),
+        labelled("Orders", row.open_orders, "num"),
+        labelled("Status", row.status, `status status-${row.status}`),
       ]),
     $("[data-leaderboard-empty]"),
   );
@@ -212,10 +331,13 @@ function bindControls() {
 }
 
 if (symbol) {
+  labelZones();
   bindSymbolSwitcher();
+  bindIntervals();
   charts();
   startMarket();
   startSim();
   bindControls();
-  loadCandles();
+  loadCandles().then(loadEvents);
+  loadDay();
 }

@@ -438,6 +438,20 @@ def test_pause_and_resume_halt_the_books_and_publish(market, r, django_capture_o
     notices.close()
 
 
+def test_the_sim_events_list_pauses_resumes_and_shocks_oldest_first(market, r):
+    staff = client_for("operator", staff=True)
+    assert staff.get("/api/v1/sim/events/").json() == []
+    staff.post("/api/v1/sim/pause")
+    staff.post("/api/v1/sim/resume")
+    staff.post("/api/v1/sim/shock", {"symbol": "ACME", "pct": "2.5"}, format="json")
+    staff.post("/api/v1/sim/shock", {"symbol": "ACME", "pct": "0"}, format="json")  # refused
+    events = client_for("viewer").get("/api/v1/sim/events/").json()  # any logged-in person
+    assert [e["kind"] for e in events] == ["pause", "resume", "shock"]
+    assert (events[2]["symbol"], events[2]["pct"]) == ("ACME", "2.5")
+    assert all(e["at"].endswith("Z") for e in events)
+    assert_error(APIClient().get("/api/v1/sim/events/"), 401)
+
+
 def test_shock_moves_the_reference_price_and_is_recorded(market, r):
     staff = client_for("operator", staff=True)
     answer = staff.post("/api/v1/sim/shock", {"symbol": "GLOBEX", "pct": "-5"}, format="json")

@@ -188,6 +188,24 @@ def test_candles(api, instrument):
     assert [(c["start"], c["high"], c["low"]) for c in hour] == [
         ("2026-01-05T10:00:00Z", "102.00", "99.00")
     ]
+    # Seconds: the three trades of minute 10:00 at :05, :30 and :59 are three 15 s candles.
+    fifteen = api.get("/api/v1/instruments/ACME/candles/", {"interval": "15s"}).json()["candles"]
+    assert [(c["start"], c["open"], c["volume"]) for c in fifteen] == [
+        ("2026-01-05T10:00:00Z", "100.00", "1"),
+        ("2026-01-05T10:00:30Z", "101.00", "2"),
+        ("2026-01-05T10:00:45Z", "99.50", "1"),
+        ("2026-01-05T10:01:00Z", "99.00", "3"),
+        ("2026-01-05T10:07:00Z", "102.00", "2"),
+    ]
+    five_s = api.get("/api/v1/instruments/ACME/candles/", {"interval": "5s"}).json()["candles"]
+    assert [c["start"][-9:] for c in five_s] == [
+        "10:00:05Z",
+        "10:00:30Z",
+        "10:00:55Z",
+        "10:01:00Z",
+        "10:07:00Z",
+        "10:07:10Z",
+    ]
 
 
 def test_candles_without_trades(api, instrument):
