@@ -90,12 +90,15 @@ def leaderboard(symbol: str | None = None) -> list[dict]:
     Money and positions are the database's (the recorder's projection, marked like the account
     page: mid, else last trade, else reference price), so the leaderboard and an agent's account
     agree; the status and the open orders are the runner's live view while it runs."""
-    configs = list(AgentConfig.objects.select_related("account", "instrument"))
-    if symbol:
-        configs = [c for c in configs if c.instrument.symbol == symbol]
-    if not configs:
-        return []
-    positions = exchange_selectors.position_list(account_ids=[c.account_id for c in configs])
+    # Cash (with the configs) and positions from one state of the database: read apart, a fill
+    # committed between them showed in one and not the other.
+    with exchange_selectors.consistent_reads():
+        configs = list(AgentConfig.objects.select_related("account", "instrument"))
+        if symbol:
+            configs = [c for c in configs if c.instrument.symbol == symbol]
+        if not configs:
+            return []
+        positions = exchange_selectors.position_list(account_ids=[c.account_id for c in configs])
     instruments = {c.instrument.symbol: c.instrument for c in configs}
     instruments.update({p.instrument.symbol: p.instrument for p in positions})
     marks = exchange_selectors.mark_prices(instruments.values())

@@ -3,11 +3,14 @@
 import hashlib
 import importlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import redis
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute, TruncSecond
 
@@ -606,6 +609,24 @@ def recorded_seq(symbol: str) -> int:
         .first()
     )
     return value or 0
+
+
+@contextmanager
+def consistent_reads() -> Iterator[None]:
+    """Several reads that see one state of the database, as of the first: the recorder commits a
+    fill's cash and position together, and a reader that takes them in two statements must not
+    see one before the fill and the other after it (the leaderboard's equity flickered by a
+    fill's value). On PostgreSQL a REPEATABLE READ transaction (READ COMMITTED, the default, takes
+    a new snapshot per statement); SQLite's read transaction is a snapshot already. Inside a
+    transaction the caller's isolation stands."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
 
 
 def position_list(*, account_ids) -> list:

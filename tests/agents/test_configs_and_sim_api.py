@@ -4,6 +4,7 @@ the API's answers, permissions and errors."""
 
 import io
 import json
+import threading
 import time
 from decimal import Decimal as D
 
@@ -372,6 +373,48 @@ def test_leaderboard_rows_statuses_and_order(market, r):
     assert [row["name"] for row in selectors.leaderboard("GLOBEX")] == ["gone", "off"]
     assert selectors.leaderboard("NOPE") == []
     assert gone.enabled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_leaderboard_reads_cash_and_positions_from_one_state(market, r, monkeypatch):
+    """A fill the recorder commits between the leaderboard's read of cash and its read of
+    positions shows in neither: equity is the state before the fill, not half of each."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's read transaction is one snapshot by construction")
+    agent = services.agent_config_create(name="trader", strategy="noise", symbol="ACME")
+    Account.objects.filter(pk=agent.account_id).update(cash=D(100000))
+    _publish_status(r, "trader", "running")
+    original = selectors.exchange_selectors.position_list
+
+    def fill_then_read(*, account_ids):
+        def recorder_commits_a_fill():  # another connection: a buy of 10 at 100
+            from django.db import connection as other
+            from django.db import transaction
+
+            with transaction.atomic():
+                Account.objects.filter(pk=agent.account_id).update(cash=D(99000))
+                Position.objects.create(
+                    account_id=agent.account_id,
+                    instrument=market["ACME"],
+                    quantity=D(10),
+                    cost_basis=D(1000),
+                )
+            other.close()
+
+        thread = threading.Thread(target=recorder_commits_a_fill)
+        thread.start()
+        thread.join()
+        return original(account_ids=account_ids)
+
+    monkeypatch.setattr(selectors.exchange_selectors, "position_list", fill_then_read)
+    (row,) = selectors.leaderboard()
+    # Before the fill: 100,000 cash and no position. Mixed, it was 100,000 + 10 x 100.
+    assert (row["equity"], row["position"]) == ("100000.00", "0")
+    monkeypatch.setattr(selectors.exchange_selectors, "position_list", original)
+    (row,) = selectors.leaderboard()
+    assert (row["equity"], row["position"]) == ("100000.00", "10")  # 99,000 + 10 x 100
 
 
 # --- the simulation API -----------------------------------------------------------------------
