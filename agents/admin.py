@@ -2,6 +2,7 @@
 and disable, duplicate; parameters validated against the strategy with errors on the field."""
 
 import json
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -13,6 +14,7 @@ from agents.forms import LIMITS, AgentLimitsForm
 from agents.models import AgentConfig
 from agents.strategies import STRATEGIES
 from exchange.errors import ExchangeError
+from exchange.protocol.decimals import decimal_str
 
 
 def _bounds(entry: dict) -> str:
@@ -69,7 +71,9 @@ class AgentConfigForm(forms.ModelForm, AgentLimitsForm):
         super().__init__(*args, **kwargs)
         if self.instance.account_id:  # else: the defaults of a new agent
             for name, value in selectors.agent_config_limits(self.instance).items():
-                self.initial.setdefault(name, value)
+                # Written plainly ("100000"), not as the column stores it ("100000.00000000").
+                plain = decimal_str(value) if isinstance(value, Decimal) else value
+                self.initial.setdefault(name, plain)
 
     def limits(self) -> dict:
         """The limits as entered (once the form is valid)."""
@@ -83,6 +87,10 @@ class AgentConfigForm(forms.ModelForm, AgentLimitsForm):
 @admin.register(AgentConfig)
 class AgentConfigAdmin(admin.ModelAdmin):
     form = AgentConfigForm
+
+    class Media:
+        css = {"all": ("css/admin_numbers.css",)}
+
     list_filter = ("enabled", "strategy", "instrument")
     list_select_related = ("account", "instrument")
     search_fields = ("name",)
@@ -120,7 +128,9 @@ class AgentConfigAdmin(admin.ModelAdmin):
                 row = rows.get(obj.name)
                 return "—" if row is None else row[field]
 
-            column.__name__ = f"live_{field}"
+            # Numbers right-aligned in columns, as the exchange's admin does (`_shown`).
+            number = field not in ("status",)
+            column.__name__ = f"live_{field}_shown" if number else f"live_{field}"
             return column
 
         return (

@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 from exchange.errors import ExchangeError
 from exchange.models import Account, ApiToken, Fill, Instrument, Order, Position, Trade
@@ -78,14 +79,44 @@ class CappedCountPaginator(Paginator):
         return self.object_list.values("pk")[: self.CAP].count()
 
 
+# How the recorder's decimal columns are written, by name: the change page of a read-only row
+# shows every field, and a decimal field shown as itself reads "100.10000000", "0E-8".
+DECIMAL_KINDS = {
+    "price": "price",
+    "average_fill_price": "price",
+    "quantity": "qty",
+    "filled_quantity": "qty",
+    "fee": "money",
+}
+
+
 class ReadOnlyAdmin(NumberColumns, admin.ModelAdmin):
     """Rows written by the recorder: look, filter and search, never edit. Listed newest first by
     primary key (its index: no sort of the table), counted up to a cap, no count of the whole
-    table beside it, and no date hierarchy (it reads every row's date); date filters instead."""
+    table beside it, and no date hierarchy (it reads every row's date); date filters instead.
+    Its change page shows each decimal field written as its kind (`DECIMAL_KINDS`)."""
 
     ordering = ("-pk",)
     paginator = CappedCountPaginator
     show_full_result_count = False
+
+    def get_fields(self, request, obj=None):
+        # The model's fields, as Django's form would list them (no asking the form: it asks for
+        # the read-only fields, which are these).
+        return [
+            f"{f.name}_shown" if f.name in DECIMAL_KINDS else f.name
+            for f in self.model._meta.fields
+            if f.editable and not f.auto_created
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def __getattr__(self, name):
+        field = name.removesuffix("_shown")
+        if name.endswith("_shown") and field in DECIMAL_KINDS:
+            return _column(field, DECIMAL_KINDS[field], field.replace("_", " "))
+        raise AttributeError(name)
 
     def has_add_permission(self, request):
         return False
@@ -255,7 +286,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "instrument",
         "account",
         "order_id",
-        "client_order_id",
+        "client_order_id_shown",
         "side",
         "order_type",
         "price_shown",
@@ -267,6 +298,16 @@ class OrderAdmin(ReadOnlyAdmin):
     price_shown = staticmethod(_column("price", "price"))
     quantity_shown = staticmethod(_column("quantity", "qty"))
     filled_quantity_shown = staticmethod(_column("filled_quantity", "qty", "filled"))
+
+    @admin.display(description="client order id", ordering="client_order_id")
+    def client_order_id_shown(self, obj):
+        """Up to 32 characters would push the key columns off a 1440 px screen: the first 12,
+        the whole id on hover (and in the search, which matches it)."""
+        value = obj.client_order_id or ""
+        if len(value) <= 12:
+            return value or "-"
+        return format_html('<span title="{}">{}…</span>', value, value[:12])
+
     list_filter = ("status", "side", "order_type", "time_in_force", "instrument", "created_at")
     search_fields = ("client_order_id", "order_id", "account__name")
     list_select_related = ("instrument", "account")
@@ -283,10 +324,12 @@ class FillAdmin(ReadOnlyAdmin):
         "side",
         "price_shown",
         "quantity_shown",
+        "fee_shown",
         "executed_at",
     )
     price_shown = staticmethod(_column("price", "price"))
     quantity_shown = staticmethod(_column("quantity", "qty"))
+    fee_shown = staticmethod(_column("fee", "money"))
     list_filter = ("role", "side", "instrument", "executed_at")
     search_fields = ("account__name", "order__client_order_id", "order__order_id")
     list_select_related = ("instrument", "account", "order")

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from exchange.protocol.decimals import price_str, qty_str
 from exchange.protocol.symbols import SYMBOL_MAX, SYMBOL_PATTERN, SYMBOL_RULE
 
 SYMBOL_VALIDATOR = RegexValidator(SYMBOL_PATTERN, SYMBOL_RULE)
@@ -211,7 +212,7 @@ class Position(models.Model):
         ordering = ["account", "instrument"]
 
     def __str__(self) -> str:
-        return f"{self.account} {self.instrument} {self.quantity}"
+        return f"{self.account} {self.instrument} {_qty(self)}"
 
     @property
     def average_price(self) -> Decimal:
@@ -315,7 +316,7 @@ class Order(OrderAmounts, models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.instrument} #{self.order_id} {self.side} {self.quantity}@{self.price}"
+        return f"{self.instrument} #{self.order_id} {self.side} {_qty(self)}@{_price(self)}"
 
 
 class Trade(models.Model):
@@ -338,7 +339,7 @@ class Trade(models.Model):
         ordering = ["-seq"]
 
     def __str__(self) -> str:
-        return f"{self.instrument} {self.quantity}@{self.price}"
+        return f"{self.instrument} {_qty(self)}@{_price(self)}"
 
 
 class Fill(models.Model):
@@ -371,7 +372,7 @@ class Fill(models.Model):
         ordering = ["-executed_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.role} {self.side} {self.quantity}@{self.price}"
+        return f"{self.role} {self.side} {_qty(self)}@{_price(self)}"
 
 
 class RecorderCursor(models.Model):
@@ -405,3 +406,13 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+# How a row names its price and quantity (its admin page's title, a foreign key's choice): to the
+# instrument's tick and lot, as every page writes them, not the column's "10.00000000".
+def _price(row) -> str:
+    return "market" if row.price is None else price_str(row.price, row.instrument.tick_size)
+
+
+def _qty(row) -> str:
+    return qty_str(row.quantity, row.instrument.lot_size)

@@ -273,7 +273,9 @@ def test_admin_form_errors_sit_on_the_field_and_a_good_form_creates_the_account(
     form = (
         admin_client.get(f"/admin/agents/agentconfig/{config.pk}/change/").context["adminform"].form
     )
-    assert form.initial["min_bankroll"] == D("12345") and form.initial["max_order_qty"] == 50
+    assert (
+        form.initial["min_bankroll"] == "12345"
+    )  # written plainly and form.initial["max_order_qty"] == 50
     edited = admin_client.post(
         f"/admin/agents/agentconfig/{config.pk}/change/",
         _form(market["ACME"], max_position="70", min_bankroll="15000"),
@@ -310,6 +312,11 @@ def test_admin_list_shows_live_status_and_pnl_and_runs_the_actions(market, admin
         assert header in text, header
     assert "running" in text and "offline" in text
     assert "100010.00" in text  # a: 99010 cash + 10 at the reference price 100, to the cent
+
+    # Numbers right-aligned in columns; the limits in the form written plainly.
+    assert 'class="field-live_equity_shown"' in page.content.decode()
+    form = admin_client.get(f"/admin/agents/agentconfig/{a.pk}/change/").content.decode()
+    assert 'value="100000"' in form and "100000.00000000" not in form
 
     admin_client.post(
         "/admin/agents/agentconfig/",

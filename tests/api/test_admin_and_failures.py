@@ -187,6 +187,32 @@ def test_orders_and_executions_are_read_only_in_the_admin(admin_client, api, ali
         assert admin_client.get(reverse(f"admin:exchange_{model}_add")).status_code == 403
 
 
+def test_a_recorded_order_and_its_fill_read_as_numbers_in_the_admin(
+    admin_client, api, alice, instrument
+):
+    """The change page of a read-only row shows its decimals written to their kind, and a
+    32-character client order id does not push the key columns off the list."""
+    long_id = "c" * 32
+    placed = api.post(
+        "/api/v1/orders/", {**LIMIT_BUY, "client_order_id": long_id}, format="json"
+    ).json()
+    order = record(
+        account_for_user(alice),
+        placed["id"],
+        filled_quantity=Decimal("3.00000000"),
+        average_fill_price=Decimal("99.50000000"),
+    )
+    page = admin_client.get(reverse("admin:exchange_order_change", args=[order.pk]))
+    text = page.content.decode()
+    assert page.status_code == 200
+    # Price and average price to the tick, quantities to the lot.
+    assert text.count(">99.50<") == 2 and ">3<" in text and ">10<" in text
+    assert "0E-8" not in text and "00000<" not in text
+    listing = admin_client.get(reverse("admin:exchange_order_changelist")).content.decode()
+    assert f'title="{long_id}">{long_id[:12]}…<' in listing
+    assert f">{long_id}<" not in listing
+
+
 def test_redis_down_means_503_not_500(api, instrument, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
 
