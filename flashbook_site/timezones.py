@@ -8,6 +8,7 @@ in the browser). An unknown or missing zone leaves the default (UTC, settings.TI
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
@@ -30,7 +31,7 @@ class ViewerTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        zone = zone_of(request.COOKIES.get(COOKIE, ""))
+        zone = zone_of(unquote(request.COOKIES.get(COOKIE, "")))
         if zone is None:
             timezone.deactivate()
         else:

@@ -53,6 +53,7 @@ const MARKERS = {
 
 export class PriceChart {
   constructor(container, { tickSize }) {
+    this.container = container;
     this.decimals = places(tickSize);
     this.interval = 60;
     this.chart = createChart(container, {
@@ -137,6 +138,7 @@ export class PriceChart {
     const { volume, ...bar } = this.last;
     this.series.update(bar);
     this.volume.update(this.volumeBar(this.last));
+    this.describe();
   }
 
   // The simulation's events (pauses, resets, shocks, volatility pauses) as markers on the candles.
@@ -163,6 +165,20 @@ export class PriceChart {
       })
       .sort((a, b) => a.time - b.time);
     this.markers.setMarkers(markers);
+    this.describe();
+  }
+
+  // What the chart shows, in words, for screen readers (a canvas says nothing).
+  describe() {
+    const node = this.container;
+    node.setAttribute("role", "img");
+    if (!this.last) {
+      node.setAttribute("aria-label", "Price chart: no trades yet.");
+      return;
+    }
+    const events = this.events.length ? `; ${this.events.map((e) => e.text).join(", ")}` : "";
+    node.setAttribute("aria-label", `Price chart: last ${price(this.last.close, this.decimals)}${events}.`);
+    node.dataset.markers = String(this.events.length);
   }
 
   get markerCount() {
@@ -238,5 +254,13 @@ export class DepthChart {
       askY.push(q);
     }
     this.plot.setData([xs, bidY, askY]);
+    // The chart in words (a canvas says nothing to a screen reader), prices to the tick.
+    const range = (points) =>
+      points.length ? `${price(points[0][0], this.decimals)} to ${price(points.at(-1)[0], this.decimals)}` : "none";
+    this.container.setAttribute("role", "img");
+    this.container.setAttribute(
+      "aria-label",
+      `Depth: bids ${range(bids.map(([p]) => [p]).reverse())}, asks ${range(asks.map(([p]) => [p]))}.`,
+    );
   }
 }

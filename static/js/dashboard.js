@@ -120,7 +120,7 @@ async function loadCandles() {
   if (answer.ok && priceChart) {
     priceChart.load(answer.data.candles, INTERVALS[interval]);
     $("[data-price-empty]").hidden = !priceChart.empty;
-    $("[data-price-chart]").dataset.interval = interval;
+    $("[data-price-chart]").dataset.shownInterval = interval;
     $("[data-price-chart]").dataset.candles = String(answer.data.candles.length);
   }
 }

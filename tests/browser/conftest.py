@@ -59,6 +59,16 @@ class Stack(LoopbackStack):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
+    started = start_browser_stack(tmp_path_factory, ["web", "engine", "recorder", "bridge"])
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def start_browser_stack(tmp_path_factory, roles: list[str]) -> Stack:
+    """The Procfile's `roles` on a fresh SQLite file and Redis prefix, the demo seeded (its
+    instruments, logins and — when the agents role runs — agents)."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (scripts/ensure_chromium.sh)")
     if not (ROOT / "static" / "vendor" / ".installed").exists():
@@ -66,8 +76,8 @@ def stack(tmp_path_factory):
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
     # Tests that started before every process is ready would race the start-up, not test pages.
-    started = start_stack(
-        ["web", "engine", "recorder", "bridge"],
+    return start_stack(
+        roles,
         work=tmp_path_factory.mktemp("stack"),
         redis_url=redis_url,
         env={
@@ -80,10 +90,6 @@ def stack(tmp_path_factory):
         ready_symbols=["ACME"],
         stack_class=Stack,
     )
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")

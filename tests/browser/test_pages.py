@@ -4,6 +4,8 @@ the market the browser shows."""
 
 import re
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -62,10 +64,100 @@ def test_dashboard_shows_a_live_book_trades_and_a_moving_price(browser, stack, t
     expect(page.locator("[data-depth-chart] canvas").first).to_be_visible()
     expect(page.locator('[data-stat="volume"]')).not_to_have_text("—", timeout=TIMEOUT)
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(1200)  # let a stats frame arrive for the picture
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    # The exchange card: last, high and low to the tick; the charts described in words, to the
+    # tick (uPlot's own axis wrote "99.7", "100", "101.6").
+    expect(page.locator('[data-stat="last_price"]')).to_have_text("104.00")
+    expect(page.locator('[data-stat="high"]')).to_have_text("104.00", timeout=TIMEOUT)
+    expect(page.locator('[data-stat="low"]')).to_have_text("101.00")
+    expect(page.locator("[data-depth-chart]")).to_have_attribute(
+        "aria-label", re.compile(r"^Depth: bids 95\.00 to 99\.00, asks 105\.00 to 105\.00\.$")
+    )
+    expect(page.locator("[data-price-chart]")).to_have_attribute(
+        "aria-label", re.compile(r"last 104\.00"), timeout=TIMEOUT
+    )
+    # One clock: the tape's times are the viewer's, the zone named, UTC on hover.
+    expect(page.locator(".tape thead [data-zone]")).to_have_text("UTC")
+    assert page.locator("[data-tape] tr td").first.get_attribute("title").endswith(" UTC")
+    # Candle intervals: 15 s candles on a click, remembered.
+    page.click('[data-interval="15s"]')
+    expect(page.locator("[data-price-chart]")).to_have_attribute("data-shown-interval", "15s")
+    expect(page.locator('[data-interval="15s"]')).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    expect(page.locator("[data-price-chart]")).to_have_attribute(
+        "data-shown-interval", "15s", timeout=TIMEOUT
+    )
+    page.click('[data-interval="1m"]')
     page.context.close()
+
+
+def test_one_clock_in_the_viewers_time_zone_the_admin_too(browser, stack, trader):
+    """A viewer in New York sees New York times everywhere (in December five hours behind UTC),
+    the tape's with their UTC time on hover, and the admin's in the same zone, not the server's
+    UTC."""
+    status, trades = stack.api(trader, "GET", "instruments/ACME/trades/")
+    assert status == 200 and trades["results"], trades
+    page = login(
+        browser,
+        stack,
+        "admin",
+        viewport={"width": 1400, "height": 1000},
+        timezone_id="America/New_York",
+    )
+    expect(page.locator(".tape thead [data-zone]")).to_have_text("UTC\u221205:00", timeout=TIMEOUT)
+    first = page.locator("[data-tape] tr td").first
+    expect(first).to_have_attribute("title", re.compile(r" UTC$"), timeout=TIMEOUT)
+    utc_hour = int(first.get_attribute("title")[11:13])
+    assert int(first.inner_text()[:2]) == (utc_hour - 5) % 24
+    page.goto("/admin/exchange/trade/")
+    executed = datetime.fromisoformat(trades["results"][0]["executed_at"].replace("Z", "+00:00"))
+    local = executed.astimezone(ZoneInfo("America/New_York"))
+    hour = local.strftime("%I").lstrip("0")
+    row = page.locator("#result_list tbody tr").first
+    expect(row).to_contain_text(re.compile(rf"{hour}:{local:%M} [ap]\.m\."))
+    page.context.close()
+
+
+def test_the_pages_are_accessible(browser, stack):
+    """One main heading; the price bar is not a live region (it was announced about ten times a
+    second); in dark mode the filled buttons keep 4.5:1 (computed from the page's styles); an
+    icon at /favicon.ico."""
+    page = login(
+        browser, stack, "demo", viewport={"width": 1400, "height": 1000}, color_scheme="dark"
+    )
+    expect(page.locator("h1")).to_have_count(1)
+    expect(page.locator("h1")).to_contain_text("ACME")
+    assert page.locator(".market-bar [aria-live]").count() == 0
+    assert page.locator('.market-bar [role="status"]').count() == 1  # the connection, rarely
+    for selector in ('[data-interval][aria-pressed="true"]',):
+        assert _contrast(page, selector) >= 4.5, selector
+    page.goto("/trade/")
+    page.locator(".seg-buy").click()
+    for selector in ("[data-ticket-submit]", ".seg-buy"):
+        assert _contrast(page, selector) >= 4.5, selector
+    favicon = page.request.get("/favicon.ico")
+    assert favicon.status == 200 and "svg" in favicon.headers["content-type"]
+    page.context.close()
+
+
+def _contrast(page, selector: str) -> float:
+    """WCAG's contrast ratio of an element's text against its background, from computed styles."""
+    return page.evaluate(
+        r"""(selector) => {
+          const node = document.querySelector(selector);
+          const style = getComputedStyle(node);
+          const rgb = (text) => text.match(/[\d.]+/g).slice(0, 3).map(Number);
+          const lum = ([r, g, b]) => {
+            const f = (c) => {
+              c /= 255;
+              return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+            };
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+          };
+          const a = lum(rgb(style.color)), b = lum(rgb(style.backgroundColor));
+          return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        }""",
+        selector,
+    )
 
 
 def test_the_dashboard_shows_a_volatility_pause(browser, stack, trader):
@@ -96,7 +188,11 @@ def test_the_dashboard_works_on_a_phone(browser, stack):
     expect(page.locator("[data-ladder] tbody tr").first).to_be_visible(timeout=TIMEOUT)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page is {overflow}px wider than the phone"
-    page.screenshot(path=str(SCREENSHOTS / "dashboard-phone.png"), full_page=True)
+    # The agents' numbers are cards on a phone: every agent's equity within the screen's width.
+    equity = page.locator('[data-leaderboard] td[data-label="Equity"]').first
+    expect(equity).to_be_visible(timeout=TIMEOUT)
+    box = equity.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     page.goto("/trade/")
     expect(page.locator("[data-ticket-submit]")).to_be_visible()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -179,10 +275,22 @@ def test_staff_pauses_and_resumes_the_simulation(browser, stack):
 
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-    controls.get_by_role("button", name="Pause").click()
+    pause = controls.get_by_role("button", name="Pause")
+    resume = controls.get_by_role("button", name="Resume")
+    expect(resume).to_be_disabled()  # only what changes something is offered
+    pause.click()
     expect(badge).to_have_text("Paused", timeout=TIMEOUT)
     expect(page.locator("[data-control-result]")).to_contain_text("paused")
-    controls.get_by_role("button", name="Resume").click()
+    expect(pause).to_be_disabled()
+    # Nothing trades while the books are halted: said at once, not faded over 10 seconds.
+    expect(page.locator('[data-stat="trades_per_s"]')).to_have_text("0 · paused", timeout=TIMEOUT)
+    resume.click()
     expect(badge).to_have_text("Running", timeout=TIMEOUT)
+    expect(resume).to_be_disabled()
     assert len(dialogs) == 2 and "Pause" in dialogs[0]  # each asked for confirmation
+    # The pause and the resume are marked on the candles.
+    expect(page.locator("[data-price-chart]")).to_have_attribute("data-markers", "2")
+    expect(page.locator("[data-price-chart]")).to_have_attribute(
+        "aria-label", re.compile("Paused, Resumed")
+    )
     page.context.close()
