@@ -24,7 +24,7 @@ import { MarketFeed, renderBbo } from "./market.js";
 import { ConnectionIndicator, LiveSocket } from "./socket.js";
 
 const LADDER_DEPTH = 10;
-const TAPE_LENGTH = 30;
+const TAPE_LENGTH = 20; // as many rows as the ladder beside it
 
 const config = pageConfig();
 const symbol = config.symbol;
