@@ -107,9 +107,7 @@ def test_token_forms_are_csrf_protected(demo):
     csrf = client.cookies["csrftoken"].value
     response = client.post(reverse("tokens"), {"name": "bot", "csrfmiddlewaretoken": csrf})
     assert response.status_code == 201
-    response = client.post(
-        reverse("token-revoke", args=[token.id]), {"csrfmiddlewaretoken": csrf}
-    )
+    response = client.post(reverse("token-revoke", args=[token.id]), {"csrfmiddlewaretoken": csrf})
     assert response.status_code == 302
     assert list(ApiToken.objects.values_list("name", flat=True)) == ["bot"]
 
