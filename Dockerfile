@@ -54,6 +54,7 @@ COPY agents agents
 COPY templates templates
 COPY static static
 COPY deploy deploy
+COPY docs/api.md docs/api.md
 COPY --from=assets /src/static/vendor static/vendor
 # Hashed, compressed static files for WhiteNoise (settings: FLASHBOOK_STATIC_MANIFEST). The
 # settings need a key and a database to import; neither is used by collectstatic.

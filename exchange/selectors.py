@@ -3,6 +3,7 @@
 import hashlib
 import importlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from exchange.models import (
 from exchange.orders import journal
 from exchange.protocol import keys
 from exchange.protocol.decimals import EIGHT_PLACES
+from exchange.recorder.money import apply_fill, money_quantum
 
 
 @dataclass(frozen=True, slots=True)
@@ -701,3 +703,85 @@ def recorded_accounts(symbol: str, account_ids) -> tuple[int, dict[int, Recorded
         )
         for pk, account in accounts.items()
     }
+
+
+# --- An account's history (the history page) ----------------------------------------------------
+
+
+def order_history(*, account: Account) -> QuerySet[Order]:
+    """Every recorded order of the account, newest first (the history page pages through it)."""
+    return Order.objects.filter(account=account).select_related("instrument").order_by("-id")
+
+
+@dataclass(frozen=True)
+class PnlPoint:
+    """The account's P&L just after one of its fills: realized (net of fees) and unrealized, each
+    instrument marked at the last price the account traded it at."""
+
+    time: datetime
+    fill_id: int
+    realized: Decimal
+    unrealized: Decimal
+    fees: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.realized + self.unrealized
+
+
+@dataclass
+class _Replay:
+    """A position replayed fill by fill, as `exchange.recorder.money` moves the recorded one."""
+
+    quantity: Decimal = Decimal(0)
+    cost_basis: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    mark: Decimal = Decimal(0)
+
+
+def account_pnl_series(*, account: Account) -> list[PnlPoint]:
+    """The account's P&L over time, one point per fill, from its recorded fills alone: each fill
+    replayed through the recorder's own arithmetic (`recorder.money.apply_fill`: exact, on the
+    signed cost basis), its fee out of realized P&L; unrealized is mark x quantity - cost basis
+    with each instrument's mark the price of the account's last fill in it. A wash (both sides of
+    a trade the account's) moves no position, only fees — as the recorder settles it. Fills from
+    before a simulation reset (which flattens positions) are replayed as they happened."""
+    fills = list(
+        Fill.objects.filter(account=account)
+        .order_by("executed_at", "id")
+        .values_list(
+            "id",
+            "trade_id",
+            "instrument_id",
+            "instrument__tick_size",
+            "instrument__lot_size",
+            "side",
+            "price",
+            "quantity",
+            "fee",
+            "executed_at",
+        )
+    )
+    washes = {trade for trade, n in Counter(fill[1] for fill in fills).items() if n > 1}
+    positions: dict[int, _Replay] = {}
+    fees = Decimal(0)
+    series = []
+    for fill_id, trade, instrument, tick, lot, side, price, qty, fee, executed_at in fills:
+        position = positions.setdefault(instrument, _Replay())
+        if trade not in washes:
+            apply_fill(position, side, price, qty, money_quantum(tick, lot))
+        position.realized_pnl -= fee
+        position.mark = price
+        fees += fee
+        series.append(
+            PnlPoint(
+                time=executed_at,
+                fill_id=fill_id,
+                realized=sum((p.realized_pnl for p in positions.values()), Decimal(0)),
+                unrealized=sum(
+                    (p.mark * p.quantity - p.cost_basis for p in positions.values()), Decimal(0)
+                ),
+                fees=fees,
+            )
+        )
+    return series

@@ -17,7 +17,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from exchange.models import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
 from exchange.orders.gateway import OrderOutcome
-from exchange.orders.progress import OrderProgress
+from exchange.orders.progress import OrderProgress, reason_text
 from exchange.orders.rules import CLIENT_ORDER_ID_MAX, STP_MODES, OrderRequest
 from exchange.protocol.decimals import EIGHT_PLACES, decimal_str, money_str, price_str, qty_str
 from exchange.protocol.symbols import SYMBOL_CHARACTERS, SYMBOL_MAX
@@ -120,6 +120,13 @@ class MoneyString(DecimalString):
 
     def to_representation(self, value):
         return money_str(value)
+
+
+class ReasonText(serializers.CharField):
+    """The engine's reason in plain words (`exchange.orders.progress.REASON_TEXT`), "" for none."""
+
+    def to_representation(self, value):
+        return reason_text(value) if value else ""
 
 
 class Shape(serializers.Serializer):
@@ -431,6 +438,11 @@ class OrderSerializer(Shape):
     )
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     reject_reason = serializers.CharField(allow_blank=True)
+    reject_reason_text = ReasonText(
+        source="reject_reason",
+        allow_blank=True,
+        help_text='reject_reason in plain words, for people ("" when there is none).',
+    )
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
 

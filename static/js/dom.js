@@ -135,3 +135,16 @@ export function bindSymbolSwitcher() {
     window.location.assign(url.toString());
   });
 }
+
+// Server-rendered times (<time datetime="…" data-time>, written in UTC for a page without
+// scripts) shown as the viewer's date and time, with the UTC time on hover; and the zone named in
+// every [data-zone].
+export function localizeTimes(root = document) {
+  for (const node of $$("time[data-time]", root)) {
+    const ms = Date.parse(node.getAttribute("datetime"));
+    if (Number.isNaN(ms)) continue;
+    node.textContent = dateTime(ms);
+    node.title = utcTitle(ms);
+  }
+  labelZones(root);
+}

@@ -1,22 +1,56 @@
-// The trading page: the order ticket, open orders (cancel, replace), fills and the account, kept
-// live by the user's executions over /ws/account/ and the book over /ws/market/{SYM}/.
+// The trading page: the order ticket (with the order's value, fee and reservation as it is typed,
+// a compact book whose prices fill it, a confirmation when the price is far from the market), the
+// result line that follows the last order placed, open orders (cancel, replace), fills and the
+// account — kept live by the user's executions over /ws/account/ and the book over
+// /ws/market/{SYM}/.
 
 import { api } from "./api.js";
-import { $, bindSymbolSwitcher, cell, el, fillRows, money, pageConfig, places, price, setText, signClass, timeOfDay } from "./dom.js";
+import {
+  $,
+  bindSymbolSwitcher,
+  cell,
+  el,
+  fillRows,
+  labelZones,
+  money,
+  pageConfig,
+  places,
+  price,
+  setText,
+  signClass,
+  timeCell,
+  toPlaces,
+} from "./dom.js";
 import { MarketFeed, mid, renderBbo } from "./market.js";
 import { ConnectionIndicator, LiveSocket } from "./socket.js";
 
 const config = pageConfig();
 const symbol = config.symbol;
 const instrument = config.instruments.find((i) => i.symbol === symbol);
-const tickPlaces = places(instrument.tick_size); // a live mark is written to the tick
+const tickPlaces = instrument ? places(instrument.tick_size) : 2; // prices are shown to the tick
 const indicator = new ConnectionIndicator($("[data-connection]"));
 const bar = $(".market-bar");
+
+const OPEN = ["PENDING", "NEW", "PARTIALLY_FILLED"];
+const FAR_FROM_MARKET = 0.05; // a limit price more than 5 % from the mid (or last) asks first
+const BOOK_LEVELS = 8; // a side, in the compact book
+const EXPIRY_REASONS = new Set(["REMAINDER", "FOK_UNFILLABLE", "PRICE_BAND"]);
 
 let orders = []; // open orders, newest first, as the API describes them
 let fills = [];
 let account = null;
 let markOfSymbol = null;
+let book = { bids: [], asks: [] };
+let lastPrice = null;
+
+// A price of any instrument, to its tick ("99.7" -> "99.70"); "—" for none.
+function tickPlacesOf(sym) {
+  const found = config.instruments.find((i) => i.symbol === sym);
+  return found ? places(found.tick_size) : tickPlaces;
+}
+function priceOf(value, sym = symbol) {
+  return value === null || value === undefined || value === "" ? "—" : price(value, tickPlacesOf(sym));
+}
 
 // Whether a number (a float) has no more than `decimals` places.
 function onGrid(value, decimals) {
@@ -34,11 +68,9 @@ function renderAccount() {
   let unrealized = 0;
   for (const p of positions) {
     const mark = p.symbol === symbol && markOfSymbol !== null ? markOfSymbol : Number(p.mark_price);
-    // The symbol on screen: its live mid, to the tick (a half tick shows its extra digit).
-    p.live_mark =
-      p.symbol === symbol && markOfSymbol !== null
-        ? price(markOfSymbol, onGrid(markOfSymbol, tickPlaces) ? tickPlaces : tickPlaces + 1)
-        : price(p.mark_price);
+    const decimals = tickPlacesOf(p.symbol);
+    // To the tick (a mid half a tick off the grid shows its extra digit).
+    p.live_mark = price(mark, onGrid(mark, decimals) ? decimals : decimals + 1);
     // From the exact cost basis (mark × quantity − cost basis), as the server computes it; shown
     // to the cent by money().
     p.live_unrealized = mark * Number(p.quantity) - Number(p.cost_basis);
@@ -59,11 +91,11 @@ function renderAccount() {
     positions,
     (p) =>
       el("tr", {}, [
-        cell(p.symbol),
-        cell(p.quantity, "num"),
-        cell(p.average_price, "num"),
-        cell(p.live_mark, "num"),
-        cell(money(p.live_unrealized), `num ${signClass(p.live_unrealized)}`),
+        labelled("Symbol", p.symbol),
+        labelled("Position", p.quantity, "num"),
+        labelled("Avg price", priceOf(p.average_price, p.symbol), "num"),
+        labelled("Mark", p.live_mark, "num"),
+        labelled("Unrealized", money(p.live_unrealized), `num ${signClass(p.live_unrealized)}`),
       ]),
     $("[data-positions-empty]"),
   );
@@ -79,22 +111,41 @@ async function loadAccount() {
 
 // --- orders and fills ---------------------------------------------------------------------------
 
+function statusWords(status) {
+  return { CANCELED: "cancelled", PARTIALLY_FILLED: "partially filled" }[status] ?? status.toLowerCase();
+}
+
+// A cell with its column's name, which a phone shows beside the value (cards, not a wide table).
+function labelled(label, text, className) {
+  const node = cell(text, className);
+  node.dataset.label = label;
+  return node;
+}
+
 function renderOrders() {
   fillRows(
     $("[data-orders]"),
     orders,
     (o) => {
-      const cancel = el("button", { className: "button button-quiet button-small", text: "Cancel", attrs: { type: "button", "data-cancel": o.id } });
+      const cancel = el("button", {
+        className: "button button-quiet button-small",
+        text: "Cancel",
+        attrs: { type: "button", "data-cancel": o.id, "aria-label": `Cancel order ${o.id}` },
+      });
       cancel.addEventListener("click", () => cancelOrder(o, cancel));
-      const replace = el("button", { className: "button button-quiet button-small", text: "Replace", attrs: { type: "button" } });
+      const replace = el("button", {
+        className: "button button-quiet button-small",
+        text: "Replace",
+        attrs: { type: "button", "aria-label": `Replace order ${o.id}` },
+      });
       replace.addEventListener("click", () => openReplace(o));
       return el("tr", { attrs: { "data-order-id": o.id } }, [
-        cell(o.symbol),
-        cell(o.side, o.side === "buy" ? "up" : "down"),
-        cell(o.price ?? "market", "num"),
-        cell(o.quantity, "num"),
-        cell(o.filled_quantity, "num"),
-        cell(o.status.replace("_", " ").toLowerCase(), "status"),
+        labelled("Symbol", o.symbol, "order-symbol"),
+        labelled("Side", o.side, `order-side ${o.side === "buy" ? "up" : "down"}`),
+        labelled("Price", o.price === null ? "market" : priceOf(o.price, o.symbol), "num"),
+        labelled("Quantity", o.quantity, "num"),
+        labelled("Filled", o.filled_quantity, "num"),
+        labelled("Status", statusWords(o.status), "status"),
         el("td", { className: "actions" }, o.type === "limit" ? [replace, cancel] : [cancel]),
       ]);
     },
@@ -106,17 +157,20 @@ function renderFills() {
   fillRows(
     $("[data-fills]"),
     fills.slice(0, 50),
-    (f) =>
-      el("tr", {}, [
-        cell(timeOfDay(Date.parse(f.executed_at))),
-        cell(f.symbol),
-        cell(f.side, f.side === "buy" ? "up" : "down"),
-        cell(f.price, "num"),
-        cell(f.quantity, "num"),
-        cell(f.role),
+    (f) => {
+      const time = timeCell(Date.parse(f.executed_at));
+      time.dataset.label = "Time";
+      return el("tr", {}, [
+        time,
+        labelled("Symbol", f.symbol),
+        labelled("Side", f.side, f.side === "buy" ? "up" : "down"),
+        labelled("Price", priceOf(f.price, f.symbol), "num"),
+        labelled("Quantity", f.quantity, "num"),
+        labelled("Role", f.role),
         // A fill from the live feed has no fee yet: the recorder charges it (the next refresh).
-        cell(f.fee ?? "…", "num"),
-      ]),
+        labelled("Fee", f.fee === undefined ? "…" : money(f.fee), "num"),
+      ]);
+    },
     $("[data-fills-empty]"),
   );
 }
@@ -154,14 +208,16 @@ function refreshSoon() {
     loadOrders();
     loadFills();
     loadAccount();
+    refreshTracked();
     setTimeout(() => {
       loadOrders();
       loadAccount();
+      refreshTracked();
     }, 1200);
   }, 250);
 }
 
-// Executions patch the open orders at once (the refresh above confirms them).
+// Executions patch the open orders and the result line at once (the refresh above confirms them).
 function applyExecutions(frame) {
   for (const event of frame.events) {
     // An order's id is its exchange id, known from the moment it is placed.
@@ -180,6 +236,7 @@ function applyExecutions(frame) {
         role: event.role,
       });
     }
+    trackEvent(frame.symbol, event);
     if (!order) continue;
     if (event.kind === "accepted") {
       order.exchange_order_id = event.order_id;
@@ -190,11 +247,11 @@ function applyExecutions(frame) {
     } else if (event.kind === "replaced") {
       order.price = event.price;
       order.quantity = String(Number(order.filled_quantity) + Number(event.qty));
-    } else if (event.kind === "cancelled" || event.kind === "rejected") {
+    } else if (event.kind === "cancelled" || (event.kind === "rejected" && event.command === "new")) {
       order.status = event.kind === "cancelled" ? "CANCELED" : "REJECTED";
     }
   }
-  orders = orders.filter((o) => ["PENDING", "NEW", "PARTIALLY_FILLED"].includes(o.status));
+  orders = orders.filter((o) => OPEN.includes(o.status));
   renderOrders();
   renderFills();
   refreshSoon();
@@ -208,7 +265,87 @@ async function cancelOrder(order, button) {
     showTicketError(answer.error);
     return;
   }
+  mergeTracked(answer.data);
   refreshSoon();
+}
+
+// --- the result line: the last order placed here, followed until it ends --------------------------
+
+let tracked = null; // {id, exchange_order_id, symbol, side, type, price, quantity, filled_quantity, average_fill_price, status, reject_reason, reject_reason_text}
+
+function renderResult() {
+  const line = $("[data-ticket-result]");
+  if (!tracked) {
+    line.textContent = "";
+    return;
+  }
+  const o = tracked;
+  const at = o.price === null || o.price === undefined ? "at market" : `at ${priceOf(o.price, o.symbol)}`;
+  let text = `Order ${o.id}: ${o.side} ${o.quantity} ${o.symbol} ${at} — ${statusWords(o.status)}`;
+  const filled = Number(o.filled_quantity || 0);
+  if (filled > 0 && o.status !== "FILLED") text += `, ${o.filled_quantity} filled`;
+  if (filled > 0 && o.average_fill_price) text += ` at ${priceOf(o.average_fill_price, o.symbol)} average`;
+  if (o.reject_reason_text && ["REJECTED", "EXPIRED"].includes(o.status)) text += `: ${o.reject_reason_text}`;
+  else text += ".";
+  line.textContent = text;
+  line.dataset.status = o.status.toLowerCase();
+  line.classList.toggle("result-bad", o.status === "REJECTED");
+  line.classList.toggle("result-good", o.status === "FILLED");
+}
+
+// An answer of the server about the tracked order (the POST, a cancel, a GET): it wins, except that
+// a recorded row the recorder has not caught up on yet never takes back what the live events said
+// (an order seen cancelled or filled does not become "new" again; a fill is not forgotten).
+function mergeTracked(o) {
+  if (!o || (tracked && tracked.id !== o.id)) return;
+  if (!tracked) {
+    tracked = { ...o };
+  } else if (OPEN.includes(tracked.status) || !OPEN.includes(o.status)) {
+    // (An open answer about an order the live events ended is behind them: not taken.)
+    const liveFilled = Number(tracked.filled_quantity || 0) > Number(o.filled_quantity || 0);
+    const keep = { filled_quantity: tracked.filled_quantity, average_fill_price: tracked.average_fill_price };
+    Object.assign(tracked, o);
+    if (liveFilled) Object.assign(tracked, keep);
+  }
+  renderResult();
+}
+
+// One of the account's executions, if it concerns the tracked order. Idempotent: a fill is counted
+// from its `remaining` (the same event twice, or one the answer had already, changes nothing).
+function trackEvent(sym, event) {
+  if (!tracked || tracked.symbol !== sym || tracked.exchange_order_id !== event.order_id) return;
+  if (event.kind === "trade") {
+    const quantity = Number(tracked.quantity);
+    const nowFilled = quantity - Number(event.remaining);
+    const before = Number(tracked.filled_quantity || 0);
+    if (nowFilled > before) {
+      const notional = Number(tracked.average_fill_price || 0) * before + Number(event.price) * (nowFilled - before);
+      tracked.filled_quantity = String(nowFilled);
+      tracked.average_fill_price = String(notional / nowFilled);
+    }
+    tracked.status = Number(event.remaining) > 0 ? "PARTIALLY_FILLED" : "FILLED";
+  } else if (event.kind === "accepted" && tracked.status === "PENDING") {
+    tracked.status = "NEW";
+  } else if (event.kind === "cancelled") {
+    tracked.status = EXPIRY_REASONS.has(event.reason) ? "EXPIRED" : "CANCELED";
+  } else if (event.kind === "rejected" && event.command === "new") {
+    tracked.status = "REJECTED";
+  } else if (event.kind === "replaced") {
+    tracked.price = event.price;
+    tracked.quantity = String(Number(tracked.filled_quantity || 0) + Number(event.qty));
+  }
+  renderResult();
+}
+
+// The order as recorded (its average fill price, the reason in plain words), until it has ended
+// in the database too.
+async function refreshTracked() {
+  if (!tracked || tracked.recordedEnd) return;
+  const id = tracked.id;
+  const answer = await api("GET", `orders/${id}/`);
+  if (!answer.ok || !tracked || tracked.id !== id) return;
+  if (!OPEN.includes(answer.data.status)) tracked.recordedEnd = true;
+  mergeTracked(answer.data);
 }
 
 // --- replace -------------------------------------------------------------------------------------
@@ -221,7 +358,10 @@ function openReplace(order) {
   const form = $("[data-replace-form]");
   form.price.value = order.price ?? "";
   form.quantity.value = order.remaining_quantity ?? order.quantity;
-  setText($("[data-replace-summary]"), `${order.side} ${order.symbol}: ${order.remaining_quantity ?? order.quantity} left at ${order.price}`);
+  setText(
+    $("[data-replace-summary]"),
+    `${order.side} ${order.symbol}: ${order.remaining_quantity ?? order.quantity} left at ${priceOf(order.price, order.symbol)}`,
+  );
   $("[data-replace-error]").hidden = true;
   dialog.showModal();
 }
@@ -242,7 +382,64 @@ function bindReplace() {
       return;
     }
     dialog.close();
+    mergeTracked(answer.data);
     refreshSoon();
+  });
+}
+
+// --- the compact book: prices fill the ticket -----------------------------------------------------
+
+// Rows are kept and updated in place (not rebuilt ten times a second), so a price being clicked
+// is never a node that has just been replaced.
+function syncRows(tbody, levels, kind) {
+  while (tbody.rows.length > levels.length) tbody.deleteRow(-1);
+  while (tbody.rows.length < levels.length) {
+    const button = el("button", { className: "book-price", attrs: { type: "button" } });
+    const row = el("tr", { className: `book-${kind}` }, [el("td", { className: "num" }, [button]), cell("", "num book-qty")]);
+    tbody.append(row);
+  }
+  const most = Math.max(1, ...book.bids.slice(0, BOOK_LEVELS).map((l) => Number(l[1])), ...book.asks.slice(0, BOOK_LEVELS).map((l) => Number(l[1])));
+  levels.forEach(([px, qty], index) => {
+    const row = tbody.rows[index];
+    const button = row.cells[0].firstChild;
+    const shown = price(px, tickPlaces);
+    if (button.dataset.price !== px) {
+      button.dataset.price = px;
+      button.textContent = shown;
+      button.setAttribute("aria-label", `${kind === "ask" ? "Buy" : "Sell"} at ${shown}`);
+    }
+    row.cells[1].textContent = qty;
+    row.style.setProperty("--depth", `${Math.round((100 * Number(qty)) / most)}%`);
+  });
+}
+
+function renderBook() {
+  const asks = book.asks.slice(0, BOOK_LEVELS).reverse(); // the best ask next to the spread
+  const bids = book.bids.slice(0, BOOK_LEVELS);
+  syncRows($("[data-book-asks]"), asks, "ask");
+  syncRows($("[data-book-bids]"), bids, "bid");
+  const spreadCell = $("[data-book-spread]");
+  if (book.bids.length && book.asks.length) {
+    const spread = Number(book.asks[0][0]) - Number(book.bids[0][0]);
+    spreadCell.textContent = `Spread ${price(spread, tickPlaces)}`;
+  } else {
+    spreadCell.textContent = lastPrice ? `Last ${price(lastPrice, tickPlaces)}` : "—";
+  }
+  $("[data-book-empty]").hidden = Boolean(book.bids.length || book.asks.length);
+}
+
+// An ask is what a buyer pays, a bid what a seller gets: clicking one sets the side to match.
+function bindBook() {
+  $("[data-book]").addEventListener("click", (event) => {
+    const button = event.target.closest("button.book-price");
+    if (!button) return;
+    const kind = button.closest("tr").classList.contains("book-ask") ? "ask" : "bid";
+    ticket.type.value = "limit";
+    ticket.price.value = toPlaces(button.dataset.price, tickPlaces);
+    ticket.querySelector(`input[name="side"][value="${kind === "ask" ? "buy" : "sell"}"]`).checked = true;
+    syncTicket();
+    updatePreview();
+    ticket.quantity.focus();
   });
 }
 
@@ -278,13 +475,122 @@ function syncTicket() {
   ticket.querySelector("[data-ticket-submit]").classList.toggle("sell", ticket.side.value === "sell");
 }
 
+// A positive number typed in a field, or null.
+function typed(input) {
+  const text = input.value.trim();
+  if (!/^\d+(\.\d+)?$/.test(text)) return null;
+  const value = Number(text);
+  return value > 0 ? value : null;
+}
+
+// What a market order of `quantity` would pay on the book as it is: the average over the levels
+// it would take (null when the book has nothing on that side), and whether the book has enough.
+function walkBook(levels, quantity) {
+  let left = quantity;
+  let notional = 0;
+  for (const [px, qty] of levels) {
+    const take = Math.min(left, Number(qty));
+    notional += take * Number(px);
+    left -= take;
+    if (left <= 0) break;
+  }
+  const filled = quantity - left;
+  return filled > 0 ? { average: notional / filled, enough: left <= 0 } : null;
+}
+
+// The order's value (notional), its expected fee (the taker rate if the price would cross the
+// book, the maker rate otherwise) and what placing it reserves: for a buy, the value plus the fee
+// at the higher of the two rates (what the exchange holds from the cash); for a sell, the quantity.
+function orderPreview() {
+  const side = ticket.side.value;
+  const market = ticket.type.value === "market";
+  const quantity = typed(ticket.quantity);
+  const bestBid = book.bids.length ? Number(book.bids[0][0]) : null;
+  const bestAsk = book.asks.length ? Number(book.asks[0][0]) : null;
+  let px = market ? null : typed(ticket.price);
+  let note = "";
+  if (market && quantity) {
+    const walk = walkBook(side === "buy" ? book.asks : book.bids, quantity);
+    if (walk) {
+      px = walk.average;
+      note = walk.enough
+        ? "A market order: its value is estimated from the book as it is now."
+        : "A market order: the book has less than this quantity now; the rest would expire.";
+    } else {
+      note = "A market order: there is nothing on the other side of the book to trade with.";
+    }
+  }
+  if (!quantity || !px) return { ready: false, note: note || "Enter a price and a quantity to see the order's value." };
+  const crosses = market || (side === "buy" ? bestAsk !== null && px >= bestAsk : bestBid !== null && px <= bestBid);
+  const bps = crosses ? instrument.taker_fee_bps : instrument.maker_fee_bps;
+  const notional = px * quantity;
+  const fee = (notional * bps) / 10_000;
+  const worst = Math.max(0, instrument.taker_fee_bps, instrument.maker_fee_bps);
+  if (crosses && ticket.post_only.checked) note = "Post-only: this price would cross the book, so the order would be rejected.";
+  else if (!market) note = crosses ? "This price crosses the book: the order takes liquidity (taker fee)." : "This price rests on the book (maker fee).";
+  return {
+    ready: true,
+    side,
+    quantity,
+    notional,
+    fee,
+    bps,
+    role: crosses ? "taker" : "maker",
+    reserve: side === "buy" ? notional + (notional * worst) / 10_000 : null,
+    note,
+  };
+}
+
+function updatePreview() {
+  const p = orderPreview();
+  const set = (name, value) => setText($(`[data-preview="${name}"]`), value, "—");
+  set("notional", p.ready ? money(p.notional) : null);
+  set("fee", p.ready ? money(p.fee) : null);
+  setText($('[data-preview="fee-role"]'), p.ready ? `${p.role}, ${p.bps} bp${p.fee < 0 ? " rebate" : ""}` : "", "");
+  set("reserve", p.ready ? (p.side === "buy" ? money(p.reserve) : `${ticket.quantity.value.trim()} ${symbol}`) : null);
+  setText($("[data-preview-note]"), p.note, "");
+}
+
+// The market's price for the far-price check: the mid, else the last trade.
+function referencePrice() {
+  const m = mid(book.bids, book.asks);
+  if (m !== null) return { value: m, what: "the mid" };
+  if (lastPrice !== null) return { value: Number(lastPrice), what: "the last trade" };
+  return null;
+}
+
+const farDialog = $("[data-far-dialog]");
+
+// Resolves true when the user places the order anyway, false when they go back to the ticket.
+function confirmFarPrice(body) {
+  const ref = referencePrice();
+  if (body.type !== "limit" || !ref) return Promise.resolve(true);
+  const px = Number(body.price);
+  const away = (px - ref.value) / ref.value;
+  if (!Number.isFinite(px) || Math.abs(away) <= FAR_FROM_MARKET) return Promise.resolve(true);
+  setText(
+    $("[data-far-text]"),
+    `Your ${body.side} price ${price(body.price, tickPlaces)} is ${(Math.abs(away) * 100).toFixed(1)} % ${away > 0 ? "above" : "below"} ${ref.what} (${price(ref.value, tickPlaces + (onGrid(ref.value, tickPlaces) ? 0 : 1))}). Place the order anyway?`,
+  );
+  farDialog.returnValue = "";
+  farDialog.showModal();
+  return new Promise((resolve) => {
+    farDialog.addEventListener("close", () => resolve(farDialog.returnValue === "place"), { once: true });
+  });
+}
+
 function bindTicket() {
   setText(
     $("[data-instrument-hint]"),
-    `${instrument.symbol}: tick ${instrument.tick_size}, lot ${instrument.lot_size}, quantity ${instrument.min_order_qty}–${instrument.max_order_qty}.`,
+    `${instrument.symbol}: tick ${instrument.tick_size}, lot ${instrument.lot_size}, quantity ${instrument.min_order_qty}–${instrument.max_order_qty}; fees: maker ${instrument.maker_fee_bps} bp, taker ${instrument.taker_fee_bps} bp.`,
   );
-  ticket.addEventListener("change", syncTicket);
+  ticket.addEventListener("change", () => {
+    syncTicket();
+    updatePreview();
+  });
+  ticket.addEventListener("input", updatePreview);
   syncTicket();
+  updatePreview();
   ticket.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearTicketErrors();
@@ -299,22 +605,26 @@ function bindTicket() {
     if (body.type === "limit") body.price = ticket.price.value.trim();
     const submit = ticket.querySelector("[data-ticket-submit]");
     submit.disabled = true;
-    const answer = await api("POST", "orders/", body);
-    submit.disabled = false;
-    const result = $("[data-ticket-result]");
-    if (!answer.ok) {
-      result.textContent = "";
-      showTicketError(answer.error);
-      return;
+    try {
+      if (!(await confirmFarPrice(body))) return;
+      const answer = await api("POST", "orders/", body);
+      if (!answer.ok) {
+        tracked = null;
+        renderResult();
+        showTicketError(answer.error);
+        return;
+      }
+      const o = answer.data;
+      tracked = null;
+      mergeTracked(o);
+      if (OPEN.includes(o.status) && !orders.some((x) => x.id === o.id)) {
+        orders.unshift(o);
+        renderOrders();
+      }
+      refreshSoon();
+    } finally {
+      submit.disabled = false;
     }
-    const o = answer.data;
-    const reason = o.reject_reason ? ` (${o.reject_reason})` : "";
-    result.textContent = `Order ${o.id}: ${o.side} ${o.quantity} ${o.symbol} ${o.price ? "at " + o.price : "at market"} — ${o.status.toLowerCase()}${reason}.`;
-    if (["PENDING", "NEW", "PARTIALLY_FILLED"].includes(o.status) && !orders.some((x) => x.id === o.id)) {
-      orders.unshift(o);
-      renderOrders();
-    }
-    refreshSoon();
   });
   $("[data-cancel-all]").addEventListener("click", async () => {
     if (!orders.length || !window.confirm("Cancel all your open orders?")) return;
@@ -328,10 +638,24 @@ function bindTicket() {
 
 function startMarket() {
   const onBook = (frame) => {
+    book = { bids: frame.bids, asks: frame.asks };
+    if (frame.stats?.last_price) lastPrice = frame.stats.last_price;
     renderBbo(bar, frame.bids, frame.asks, frame.stats?.last_price);
+    for (const side of ["bid", "ask"]) {
+      const node = bar.querySelector(`[data-bbo="${side}"]`);
+      const level = (side === "bid" ? frame.bids : frame.asks)[0];
+      if (node && level) node.textContent = price(level[0], tickPlaces);
+    }
+    const spread = bar.querySelector('[data-bbo="spread"]');
+    if (spread && frame.bids.length && frame.asks.length) {
+      spread.textContent = price(Number(frame.asks[0][0]) - Number(frame.bids[0][0]), tickPlaces);
+    }
+    if (lastPrice) setText($('[data-bbo="last"]'), price(lastPrice, tickPlaces));
     $("[data-halted]").hidden = !frame.halted;
     $("[data-paused]").hidden = !frame.paused;
     markOfSymbol = mid(frame.bids, frame.asks);
+    renderBook();
+    updatePreview();
     renderAccount();
   };
   new MarketFeed(
@@ -340,7 +664,11 @@ function startMarket() {
       snapshot: onBook,
       book: onBook,
       trades(frame) {
-        setText($('[data-bbo="last"]'), frame.trades[frame.trades.length - 1].price);
+        lastPrice = frame.trades[frame.trades.length - 1].price;
+        setText($('[data-bbo="last"]'), price(lastPrice, tickPlaces));
+      },
+      stats(frame) {
+        if (frame.last_price) lastPrice = frame.last_price;
       },
     },
     indicator.track("market"),
@@ -358,8 +686,10 @@ function startAccount() {
 }
 
 if (symbol) {
+  labelZones();
   bindSymbolSwitcher();
   bindTicket();
+  bindBook();
   bindReplace();
   startMarket();
   startAccount();

@@ -200,6 +200,13 @@ def test_the_dashboard_works_on_a_phone(browser, stack):
     page.context.close()
 
 
+def submit_far_from_the_market(page):
+    """Submits the ticket, and places the order when the page asks first: the last trade was
+    104.00 and the book has no bids, so 95 or 96 is more than 5 % from the market."""
+    page.click("[data-ticket-submit]")
+    page.locator("[data-far-dialog]").get_by_role("button", name="Place it anyway").click()
+
+
 def test_place_an_order_from_the_ticket_see_it_and_cancel_it(browser, stack, trader):
     status, _ = stack.api(trader, "POST", "orders/cancel-all", {"symbol": "ACME"})
     assert status == 202
@@ -216,12 +223,12 @@ def test_place_an_order_from_the_ticket_see_it_and_cancel_it(browser, stack, tra
     # The API's validation message, shown at the field.
     page.fill("#ticket-price", "95.001")
     page.fill("#ticket-quantity", "5")
-    page.click("[data-ticket-submit]")
+    submit_far_from_the_market(page)
     expect(page.locator('[data-error-for="price"]')).to_contain_text("tick", timeout=TIMEOUT)
     expect(page.locator("[data-ticket-error]")).to_be_visible()
 
     page.fill("#ticket-price", "95.50")
-    page.click("[data-ticket-submit]")
+    submit_far_from_the_market(page)
     expect(page.locator("[data-ticket-error]")).to_be_hidden()
     # Prices to the tick: "95.50", not "95.5".
     expect(page.locator("[data-ticket-result]")).to_contain_text("95.50", timeout=TIMEOUT)
@@ -232,7 +239,7 @@ def test_place_an_order_from_the_ticket_see_it_and_cancel_it(browser, stack, tra
     # A fill: the trader sells into a second order; fills, position and equity update.
     page.fill("#ticket-price", "96.00")
     page.fill("#ticket-quantity", "4")
-    page.click("[data-ticket-submit]")
+    submit_far_from_the_market(page)
     expect(page.locator("[data-orders] tr", has_text="96")).to_have_count(1, timeout=TIMEOUT)
     place(stack, trader, "sell", "96.00", "4", stp="none")
     expect(page.locator("[data-fills] tr").first).to_contain_text("96", timeout=TIMEOUT)
