@@ -43,6 +43,13 @@ class Stack(LoopbackStack):
         )
         return self.manage("shell", "-c", code).strip().splitlines()[-1]
 
+    def place(self, token, side, price, quantity, symbol="ACME", **extra) -> dict:
+        """A limit order through the REST API, which must be accepted."""
+        body = {"symbol": symbol, "side": side, "price": price, "quantity": quantity, **extra}
+        status, answer = self.api(token, "POST", "orders/", body)
+        assert status in (200, 201), answer
+        return answer
+
     def api(self, token: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(
             f"{self.url}/api/v1/{path}",
@@ -114,3 +121,9 @@ def login(browser, stack: Stack, username: str, **context_options):
     page.click("button[type=submit]")
     page.wait_for_url(f"{stack.url}/")
     return page
+
+
+@pytest.fixture(scope="module")
+def trader(stack):
+    """Another participant's token: it makes the market the browser watches."""
+    return stack.token("market-maker")

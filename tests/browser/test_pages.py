@@ -16,23 +16,6 @@ pytestmark = pytest.mark.slow
 TIMEOUT = 20_000  # ms: generous, the machine is shared
 
 
-@pytest.fixture(scope="module")
-def trader(stack):
-    """Another participant's token: it makes the market the browser watches."""
-    return stack.token("market-maker")
-
-
-def place(stack, token, side, price, quantity, symbol="ACME", **extra):
-    status, body = stack.api(
-        token,
-        "POST",
-        "orders/",
-        {"symbol": symbol, "side": side, "price": price, "quantity": quantity, **extra},
-    )
-    assert status in (200, 201), body
-    return body
-
-
 def test_dashboard_shows_a_live_book_trades_and_a_moving_price(browser, stack, trader):
     page = login(browser, stack, "demo", viewport={"width": 1400, "height": 1000})
     expect(page.locator("[data-connection]")).to_have_attribute(
@@ -41,8 +24,8 @@ def test_dashboard_shows_a_live_book_trades_and_a_moving_price(browser, stack, t
     expect(page.locator("[data-ladder-empty]")).to_be_visible()
 
     for level in range(5):
-        place(stack, trader, "sell", f"{101 + level}.00", str(10 + level))
-        place(stack, trader, "buy", f"{99 - level}.00", str(10 + level))
+        stack.place(trader, "sell", f"{101 + level}.00", str(10 + level))
+        stack.place(trader, "buy", f"{99 - level}.00", str(10 + level))
     ladder = page.locator("[data-ladder] tbody tr")
     expect(ladder).to_have_count(10, timeout=TIMEOUT)
     expect(page.locator('[data-bbo="bid"]')).to_have_text("99.00", timeout=TIMEOUT)
@@ -54,7 +37,7 @@ def test_dashboard_shows_a_live_book_trades_and_a_moving_price(browser, stack, t
     for step in range(4):
         price = f"{101 + step}.00"
         # Takes the whole offer at that price (the trader's own: self-trade prevention off).
-        place(stack, trader, "buy", price, str(10 + step), stp="none")
+        stack.place(trader, "buy", price, str(10 + step), stp="none")
         prices.append(price)  # shown to the tick, as placed: "101.00"
         expect(page.locator('[data-bbo="last"]')).to_have_text(prices[-1], timeout=TIMEOUT)
     expect(page.locator("[data-tape] tr")).to_have_count(4, timeout=TIMEOUT)
@@ -169,10 +152,10 @@ def test_the_dashboard_shows_a_volatility_pause(browser, stack, trader):
     )
     badge = page.locator("[data-paused]")
     expect(badge).to_be_hidden()
-    place(stack, trader, "sell", "42.50", "10", symbol="GLOBEX")
-    place(stack, trader, "buy", "42.50", "10", symbol="GLOBEX", stp="none")
-    place(stack, trader, "sell", "45.00", "10", symbol="GLOBEX")
-    place(stack, trader, "buy", "45.00", "10", symbol="GLOBEX", stp="none")  # +5.9 %
+    stack.place(trader, "sell", "42.50", "10", symbol="GLOBEX")
+    stack.place(trader, "buy", "42.50", "10", symbol="GLOBEX", stp="none")
+    stack.place(trader, "sell", "45.00", "10", symbol="GLOBEX")
+    stack.place(trader, "buy", "45.00", "10", symbol="GLOBEX", stp="none")  # +5.9 %
     expect(badge).to_be_visible(timeout=TIMEOUT)
     expect(badge).to_contain_text("Paused")
     status, body = stack.api(trader, "GET", "instruments/GLOBEX/book/")
@@ -241,7 +224,7 @@ def test_place_an_order_from_the_ticket_see_it_and_cancel_it(browser, stack, tra
     page.fill("#ticket-quantity", "4")
     submit_far_from_the_market(page)
     expect(page.locator("[data-orders] tr", has_text="96")).to_have_count(1, timeout=TIMEOUT)
-    place(stack, trader, "sell", "96.00", "4", stp="none")
+    stack.place(trader, "sell", "96.00", "4", stp="none")
     expect(page.locator("[data-fills] tr").first).to_contain_text("96", timeout=TIMEOUT)
     expect(page.locator("[data-positions] tr").first).to_contain_text("ACME", timeout=TIMEOUT)
     # Prices and money to the tick and the cent (the average price, the mark, the P&L).

@@ -28,26 +28,9 @@ BASE_BOOK = [
 
 
 @pytest.fixture(scope="module")
-def trader(stack):
-    """The market maker's token: it makes the book the browser watches."""
-    return stack.token("market-maker")
-
-
-@pytest.fixture(scope="module")
 def demo_token(stack):
     """A token of the browser's own user (demo), for what the test does behind the page's back."""
     return stack.token("demo")
-
-
-def place(stack, token, side, price, quantity, symbol="ACME", **extra):
-    status, body = stack.api(
-        token,
-        "POST",
-        "orders/",
-        {"symbol": symbol, "side": side, "price": price, "quantity": quantity, **extra},
-    )
-    assert status in (200, 201), body
-    return body
 
 
 def until(check, what, timeout=TIMEOUT / 1000):
@@ -72,7 +55,7 @@ def book(stack, trader, demo_token):
 
     until(empty, "the book was not emptied")
     for side, price, quantity in BASE_BOOK:
-        place(stack, trader, side, price, quantity)
+        stack.place(trader, side, price, quantity)
     asks = lambda: stack.api(trader, "GET", "instruments/ACME/book/")[1]["asks"]  # noqa: E731
     until(lambda: len(asks()) == 2, "the book was not made")
 
@@ -123,7 +106,7 @@ def test_book_prices_fill_the_ticket_and_the_preview_adds_up(browser, stack, boo
 
 
 def test_a_fill_on_arrival_shows_its_average_price(browser, stack, book, trader):
-    place(stack, trader, "sell", "101.50", "3")  # asks 101.00 x10, 101.50 x3, 102.00 x10
+    stack.place(trader, "sell", "101.50", "3")  # asks 101.00 x10, 101.50 x3, 102.00 x10
     page = trade_page(browser, stack)
     expect(page.locator("[data-book-asks] button.book-price")).to_have_count(3, timeout=TIMEOUT)
     page.fill("#ticket-price", "101.50")
@@ -212,7 +195,7 @@ def test_the_result_line_follows_the_order(browser, stack, book, trader, demo_to
     page.click("[data-ticket-submit]")
     expect(result).to_contain_text("at 100.50 — new", timeout=TIMEOUT)
     order_id = int(result.inner_text().split(":")[0].split()[-1])
-    place(stack, trader, "sell", "100.50", "4")
+    stack.place(trader, "sell", "100.50", "4")
     expect(result).to_contain_text("at 100.50 — filled at 100.50 average", timeout=TIMEOUT)
     # Once recorded, the page's reading of the row agrees.
     until(
@@ -275,8 +258,8 @@ def test_a_token_from_the_tokens_page_works_until_revoked(browser, stack):
 
 
 def test_the_history_shows_a_fill_and_the_pnl_curve(browser, stack, book, trader, demo_token):
-    place(stack, trader, "sell", "101.00", "2")
-    filled = place(stack, demo_token, "buy", "101.00", "2")
+    stack.place(trader, "sell", "101.00", "2")
+    filled = stack.place(demo_token, "buy", "101.00", "2")
     assert filled["status"] == "FILLED", filled
 
     def recorded():
@@ -300,7 +283,7 @@ def test_the_history_shows_a_fill_and_the_pnl_curve(browser, stack, book, trader
 
 
 def test_open_orders_can_be_cancelled_on_a_phone(browser, stack, book, demo_token):
-    order = place(stack, demo_token, "buy", "97.50", "3")
+    order = stack.place(demo_token, "buy", "97.50", "3")
     page = trade_page(browser, stack, viewport={"width": 390, "height": 844}, is_mobile=True)
     row = page.locator(f'[data-orders] tr[data-order-id="{order["id"]}"]')
     expect(row).to_have_count(1, timeout=TIMEOUT)
