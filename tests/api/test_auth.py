@@ -35,6 +35,7 @@ PRIVATE = [
     ("post", "/api/v1/instruments/ACME/resume"),
     # The simulation controls and the agents' leaderboard (agents app).
     ("get", "/api/v1/sim/"),
+    ("get", "/api/v1/sim/events/"),
     ("post", "/api/v1/sim/pause"),
     ("post", "/api/v1/sim/resume"),
     ("post", "/api/v1/sim/reset"),

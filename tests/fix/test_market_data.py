@@ -1,7 +1,10 @@
 """FIX market data: MarketDataRequest → a full refresh, then incremental refreshes from the
 bridge's frames (book levels new/changed/deleted, trades)."""
 
+import json
 import time
+
+from exchange.protocol.keys import key
 
 BUY, SELL = "1", "2"
 
@@ -25,7 +28,15 @@ def test_snapshot_then_incremental_refreshes(fix_stack):
     trader = fix_stack.client("MDT1", token)
     trader.new_order("md-1", symbol, BUY, "5", "99.00")
     trader.report("md-1", "0")
-    time.sleep(1.2)  # the bridge's snapshot of a market nobody watches is at most a second old
+    # The bridge keeps the snapshot of a market nobody watches at most about 1.5 s old (its
+    # event streams read every 0.5 s, its frames once a second): wait until it has the bid.
+    snapshot_key = key("ws", symbol, prefix=fix_stack.stack.prefix)
+    deadline = time.monotonic() + 10
+    while ["99.00", "5"] not in json.loads(fix_stack.redis.get(snapshot_key) or "{}").get(
+        "bids", []
+    ):
+        assert time.monotonic() < deadline, "the bridge's snapshot never showed the bid"
+        time.sleep(0.1)
 
     watcher = fix_stack.client("MDW1", other_token)
     watcher.send(
