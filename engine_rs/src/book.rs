@@ -33,7 +33,11 @@ pub(crate) struct OrderSlot {
     pub side: Side,
     pub stp: StpMode,
     pub post_only: bool,
+    /// The position limit, [`NO_LIMIT`] for none (so the check is a plain comparison).
     pub max_position: Qty,
+    /// Whether the order was given a limit: a limit of `Qty::MAX` behaves like none but is still
+    /// the order's own (views, snapshots and the state hash tell them apart).
+    pub limited: bool,
     prev: u32,
     next: u32,
     level: u32,
@@ -371,6 +375,12 @@ impl OrderBook {
             let (order_id, account, client_ref) = (order.order_id, order.account, order.client_ref);
             book.emit(out, EventKind::Rejected { order_id, account, command: CommandKind::New, reason, client_ref })
         };
+        // A negative limit is not a limit: through the journal the decoder refuses it before the
+        // book sees it (MALFORMED, the id consumed), and the typed API gets the same outcome.
+        if order.max_position.is_some_and(|limit| limit < 0) {
+            let (order_id, account, client_ref) = (order.order_id, order.account, order.client_ref);
+            return self.reject_malformed(order_id, account, CommandKind::New, client_ref, out);
+        }
         // The id is checked first and consumed whatever follows, so an id names at most one
         // NEW outcome in the book's whole history.
         if order.order_id <= self.last_order_id {
@@ -416,6 +426,7 @@ impl OrderBook {
             return reject(self, out, RejectReason::PostOnlyWouldCross);
         }
         let max_position = order.max_position.unwrap_or(NO_LIMIT);
+        let limited = order.max_position.is_some();
         let account_slot = self.accounts.slot(order.account);
         if self.accounts.get(account_slot).exceeds(order.side, order.qty, max_position) {
             return reject(self, out, RejectReason::PositionLimit);
@@ -479,6 +490,7 @@ impl OrderBook {
                 stp: order.stp,
                 post_only: order.post_only,
                 max_position,
+                limited,
                 prev: NIL,
                 next: NIL,
                 level: NIL,
@@ -781,6 +793,11 @@ impl OrderBook {
         let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
             book.reject(out, order_id, account, CommandKind::Replace, reason)
         };
+        // Neither a price nor a quantity: the journal's decoder refuses such an entry as
+        // MALFORMED whatever the book's state, and so does the typed API.
+        if price.is_none() && qty.is_none() {
+            return reject(self, out, RejectReason::Malformed);
+        }
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
         }
@@ -967,7 +984,7 @@ impl OrderBook {
             qty: order.qty,
             stp: order.stp,
             post_only: order.post_only,
-            max_position: (order.max_position != NO_LIMIT).then_some(order.max_position),
+            max_position: order.limited.then_some(order.max_position),
         }
     }
 
@@ -1042,6 +1059,7 @@ impl OrderBook {
             stp: order.stp,
             post_only: order.post_only,
             max_position: order.max_position.unwrap_or(NO_LIMIT),
+            limited: order.max_position.is_some(),
             prev: NIL,
             next: NIL,
             level: NIL,
