@@ -62,6 +62,10 @@ impl Accounts {
     /// The account's slot, created on first sight.
     #[inline]
     pub fn slot(&mut self, account: AccountId) -> u32 {
+        // A plain lookup first: the entry API costs more, and the account is almost always known.
+        if let Some(&slot) = self.slot_of.get(&account) {
+            return slot;
+        }
         *self.slot_of.entry(account).or_insert_with(|| {
             self.ids.push(account);
             self.exposures.push(Exposure::default());

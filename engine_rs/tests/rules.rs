@@ -865,11 +865,23 @@ fn a_negative_position_limit_is_malformed_and_consumes_the_id_in_both_paths() {
     let mut journal = OrderBook::new("TEST");
     let expected = via_journal(
         &mut journal,
-        &[("t", "new"), ("id", "1"), ("acct", "1"), ("side", "sell"), ("px", "100"), ("qty", "1"), ("maxpos", "-1"), ("ref", "9")],
+        &[
+            ("t", "new"),
+            ("id", "1"),
+            ("acct", "1"),
+            ("side", "sell"),
+            ("px", "100"),
+            ("qty", "1"),
+            ("maxpos", "-1"),
+            ("ref", "9"),
+        ],
     );
     assert_eq!(events, expected);
     assert!(
-        matches!(events[..], [Event { kind: EventKind::Rejected { reason: RejectReason::Malformed, client_ref: 9, .. }, .. }]),
+        matches!(
+            events[..],
+            [Event { kind: EventKind::Rejected { reason: RejectReason::Malformed, client_ref: 9, .. }, .. }]
+        ),
         "{events:?}"
     );
     assert_eq!(typed.book.order_count(), 0);
