@@ -276,7 +276,7 @@ class OrderDetailApi(APIView):
         tags=["orders"],
         summary="One of your orders, with its fills",
         parameters=[ORDER_PARAM],
-        responses={200: s.OrderDetailSerializer, **AUTH_ERRORS, 404: ERROR},
+        responses={200: s.OrderStatusSerializer, **AUTH_ERRORS, 404: ERROR},
     )
     def get(self, request, pk: int):
         account = services.account_for_user(request.user)
@@ -293,7 +293,7 @@ class OrderByClientOrderIdApi(APIView):
                 "client_order_id", str, OpenApiParameter.PATH, description="Yours, as you sent it."
             )
         ],
-        responses={200: s.OrderDetailSerializer, **AUTH_ERRORS, 404: ERROR},
+        responses={200: s.OrderStatusSerializer, **AUTH_ERRORS, 404: ERROR},
     )
     def get(self, request, client_order_id: str):
         account = services.account_for_user(request.user)

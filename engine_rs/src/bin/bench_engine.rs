@@ -509,6 +509,25 @@ fn throughput_run(work: &Workload, out: &mut Vec<Event>) -> Duration {
     elapsed
 }
 
+/// What asking for queue positions costs on the book a run ends with: every resting order's
+/// (as if each account asked for all of its open orders), in ns per order, and the longest level.
+struct QueueProbe {
+    ns_per_order: f64,
+    orders: usize,
+    longest_level: u32,
+}
+
+fn queue_probe(work: &Workload, out: &mut Vec<Event>) -> QueueProbe {
+    let mut book = prepared_book(work, out);
+    timed_loop(&mut book, &work.measured, out);
+    let ids: Vec<u64> = book.resting_orders().iter().map(|o| o.order_id).collect();
+    let start = Instant::now();
+    let positions = black_box(book.queue_positions(black_box(&ids)));
+    let elapsed = start.elapsed();
+    let longest_level = positions.iter().flatten().map(|p| p.level_orders).max().unwrap_or(0);
+    QueueProbe { ns_per_order: elapsed.as_nanos() as f64 / ids.len().max(1) as f64, orders: ids.len(), longest_level }
+}
+
 struct Latency {
     all: Vec<u32>,
     by_kind: [Vec<u32>; 3],
@@ -665,8 +684,22 @@ fn bench_all(regimes: &[Selected], opts: &Options, clock: &Clock) -> Vec<RegimeR
     let mut results = Vec::new();
     for ((selected, (work, stats)), (rates, handoff_rates)) in regimes.iter().zip(&works).zip(&rates) {
         let lat = latency_run(work, &mut out);
+        let probe = queue_probe(work, &mut out);
+        eprintln!(
+            "{}: queue positions of all {} resting orders: {:.0} ns per order (longest level {} orders)",
+            selected.name(),
+            probe.orders,
+            probe.ns_per_order,
+            probe.longest_level
+        );
         let handoff = stats.as_ref().map(|_| (handoff_rates.as_slice(), field::handoff_latency_run(work, &mut out)));
-        results.push(regime_result(selected, work, stats.as_ref(), rates, handoff, &lat, clock));
+        let mut result = regime_result(selected, work, stats.as_ref(), rates, handoff, &lat, clock);
+        result.json.pop();
+        result.json.push_str(&format!(
+            ", \"queue_position_ns_per_order\": {:.0}, \"longest_level\": {}}}",
+            probe.ns_per_order, probe.longest_level
+        ));
+        results.push(result);
     }
     results
 }
