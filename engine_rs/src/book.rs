@@ -1184,3 +1184,14 @@ impl OrderBook {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<OrderSlot>(), 64);
+        assert_eq!(std::mem::align_of::<OrderSlot>(), 64);
+    }
+}

@@ -129,11 +129,14 @@ def open_orders(account: Account, symbol: str | None = None) -> tuple[int, dict]
     orders = selectors.order_list(account=account, symbol=symbol, open_only=True)
     rows = [*orders.recorded[:OPEN_ORDERS_MAX], *orders.pending]
     rows.sort(key=lambda order: -order.pk)
-    rows = rows[:OPEN_ORDERS_MAX]
-    positions = selectors.order_queue_positions(rows)
-    return 200, {
-        "orders": [
-            {**_ORDER_BRIEF.to_representation(o), "queue_position": _queue_position(positions, o)}
-            for o in rows
-        ]
-    }
+    return 200, {"orders": order_rows(rows[:OPEN_ORDERS_MAX])}
+
+
+def order_rows(orders) -> list[dict]:
+    """Orders as a list gives them: each with its place in its queue when it rests (the queue
+    keys of all their symbols read in one call)."""
+    positions = selectors.order_queue_positions(orders)
+    return [
+        {**_ORDER_BRIEF.to_representation(o), "queue_position": _queue_position(positions, o)}
+        for o in orders
+    ]

@@ -453,6 +453,15 @@ class QueuePositionSerializer(Shape):
     seq = serializers.IntegerField(help_text="The engine's event sequence number it reflects.")
 
 
+class OrderRowSerializer(OrderSerializer):
+    """An order in a list: `GET /orders/` and the WebSocket API's `orders.open`."""
+
+    queue_position = QueuePositionSerializer(
+        allow_null=True,
+        help_text="Where a resting order stands in its queue (see the order's detail); else null.",
+    )
+
+
 class OrderStatusSerializer(OrderDetailSerializer):
     queue_position = QueuePositionSerializer(
         allow_null=True,

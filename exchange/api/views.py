@@ -211,7 +211,7 @@ class OrderListCreateApi(APIView):
         tags=["orders"],
         summary="Your orders, newest first",
         parameters=[s.OrderListQuerySerializer],
-        responses={200: s.OrderSerializer(many=True), 400: ERROR, **AUTH_ERRORS},
+        responses={200: s.OrderRowSerializer(many=True), 400: ERROR, **AUTH_ERRORS},
     )
     def get(self, request):
         query = _valid(s.OrderListQuerySerializer, request.query_params)
@@ -224,7 +224,7 @@ class OrderListCreateApi(APIView):
         )
         paginator = self.pagination_class()
         page = paginator.paginate_orders(orders, request, view=self)
-        return paginator.get_paginated_response(s.OrderSerializer(page, many=True).data)
+        return paginator.get_paginated_response(actions.order_rows(page))
 
     @extend_schema(
         tags=["orders"],

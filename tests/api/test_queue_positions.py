@@ -1,6 +1,7 @@
 """Queue positions through the real engine process: the worker publishes the queues of its best
 levels beside the book (`{prefix}:queue:{SYM}`), and an order's detail (REST, and the WebSocket
-API's `order.status`) and the open orders (`orders.open`) say where each resting order stands."""
+API's `order.status`) and the order lists (`GET /orders/`, `orders.open`) say where each resting
+order stands."""
 
 import time
 
@@ -62,6 +63,11 @@ def test_an_orders_detail_says_where_it_stands_in_its_queue(engine, api, bob_api
     (row,) = body["orders"]
     assert row["id"] == mine
     assert row["queue_position"]["orders_ahead"] == 1
+    # And the REST list of orders.
+    listed = bob_api.get("/api/v1/orders/?open=true").json()["results"]
+    assert [(r["id"], r["queue_position"]["orders_ahead"]) for r in listed] == [(mine, 1)]
+    every = api.get("/api/v1/orders/").json()["results"]
+    assert {r["id"]: r["queue_position"] for r in every}[second] is None  # cancelled
 
     # An order no longer resting has none.
     _place(staff_api, "buy", "100.00", "7")  # fills the rest of the first order and all of mine
