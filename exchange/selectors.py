@@ -28,7 +28,7 @@ from exchange.models import (
     Trade,
 )
 from exchange.orders import journal
-from exchange.protocol import keys
+from exchange.protocol import keys, queues
 from exchange.protocol.decimals import EIGHT_PLACES
 from exchange.recorder.money import apply_fill, money_quantum
 
@@ -64,6 +64,63 @@ def book_snapshot(symbol: str) -> dict | None:
         return journal.read_book(symbol)
     except redis.RedisError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePosition:
+    """Where a resting order stands in its price level's queue: the quantity and the number of
+    orders ahead of it (older orders at its price, which fill first), the level's whole quantity
+    and order count (the order included), and the engine's sequence number it reflects."""
+
+    qty_ahead: Decimal
+    orders_ahead: int
+    level_qty: Decimal
+    level_orders: int
+    seq: int
+    instrument: Instrument
+
+
+def order_queue_positions(orders) -> dict[int, QueuePosition]:
+    """The queue positions of those of `orders` (recorded or pending) that rest among the best
+    published levels of their books, by order id: one `MGET` of the engine's queue keys for all of
+    them, however many symbols. An order not listed there (not resting, too far back, the engine
+    not serving its symbol, Redis down) has none."""
+    candidates = [
+        o
+        for o in orders
+        if o.status in OPEN_STATUSES and o.price is not None and o.order_id is not None
+    ]
+    symbols = sorted({o.instrument.symbol for o in candidates})
+    if not symbols:
+        return {}
+    try:
+        texts = journal.client().mget([keys.key("queue", symbol) for symbol in symbols])
+    except redis.RedisError:
+        return {}
+    by_symbol = {
+        symbol: text.decode() if isinstance(text, bytes) else text
+        for symbol, text in zip(symbols, texts, strict=True)
+        if text is not None
+    }
+    positions = {}
+    for order in candidates:
+        text = by_symbol.get(order.instrument.symbol)
+        if text is None:
+            continue
+        instrument = order.instrument
+        spot = queues.queue_spot(
+            text, order.side, instrument.price_to_ticks(order.price), order.order_id
+        )
+        if spot is not None:
+            positions[order.pk] = QueuePosition(
+                qty_ahead=instrument.lots_to_qty(spot.qty_ahead),
+                orders_ahead=spot.orders_ahead,
+                level_qty=instrument.lots_to_qty(spot.level_qty),
+                level_orders=spot.level_orders,
+                seq=spot.seq,
+                instrument=instrument,
+            )
+    return positions
 
 
 def mark_price(instrument) -> Decimal:

@@ -33,7 +33,11 @@ pub(crate) struct OrderSlot {
     pub side: Side,
     pub stp: StpMode,
     pub post_only: bool,
+    /// The position limit, [`NO_LIMIT`] for none (so the check is a plain comparison).
     pub max_position: Qty,
+    /// Whether the order was given a limit: a limit of `Qty::MAX` behaves like none but is still
+    /// the order's own (views, snapshots and the state hash tell them apart).
+    pub limited: bool,
     prev: u32,
     next: u32,
     level: u32,
@@ -59,6 +63,34 @@ pub struct RestingOrder {
     pub stp: StpMode,
     pub post_only: bool,
     pub max_position: Option<Qty>,
+}
+
+/// Where a resting order stands in the queue of its price level: what must trade or leave before
+/// it can fill. Only the exchange knows it exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueuePosition {
+    pub order_id: OrderId,
+    pub side: Side,
+    pub price: Price,
+    /// The order's own open quantity.
+    pub qty: Qty,
+    /// Open quantity of the orders ahead of it at its price (older, so they fill first).
+    pub qty_ahead: Qty,
+    /// How many orders are ahead of it.
+    pub orders_ahead: u32,
+    /// The level's whole open quantity and order count, the order included.
+    pub level_qty: Qty,
+    pub level_orders: u32,
+}
+
+/// One price level's queue, oldest first (see [`OrderBook::level_queues`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelQueue {
+    pub price: Price,
+    pub total: Qty,
+    pub count: u32,
+    /// `(order id, open quantity)`, oldest first; possibly cut short of `count`.
+    pub orders: Vec<(OrderId, Qty)>,
 }
 
 /// The incoming side of a match: a NEW or a re-priced REPLACE.
@@ -371,6 +403,12 @@ impl OrderBook {
             let (order_id, account, client_ref) = (order.order_id, order.account, order.client_ref);
             book.emit(out, EventKind::Rejected { order_id, account, command: CommandKind::New, reason, client_ref })
         };
+        // A negative limit is not a limit: through the journal the decoder refuses it before the
+        // book sees it (MALFORMED, the id consumed), and the typed API gets the same outcome.
+        if order.max_position.is_some_and(|limit| limit < 0) {
+            let (order_id, account, client_ref) = (order.order_id, order.account, order.client_ref);
+            return self.reject_malformed(order_id, account, CommandKind::New, client_ref, out);
+        }
         // The id is checked first and consumed whatever follows, so an id names at most one
         // NEW outcome in the book's whole history.
         if order.order_id <= self.last_order_id {
@@ -416,6 +454,7 @@ impl OrderBook {
             return reject(self, out, RejectReason::PostOnlyWouldCross);
         }
         let max_position = order.max_position.unwrap_or(NO_LIMIT);
+        let limited = order.max_position.is_some();
         let account_slot = self.accounts.slot(order.account);
         if self.accounts.get(account_slot).exceeds(order.side, order.qty, max_position) {
             return reject(self, out, RejectReason::PositionLimit);
@@ -479,6 +518,7 @@ impl OrderBook {
                 stp: order.stp,
                 post_only: order.post_only,
                 max_position,
+                limited,
                 prev: NIL,
                 next: NIL,
                 level: NIL,
@@ -706,6 +746,17 @@ impl OrderBook {
     /// reduced by the order's open quantity; an emptied level stays in the ladder until
     /// [`Self::announce_level`] retires it. Exposure is the caller's business.
     fn unlink(&mut self, slot: u32) {
+        let id = self.orders[slot as usize].id;
+        // Before the slot goes back on the free list: the index finds it through its id.
+        let orders = &self.orders;
+        if let Ok(entry) = self.order_slot_of.find_entry(Self::id_hash(id), |&s| orders[s as usize].id == id) {
+            entry.remove();
+        }
+        self.unlink_unindexed(slot);
+    }
+
+    /// [`Self::unlink`] for an order already taken out of the id index.
+    fn unlink_unindexed(&mut self, slot: u32) {
         let order = self.orders[slot as usize];
         let level = &mut self.levels[order.level as usize];
         if order.prev == NIL {
@@ -721,13 +772,6 @@ impl OrderBook {
         let level = &mut self.levels[order.level as usize];
         level.total -= order.qty;
         level.count -= 1;
-        // Before the slot goes back on the free list: the index finds it through its id.
-        let orders = &self.orders;
-        if let Ok(entry) =
-            self.order_slot_of.find_entry(Self::id_hash(order.id), |&s| orders[s as usize].id == order.id)
-        {
-            entry.remove();
-        }
         self.free_orders.push(slot);
     }
 
@@ -749,12 +793,26 @@ impl OrderBook {
 
     // ----- CANCEL / REPLACE ----------------------------------------------------------------------
 
+    /// Takes a resting order of `account` out of the id index, returning its slot: one probe
+    /// where finding it and then unlinking it would take two.
+    fn take_owned(&mut self, order_id: OrderId, account: AccountId) -> Option<u32> {
+        let orders = &self.orders;
+        let entry =
+            self.order_slot_of.find_entry(Self::id_hash(order_id), |&s| orders[s as usize].id == order_id).ok()?;
+        let slot = *entry.get();
+        if self.orders[slot as usize].account != account {
+            return None;
+        }
+        entry.remove();
+        Some(slot)
+    }
+
     fn cancel(&mut self, order_id: OrderId, account: AccountId, out: &mut Vec<Event>) {
-        let Some(slot) = self.owned_slot(order_id, account) else {
+        let Some(slot) = self.take_owned(order_id, account) else {
             return self.reject(out, order_id, account, CommandKind::Cancel, RejectReason::UnknownOrder);
         };
         let order = self.orders[slot as usize];
-        self.unlink(slot);
+        self.unlink_unindexed(slot);
         self.accounts.release(order.account_slot, order.side, order.qty);
         self.emit(
             out,
@@ -781,6 +839,11 @@ impl OrderBook {
         let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
             book.reject(out, order_id, account, CommandKind::Replace, reason)
         };
+        // Neither a price nor a quantity: the journal's decoder refuses such an entry as
+        // MALFORMED whatever the book's state, and so does the typed API.
+        if price.is_none() && qty.is_none() {
+            return reject(self, out, RejectReason::Malformed);
+        }
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
         }
@@ -967,7 +1030,7 @@ impl OrderBook {
             qty: order.qty,
             stp: order.stp,
             post_only: order.post_only,
-            max_position: (order.max_position != NO_LIMIT).then_some(order.max_position),
+            max_position: order.limited.then_some(order.max_position),
         }
     }
 
@@ -986,6 +1049,78 @@ impl OrderBook {
             }
         }
         all
+    }
+
+    /// Where the resting order `order_id` stands in its level's queue (None: not resting).
+    ///
+    /// The level is a doubly-linked FIFO, and the walk goes both ways from the order at once: it
+    /// stops when either end is reached, and the level's running totals (kept for the L2 book)
+    /// give the other side. So it costs O(min(orders ahead, orders behind)) slab reads — nothing
+    /// for the head or the tail of a queue, half the level at worst — and nothing on the matching
+    /// path: no per-order bookkeeping is added to keep it (`docs/architecture.md`).
+    pub fn queue_position(&self, order_id: OrderId) -> Option<QueuePosition> {
+        let slot = self.slot_of(order_id)?;
+        let order = &self.orders[slot as usize];
+        let level = &self.levels[order.level as usize];
+        let (mut back, mut front) = (order.prev, order.next);
+        let (mut qty_ahead, mut orders_ahead, mut qty_behind, mut orders_behind) = (0, 0u32, 0, 0u32);
+        let (ahead_known, behind_known) = loop {
+            if back == NIL {
+                break (true, false);
+            }
+            if front == NIL {
+                break (false, true);
+            }
+            let (earlier, later) = (&self.orders[back as usize], &self.orders[front as usize]);
+            qty_ahead += earlier.qty;
+            orders_ahead += 1;
+            qty_behind += later.qty;
+            orders_behind += 1;
+            (back, front) = (earlier.prev, later.next);
+        };
+        debug_assert!(ahead_known || behind_known);
+        if !ahead_known {
+            // The tail was reached first: ahead is what the rest of the level holds.
+            qty_ahead = level.total - order.qty - qty_behind;
+            orders_ahead = level.count - 1 - orders_behind;
+        }
+        Some(QueuePosition {
+            order_id,
+            side: order.side,
+            price: order.price,
+            qty: order.qty,
+            qty_ahead,
+            orders_ahead,
+            level_qty: level.total,
+            level_orders: level.count,
+        })
+    }
+
+    /// [`Self::queue_position`] of each of `order_ids` (an account's open orders, say), in order.
+    pub fn queue_positions(&self, order_ids: &[OrderId]) -> Vec<Option<QueuePosition>> {
+        order_ids.iter().map(|&order_id| self.queue_position(order_id)).collect()
+    }
+
+    /// The queues of the best `levels` price levels of each side, best first, each as its orders'
+    /// `(order id, open quantity)` oldest first — at most `per_level` of them (the level's
+    /// total order count comes with it). What the worker publishes for readers that compute queue
+    /// positions themselves (`feed::queue_text`).
+    pub fn level_queues(&self, side: Side, levels: usize, per_level: usize) -> Vec<LevelQueue> {
+        self.ladder(side)
+            .iter()
+            .take(levels)
+            .map(|(_, index)| {
+                let level = &self.levels[index as usize];
+                let mut orders = Vec::with_capacity(per_level.min(level.count as usize));
+                let mut cursor = level.head;
+                while cursor != NIL && orders.len() < per_level {
+                    let order = &self.orders[cursor as usize];
+                    orders.push((order.id, order.qty));
+                    cursor = order.next;
+                }
+                LevelQueue { price: level.price, total: level.total, count: level.count, orders }
+            })
+            .collect()
     }
 
     /// An account's net position and open quantities; all zero for an unknown account.
@@ -1042,9 +1177,21 @@ impl OrderBook {
             stp: order.stp,
             post_only: order.post_only,
             max_position: order.max_position.unwrap_or(NO_LIMIT),
+            limited: order.max_position.is_some(),
             prev: NIL,
             next: NIL,
             level: NIL,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<OrderSlot>(), 64);
+        assert_eq!(std::mem::align_of::<OrderSlot>(), 64);
     }
 }

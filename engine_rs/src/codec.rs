@@ -129,7 +129,12 @@ fn decode_fields(fields: &Fields) -> Result<Command, String> {
                 qty: fields.required_int("qty")?,
                 post_only: fields.choice("post", Some(false), FLAGS)?,
                 stp: fields.choice("stp", Some(StpMode::None), STP_MODES)?,
-                max_position: fields.int("maxpos")?,
+                max_position: match fields.int::<Qty>("maxpos")? {
+                    Some(limit) if limit < 0 => {
+                        return Err(format!("field `maxpos` must not be negative, got {limit}"))
+                    }
+                    limit => limit,
+                },
                 client_ref: fields.int("ref")?.unwrap_or(0),
             })
         }

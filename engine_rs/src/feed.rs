@@ -1,9 +1,9 @@
 //! Redis key names and the text forms the worker publishes besides the event lines: market-data
-//! messages and the L2 book snapshot (see `docs/protocol.md`).
+//! messages, the L2 book snapshot and the queues of its best levels (see `docs/protocol.md`).
 
 use crate::book::OrderBook;
 use crate::codec::encode_event;
-use crate::types::{Event, EventKind, Seq};
+use crate::types::{Event, EventKind, Seq, Side};
 use std::fmt::Write as _;
 
 /// Key names of one symbol. `{SYM}` is a Redis Cluster hash tag: all of a symbol's keys hash to
@@ -14,6 +14,8 @@ pub struct Keys {
     pub events: String,
     pub market_data: String,
     pub book: String,
+    /// The queues of the book's best levels (`queue_text`): readers' queue positions.
+    pub queue: String,
     pub snapshot: String,
     pub status: String,
 }
@@ -26,6 +28,7 @@ impl Keys {
             events: key("evt"),
             market_data: key("md"),
             book: key("book"),
+            queue: key("queue"),
             snapshot: key("snap"),
             status: key("status"),
         }
@@ -117,6 +120,30 @@ pub fn book_json(book: &OrderBook, levels: usize, ts_ms: u128) -> String {
     json
 }
 
+/// How many orders of a level's queue the queue key lists, oldest first: a position further back
+/// is not published (a reader says it is unknown), which bounds the key at `levels` × 2 × this.
+pub const QUEUE_ORDERS_PER_LEVEL: usize = 100;
+
+/// The queues of the best `levels` price levels of each side, as the worker writes them at the
+/// queue key beside the book key: a first line with the sequence number of the last event
+/// reflected, then one line per level, bids best first then asks best first:
+/// `b|a price orders total id:qty id:qty ...` (the level's order count and open quantity, then its
+/// first orders oldest first, at most [`QUEUE_ORDERS_PER_LEVEL`]).
+pub fn queue_text(book: &OrderBook, levels: usize) -> String {
+    let mut text = String::with_capacity(64 + levels * 64);
+    let _ = writeln!(text, "{}", book.seq());
+    for (tag, side) in [("b", Side::Buy), ("a", Side::Sell)] {
+        for level in book.level_queues(side, levels, QUEUE_ORDERS_PER_LEVEL) {
+            let _ = write!(text, "{tag} {} {} {}", level.price, level.count, level.total);
+            for (id, qty) in &level.orders {
+                let _ = write!(text, " {id}:{qty}");
+            }
+            text.push('\n');
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +155,7 @@ mod tests {
         assert_eq!(keys.journal, "fb:cmd:{ACME}");
         assert_eq!(keys.events, "fb:evt:{ACME}");
         assert_eq!(keys.book, "fb:book:{ACME}");
+        assert_eq!(keys.queue, "fb:queue:{ACME}");
     }
 
     #[test]
@@ -177,5 +205,30 @@ mod tests {
         );
         book.apply(&Command::Band { bps: 1_000, reference: 100 }, &mut events);
         assert!(book_json(&book, 1, 7).contains(r#""band":[90,110],"paused_until":null,"bids":[[99,2]]"#));
+    }
+
+    #[test]
+    fn queue_text_lists_the_best_levels_queues_oldest_first() {
+        let mut book = OrderBook::new("ACME");
+        let mut events = Vec::new();
+        for (id, account, side, price, qty) in
+            [(1, 1, Side::Buy, 99, 2), (2, 2, Side::Buy, 99, 5), (3, 1, Side::Buy, 98, 1), (4, 3, Side::Sell, 101, 7)]
+        {
+            book.apply(&Command::New(NewOrder::limit(id, account, side, price, qty)), &mut events);
+        }
+        assert_eq!(queue_text(&book, 20), "8\nb 99 2 7 1:2 2:5\nb 98 1 1 3:1\na 101 1 7 4:7\n");
+        assert_eq!(queue_text(&book, 1), "8\nb 99 2 7 1:2 2:5\na 101 1 7 4:7\n");
+        for id in 5..5 + QUEUE_ORDERS_PER_LEVEL as u64 {
+            book.apply(&Command::New(NewOrder::limit(id, 9, Side::Sell, 102, 1)), &mut events);
+        }
+        let text = queue_text(&book, 2);
+        let level = text.lines().last().unwrap();
+        assert!(level.starts_with("a 102 100 100 5:1 6:1 "), "{level}");
+        book.apply(&Command::New(NewOrder::limit(500, 9, Side::Sell, 102, 1)), &mut events);
+        let text = queue_text(&book, 2);
+        let level = text.lines().last().unwrap();
+        assert!(level.starts_with("a 102 101 101 5:1 "), "{level}");
+        assert_eq!(level.split(' ').count(), 4 + QUEUE_ORDERS_PER_LEVEL, "listed up to the cap");
+        assert_eq!(queue_text(&OrderBook::new("EMPTY"), 20), "0\n");
     }
 }

@@ -28,6 +28,6 @@ pub mod worker;
 mod python;
 
 pub use accounts::Exposure;
-pub use book::{OrderBook, RestingOrder};
+pub use book::{LevelQueue, OrderBook, QueuePosition, RestingOrder};
 pub use snapshot::SnapshotError;
 pub use types::*;

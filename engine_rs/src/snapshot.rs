@@ -213,7 +213,14 @@ impl OrderBook {
             hasher.update(&[o.side as u8, o.stp as u8, o.post_only as u8]);
             hasher.update(&o.price.to_le_bytes());
             hasher.update(&o.qty.to_le_bytes());
-            hasher.update(&o.max_position.unwrap_or(-1).to_le_bytes());
+            // A tag, then the limit: no limit and every limit hash apart.
+            match o.max_position {
+                None => hasher.update(&[0]),
+                Some(limit) => {
+                    hasher.update(&[1]);
+                    hasher.update(&limit.to_le_bytes());
+                }
+            }
         }
         for (account, exposure) in self.exposures() {
             if exposure.position != 0 {
@@ -353,5 +360,41 @@ mod tests {
         assert_eq!(restored.band_limits(), None);
         assert_eq!(restored.state_hash(), book.state_hash());
         assert_eq!(u16::from_le_bytes([book.snapshot()[6], book.snapshot()[7]]), FORMAT_VERSION);
+    }
+
+    /// Bytes of a current-format snapshot whose one resting order has `max_position`, as a book
+    /// from before negative limits were refused could have written it.
+    fn snapshot_with_limit(max_position: Option<Qty>) -> Vec<u8> {
+        let mut book = OrderBook::new("OLD");
+        book.apply_collect(&Command::New(NewOrder::limit(1, 7, Side::Buy, 100, 5)));
+        let mut body = SnapshotV3::from(SnapshotV2 {
+            book: book.snapshot_book(),
+            band_bps: 0,
+            band_reference: 0,
+            last_trade_price: 0,
+        });
+        body.v2.book.orders[0].max_position = max_position;
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&postcard::to_allocvec(&body).unwrap());
+        let checksum = xxh3_64(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn an_old_negative_position_limit_still_restores_and_hashes_apart_from_no_limit() {
+        let none = OrderBook::restore(&snapshot_with_limit(None)).unwrap();
+        let minus_one = OrderBook::restore(&snapshot_with_limit(Some(-1))).expect("an old snapshot restores");
+        assert_eq!(minus_one.order(1).unwrap().max_position, Some(-1));
+        assert_ne!(minus_one.state_hash(), none.state_hash());
+        // They do behave differently: a larger quantity passes without a limit, not with -1.
+        let grow = Command::Replace { order_id: 1, account: 7, price: None, qty: Some(6) };
+        let (mut none, mut minus_one) = (none, minus_one);
+        assert!(matches!(none.apply_collect(&grow)[0].kind, EventKind::Replaced { .. }));
+        assert!(matches!(
+            minus_one.apply_collect(&grow)[0].kind,
+            EventKind::Rejected { reason: RejectReason::PositionLimit, .. }
+        ));
     }
 }

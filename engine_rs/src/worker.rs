@@ -18,7 +18,7 @@ use crate::book::OrderBook;
 use crate::codec::encode_events;
 // Re-exported: `engine_rs::worker::WorkerError` stays the name callers of `run_blocking` know.
 pub use crate::error::WorkerError;
-use crate::feed::{book_json, market_data_message, registry_keys, shard_of, valid_symbol, Keys};
+use crate::feed::{book_json, market_data_message, queue_text, registry_keys, shard_of, valid_symbol, Keys};
 use crate::journal::apply_entry;
 use crate::journal_reader::{parse_xread, Batch, JournalReader};
 use crate::types::{Event, Seq};
@@ -538,6 +538,8 @@ impl<'a> Session<'a> {
     fn queue_book_and_status(&mut self, pipe: &mut redis::Pipeline, with_hash: bool) {
         let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         pipe.cmd("SET").arg(&self.keys.book).arg(book_json(&self.book, self.config.book_levels, ts_ms));
+        // The queues of the same levels, for the owners' queue positions (`docs/protocol.md`).
+        pipe.cmd("SET").arg(&self.keys.queue).arg(queue_text(&self.book, self.config.book_levels));
         if !with_hash && self.status_hashed {
             // The hash of an older state must not sit next to this state's `jid` and `seq`.
             pipe.cmd("HDEL").arg(&self.keys.status).arg("state_hash");

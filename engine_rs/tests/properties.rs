@@ -667,6 +667,55 @@ fn check_same(step: usize, book: &OrderBook, reference: &ReferenceBook) -> Resul
     prop_assert_eq!(book.bbo(), reference.bbo());
     prop_assert_eq!(book.depth(10), reference.depth(10));
     prop_assert_eq!(book.exposures(), reference.exposures(), "exposures after command {}", step);
+    check_queue_positions(step, book, reference)?;
+    Ok(())
+}
+
+/// Every resting order's queue position against the reference's FIFO: the orders before it at
+/// its side and price, and the level's totals.
+fn check_queue_positions(step: usize, book: &OrderBook, reference: &ReferenceBook) -> Result<(), TestCaseError> {
+    let fifo = reference.resting_orders();
+    let ids: Vec<OrderId> = fifo.iter().map(|o| o.order_id).collect();
+    let positions = book.queue_positions(&ids);
+    for (index, order) in fifo.iter().enumerate() {
+        let same_level = |o: &&RestingOrder| o.side == order.side && o.price == order.price;
+        let ahead: Vec<&RestingOrder> = fifo[..index].iter().filter(same_level).collect();
+        let level: Vec<&RestingOrder> = fifo.iter().filter(same_level).collect();
+        let expected = QueuePosition {
+            order_id: order.order_id,
+            side: order.side,
+            price: order.price,
+            qty: order.qty,
+            qty_ahead: ahead.iter().map(|o| o.qty).sum(),
+            orders_ahead: ahead.len() as u32,
+            level_qty: level.iter().map(|o| o.qty).sum(),
+            level_orders: level.len() as u32,
+        };
+        prop_assert_eq!(
+            positions[index],
+            Some(expected),
+            "queue position of {} after command {}",
+            order.order_id,
+            step
+        );
+    }
+    prop_assert_eq!(book.queue_position(u64::MAX), None);
+    for side in [Side::Buy, Side::Sell] {
+        let queues = book.level_queues(side, 3, 2);
+        let depth = book.depth(3);
+        let levels = if side == Side::Buy { &depth.bids } else { &depth.asks };
+        prop_assert_eq!(queues.len(), levels.len());
+        for (queue, &(price, total)) in queues.iter().zip(levels) {
+            prop_assert_eq!((queue.price, queue.total), (price, total));
+            let listed: Vec<(OrderId, Qty)> = fifo
+                .iter()
+                .filter(|o| o.side == side && o.price == price)
+                .take(2)
+                .map(|o| (o.order_id, o.qty))
+                .collect();
+            prop_assert_eq!(&queue.orders, &listed);
+        }
+    }
     Ok(())
 }
 

@@ -462,7 +462,7 @@ fn bad_input_is_rejected_with_a_reason_never_a_panic() {
     assert_eq!(rejection(&m.replace(u64::MAX, ALICE, Some(3), None)), Some(RejectReason::UnknownOrder));
     let id = m.id();
     let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 5, 1).with_max_position(-1));
-    assert_eq!(rejection(&events), Some(RejectReason::PositionLimit));
+    assert_eq!(rejection(&events), Some(RejectReason::Malformed), "a negative limit is no limit");
     let id = m.id();
     let events = m.submit(NewOrder::limit(id, ALICE, Side::Buy, 5, MAX_QTY).with_max_position(i64::MAX));
     assert!(matches!(events[0].kind, EventKind::Accepted { .. }), "no overflow in the exposure check");
@@ -816,4 +816,96 @@ fn every_trade_carries_the_fee_rates_in_force() {
     let id = m.id();
     let events = m.submit(NewOrder::market(id, BOB, Side::Buy, 1));
     assert!(events.iter().any(|e| matches!(e.kind, EventKind::Trade { maker_fee_bps: 0, taker_fee_bps: 0, .. })));
+}
+
+/// The outcome of a journal entry, for comparing the typed API with the worker's path.
+fn via_journal(book: &mut OrderBook, fields: &[(&str, &str)]) -> Vec<Event> {
+    let pairs: Vec<(&[u8], &[u8])> = fields.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+    let mut out = Vec::new();
+    engine_rs::journal::apply_entry(book, None, &pairs, &mut out);
+    out
+}
+
+#[test]
+fn an_empty_replace_is_malformed_through_the_typed_api_as_through_the_journal() {
+    let mut typed = Market::new();
+    let id = typed.limit(ALICE, Side::Buy, 100, 5);
+    let mut journal = Market::new();
+    journal.limit(ALICE, Side::Buy, 100, 5);
+
+    let events = typed.replace(id, ALICE, None, None);
+    let expected = via_journal(&mut journal.book, &[("t", "replace"), ("id", "1"), ("acct", "1")]);
+    assert_eq!(events, expected);
+    assert!(
+        matches!(
+            events[..],
+            [Event {
+                seq: 3,
+                kind: EventKind::Rejected {
+                    order_id: 1,
+                    account: ALICE,
+                    command: CommandKind::Replace,
+                    reason: RejectReason::Malformed,
+                    client_ref: 0
+                }
+            }]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(typed.book.state_hash(), journal.book.state_hash());
+    assert_eq!(typed.book.order(id).map(|o| (o.price, o.qty)), Some((100, 5)));
+}
+
+#[test]
+fn a_negative_position_limit_is_malformed_and_consumes_the_id_in_both_paths() {
+    let mut typed = Market::new();
+    let id = typed.id();
+    let order = NewOrder::limit(id, ALICE, Side::Sell, 100, 1).with_max_position(-1).with_client_ref(9);
+    let events = typed.submit(order);
+    let mut journal = OrderBook::new("TEST");
+    let expected = via_journal(
+        &mut journal,
+        &[
+            ("t", "new"),
+            ("id", "1"),
+            ("acct", "1"),
+            ("side", "sell"),
+            ("px", "100"),
+            ("qty", "1"),
+            ("maxpos", "-1"),
+            ("ref", "9"),
+        ],
+    );
+    assert_eq!(events, expected);
+    assert!(
+        matches!(
+            events[..],
+            [Event { kind: EventKind::Rejected { reason: RejectReason::Malformed, client_ref: 9, .. }, .. }]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(typed.book.order_count(), 0);
+    // The id is consumed like any NEW's.
+    let again = typed.submit(NewOrder::limit(id, ALICE, Side::Sell, 100, 1));
+    assert!(matches!(again[0].kind, EventKind::Rejected { reason: RejectReason::DuplicateOrderId, .. }));
+    // Zero is a limit (only reducing orders), not malformed.
+    let zero = typed.id();
+    let events = typed.submit(NewOrder::limit(zero, ALICE, Side::Sell, 100, 1).with_max_position(0));
+    assert!(matches!(events[0].kind, EventKind::Rejected { reason: RejectReason::PositionLimit, .. }), "{events:?}");
+}
+
+#[test]
+fn the_state_hash_tells_no_position_limit_from_every_limit() {
+    let hash_with = |max_position: Option<Qty>| {
+        let mut m = Market::new();
+        let mut order = NewOrder::limit(1, ALICE, Side::Buy, 100, 5);
+        order.max_position = max_position;
+        m.submit(order);
+        m.book.state_hash()
+    };
+    let none = hash_with(None);
+    for limit in [0, 5, 1_000, MAX_QTY, Qty::MAX] {
+        assert_ne!(hash_with(Some(limit)), none, "limit {limit}");
+    }
+    assert_ne!(hash_with(Some(5)), hash_with(Some(6)));
 }

@@ -451,6 +451,40 @@ class OrderDetailSerializer(OrderSerializer):
     fills = OrderFillSerializer(many=True, source="fill_views")
 
 
+class QueuePositionSerializer(Shape):
+    quantity_ahead = QuantityString(
+        source="qty_ahead",
+        help_text="Open quantity of the orders ahead of this one at its price (they fill first).",
+    )
+    orders_ahead = serializers.IntegerField(help_text="How many orders are ahead of this one.")
+    level_quantity = QuantityString(
+        source="level_qty",
+        help_text="The price level's whole open quantity, this order's included.",
+    )
+    level_orders = serializers.IntegerField(help_text="The price level's order count.")
+    seq = serializers.IntegerField(help_text="The engine's event sequence number it reflects.")
+
+
+class OrderRowSerializer(OrderSerializer):
+    """An order in a list: `GET /orders/` and the WebSocket API's `orders.open`."""
+
+    queue_position = QueuePositionSerializer(
+        allow_null=True,
+        help_text="Where a resting order stands in its queue (see the order's detail); else null.",
+    )
+
+
+class OrderStatusSerializer(OrderDetailSerializer):
+    queue_position = QueuePositionSerializer(
+        allow_null=True,
+        help_text=(
+            "Where the order stands in its price level's queue, as the engine last published it "
+            "(about every 50 ms while busy): null unless it rests among the 20 best levels of its "
+            "side and within the first 100 orders of its level."
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class FillView:
     price: Decimal

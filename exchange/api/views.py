@@ -211,7 +211,7 @@ class OrderListCreateApi(APIView):
         tags=["orders"],
         summary="Your orders, newest first",
         parameters=[s.OrderListQuerySerializer],
-        responses={200: s.OrderSerializer(many=True), 400: ERROR, **AUTH_ERRORS},
+        responses={200: s.OrderRowSerializer(many=True), 400: ERROR, **AUTH_ERRORS},
     )
     def get(self, request):
         query = _valid(s.OrderListQuerySerializer, request.query_params)
@@ -224,7 +224,7 @@ class OrderListCreateApi(APIView):
         )
         paginator = self.pagination_class()
         page = paginator.paginate_orders(orders, request, view=self)
-        return paginator.get_paginated_response(s.OrderSerializer(page, many=True).data)
+        return paginator.get_paginated_response(actions.order_rows(page))
 
     @extend_schema(
         tags=["orders"],
@@ -276,7 +276,7 @@ class OrderDetailApi(APIView):
         tags=["orders"],
         summary="One of your orders, with its fills",
         parameters=[ORDER_PARAM],
-        responses={200: s.OrderDetailSerializer, **AUTH_ERRORS, 404: ERROR},
+        responses={200: s.OrderStatusSerializer, **AUTH_ERRORS, 404: ERROR},
     )
     def get(self, request, pk: int):
         account = services.account_for_user(request.user)
@@ -293,7 +293,7 @@ class OrderByClientOrderIdApi(APIView):
                 "client_order_id", str, OpenApiParameter.PATH, description="Yours, as you sent it."
             )
         ],
-        responses={200: s.OrderDetailSerializer, **AUTH_ERRORS, 404: ERROR},
+        responses={200: s.OrderStatusSerializer, **AUTH_ERRORS, 404: ERROR},
     )
     def get(self, request, client_order_id: str):
         account = services.account_for_user(request.user)

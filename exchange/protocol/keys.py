@@ -3,11 +3,12 @@ carry the symbol as a Redis Cluster hash tag (`{prefix}:{kind}:{SYM}`), so that 
 keys live on one slot, and an account's keys the account (`{a42}`) for the same reason.
 
 The kinds of a symbol's keys: `cmd` (the journal), `evt` (the engine's events), `md` (market data),
-`book` (the engine's published book), `status` (the worker's status hash), `lastid` (the symbol's
-highest order id), `snap` (the engine's snapshot), `ws` (the bridge's snapshot for new
-subscribers), `reply` (per listener, below). The registry of enabled instruments
-(`instruments_key`, `instruments_version_key`) is the engine's too (`engine_rs/src/feed.rs`). A
-caller passes `prefix` where no Django settings are loaded (the benchmarks)."""
+`book` (the engine's published book), `queue` (the queues of its best levels), `status` (the
+worker's status hash), `lastid` (the symbol's highest order id), `snap` (the engine's snapshot),
+`ws` (the bridge's snapshot for new subscribers), `reply` (per listener, below). The registry of
+enabled instruments (`instruments_key`, `instruments_version_key`) is the engine's too
+(`engine_rs/src/feed.rs`). A caller passes `prefix` where no Django settings are loaded (the
+benchmarks)."""
 
 from __future__ import annotations
 

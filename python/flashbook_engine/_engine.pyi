@@ -31,6 +31,7 @@ __all__ = [
     "Event",
     "Exposure",
     "OrderBook",
+    "QueuePosition",
     "RestingOrder",
     "SnapshotError",
     "__version__",
@@ -293,6 +294,31 @@ class Exposure:
     def __hash__(self) -> int: ...
 
 @final
+class QueuePosition:
+    """Where a resting order stands in its price level's queue: the open quantity and the
+    number of orders ahead of it (older orders at its price, which fill first), and the level's
+    whole open quantity and order count (the order included)."""
+
+    @property
+    def order_id(self) -> int: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def price(self) -> int: ...
+    @property
+    def qty(self) -> int: ...
+    @property
+    def qty_ahead(self) -> int: ...
+    @property
+    def orders_ahead(self) -> int: ...
+    @property
+    def level_qty(self) -> int: ...
+    @property
+    def level_orders(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
 class OrderBook:
     """One symbol's limit order book. Every command returns its events, in sequence order.
 
@@ -382,6 +408,10 @@ class OrderBook:
     def resting_orders(self) -> list[RestingOrder]:
         """Every resting order in priority order: bids best to worst, then asks best to worst,
         each level oldest first."""
+    def queue_position(self, order_id: int) -> QueuePosition | None:
+        """Where the resting order stands in its price level's queue (None: not resting)."""
+    def queue_positions(self, order_ids: list[int]) -> list[QueuePosition | None]:
+        """``queue_position`` of each id, in order: one call for all of an account's orders."""
     def exposure(self, account: int) -> Exposure: ...
     def exposures(self) -> dict[int, Exposure]:
         """Every account with a non-zero position or open quantity, by account id."""

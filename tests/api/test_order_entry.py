@@ -107,7 +107,9 @@ def test_order_entry_answers_as_django_does(stack):
         assert headers.get(name) == django_headers.get(name), name
     detail_status, detail = stack.get(f"/api/v1/orders/{placed['id']}/", token)
     assert detail_status == 200
-    assert detail == placed
+    # The detail adds the order's place in its queue (the engine's, once it rests).
+    assert "queue_position" in detail
+    assert {k: v for k, v in detail.items() if k != "queue_position"} == placed
 
 
 def test_an_accepted_order_is_at_once_readable_with_its_exchange_id(stack):

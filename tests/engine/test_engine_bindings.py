@@ -967,3 +967,45 @@ def test_restore_rejects_non_bytes():
     for value in ("FBSNAP", 5, None, [1, 2]):
         with pytest.raises(TypeError):
             OrderBook.restore(value)  # type: ignore[arg-type]
+
+
+def test_queue_positions_count_the_orders_ahead_at_the_price():
+    book = OrderBook("QP")
+    book.new_order(1, 7, "buy", 100, 5)
+    book.new_order(2, 8, "buy", 100, 3)
+    book.new_order(3, 7, "buy", 100, 2)
+    book.new_order(4, 7, "buy", 99, 9)
+    position = book.queue_position(3)
+    assert isinstance(position, fe.QueuePosition)
+    assert (position.order_id, position.side, position.price, position.qty) == (3, "buy", 100, 2)
+    assert (position.qty_ahead, position.orders_ahead) == (8, 2)
+    assert (position.level_qty, position.level_orders) == (10, 3)
+    # All of an account's open orders in one call; None for one not resting.
+    positions = book.queue_positions([1, 3, 4, 42])
+    ahead = [(p.qty_ahead, p.orders_ahead) if p else None for p in positions]
+    assert ahead == [(0, 0), (8, 2), (0, 0), None]
+    # A fill at the head and a cancel in the middle move the order up.
+    book.new_order(5, 9, "sell", 100, 4)
+    book.cancel(2, 8)
+    assert (book.queue_position(3).qty_ahead, book.queue_position(3).orders_ahead) == (1, 1)
+    assert book.queue_position(2) is None
+    assert "qty_ahead=1" in repr(book.queue_position(3))
+
+
+def test_an_empty_replace_and_a_negative_position_limit_are_malformed():
+    book = OrderBook("BUGS")
+    book.new_order(1, 7, "buy", 100, 5)
+    (event,) = book.replace(1, 7)
+    assert (event.kind, event.command, event.reason) == ("rejected", "replace", "MALFORMED")
+    assert event.seq == 3
+    (event,) = book.new_order(2, 7, "buy", 100, 5, max_position=-1)
+    assert (event.kind, event.reason) == ("rejected", "MALFORMED")
+    (event,) = book.new_order(2, 7, "buy", 100, 5)
+    assert event.reason == "DUPLICATE_ORDER_ID"  # the malformed NEW consumed its id
+    limited = OrderBook("L")
+    limited.new_order(1, 7, "buy", 100, 5, max_position=2**63 - 1)
+    unlimited = OrderBook("L")
+    unlimited.new_order(1, 7, "buy", 100, 5)
+    assert limited.order(1).max_position == 2**63 - 1
+    assert unlimited.order(1).max_position is None
+    assert limited.state_hash() != unlimited.state_hash()

@@ -32,6 +32,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
+#[path = "bench_engine/field.rs"]
+mod field;
+use field::{FieldRegime, FieldStats, FIELD_REGIMES};
+
 const TARGET_MSGS_PER_S: f64 = 10_000_000.0;
 const ACCOUNTS: u64 = 1_000;
 
@@ -170,12 +174,19 @@ impl Live {
         }
     }
     fn remove(&mut self, id: u64) {
-        if let Some(i) = self.index.remove(&id) {
-            self.orders.swap_remove(i as usize);
-            if let Some(&(moved, _)) = self.orders.get(i as usize) {
-                self.index.insert(moved, i);
-            }
+        self.remove_entry(id);
+    }
+    /// Removes `id`, returning its `(id, account)` if it was live.
+    fn remove_entry(&mut self, id: u64) -> Option<(u64, u64)> {
+        let i = self.index.remove(&id)?;
+        let entry = self.orders.swap_remove(i as usize);
+        if let Some(&(moved, _)) = self.orders.get(i as usize) {
+            self.index.insert(moved, i);
         }
+        Some(entry)
+    }
+    fn contains(&self, id: u64) -> bool {
+        self.index.contains_key(&id)
     }
     fn pick(&self, rng: &mut Rng) -> (u64, u64) {
         self.orders[rng.below(self.orders.len() as u64) as usize]
@@ -498,6 +509,29 @@ fn throughput_run(work: &Workload, out: &mut Vec<Event>) -> Duration {
     elapsed
 }
 
+/// What asking for queue positions costs on the book a run ends with: every resting order's
+/// (as if each account asked for all of its open orders), in ns per order, and the longest level.
+struct QueueProbe {
+    ns_per_order: f64,
+    orders: usize,
+    longest_level: u32,
+}
+
+fn queue_probe(work: &Workload, out: &mut Vec<Event>) -> QueueProbe {
+    let mut book = prepared_book(work, out);
+    // Not through `timed_loop`: a profiler pointed at it must count only the timed runs.
+    for command in &work.measured {
+        out.clear();
+        book.apply(command, out);
+    }
+    let ids: Vec<u64> = book.resting_orders().iter().map(|o| o.order_id).collect();
+    let start = Instant::now();
+    let positions = black_box(book.queue_positions(black_box(&ids)));
+    let elapsed = start.elapsed();
+    let longest_level = positions.iter().flatten().map(|p| p.level_orders).max().unwrap_or(0);
+    QueueProbe { ns_per_order: elapsed.as_nanos() as f64 / ids.len().max(1) as f64, orders: ids.len(), longest_level }
+}
+
 struct Latency {
     all: Vec<u32>,
     by_kind: [Vec<u32>; 3],
@@ -590,49 +624,110 @@ struct RegimeResult {
     json: String,
     msgs_per_s: f64,
     p99: u32,
+    /// Field regimes: the median with the reports handed to a second thread, and its p99.
+    handoff: Option<(f64, u32)>,
+}
+
+/// A regime of either kind, as `bench_all` runs it.
+enum Selected {
+    Book(Regime),
+    Field(FieldRegime),
+}
+
+impl Selected {
+    fn name(&self) -> &'static str {
+        match self {
+            Selected::Book(r) => r.name,
+            Selected::Field(r) => r.name,
+        }
+    }
+    fn what(&self) -> &'static str {
+        match self {
+            Selected::Book(r) => r.what,
+            Selected::Field(r) => r.what,
+        }
+    }
 }
 
 /// Generates every selected regime's workload, then times them round-robin (run 1 of each regime,
 /// then run 2 of each, ...) so that a burst of noise from a neighbour on this shared machine lands
-/// on all regimes alike rather than on whichever one happened to be running; then one latency
-/// pass per regime.
-fn bench_all(regimes: &[Regime], opts: &Options, clock: &Clock) -> Vec<RegimeResult> {
+/// on all regimes alike rather than on whichever one happened to be running; a field regime's run
+/// is an in-process pass and a hand-off pass. Then one latency pass per regime (two for a field
+/// regime).
+fn bench_all(regimes: &[Selected], opts: &Options, clock: &Clock) -> Vec<RegimeResult> {
     let mut works = Vec::new();
-    for &regime in regimes {
-        let warmup = if opts.quick { regime.warmup / 5 } else { regime.warmup };
+    for selected in regimes {
         let started = Instant::now();
-        let work = generate(regime, opts.seed, opts.msgs, warmup);
-        eprintln!("generated {}: {:.1}s", regime.name, started.elapsed().as_secs_f64());
+        let work = match selected {
+            Selected::Book(regime) => {
+                let warmup = if opts.quick { regime.warmup / 5 } else { regime.warmup };
+                let msgs = opts.msgs.unwrap_or(if opts.quick { 500_000 } else { 5_000_000 });
+                (generate(*regime, opts.seed, msgs, warmup), None)
+            }
+            Selected::Field(regime) => {
+                let msgs = opts.msgs.unwrap_or(if opts.quick { 500_000 } else { 2_000_000 });
+                let (work, stats) = field::generate(*regime, opts.seed, msgs);
+                (work, Some(stats))
+            }
+        };
+        eprintln!("generated {}: {:.1}s", selected.name(), started.elapsed().as_secs_f64());
         works.push(work);
     }
     let mut out = Vec::with_capacity(1024);
-    let mut rates = vec![Vec::with_capacity(opts.runs); regimes.len()];
+    let mut rates = vec![(Vec::with_capacity(opts.runs), Vec::with_capacity(opts.runs)); regimes.len()];
     for _ in 0..opts.runs {
-        for (work, rates) in works.iter().zip(&mut rates) {
+        for ((work, stats), (rates, handoff_rates)) in works.iter().zip(&mut rates) {
             let elapsed = throughput_run(work, &mut out);
             rates.push(work.measured.len() as f64 / elapsed.as_secs_f64());
+            if stats.is_some() {
+                let elapsed = field::handoff_run(work, &mut out);
+                handoff_rates.push(work.measured.len() as f64 / elapsed.as_secs_f64());
+            }
         }
     }
     let mut results = Vec::new();
-    for ((regime, work), rates) in regimes.iter().zip(&works).zip(&rates) {
+    for ((selected, (work, stats)), (rates, handoff_rates)) in regimes.iter().zip(&works).zip(&rates) {
         let lat = latency_run(work, &mut out);
-        results.push(regime_result(regime, work, rates, &lat, clock));
+        let probe = queue_probe(work, &mut out);
+        eprintln!(
+            "{}: queue positions of all {} resting orders: {:.0} ns per order (longest level {} orders)",
+            selected.name(),
+            probe.orders,
+            probe.ns_per_order,
+            probe.longest_level
+        );
+        let handoff = stats.as_ref().map(|_| (handoff_rates.as_slice(), field::handoff_latency_run(work, &mut out)));
+        let mut result = regime_result(selected, work, stats.as_ref(), rates, handoff, &lat, clock);
+        result.json.pop();
+        result.json.push_str(&format!(
+            ", \"queue_position_ns_per_order\": {:.0}, \"longest_level\": {}}}",
+            probe.ns_per_order, probe.longest_level
+        ));
+        results.push(result);
     }
     results
 }
 
-fn regime_result(regime: &Regime, work: &Workload, rates: &[f64], lat: &Latency, clock: &Clock) -> RegimeResult {
+fn regime_result(
+    selected: &Selected,
+    work: &Workload,
+    stats: Option<&FieldStats>,
+    rates: &[f64],
+    handoff: Option<(&[f64], Vec<u32>)>,
+    lat: &Latency,
+    clock: &Clock,
+) -> RegimeResult {
     let n = work.measured.len() as f64;
     let rate = median(rates);
-    eprintln_table(regime, work, rates, rate, lat, clock);
+    eprintln_table(selected, work, rates, rate, lat, clock);
     let [new, cancel, replace] = work.mix;
     let q = |p| pct(&lat.all, p);
-    let json = format!(
+    let mut json = format!(
         concat!(
             "{{\"msgs_per_s\": {:.0}, \"msgs_per_s_runs\": [{}], \"p50_ns\": {}, \"p90_ns\": {}, \"p99_ns\": {}, ",
             "\"p999_ns\": {}, \"max_ns\": {}, \"ns_per_msg\": {:.1}, \"messages\": {}, \"events_per_msg\": {:.2}, ",
             "\"trades_per_msg\": {:.3}, \"rejects\": {}, \"mix\": {{\"new\": {:.4}, \"ioc_of_new\": {:.4}, ",
-            "\"cancel\": {:.4}, \"replace\": {:.4}}}, \"resting_orders\": {}, \"levels\": {}, \"events_digest\": \"{:016x}\"}}"
+            "\"cancel\": {:.4}, \"replace\": {:.4}}}, \"resting_orders\": {}, \"levels\": {}, \"events_digest\": \"{:016x}\""
         ),
         rate,
         rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
@@ -654,14 +749,55 @@ fn regime_result(regime: &Regime, work: &Workload, rates: &[f64], lat: &Latency,
         work.resting_start.1,
         work.events_digest,
     );
-    RegimeResult { name: regime.name, json, msgs_per_s: rate, p99: q(99.0) }
+    let mut handoff_result = None;
+    if let (Some(stats), Some((handoff_rates, handoff_lat))) = (stats, handoff) {
+        let handoff_rate = median(handoff_rates);
+        let hq = |p| pct(&handoff_lat, p);
+        eprintln!(
+            "   hand-off to a second thread: runs {}; median {} msgs/s ({:.1} ns/msg); p50 {} p99 {} p99.9 {} ns",
+            handoff_rates.iter().map(|r| format!("{:.2}M", r / 1e6)).collect::<Vec<_>>().join("  "),
+            thousands(handoff_rate as u64),
+            1e9 / handoff_rate,
+            hq(50.0),
+            hq(99.0),
+            hq(99.9)
+        );
+        eprintln!(
+            "   price {} -> low {} high {}; {:.1}% of rested orders cancelled by their owner; {:.2}% of cancels/modifies name a gone order",
+            stats.start_price,
+            stats.low_price,
+            stats.high_price,
+            100.0 * stats.cancelled_of_rested,
+            100.0 * stats.gone_targets
+        );
+        json.push_str(&format!(
+            concat!(
+                ", \"handoff_msgs_per_s\": {:.0}, \"handoff_msgs_per_s_runs\": [{}], \"handoff_p50_ns\": {}, ",
+                "\"handoff_p99_ns\": {}, \"handoff_p999_ns\": {}, \"cancelled_of_rested\": {:.4}, ",
+                "\"gone_targets\": {:.4}, \"price\": {{\"start\": {}, \"low\": {}, \"high\": {}}}"
+            ),
+            handoff_rate,
+            handoff_rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
+            hq(50.0),
+            hq(99.0),
+            hq(99.9),
+            stats.cancelled_of_rested,
+            stats.gone_targets,
+            stats.start_price,
+            stats.low_price,
+            stats.high_price,
+        ));
+        handoff_result = Some((handoff_rate, hq(99.0)));
+    }
+    json.push('}');
+    RegimeResult { name: selected.name(), json, msgs_per_s: rate, p99: q(99.0), handoff: handoff_result }
 }
 
-fn eprintln_table(regime: &Regime, work: &Workload, rates: &[f64], rate: f64, lat: &Latency, clock: &Clock) {
+fn eprintln_table(regime: &Selected, work: &Workload, rates: &[f64], rate: f64, lat: &Latency, clock: &Clock) {
     let n = work.measured.len() as f64;
     let [new, cancel, replace] = work.mix;
     eprintln!();
-    eprintln!("== {} — {}", regime.name, regime.what);
+    eprintln!("== {} — {}", regime.name(), regime.what());
     eprintln!(
         "   {} measured messages after {} set-up messages",
         thousands(work.measured.len() as u64),
@@ -725,7 +861,8 @@ fn eprintln_table(regime: &Regime, work: &Workload, rates: &[f64], rate: f64, la
 struct Options {
     quick: bool,
     runs: usize,
-    msgs: usize,
+    /// Measured messages per regime; by default 5M for the book shapes, 2M for the field's.
+    msgs: Option<usize>,
     seed: u64,
     regimes: Vec<String>,
     write: bool,
@@ -751,19 +888,22 @@ fn options() -> Options {
             "--regime" => regimes.push(value("--regime")),
             "--no-write" => write = false,
             "-h" | "--help" => {
-                eprintln!("usage: bench_engine [--quick] [--runs N] [--msgs N] [--regime mixed|deep|wide]... [--seed N] [--no-write]");
+                eprintln!("usage: bench_engine [--quick] [--runs N] [--msgs N] [--regime mixed|deep|wide|static|drift|swing25|swing40|crash]... [--seed N] [--no-write]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other:?} (try --help)"),
         }
     }
     for name in &regimes {
-        assert!(REGIMES.iter().any(|r| r.name == name), "unknown regime {name:?}");
+        assert!(
+            REGIMES.iter().any(|r| r.name == name) || FIELD_REGIMES.iter().any(|r| r.name == name),
+            "unknown regime {name:?}"
+        );
     }
     Options {
         quick,
         runs: runs.unwrap_or(if quick { 3 } else { 5 }).max(1),
-        msgs: msgs.unwrap_or(if quick { 500_000 } else { 5_000_000 }).max(1),
+        msgs: msgs.map(|n: usize| n.max(1)),
         seed,
         regimes,
         write,
@@ -779,30 +919,50 @@ fn main() {
     eprintln!(
         "bench_engine: {} runs x {} messages per regime, seed {:#x}{}; clock pair p50 {} ns, p99 {} ns, resolution {} ns",
         opts.runs,
-        thousands(opts.msgs as u64),
+        opts.msgs.map_or_else(|| "the default number of".to_owned(), |n| thousands(n as u64)),
         opts.seed,
         if opts.quick { " (quick)" } else { "" },
         clock.p50,
         clock.p99,
         clock.resolution
     );
-    let selected: Vec<Regime> = REGIMES
+    let wanted = |name: &str| opts.regimes.is_empty() || opts.regimes.iter().any(|r| r == name);
+    let selected: Vec<Selected> = REGIMES
         .into_iter()
-        .filter(|regime| opts.regimes.is_empty() || opts.regimes.iter().any(|r| r == regime.name))
+        .filter(|regime| wanted(regime.name))
+        .map(Selected::Book)
+        .chain(FIELD_REGIMES.into_iter().filter(|regime| wanted(regime.name)).map(Selected::Field))
         .collect();
     let results = bench_all(&selected, &opts, &clock);
-    let worst = results.iter().map(|r| r.msgs_per_s).fold(f64::INFINITY, f64::min);
-    let worst_p99 = results.iter().map(|r| r.p99).max().unwrap_or(0);
+    // The 10M target is the book-shape regimes'; the field's are reported on their own.
+    let (book, field): (Vec<&RegimeResult>, Vec<&RegimeResult>) = results.iter().partition(|r| r.handoff.is_none());
+    let worst_of = |rs: &[&RegimeResult], rate: &dyn Fn(&RegimeResult) -> f64| {
+        rs.iter().map(|r| (r.name, rate(r))).min_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or(("", 0.0))
+    };
+    let worst = worst_of(&book, &|r| r.msgs_per_s).1;
+    let worst_p99 = book.iter().map(|r| r.p99).max().unwrap_or(0);
+    let field_worst = worst_of(&field, &|r| r.msgs_per_s);
+    let field_handoff_worst = worst_of(&field, &|r| r.handoff.map_or(0.0, |h| h.0));
+    let field_p99 = field.iter().map(|r| r.p99).max().unwrap_or(0);
+    let field_handoff_p99 = field.iter().filter_map(|r| r.handoff.map(|h| h.1)).max().unwrap_or(0);
     let regimes = results.iter().map(|r| format!("\"{}\": {}", r.name, r.json)).collect::<Vec<_>>().join(", ");
     let json = format!(
         concat!(
             "{{\"bench\": \"engine\", \"regimes\": {{{}}}, \"worst_msgs_per_s\": {:.0}, \"p99_ns\": {}, ",
+            "\"field\": {{\"worst_regime\": \"{}\", \"worst_msgs_per_s\": {:.0}, \"p99_ns\": {}, ",
+            "\"worst_handoff_regime\": \"{}\", \"worst_handoff_msgs_per_s\": {:.0}, \"handoff_p99_ns\": {}}}, ",
             "\"target_msgs_per_s\": {:.0}, \"ratio\": {:.3}, \"clock_overhead_ns\": {{\"p50\": {}, \"p99\": {}, \"resolution\": {}}}, ",
             "\"runs\": {}, \"quick\": {}, \"seed\": {}}}"
         ),
         regimes,
         worst,
         worst_p99,
+        field_worst.0,
+        field_worst.1,
+        field_p99,
+        field_handoff_worst.0,
+        field_handoff_worst.1,
+        field_handoff_p99,
         TARGET_MSGS_PER_S,
         worst / TARGET_MSGS_PER_S,
         clock.p50,
@@ -813,6 +973,17 @@ fn main() {
         opts.seed
     );
     eprintln!();
+    if !field.is_empty() {
+        eprintln!(
+            "field regimes: worst in process {} ({} msgs/s, p99 {} ns); worst with the hand-off {} ({} msgs/s, p99 {} ns)",
+            field_worst.0,
+            thousands(field_worst.1 as u64),
+            field_p99,
+            field_handoff_worst.0,
+            thousands(field_handoff_worst.1 as u64),
+            field_handoff_p99
+        );
+    }
     eprintln!(
         "worst regime {} msgs/s = {:.2}x the {} msgs/s target; worst p99 {} ns",
         thousands(worst as u64),

@@ -11,7 +11,7 @@ use super::codec::entry_fields;
 use super::command::{build_new, PyCommand};
 use super::event::PyEvent;
 use super::plain_data::Untracked;
-use super::values::{PyBbo, PyExposure, PyRestingOrder};
+use super::values::{PyBbo, PyExposure, PyQueuePosition, PyRestingOrder};
 use crate::book::OrderBook;
 use crate::types::*;
 
@@ -273,6 +273,18 @@ impl PyOrderBook {
     /// level oldest first.
     fn resting_orders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.book.resting_orders().into_iter().map(|order| Untracked(PyRestingOrder::from(order))))
+    }
+
+    /// Where the resting order `order_id` stands in its price level's queue (None: not resting).
+    fn queue_position(&self, order_id: OrderId) -> Option<Untracked<PyQueuePosition>> {
+        self.book.queue_position(order_id).map(|position| Untracked(PyQueuePosition::from(position)))
+    }
+
+    /// `queue_position` of each id, in order (None for an order not resting): one call for all of
+    /// an account's open orders.
+    fn queue_positions<'py>(&self, py: Python<'py>, order_ids: Vec<OrderId>) -> PyResult<Bound<'py, PyList>> {
+        let positions = self.book.queue_positions(&order_ids);
+        PyList::new(py, positions.into_iter().map(|position| position.map(|p| Untracked(PyQueuePosition::from(p)))))
     }
 
     /// An account's position and open quantities (all zero for an account the book has not seen).

@@ -5,7 +5,7 @@
 //! * Enum values cross the boundary as short lowercase strings (`"buy"`, `"gtc"`, ...) on input and
 //!   as interned Python strings on output, spelled exactly like the engine's `as_str`. Reject and
 //!   cancel reasons and book statuses are upper-case (`"UNKNOWN_ORDER"`), as in the engine.
-//! * `Event`, `Command`, `Bbo`, `RestingOrder` and `Exposure` are frozen value objects. `Event` and
+//! * `Event`, `Command`, `Bbo`, `RestingOrder`, `Exposure` and `QueuePosition` are frozen value objects. `Event` and
 //!   `Command` wrap the engine's own `Copy` structs, so creating one is a copy into a fresh Python
 //!   object; the flat attributes are computed on access. None of them is tracked by the cycle
 //!   collector (see [`plain_data`]).
@@ -41,6 +41,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::PyBbo>()?;
     m.add_class::<values::PyRestingOrder>()?;
     m.add_class::<values::PyExposure>()?;
+    m.add_class::<values::PyQueuePosition>()?;
     m.add_function(wrap_pyfunction!(codec::decode_events, m)?)?;
     m.add_function(wrap_pyfunction!(codec::command_fields, m)?)?;
     m.add_function(wrap_pyfunction!(worker::run_worker, m)?)?;

@@ -1,4 +1,5 @@
-//! What the frozen value classes (`Event`, `Command`, `Bbo`, `RestingOrder`, `Exposure`) share:
+//! What the frozen value classes (`Event`, `Command`, `Bbo`, `RestingOrder`, `Exposure`,
+//! `QueuePosition`) share:
 //! they are kept off the cycle collector's lists, and `Event` and `Command` hash by their
 //! engine struct's `Debug` output.
 

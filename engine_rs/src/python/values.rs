@@ -1,4 +1,4 @@
-//! The small read-only views of a book: `Bbo`, `RestingOrder` and `Exposure`.
+//! The small read-only views of a book: `Bbo`, `RestingOrder`, `Exposure` and `QueuePosition`.
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -6,7 +6,7 @@ use pyo3::types::PyString;
 use super::names::{side_name, stp_name};
 use super::plain_data::PlainData;
 use crate::accounts::Exposure;
-use crate::book::RestingOrder;
+use crate::book::{QueuePosition, RestingOrder};
 use crate::types::*;
 
 /// Best bid and offer: `(price, qty)` per side, None when that side is empty.
@@ -141,5 +141,66 @@ impl From<Exposure> for PyExposure {
 impl PyExposure {
     fn __repr__(&self) -> String {
         format!("Exposure(position={}, open_buy={}, open_sell={})", self.position, self.open_buy, self.open_sell)
+    }
+}
+
+/// Where a resting order stands in its price level's queue: the open quantity and the number of
+/// orders ahead of it (older orders at the same price, which fill first), and the level's totals.
+#[pyclass(module = "flashbook_engine", name = "QueuePosition", frozen, eq, hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyQueuePosition {
+    #[pyo3(get)]
+    order_id: OrderId,
+    side: Side,
+    #[pyo3(get)]
+    price: Price,
+    #[pyo3(get)]
+    qty: Qty,
+    #[pyo3(get)]
+    qty_ahead: Qty,
+    #[pyo3(get)]
+    orders_ahead: u32,
+    #[pyo3(get)]
+    level_qty: Qty,
+    #[pyo3(get)]
+    level_orders: u32,
+}
+
+// SAFETY: only plain Rust data inside.
+unsafe impl PlainData for PyQueuePosition {}
+
+impl From<QueuePosition> for PyQueuePosition {
+    fn from(q: QueuePosition) -> Self {
+        PyQueuePosition {
+            order_id: q.order_id,
+            side: q.side,
+            price: q.price,
+            qty: q.qty,
+            qty_ahead: q.qty_ahead,
+            orders_ahead: q.orders_ahead,
+            level_qty: q.level_qty,
+            level_orders: q.level_orders,
+        }
+    }
+}
+
+#[pymethods]
+impl PyQueuePosition {
+    #[getter]
+    fn side<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        side_name(py, self.side)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "QueuePosition(order_id={}, side='{}', price={}, qty={}, qty_ahead={}, orders_ahead={}, level_qty={}, level_orders={})",
+            self.order_id,
+            self.side.as_str(),
+            self.price,
+            self.qty,
+            self.qty_ahead,
+            self.orders_ahead,
+            self.level_qty,
+            self.level_orders
+        )
     }
 }

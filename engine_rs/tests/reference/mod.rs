@@ -430,6 +430,12 @@ impl ReferenceBook {
             let (order_id, account, client_ref) = (order.order_id, order.account, order.client_ref);
             book.emit(out, EventKind::Rejected { order_id, account, command: CommandKind::New, reason, client_ref })
         };
+        // A negative limit is malformed, as the journal's decoder says: the id is consumed, no
+        // duplicate check (a malformed entry's only outcome is MALFORMED).
+        if order.max_position.is_some_and(|max| max < 0) {
+            self.last_order_id = self.last_order_id.max(order.order_id);
+            return reject(self, out, RejectReason::Malformed);
+        }
         if order.order_id <= self.last_order_id {
             return reject(self, out, RejectReason::DuplicateOrderId);
         }
@@ -564,6 +570,10 @@ impl ReferenceBook {
         let reject = |book: &mut Self, out: &mut Vec<Event>, reason| {
             book.reject(out, order_id, account, CommandKind::Replace, reason)
         };
+        // Nothing to change: malformed, whatever the book's state.
+        if price.is_none() && qty.is_none() {
+            return reject(self, out, RejectReason::Malformed);
+        }
         if self.halted {
             return reject(self, out, RejectReason::BookHalted);
         }
@@ -707,9 +717,7 @@ impl ReferenceBook {
                 qty: o.qty,
                 stp: o.stp,
                 post_only: o.post_only,
-                // The engine stores "no limit" as Qty::MAX, so a limit of exactly Qty::MAX reads
-                // back as no limit. Both mean the same: nothing can exceed it.
-                max_position: o.max_position.filter(|&max| max != Qty::MAX),
+                max_position: o.max_position,
             })
             .collect()
     }
