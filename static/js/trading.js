@@ -122,6 +122,19 @@ function labelled(label, text, className) {
   return node;
 }
 
+// An order's place in its price level's queue (the engine's reading, a few ms old): "1st in
+// line" or "3rd · 8 ahead", the level's size on hover; "—" off the published depth.
+function queueCell(order) {
+  const q = order.queue_position;
+  if (!q) return labelled("Queue", "—", "num queue");
+  const place = q.orders_ahead + 1;
+  const suffix = place % 10 === 1 && place % 100 !== 11 ? "st" : place % 10 === 2 && place % 100 !== 12 ? "nd" : place % 10 === 3 && place % 100 !== 13 ? "rd" : "th";
+  const text = q.orders_ahead === 0 ? "1st in line" : `${place}${suffix} · ${q.quantity_ahead} ahead`;
+  const node = labelled("Queue", text, "num queue");
+  node.title = `${q.level_orders} orders for ${q.level_quantity} at this price`;
+  return node;
+}
+
 function renderOrders() {
   fillRows(
     $("[data-orders]"),
@@ -145,6 +158,7 @@ function renderOrders() {
         labelled("Price", o.price === null ? "market" : priceOf(o.price, o.symbol), "num"),
         labelled("Quantity", o.quantity, "num"),
         labelled("Filled", o.filled_quantity, "num"),
+        queueCell(o),
         labelled("Status", statusWords(o.status), "status"),
         el("td", { className: "actions" }, o.type === "limit" ? [replace, cancel] : [cancel]),
       ]);
@@ -684,6 +698,13 @@ function startAccount() {
     onState: indicator.track("account"),
   }).connect();
 }
+
+// Queue places move with other traders' fills and cancels, which send this account nothing:
+// read them again every QUEUE_REFRESH_MS while an order rests (one REST page, one MGET).
+const QUEUE_REFRESH_MS = 1000;
+setInterval(() => {
+  if (!document.hidden && orders.length) loadOrders();
+}, QUEUE_REFRESH_MS);
 
 if (symbol) {
   labelZones();

@@ -302,3 +302,21 @@ def test_open_orders_can_be_cancelled_on_a_phone(browser, stack, book, demo_toke
     cancel.click()
     expect(row).to_have_count(0, timeout=TIMEOUT)
     page.context.close()
+
+
+def test_an_open_order_shows_its_place_in_the_queue(browser, stack, book, trader, demo_token):
+    """Behind the market maker's 10 at 99.00 and another 4 there, the demo's order is third in
+    line with 14 ahead; when the orders ahead go, it is first — though nothing happened to it."""
+    second = stack.place(trader, "buy", "99.00", "4")
+    mine = stack.place(demo_token, "buy", "99.00", "2")
+    page = trade_page(browser, stack)
+    queue = page.locator(f'[data-orders] tr[data-order-id="{mine["id"]}"] td.queue')
+    expect(queue).to_have_text("3rd · 14 ahead", timeout=TIMEOUT)
+    expect(queue).to_have_attribute("title", "3 orders for 16 at this price")
+    status, _ = stack.api(trader, "POST", f"orders/{second['id']}/cancel", {})
+    assert status in (200, 202)
+    expect(queue).to_have_text("2nd · 10 ahead", timeout=TIMEOUT)
+    status, _ = stack.api(trader, "POST", "orders/cancel-all", {"symbol": "ACME"})
+    assert status == 202
+    expect(queue).to_have_text("1st in line", timeout=TIMEOUT)
+    page.context.close()
