@@ -5,7 +5,8 @@
 * the LOBSTER message and order book files (``TICKER_DATE_STARTMS_ENDMS_{message|orderbook}_N``);
 * ``trades.csv`` (one row per execution, with both agents), ``agents.csv`` (per-agent results),
   ``bars.csv`` (per-minute mid, volume, trades, spread);
-* ``summary.json`` (the configuration, counts, prices and the stylized facts of this run);
+* ``summary.json`` (the configuration, counts, prices, the execution agents' costs and the
+  stylized facts of this run);
 * the realism report, ``report.md`` / ``report.html`` with ``plots/*.png``.
 
 Every file is a pure function of the configuration and the seed (no wall-clock times in them),
@@ -79,6 +80,27 @@ def _write_agents(path: Path, sim: Simulation, mark: float | None) -> None:
             f"{_money(equity - a.initial_cash, unit, a.fees)},{money_str(a.fees)}\n"
         )
     path.write_text("".join(lines), encoding="utf-8")
+
+
+def _execution_reports(sim: Simulation, config: SimConfig) -> list[dict]:
+    """Each execution agent's (TWAP, POV) parent order: done and left, its average fill price,
+    the arrival price and the market's VWAP over its active period (prices to 8 places, money
+    units), and its cost against both in basis points (positive: it paid)."""
+    tick = float(config.tick_size)
+    out = []
+    for a in sim.agents:
+        report = getattr(a.strategy, "report", None)
+        if report is None:
+            continue
+        row = {"name": a.name, "strategy": a.strategy.name, **report(a.state)}
+        for name in ("arrival", "vwap", "average"):
+            if row[name] is not None:
+                row[name] = round(row[name] * tick, 8)
+        for name in ("cost_vs_arrival_bps", "cost_vs_vwap_bps"):
+            if row[name] is not None:
+                row[name] = round(row[name], 2)
+        out.append(row)
+    return out
 
 
 def _write_bars(path: Path, data: RunData, config: SimConfig) -> None:
@@ -205,6 +227,7 @@ def simulate(
         },
         "prices": _price_stats(data, config),
         "groups": by_group,
+        "execution": _execution_reports(sim, config),
         "stylized_facts": facts,
         "lobster": {"levels": config.levels, "message_file": names[0], "orderbook_file": names[1]},
         "files": files,

@@ -13,7 +13,7 @@ import random
 from decimal import Decimal
 
 from agents.strategies import AgentState, make_strategy
-from exchange.protocol.decimals import currency_decimals
+from exchange.protocol.decimals import currency_decimals, decimal_str
 from exchange.protocol.fees import fee_amount
 
 OPPOSITE = {"buy": "sell", "sell": "buy"}
@@ -202,7 +202,7 @@ class LiveAgent:
             state = "paused"
         else:
             state = "running"
-        return {
+        status = {
             "name": self.name,
             "symbol": self.symbol,
             "strategy": self.strategy.name,
@@ -217,3 +217,21 @@ class LiveAgent:
             "rejected": self.rejected,
             "ts_ms": now_ms,
         }
+        report = getattr(self.strategy, "report", None)
+        if report is not None:  # an execution agent: how far it is, and what it cost
+            status["execution"] = self._execution(report(self.state))
+        return status
+
+    def _execution(self, report: dict) -> dict:
+        """An execution agent's report with prices in money and quantities in the lot's units
+        (the strategy counts ticks and lots); costs stay in basis points, rounded to 0.01."""
+        out = dict(report)
+        for name in ("arrival", "vwap", "average"):
+            if out[name] is not None:
+                out[name] = decimal_str(Decimal(repr(float(out[name]))) * self.tick_size)
+        for name in ("quantity", "done", "left"):
+            out[name] = decimal_str(out[name] * self.lot_size)
+        for name in ("cost_vs_arrival_bps", "cost_vs_vwap_bps"):
+            if out[name] is not None:
+                out[name] = round(out[name], 2)
+        return out

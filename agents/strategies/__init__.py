@@ -34,6 +34,7 @@ from .base import (
     Trade,
     next_wake_ns,
 )
+from .execution import PovParams, PovStrategy, TwapParams, TwapStrategy
 from .fundamental import Fundamental, FundamentalParams
 from .market_maker import MarketMakerParams, MarketMakerStrategy
 from .momentum import MomentumParams, MomentumStrategy
@@ -60,10 +61,14 @@ __all__ = [
     "ParamError",
     "Params",
     "Place",
+    "PovParams",
+    "PovStrategy",
     "Replace",
     "Side",
     "Strategy",
     "Trade",
+    "TwapParams",
+    "TwapStrategy",
     "ValueParams",
     "ValueStrategy",
     "make_strategy",
@@ -73,7 +78,15 @@ __all__ = [
 
 #: Strategy classes by the name stored in an agent's configuration.
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (NoiseStrategy, MarketMakerStrategy, MomentumStrategy, ValueStrategy)
+    cls.name: cls
+    for cls in (
+        NoiseStrategy,
+        MarketMakerStrategy,
+        MomentumStrategy,
+        ValueStrategy,
+        TwapStrategy,
+        PovStrategy,
+    )
 }
 
 

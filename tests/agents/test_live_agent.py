@@ -6,7 +6,7 @@ from decimal import Decimal as D
 from types import SimpleNamespace
 
 from agents.runner.agent import LiveAgent, derive_seed
-from agents.strategies import Place
+from agents.strategies import MarketView, Place
 
 
 def account(**overrides):
@@ -106,6 +106,27 @@ def test_bankroll_and_status():
     assert agent.status(paused=True, mark_ticks=None, now_ms=5)["state"] == "stopped"
     agent.apply_config(config(account=account(min_bankroll=D(0)), updated_at=2))  # a fresh look
     assert not agent.stopped and agent.min_bankroll == 0
+
+
+def test_an_execution_agents_status_says_how_far_it_is_and_what_it_cost():
+    agent = LiveAgent(
+        config(strategy="twap", params={"side": "buy", "quantity": 20, "horizon_s": 60.0}), 1
+    )
+    assert "execution" not in LiveAgent(config(), 1).status(paused=False, mark_ticks=1, now_ms=5)
+    agent.strategy.decide(MarketView(0, bid=(9_999, 5), ask=(10_001, 5)), agent.state)
+    agent.on_trade("buy", 10_010, 10, 1, wash=False)  # 10 lots at 100.10; arrival mid 100.00
+    execution = agent.status(paused=False, mark_ticks=10_000, now_ms=5)["execution"]
+    assert execution == {
+        "side": "buy",
+        "quantity": "20",
+        "done": "10",
+        "left": "10",
+        "arrival": "100",
+        "vwap": None,
+        "average": "100.1",
+        "cost_vs_arrival_bps": 10.0,
+        "cost_vs_vwap_bps": None,
+    }
 
 
 def test_the_book_key_is_read_again_only_once_the_events_moved_past_it(monkeypatch):

@@ -117,7 +117,7 @@ def test_doctests():
 
 
 def test_registry():
-    assert set(STRATEGIES) == {"noise", "market_maker", "momentum", "value"}
+    assert set(STRATEGIES) == {"noise", "market_maker", "momentum", "value", "twap", "pov"}
     for name, cls in STRATEGIES.items():
         assert issubclass(cls, Strategy) and cls.name == name
         strategy = make_strategy(name, {}, random.Random(1))
@@ -915,6 +915,8 @@ POPULATION = [
     ("noise", 20, 0.5, {"size_max": 40}, 30),
     ("momentum", 4, 0.5, {"fast_s": 5.0, "slow_s": 30.0, "trade_size": 3}, 30),
     ("value", 8, 0.4, {"bias_ticks": 3.0, "max_position": 100, "trade_size": 10}, 100),
+    ("twap", 1, 1.0, {"side": "buy", "quantity": 150, "horizon_s": 600.0}, 1000),
+    ("pov", 1, 1.0, {"side": "sell", "quantity": 150, "participation": 0.05}, 1000),
 ]
 
 
