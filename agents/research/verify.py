@@ -64,6 +64,30 @@ def _rerun(manifest: dict, target: Path, progress) -> None:
         simulate(config, seeds[0], target, outputs=outputs, progress=tick)
 
 
+def _check_file(name: str, digest: str, out: Path, again_dir: Path) -> list[str]:
+    """What is wrong with one file: in ``out`` against its digest, then the re-run's."""
+    problems = []
+    path, again = out / name, again_dir / name
+    rerun_ok = again.is_file() and file_digest(again) == digest
+
+    def where() -> str:
+        offset = first_difference(path, again) if path.is_file() and again.is_file() else None
+        return "" if offset is None else f" (first different byte at offset {offset})"
+
+    if not path.is_file():
+        problems.append(f"{name}: missing from {out}")
+    elif file_digest(path) != digest:
+        # Against a correct re-run, the offset says where the file was changed.
+        problems.append(
+            f"{name}: differs from its digest in the manifest{where() if rerun_ok else ''}"
+        )
+    if not again.is_file():
+        problems.append(f"{name}: the re-run did not write it")
+    elif not rerun_ok:
+        problems.append(f"{name}: the re-run's file differs from the manifest{where()}")
+    return problems
+
+
 def verify_run(out_dir: str | Path, *, progress=None) -> VerifyResult:
     """Checks ``out_dir`` against its manifest and a re-run; ``ValueError`` if there is no
     readable manifest."""
@@ -83,31 +107,14 @@ def verify_run(out_dir: str | Path, *, progress=None) -> VerifyResult:
             f"library versions differ: run {recorded.get('libraries')}, now {current['libraries']}"
         )
 
-    for name, digest in digests.items():
-        path = out / name
-        if not path.is_file():
-            result.problems.append(f"{name}: missing from {out}")
-        elif file_digest(path) != digest:
-            result.problems.append(f"{name}: differs from its digest in the manifest")
-
     with tempfile.TemporaryDirectory(prefix="flashbook-verify-") as scratch:
-        target = Path(scratch) / "run"
-        _rerun(manifest, target, progress)
+        again_dir = Path(scratch) / "run"
+        _rerun(manifest, again_dir, progress)
         for name, digest in digests.items():
-            again = target / name
-            if not again.is_file():
-                result.problems.append(f"{name}: the re-run did not write it")
-                continue
-            if file_digest(again) == digest:
-                continue
-            where = ""
-            if (out / name).is_file():
-                offset = first_difference(out / name, again)
-                where = f" (first different byte at offset {offset})" if offset is not None else ""
-            result.problems.append(f"{name}: the re-run's file differs from the manifest{where}")
+            result.problems += _check_file(name, digest, out, again_dir)
         extra = sorted(
-            str(p.relative_to(target))
-            for p in target.rglob("*")
+            str(p.relative_to(again_dir))
+            for p in again_dir.rglob("*")
             if p.is_file() and p.name != MANIFEST_NAME
         )
         result.problems += [
