@@ -18,6 +18,7 @@ import json
 import math
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +29,8 @@ import numpy as np
 from exchange.protocol.decimals import money_str
 
 from .config import SimConfig, format_time_of_day
+from .deeper_facts import deeper_facts
+from .deeper_plots import FlowData
 from .lobster import LobsterBook, lobster_file_names
 from .manifest import MANIFEST_NAME, write_manifest
 from .metrics import MinuteSeries, stylized_facts
@@ -219,7 +222,7 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
         _write_bars(out / "bars.csv", data, config)
         files.append("bars.csv")
     series = minute_series(data)
-    facts = stylized_facts([series])
+    facts = realism_facts([series], [data])
     files.append("summary.json")
     if manifest:
         files.append(MANIFEST_NAME)
@@ -235,6 +238,7 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
             tick_size=float(config.tick_size),
             start_hour=start_hour,
             notes=_notes(config, [seed], data.messages),
+            flow=flow_data([data], config),
         )
     by_group: dict[str, dict] = {}
     unit = config.tick_size * config.lot_size
@@ -265,6 +269,7 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
             "wakes": data.wakes,
             "trades": data.trades,
             "volume_lots": data.volume,
+            "marketable_orders_traded": len(data.trade_signs),
             "agents": len(sim.agents),
             "rejections": dict(sorted(data.rejections.items())),
         },
@@ -290,6 +295,26 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
             files=[f for f in files if f != MANIFEST_NAME],
         )
     return RunResult(seed, out, data, summary, series, files)
+
+
+def realism_facts(series: Sequence[MinuteSeries], data: Sequence[RunData]) -> dict:
+    """The four stylized facts, with the deeper ones under ``"deeper"`` (reported, not
+    required by ``--check-facts``)."""
+    facts = stylized_facts(series)
+    facts["deeper"] = deeper_facts(series, [np.array(d.trade_signs, dtype=np.int8) for d in data])
+    return facts
+
+
+def flow_data(data: Sequence[RunData], config: SimConfig) -> FlowData:
+    sizes: Counter = Counter()
+    for d in data:
+        sizes.update(d.order_sizes)
+    return FlowData(
+        signs=[np.array(d.trade_signs, dtype=np.int8) for d in data],
+        volume_by_second=[np.array(d.volume_by_second) for d in data],
+        order_sizes=sizes,
+        start_hour=config.start_ns / (3600 * NS_PER_S),
+    )
 
 
 def _notes(config: SimConfig, seeds: Sequence[int], messages: int) -> list[str]:
@@ -329,7 +354,7 @@ def simulate_seeds(
         # which a re-run from another checkout of the same code would not repeat.
         files += [f"seed-{seed}/{f}" for f in result.files if f != MANIFEST_NAME]
     series = [r.series for r in results]
-    facts = stylized_facts(series)
+    facts = realism_facts(series, [r.data for r in results])
     (out / "facts.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     files.append("facts.json")
     if outputs.wants("report"):
@@ -343,6 +368,7 @@ def simulate_seeds(
             tick_size=float(config.tick_size),
             start_hour=config.start_ns / (3600 * NS_PER_S),
             notes=_notes(config, list(seeds), sum(r.data.messages for r in results)),
+            flow=flow_data([r.data for r in results], config),
         )
     write_manifest(
         out, config=config.to_dict(), seeds=list(seeds), outputs=outputs.to_dict(), files=files

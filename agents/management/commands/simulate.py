@@ -107,6 +107,10 @@ class Command(BaseCommand):
         for fact in facts["facts"]:
             mark = "met    " if fact["met"] else "NOT met"
             self.stdout.write(f"  {mark}  {fact['name']}: {json.dumps(fact['value'])}")
+        # The deeper facts are reported; --check-facts keeps to the four above.
+        for fact in facts.get("deeper", {}).get("facts", []):
+            mark = "met    " if fact["met"] else "NOT met"
+            self.stdout.write(f"  {mark}  (deeper) {fact['name']}: {json.dumps(fact['value'])}")
         if report and outputs.wants("report"):
             self.stdout.write(f"report: {out / 'report.html'}")
         self.stdout.write(f"manifest: {out / 'manifest.json'} (check it: simulate verify {out})")
