@@ -110,10 +110,19 @@ def test_agents_and_summary(run, small_config):
         "volatility_clustering",
         "volume_volatility",
     ]
+    deeper = summary["stylized_facts"]["deeper"]
+    assert [f["key"] for f in deeper["facts"]] == [
+        "tail_index",
+        "abs_return_decay",
+        "order_flow_memory",
+    ]
+    assert deeper["facts"][2]["value"]["signs"] == summary["counts"]["marketable_orders_traded"]
     for name in summary["files"]:
         assert (run.out_dir / name).is_file(), name
     report = (run.out_dir / "report.md").read_text()
     assert "| Heavy tails" in report and "plots/price_path.png" in report
+    assert "## Deeper realism" in report and "| Power-law tails" in report
+    assert "plots/intraday_volume.png" in report and "plots/order_sizes.png" in report
     assert (run.out_dir / "plots" / "price_path.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bars = (run.out_dir / "bars.csv").read_text().splitlines()
     assert bars[0] == "minute_end,mid,spread_ticks,volume,trades" and len(bars) == 1 + 15
