@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -166,7 +166,7 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     outputs = outputs or OutputChoice()
     if not report:
-        outputs = OutputChoice(outputs.tables - {"report"}, outputs.formats)
+        outputs = replace(outputs, tables=outputs.tables - {"report"})
     names = lobster_file_names(
         config.symbol, config.date, config.start_ns, config.end_ns, config.levels
     )
@@ -343,7 +343,7 @@ def simulate_seeds(
     out.mkdir(parents=True, exist_ok=True)
     outputs = outputs or OutputChoice()
     if not report:
-        outputs = OutputChoice(outputs.tables - {"report"}, outputs.formats)
+        outputs = replace(outputs, tables=outputs.tables - {"report"})
     results = []
     files: list[str] = []
     for seed in seeds:

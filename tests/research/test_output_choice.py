@@ -25,7 +25,7 @@ def short_config():
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     out = tmp_path_factory.mktemp("both")
-    simulate(short_config(), 4, out, report=False)
+    simulate(short_config(), 4, out, report=False, outputs=parse_output_choice(None, "csv,parquet"))
     return out
 
 
@@ -88,7 +88,11 @@ def test_only_the_chosen_files_are_written(tmp_path):
     assert written == sorted([*expected, "summary.json"])  # no scratch files left behind
     assert sorted(result.files) == written
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["outputs"] == {"tables": ["messages", "bars"], "formats": ["parquet"]}
+    assert summary["outputs"] == {
+        "tables": ["messages", "bars"],
+        "formats": ["parquet"],
+        "parquet_tables": ["messages", "orderbook", "trades"],
+    }
     assert summary["lobster"]["orderbook_file"] is None
     # The run is the same whatever is written: the same bytes as a run that writes everything.
     assert pq.read_metadata(out / expected[0]).num_rows == result.data.messages
@@ -111,7 +115,12 @@ def test_only_the_chosen_files_are_written(tmp_path):
 
 
 def test_choice_parsing_and_the_command(tmp_path):
-    assert parse_output_choice().to_dict()["formats"] == ["csv", "parquet"]
+    default = parse_output_choice()
+    assert default.to_dict()["formats"] == ["csv", "parquet"]
+    # By default the order book is CSV only: its Parquet copy costs a sixth of a day's run.
+    assert default.wants_parquet("messages") and default.wants_parquet("trades")
+    assert default.wants_csv("orderbook") and not default.wants_parquet("orderbook")
+    assert parse_output_choice(None, "parquet").wants_parquet("orderbook")
     assert parse_output_choice(" trades , bars ", None).tables == {"trades", "bars"}
     with pytest.raises(ConfigError, match="unknown 'book'"):
         parse_output_choice("book")

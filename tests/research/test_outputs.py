@@ -134,9 +134,9 @@ def test_same_config_and_seed_give_byte_identical_files(tmp_path, small_config):
     second = simulate(config, 11, tmp_path / "b")
     other = simulate(config, 12, tmp_path / "c", report=False)
     files = sorted(p.relative_to(first.out_dir) for p in first.out_dir.rglob("*") if p.is_file())
-    # 2 LOBSTER, trades, their 3 Parquet copies, agents, bars, summary, manifest, 2 reports,
-    # 10 plots (5 of the four facts, 5 of the deeper realism)
-    assert len(files) == 22
+    # 2 LOBSTER, trades, Parquet copies of the messages and trades (by default not of the order
+    # book), agents, bars, summary, manifest, 2 reports, 10 plots (5 + 5 of the deeper realism)
+    assert len(files) == 21
     assert files == sorted(
         p.relative_to(second.out_dir) for p in second.out_dir.rglob("*") if p.is_file()
     )

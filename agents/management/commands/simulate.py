@@ -51,7 +51,8 @@ class Command(BaseCommand):
         )  # fmt: skip
         parser.add_argument(
             "--formats", metavar="LIST",
-            help=f"formats of {', '.join(COLUMNAR_TABLES)}: {','.join(FORMATS)} (default: both)",
+            help=f"formats of {', '.join(COLUMNAR_TABLES)}: {','.join(FORMATS)} (default: CSV, "
+            "and Parquet for the messages and trades)",
         )  # fmt: skip
         parser.add_argument("--no-report", action="store_true", help="skip the realism report")
         parser.add_argument(
