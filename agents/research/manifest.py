@@ -11,6 +11,7 @@ No wall-clock time goes in: two runs of one configuration and seed write the sam
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -51,10 +52,13 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+@functools.cache
 def code_version() -> dict:
-    """The commit (``None`` outside a git checkout, e.g. an installed wheel) and whether tracked
-    files had uncommitted changes — a dirty tree's commit does not name the code that ran —
-    then the versions, which are all an installed package has to go by."""
+    """The commit (``None`` outside a git checkout, e.g. an installed wheel) and whether
+    tracked files had uncommitted changes — a dirty tree's commit does not name the code that
+    ran — then the versions, which are all an installed package has to go by. Read once per
+    process: the code a process runs is what it imported, whatever is committed meanwhile
+    (``simulate`` reads it as a run starts)."""
     from flashbook_engine import __version__ as engine_version
 
     commit = _git("rev-parse", "HEAD")

@@ -5,8 +5,12 @@
 * the LOBSTER message and order book files (``TICKER_DATE_STARTMS_ENDMS_{message|orderbook}_N``);
 * ``trades.csv`` (one row per execution, with both agents), ``agents.csv`` (per-agent results),
   ``bars.csv`` (per-minute mid, volume, trades, spread);
+* Parquet copies of the large tables (``parquet.py``);
 * ``summary.json`` (the configuration, counts, prices and the stylized facts of this run);
-* the realism report, ``report.md`` / ``report.html`` with ``plots/*.png``.
+* the realism report, ``report.md`` / ``report.html`` with ``plots/*.png``;
+* ``manifest.json`` (the code version, configuration, seed and every file's SHA-256).
+
+Which of the tables and formats: ``outputs.py``.
 
 Every file is a pure function of the configuration and the seed (no wall-clock times in them),
 so the same inputs give byte-identical outputs. Wall-clock speed is returned, never written.
@@ -32,7 +36,7 @@ from .config import SimConfig, format_time_of_day
 from .deeper_facts import deeper_facts
 from .deeper_plots import FlowData
 from .lobster import LobsterBook, lobster_file_names
-from .manifest import MANIFEST_NAME, write_manifest
+from .manifest import MANIFEST_NAME, code_version, write_manifest
 from .metrics import MinuteSeries, stylized_facts
 from .outputs import OutputChoice
 from .parquet import csv_to_parquet
@@ -160,10 +164,11 @@ def simulate(
     manifest: bool = True,
 ) -> RunResult:
     """Runs one day and writes its files into ``out_dir`` (created if needed): the tables and
-    formats of ``outputs`` (default: all), the report unless ``report`` is false, then
-    ``summary.json`` and ``manifest.json``."""
+    formats of ``outputs`` (default: :class:`OutputChoice`'s), the report unless ``report`` is
+    false, then ``summary.json`` and ``manifest.json`` (unless ``manifest`` is false)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    code_version()  # the code this process runs, read before a long run (a commit may follow)
     outputs = outputs or OutputChoice()
     if not report:
         outputs = replace(outputs, tables=outputs.tables - {"report"})
