@@ -19,7 +19,6 @@ empty level written as 9999999999 / -9999999999 with size 0.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from pathlib import Path
 from typing import TextIO
 
 __all__ = [
@@ -255,11 +254,3 @@ class LobsterBook:
         self._book_out.writelines(self._book_rows)
         self._msg_rows.clear()
         self._book_rows.clear()
-
-
-def open_lobster_files(out_dir: Path, names: tuple[str, str]) -> tuple[TextIO, TextIO]:
-    # newline="" keeps "\n" on every platform: the files must be byte-identical everywhere.
-    return (
-        open(out_dir / names[0], "w", encoding="ascii", newline=""),
-        open(out_dir / names[1], "w", encoding="ascii", newline=""),
-    )

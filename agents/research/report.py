@@ -15,6 +15,7 @@ import itertools
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .deeper_plots import DEEPER_PLOTS, FlowData, write_deeper_plots
 from .metrics import MinuteSeries, pooled_acf
 
 __all__ = ["write_report"]
@@ -158,9 +159,11 @@ def write_report(
     tick_size: float,
     start_hour: float,
     notes: Sequence[str] = (),
+    flow: FlowData | None = None,
 ) -> list[str]:
     """Writes the plots, ``report.md`` and ``report.html`` into ``out_dir``; returns the file
-    names written."""
+    names written. With ``flow`` (and ``facts["deeper"]``), the deeper realism table and its
+    plots too."""
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     returns = _returns(runs)
@@ -170,6 +173,11 @@ def write_report(
     _plot_acf(plots / PLOTS[2][0], returns)
     _plot_volume(plots / PLOTS[3][0], returns, runs)
     _plot_spread(plots / PLOTS[4][0], np.asarray(spreads))
+    plot_list = list(PLOTS)
+    if flow is not None:
+        write_deeper_plots(plots, returns, flow)
+        plot_list += DEEPER_PLOTS
+    deeper = _fact_rows(facts["deeper"]) if "deeper" in facts else []
 
     rows = _fact_rows(facts)
     met = sum(f["met"] for f in facts["facts"])
@@ -181,7 +189,12 @@ def write_report(
     md += [f"* {note}" for note in notes]
     md += ["", "| Fact | Result | Test | Statistics |", "|---|---|---|---|"]
     md += [f"| {a} | **{b}** | {c} | {d} |" for a, b, c, d in rows]
-    for name, caption in PLOTS:
+    if deeper:
+        met_deeper = sum(b == "met" for _, b, _, _ in deeper)
+        md += ["", "## Deeper realism", "", f"{met_deeper} of {len(deeper)} met.", ""]
+        md += ["| Fact | Result | Test | Statistics |", "|---|---|---|---|"]
+        md += [f"| {a} | **{b}** | {c} | {d} |" for a, b, c, d in deeper]
+    for name, caption in plot_list:
         md += ["", f"## {caption}", "", f"![{caption}](plots/{name})"]
     (out_dir / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
 
@@ -199,16 +212,25 @@ def write_report(
     ]
     if notes:
         page.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    page.append("<table><tr><th>Fact</th><th>Result</th><th>Test</th><th>Statistics</th></tr>")
-    for a, b, c, d in rows:
-        cls = "met" if b == "met" else "not"
-        page.append(
-            f'<tr><td>{esc(a)}</td><td class="{cls}">{esc(b)}</td><td>{esc(c)}</td>'
-            f"<td>{esc(d)}</td></tr>"
-        )
-    page.append("</table>")
-    for name, caption in PLOTS:
+    page += _html_table(rows)
+    if deeper:
+        page.append("<h2>Deeper realism</h2>")
+        page += _html_table(deeper)
+    for name, caption in plot_list:
         page.append(f'<h2>{esc(caption)}</h2><img src="plots/{name}" alt="{esc(caption)}">')
     page.append("</body></html>")
     (out_dir / "report.html").write_text("\n".join(page) + "\n", encoding="utf-8")
-    return ["report.md", "report.html"] + [f"plots/{name}" for name, _ in PLOTS]
+    return ["report.md", "report.html"] + [f"plots/{name}" for name, _ in plot_list]
+
+
+def _html_table(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    esc = html.escape
+    out = ["<table><tr><th>Fact</th><th>Result</th><th>Test</th><th>Statistics</th></tr>"]
+    for a, b, c, d in rows:
+        cls = "met" if b == "met" else "not"
+        out.append(
+            f'<tr><td>{esc(a)}</td><td class="{cls}">{esc(b)}</td><td>{esc(c)}</td>'
+            f"<td>{esc(d)}</td></tr>"
+        )
+    out.append("</table>")
+    return out

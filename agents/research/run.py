@@ -5,9 +5,13 @@
 * the LOBSTER message and order book files (``TICKER_DATE_STARTMS_ENDMS_{message|orderbook}_N``);
 * ``trades.csv`` (one row per execution, with both agents), ``agents.csv`` (per-agent results),
   ``bars.csv`` (per-minute mid, volume, trades, spread);
+* Parquet copies of the large tables (``parquet.py``);
 * ``summary.json`` (the configuration, counts, prices, the execution agents' costs and the
   stylized facts of this run);
-* the realism report, ``report.md`` / ``report.html`` with ``plots/*.png``.
+* the realism report, ``report.md`` / ``report.html`` with ``plots/*.png``;
+* ``manifest.json`` (the code version, configuration, seed and every file's SHA-256).
+
+Which of the tables and formats: ``outputs.py``.
 
 Every file is a pure function of the configuration and the seed (no wall-clock times in them),
 so the same inputs give byte-identical outputs. Wall-clock speed is returned, never written.
@@ -17,8 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,8 +34,13 @@ import numpy as np
 from exchange.protocol.decimals import money_str
 
 from .config import SimConfig, format_time_of_day
-from .lobster import LobsterBook, lobster_file_names, open_lobster_files
+from .deeper_facts import deeper_facts
+from .deeper_plots import FlowData
+from .lobster import LobsterBook, lobster_file_names
+from .manifest import MANIFEST_NAME, code_version, write_manifest
 from .metrics import MinuteSeries, stylized_facts
+from .outputs import OutputChoice
+from .parquet import csv_to_parquet
 from .report import write_report
 from .simulator import RunData, Simulation
 
@@ -44,6 +56,8 @@ class RunResult:
     data: RunData
     summary: dict
     series: MinuteSeries
+    #: The files written, relative to ``out_dir`` (the manifest included, when written).
+    files: list[str]
 
 
 def minute_series(data: RunData) -> MinuteSeries:
@@ -142,25 +156,72 @@ def _price_stats(data: RunData, config: SimConfig) -> dict:
     }
 
 
+def _table_path(out: Path, scratch: Path, name: str, keep: bool, convert: bool) -> Path:
+    """Where a table's CSV is written: the output directory when kept, a scratch directory when
+    it is only the source of the Parquet copy, nowhere (the null device) otherwise."""
+    if keep:
+        return out / name
+    if convert:
+        return scratch / name
+    return Path(os.devnull)
+
+
+def _write_parquet(out: Path, sources: dict[str, Path], names: dict[str, str], levels: int):
+    written = []
+    for table, csv_path in sources.items():
+        target = names[table].removesuffix(".csv") + ".parquet"
+        csv_to_parquet(csv_path, out / target, table, levels=levels)
+        written.append(target)
+    return written
+
+
 def simulate(
     config: SimConfig,
     seed: int,
     out_dir: str | Path,
     *,
     report: bool = True,
+    outputs: OutputChoice | None = None,
     progress: Callable[[int, int], None] | None = None,
+    manifest: bool = True,
 ) -> RunResult:
-    """Runs one day and writes its files into ``out_dir`` (created if needed)."""
+    """Runs one day and writes its files into ``out_dir`` (created if needed): the tables and
+    formats of ``outputs`` (default: :class:`OutputChoice`'s), the report unless ``report`` is
+    false, then ``summary.json`` and ``manifest.json`` (unless ``manifest`` is false)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    code_version()  # the code this process runs, read before a long run (a commit may follow)
+    outputs = outputs or OutputChoice()
+    if not report:
+        outputs = replace(outputs, tables=outputs.tables - {"report"})
     names = lobster_file_names(
         config.symbol, config.date, config.start_ns, config.end_ns, config.levels
     )
-    message_file, book_file = open_lobster_files(out, names)
+    table_names = {"messages": names[0], "orderbook": names[1], "trades": "trades.csv"}
+    with tempfile.TemporaryDirectory(dir=out, prefix=".scratch-") as scratch_dir:
+        paths = {
+            table: _table_path(
+                out, Path(scratch_dir), name, outputs.wants_csv(table), outputs.wants_parquet(table)
+            )
+            for table, name in table_names.items()
+        }
+        data, sim, lob = _run_loop(config, seed, paths, progress)
+        files = [table_names[t] for t in table_names if outputs.wants_csv(t)]
+        files += _write_parquet(
+            out,
+            {t: paths[t] for t in table_names if outputs.wants_parquet(t)},
+            table_names,
+            config.levels,
+        )
+    return _finish(config, seed, out, outputs, files, data, sim, lob, manifest)
+
+
+def _run_loop(config: SimConfig, seed: int, paths: dict[str, Path], progress):
+    # newline="" keeps "\n" on every platform: the files must be byte-identical everywhere.
     with (
-        message_file,
-        book_file,
-        open(out / "trades.csv", "w", encoding="utf-8", newline="") as trades,
+        open(paths["messages"], "w", encoding="ascii", newline="") as message_file,
+        open(paths["orderbook"], "w", encoding="ascii", newline="") as book_file,
+        open(paths["trades"], "w", encoding="utf-8", newline="") as trades,
     ):
         trades.write("time,price,size,aggressor,maker_order_id,taker_order_id,maker,taker\n")
         lob = LobsterBook(
@@ -172,15 +233,27 @@ def simulate(
         )
         sim = Simulation(config, seed, lobster=lob, trades_out=trades, progress=progress)
         data = sim.run()
+    return data, sim, lob
 
+
+def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunResult:
+    names = lobster_file_names(
+        config.symbol, config.date, config.start_ns, config.end_ns, config.levels
+    )
     bid, ask = lob.bid, lob.ask
     mark = (bid[0] + ask[0]) / 2 if bid and ask else sim.last_price
-    _write_agents(out / "agents.csv", sim, mark)
-    _write_bars(out / "bars.csv", data, config)
+    if outputs.wants("agents"):
+        _write_agents(out / "agents.csv", sim, mark)
+        files.append("agents.csv")
+    if outputs.wants("bars"):
+        _write_bars(out / "bars.csv", data, config)
+        files.append("bars.csv")
     series = minute_series(data)
-    facts = stylized_facts([series])
-    files = [*names, "trades.csv", "agents.csv", "bars.csv", "summary.json"]
-    if report:
+    facts = realism_facts([series], [data])
+    files.append("summary.json")
+    if manifest:
+        files.append(MANIFEST_NAME)
+    if outputs.wants("report"):
         start_hour = config.start_ns / (3600 * NS_PER_S)
         files += write_report(
             out,
@@ -192,6 +265,7 @@ def simulate(
             tick_size=float(config.tick_size),
             start_hour=start_hour,
             notes=_notes(config, [seed], data.messages),
+            flow=flow_data([data], config),
         )
     by_group: dict[str, dict] = {}
     unit = config.tick_size * config.lot_size
@@ -222,6 +296,7 @@ def simulate(
             "wakes": data.wakes,
             "trades": data.trades,
             "volume_lots": data.volume,
+            "marketable_orders_traded": len(data.trade_signs),
             "agents": len(sim.agents),
             "rejections": dict(sorted(data.rejections.items())),
         },
@@ -229,12 +304,45 @@ def simulate(
         "groups": by_group,
         "execution": _execution_reports(sim, config),
         "stylized_facts": facts,
-        "lobster": {"levels": config.levels, "message_file": names[0], "orderbook_file": names[1]},
+        "lobster": {
+            "levels": config.levels,
+            "message_file": names[0] if "messages" in outputs.tables else None,
+            "orderbook_file": names[1] if "orderbook" in outputs.tables else None,
+        },
+        "outputs": outputs.to_dict(),
         "files": files,
         "config": config.to_dict(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return RunResult(seed, out, data, summary, series)
+    if manifest:
+        write_manifest(
+            out,
+            config=config.to_dict(),
+            seeds=[seed],
+            outputs=outputs.to_dict(),
+            files=[f for f in files if f != MANIFEST_NAME],
+        )
+    return RunResult(seed, out, data, summary, series, files)
+
+
+def realism_facts(series: Sequence[MinuteSeries], data: Sequence[RunData]) -> dict:
+    """The four stylized facts, with the deeper ones under ``"deeper"`` (reported, not
+    required by ``--check-facts``)."""
+    facts = stylized_facts(series)
+    facts["deeper"] = deeper_facts(series, [np.array(d.trade_signs, dtype=np.int8) for d in data])
+    return facts
+
+
+def flow_data(data: Sequence[RunData], config: SimConfig) -> FlowData:
+    sizes: Counter = Counter()
+    for d in data:
+        sizes.update(d.order_sizes)
+    return FlowData(
+        signs=[np.array(d.trade_signs, dtype=np.int8) for d in data],
+        volume_by_second=[np.array(d.volume_by_second) for d in data],
+        order_sizes=sizes,
+        start_hour=config.start_ns / (3600 * NS_PER_S),
+    )
 
 
 def _notes(config: SimConfig, seeds: Sequence[int], messages: int) -> list[str]:
@@ -253,21 +361,32 @@ def simulate_seeds(
     out_dir: str | Path,
     *,
     report: bool = True,
+    outputs: OutputChoice | None = None,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[list[RunResult], dict]:
     """One run per seed into ``out_dir/seed-N``, then the pooled facts and report in
-    ``out_dir`` (``facts.json``, ``report.md``/``report.html``)."""
+    ``out_dir`` (``facts.json``, ``report.md``/``report.html``) and a manifest of them all
+    (each ``seed-N`` has its own too, so a single day can be verified alone)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    outputs = outputs or OutputChoice()
+    if not report:
+        outputs = replace(outputs, tables=outputs.tables - {"report"})
     results = []
+    files: list[str] = []
     for seed in seeds:
         tick = None if progress is None else (lambda t, m, s=seed: progress(s, t, m))
-        results.append(simulate(config, seed, out / f"seed-{seed}", report=report, progress=tick))
+        result = simulate(config, seed, out / f"seed-{seed}", outputs=outputs, progress=tick)
+        results.append(result)
+        # The seed's own manifest is left out of the pooled one: it names the code's commit,
+        # which a re-run from another checkout of the same code would not repeat.
+        files += [f"seed-{seed}/{f}" for f in result.files if f != MANIFEST_NAME]
     series = [r.series for r in results]
-    facts = stylized_facts(series)
+    facts = realism_facts(series, [r.data for r in results])
     (out / "facts.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-    if report:
-        write_report(
+    files.append("facts.json")
+    if outputs.wants("report"):
+        files += write_report(
             out,
             title=f"Realism report: {config.symbol}, {len(seeds)} seeds pooled",
             runs=series,
@@ -277,5 +396,9 @@ def simulate_seeds(
             tick_size=float(config.tick_size),
             start_hour=config.start_ns / (3600 * NS_PER_S),
             notes=_notes(config, list(seeds), sum(r.data.messages for r in results)),
+            flow=flow_data([r.data for r in results], config),
         )
+    write_manifest(
+        out, config=config.to_dict(), seeds=list(seeds), outputs=outputs.to_dict(), files=files
+    )
     return results, facts

@@ -138,6 +138,11 @@ class RunData:
     wakes: int = 0
     trades: int = 0
     volume: int = 0
+    #: The sign (+1 buy, -1 sell) of every marketable order that traded, in arrival order: one
+    #: entry per order however many resting orders it executed against (order flow, not fills).
+    trade_signs: list[int] = field(default_factory=list)
+    #: How many orders of each size (lots) reached the exchange.
+    order_sizes: Counter = field(default_factory=Counter)
     rejections: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
     #: CPU time of this process during the run (on a busy machine, wall time minus waiting).
@@ -242,6 +247,7 @@ class Simulation:
         self._price_multiplier = config.price_multiplier
         self._lot_size = config.lot_size
         self.last_price: int | None = None
+        self._last_taker_eid = -1
         self.data = RunData(self.start_ns, self.end_ns)
         seconds = -(-(self.end_ns - self.start_ns) // NS_PER_S)
         self.data.volume_by_second = [0] * seconds
@@ -447,6 +453,7 @@ class Simulation:
                 eid = self.next_eid
                 self.next_eid = eid + 1
                 agent.orders += 1
+                self.data.order_sizes[action.qty] += 1
                 if key is not None:
                     key_to_eid[key] = eid
                     self.eid_to_key[eid] = key
@@ -608,6 +615,10 @@ class Simulation:
         data = self.data
         data.trades += 1
         data.volume += qty
+        if taker_eid != self._last_taker_eid:
+            # A sweep is one order: its sign counts once in the order flow.
+            self._last_taker_eid = taker_eid
+            data.trade_signs.append(1 if aggressor == BUY else -1)
         self.last_price = price
         self.recent.append(Trade(now, price, qty, aggressor))
         self._recent_dirty = True

@@ -110,10 +110,19 @@ def test_agents_and_summary(run, small_config):
         "volatility_clustering",
         "volume_volatility",
     ]
+    deeper = summary["stylized_facts"]["deeper"]
+    assert [f["key"] for f in deeper["facts"]] == [
+        "tail_index",
+        "abs_return_decay",
+        "order_flow_memory",
+    ]
+    assert deeper["facts"][2]["value"]["signs"] == summary["counts"]["marketable_orders_traded"]
     for name in summary["files"]:
         assert (run.out_dir / name).is_file(), name
     report = (run.out_dir / "report.md").read_text()
     assert "| Heavy tails" in report and "plots/price_path.png" in report
+    assert "## Deeper realism" in report and "| Power-law tails" in report
+    assert "plots/intraday_volume.png" in report and "plots/order_sizes.png" in report
     assert (run.out_dir / "plots" / "price_path.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bars = (run.out_dir / "bars.csv").read_text().splitlines()
     assert bars[0] == "minute_end,mid,spread_ticks,volume,trades" and len(bars) == 1 + 15
@@ -125,7 +134,9 @@ def test_same_config_and_seed_give_byte_identical_files(tmp_path, small_config):
     second = simulate(config, 11, tmp_path / "b")
     other = simulate(config, 12, tmp_path / "c", report=False)
     files = sorted(p.relative_to(first.out_dir) for p in first.out_dir.rglob("*") if p.is_file())
-    assert len(files) == 13  # 2 LOBSTER, trades, agents, bars, summary, 2 reports, 5 plots
+    # 2 LOBSTER, trades, Parquet copies of the messages and trades (by default not of the order
+    # book), agents, bars, summary, manifest, 2 reports, 10 plots (5 + 5 of the deeper realism)
+    assert len(files) == 21
     assert files == sorted(
         p.relative_to(second.out_dir) for p in second.out_dir.rglob("*") if p.is_file()
     )

@@ -8,19 +8,28 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from agents.research.config import ConfigError, load_config, parse_time_of_day
+from agents.research.config import ConfigError, config_from_mapping, load_config, parse_time_of_day
 from agents.research.from_db import config_from_agent_rows
+from agents.research.manifest import read_manifest
+from agents.research.outputs import COLUMNAR_TABLES, FORMATS, TABLES, parse_output_choice
 from agents.research.presets import PRESETS, preset
 from agents.research.run import simulate, simulate_seeds
+from agents.research.verify import verify_run
 
 
 class Command(BaseCommand):
     help = (
         "Simulate a trading day headless (no Redis, no database unless --from-db) and write "
-        "LOBSTER files, trades, per-agent results, summary.json and a realism report to --out."
+        "LOBSTER files, trades, per-agent results, summary.json, manifest.json and a realism "
+        "report to --out. `simulate verify DIR` re-runs DIR's manifest and checks every file."
     )
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "action", nargs="?", choices=["verify"],
+            help="verify DIR: re-run the run in DIR from its manifest and check every byte",
+        )  # fmt: skip
+        parser.add_argument("directory", nargs="?", metavar="DIR", help="with verify: the run")
         source = parser.add_mutually_exclusive_group()
         source.add_argument("--preset", choices=sorted(PRESETS), help="a built-in population")
         source.add_argument("--config", metavar="FILE", help="a YAML or JSON configuration")
@@ -35,7 +44,16 @@ class Command(BaseCommand):
         )  # fmt: skip
         parser.add_argument("--start", help="session start, HH:MM[:SS] (default: the config's)")
         parser.add_argument("--end", help="session end, HH:MM[:SS] (default: the config's)")
-        parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+        parser.add_argument("--out", metavar="DIR", help="output directory")
+        parser.add_argument(
+            "--outputs", metavar="LIST",
+            help=f"tables to write, comma-separated, from: {','.join(TABLES)} (default: all)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--formats", metavar="LIST",
+            help=f"formats of {', '.join(COLUMNAR_TABLES)}: {','.join(FORMATS)} (default: CSV, "
+            "and Parquet for the messages and trades)",
+        )  # fmt: skip
         parser.add_argument("--no-report", action="store_true", help="skip the realism report")
         parser.add_argument(
             "--check-facts", action="store_true",
@@ -44,12 +62,19 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
+        if options["action"] == "verify":
+            return self._verify(options)
+        if options["directory"]:
+            raise CommandError(f"unexpected argument {options['directory']!r}")
+        if not options["out"]:
+            raise CommandError("the following arguments are required: --out")
         try:
             config = self._config(options)
             config = config.with_session(
                 parse_time_of_day(options["start"], "--start") if options["start"] else None,
                 parse_time_of_day(options["end"], "--end") if options["end"] else None,
             )
+            outputs = parse_output_choice(options["outputs"], options["formats"])
         except ConfigError as error:
             raise CommandError(f"invalid configuration: {error}") from None
         if options["runs"] < 1:
@@ -61,13 +86,13 @@ class Command(BaseCommand):
         try:
             if len(seeds) == 1:
                 result = simulate(
-                    config, seeds[0], out, report=report,
+                    config, seeds[0], out, report=report, outputs=outputs,
                     progress=None if bar is None else (lambda t, m: bar.update(seeds[0], t, m)),
                 )  # fmt: skip
                 results, facts = [result], result.summary["stylized_facts"]
             else:
                 results, facts = simulate_seeds(
-                    config, seeds, out, report=report,
+                    config, seeds, out, report=report, outputs=outputs,
                     progress=None if bar is None else bar.update,
                 )  # fmt: skip
         finally:
@@ -83,10 +108,44 @@ class Command(BaseCommand):
         for fact in facts["facts"]:
             mark = "met    " if fact["met"] else "NOT met"
             self.stdout.write(f"  {mark}  {fact['name']}: {json.dumps(fact['value'])}")
-        if report:
+        # The deeper facts are reported; --check-facts keeps to the four above.
+        for fact in facts.get("deeper", {}).get("facts", []):
+            mark = "met    " if fact["met"] else "NOT met"
+            self.stdout.write(f"  {mark}  (deeper) {fact['name']}: {json.dumps(fact['value'])}")
+        if report and outputs.wants("report"):
             self.stdout.write(f"report: {out / 'report.html'}")
+        self.stdout.write(f"manifest: {out / 'manifest.json'} (check it: simulate verify {out})")
         if options["check_facts"] and not all(f["met"] for f in facts["facts"]):
             raise CommandError("not every stylized fact is met")
+
+    def _verify(self, options):
+        if not options["directory"]:
+            raise CommandError("verify needs the run's directory: simulate verify DIR")
+        directory = Path(options["directory"])
+        try:
+            manifest = read_manifest(directory)
+            config = config_from_mapping(manifest["config"])
+        except (ValueError, ConfigError) as error:
+            raise CommandError(str(error)) from None
+        seeds = [int(s) for s in manifest["seeds"]]
+        bar = None if options["no_progress"] else _ProgressBar(config, self.stderr, len(seeds))
+        try:
+            result = verify_run(directory, progress=None if bar is None else bar.update)
+        finally:
+            if bar is not None:
+                bar.close()
+        for note in result.notes:
+            self.stdout.write(f"note: {note}")
+        if not result.ok:
+            for problem in result.problems:
+                self.stderr.write(f"DIFFERS  {problem}")
+            raise CommandError(
+                f"verify failed: {len(result.problems)} problem(s) in {result.checked} file(s)"
+            )
+        self.stdout.write(
+            f"verified: all {result.checked} files of {directory} re-made byte for byte "
+            f"(seeds {', '.join(map(str, seeds))})"
+        )
 
     def _config(self, options):
         if options["config"]:
