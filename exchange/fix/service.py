@@ -70,6 +70,10 @@ from exchange.selectors import instrument_get, order_find_by_client_order_id
 log = logging.getLogger("flashbook.fix")
 
 HOUSEKEEPING = 20.0  # seconds between clean-ups of what the sessions no longer need
+# Seconds between looks at the tokens sessions logged on with: a revoked token (or a deactivated
+# user) ends its session within about this long, as it stops a REST client within a second.
+TOKEN_CHECK = 2.0
+REFUSED_TOKEN = "Invalid or revoked token."
 READ_BLOCK_MS = 200  # the event streams' XREAD waits at most this long (then sees new symbols)
 EARLY_KEEP = 10.0  # seconds an execution for an order not known yet is kept for it
 # Seconds a session keeps an order that has ended (for status requests and late cancels; after
@@ -157,6 +161,7 @@ class SessionState:
     session_id: fix.SessionID
     account: Account
     user_id: int
+    secret: str = field(default="", repr=False)  # the token it logged on with, checked again
     logged_on: bool = True
     orders: dict[str, OrderState] = field(default_factory=dict)  # by every ClOrdID it had
     md: dict[str, MarketSubscription] = field(default_factory=dict)  # by MDReqID
@@ -214,6 +219,7 @@ class FixService(sessions.Handler):
         self._task(self._read_executions(), "executions")
         self._task(self._listing(listing), "listing")
         self._task(self._housekeeping(), "housekeeping")
+        self._task(self._check_tokens(), "tokens")
 
     def _task(self, coroutine, name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
@@ -256,7 +262,7 @@ class FixService(sessions.Handler):
     async def authenticate(self, comp_id: str, password: str) -> Verdict:
         caller = await acaller_for_secret(password) if password else None
         if caller is None:
-            return Verdict(None, "Invalid or revoked token.")
+            return Verdict(None, REFUSED_TOKEN)
         account_id = caller.account.pk
         # A SenderCompID belongs to the first account that logs on with it: its session's
         # stored messages are that account's.
@@ -268,13 +274,14 @@ class FixService(sessions.Handler):
         self.accounts.add(account_id)
         state = self.sessions.get(comp_id)
         if state is None or state.account.pk != account_id:
-            self.sessions[comp_id] = SessionState(
+            state = self.sessions[comp_id] = SessionState(
                 comp_id=comp_id,
                 session_id=fix.SessionID(sessions.BEGIN_STRING, self.front.comp_id, comp_id),
                 account=caller.account,
                 user_id=caller.user.pk,
                 logged_on=False,
             )
+        state.secret = password
         return Verdict(account_id)
 
     def logged_on(self, session_id, comp_id: str, account_id: int) -> None:
@@ -292,6 +299,26 @@ class FixService(sessions.Handler):
             if feed is not None and subscription in feed.subscriptions:
                 feed.subscriptions.remove(subscription)
         state.md.clear()
+
+    async def _check_tokens(self) -> None:
+        """Ends the sessions whose token was revoked (or whose user was deactivated) since they
+        logged on: the token is the session's authority, as it is a REST client's for each call.
+        Another logon with it is refused at the front port."""
+        while True:
+            await asyncio.sleep(TOKEN_CHECK)
+            for state in list(self.sessions.values()):
+                if not state.logged_on or not state.secret:
+                    continue
+                try:
+                    caller = await acaller_for_secret(state.secret)
+                except Exception:  # the database is away: keep the session, look again later
+                    log.warning("fix: the token of %s cannot be checked now", state.comp_id)
+                    continue
+                if caller is None or caller.account.pk != state.account.pk:
+                    session = fix.Session.lookupSession(state.session_id)
+                    if session is not None and session.isLoggedOn():
+                        log.info("fix: %s's token was revoked: logging it out", state.comp_id)
+                        session.logout(REFUSED_TOKEN)
 
     async def _housekeeping(self) -> None:
         while True:

@@ -20,7 +20,7 @@ from bench.stack import free_port, start_stack
 from exchange.protocol.keys import key
 
 SYMBOLS = ["FIXA", "FIXB", "FIXC", "FIXD", "FIXE", "FIXF", "FIXG", "FIXH", "FIXI", "FIXJ"]
-USERS = 12
+USERS = 14
 
 SETUP = """
 import json

@@ -25,6 +25,24 @@ def test_logon_with_a_token_and_a_wrong_token_is_refused_with_a_text(fix_stack):
     assert "another account" in (taken.logout_text or "")
 
 
+def test_a_revoked_token_ends_its_session(fix_stack):
+    """The token is the session's authority: revoked, the session is logged out within seconds
+    and cannot log on again with it."""
+    _, token = fix_stack.user()
+    client = fix_stack.client("REVOKE1", token)
+    assert client.logged_on.is_set()
+    fix_stack.stack.manage(
+        "shell",
+        "-c",
+        "from exchange.models import ApiToken\n"
+        "from exchange.selectors import api_token_digest\n"
+        f"ApiToken.objects.filter(digest=api_token_digest({token!r})).delete()\n",
+    )
+    assert client.logged_out.wait(15), "the session outlived its token"
+    assert client.logout_text == "Invalid or revoked token."
+    client.stop()
+
+
 def test_a_resting_order_then_cancel(fix_stack):
     _, token = fix_stack.user()
     symbol = fix_stack.symbol()
