@@ -29,7 +29,6 @@ from exchange.selectors import (
     api_token_list,
     engine_status_get,
     fill_list,
-    instrument_get,
     instrument_list,
     order_history,
 )
@@ -91,13 +90,10 @@ class DashboardView(_MarketPage):
         context = super().get_context_data(**kwargs)
         context["engine"] = engine_status_get()
         context["candle_intervals"] = [i for i in CANDLE_INTERVALS if i != "1d"]
-        instrument = instrument_get(context["symbol"]) if context["symbol"] else None
-        if instrument is not None:
-            context["symbol_name"] = instrument.name
-            context["tick_size"] = decimal_str(instrument.tick_size)
-            context["lot_size"] = decimal_str(instrument.lot_size)
-            context["maker_fee_bps"] = instrument.maker_fee_bps
-            context["taker_fee_bps"] = instrument.taker_fee_bps
+        # The symbol's row of the list already read: its name, tick, lot and fees as written.
+        context["instrument"] = next(
+            (i for i in self.instruments if i["symbol"] == self.symbol), None
+        )
         return context
 
 
