@@ -49,6 +49,9 @@ async def test_private_sockets_refuse_anonymous(acme, path):
         "type": "websocket.close",
         "code": CLOSE_UNAUTHENTICATED,
     }
+    # Let the consumer finish as a closed socket does, rather than be cancelled with the test's
+    # loop: a channel-layer read cancelled at teardown hung the suite once.
+    await comm.disconnect()
 
 
 async def test_market_data_is_public_and_known_symbols_only(acme):
@@ -64,6 +67,7 @@ async def test_market_data_is_public_and_known_symbols_only(acme):
     assert (await comm.connect())[0]
     closed = await comm.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": CLOSE_UNKNOWN_SYMBOL}
+    await comm.disconnect()
 
 
 async def test_foreign_origin_is_refused(acme, people):
