@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bench.stack import free_port
+from exchange.live.bridge import snapshot_key
 from exchange.orders import journal
 from tests.recorder.support import ROOT, make_instrument, start_manage, subprocess_env
 
@@ -78,6 +79,12 @@ def test_bridge_frames_reach_clients_of_every_web_process(file_db, r, tmp_path):
         while not all(listening(port) for port in ports):
             assert all(p.poll() is None for p in processes), "a process exited"
             assert time.monotonic() < deadline, "the web servers did not start"
+            time.sleep(0.2)
+        # The bridge must have seeded the market before the orders: one seeded after them starts
+        # from a book that already holds the trade, and (no recorder here) sends no trades frame.
+        while not r.exists(snapshot_key("ACME")):
+            assert all(p.poll() is None for p in processes), "a process exited"
+            assert time.monotonic() < deadline, "the bridge did not seed the market"
             time.sleep(0.2)
 
         def send_orders():  # as a tool would: straight into the journal
