@@ -1,7 +1,8 @@
 """The deeper realism report's plots: the return tail against its Hill fit, the decay of the ACF
-of |r| and of order-flow signs on log-log axes, the distribution of order sizes and the intraday
-profile of volume. The spread's distribution is ``report.py``'s. Headless matplotlib, no
-version stamp in the PNGs (byte-identical runs), as ``report.py`` does."""
+of |r| and of order-flow signs on log-log axes, the distribution of order sizes, the intraday
+profile of volume and the metaorders' impact against their size (``impact.py``). The spread's
+distribution is ``report.py``'s. Headless matplotlib, no version stamp in the PNGs
+(byte-identical runs), as ``report.py`` does."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from .deeper_facts import ABS_DECAY_LAGS, SIGN_LAGS, TAIL_FRACTION
 from .estimators import hill_tail_index, power_law_decay
+from .impact import DELTA_RANGE, fitted_points
 from .metrics import pooled_acf
 
 __all__ = ["DEEPER_PLOTS", "FlowData", "write_deeper_plots"]
@@ -28,6 +30,7 @@ DEEPER_PLOTS = (
     ("order_flow_acf.png", "Autocorrelation of order-flow signs (log-log)"),
     ("order_sizes.png", "Order-size distribution"),
     ("intraday_volume.png", "Intraday volume profile"),
+    ("metaorder_impact.png", "Impact of metaorders against their size (log-log)"),
 )
 _PNG_META = {"Software": None}
 #: Minutes per bar of the intraday volume profile.
@@ -43,6 +46,9 @@ class FlowData:
     volume_by_second: Sequence[np.ndarray]
     order_sizes: Counter
     start_hour: float
+    #: Per run its metaorders (``impact.run_impact``), and their pooled fit (``pooled_impact``).
+    impact_runs: Sequence[dict] = ()
+    impact: dict | None = None
 
 
 def _save(fig, path: Path) -> None:
@@ -134,8 +140,44 @@ def _plot_intraday_volume(path: Path, volumes: Sequence[np.ndarray], start_hour:
     _save(fig, path)
 
 
+def _plot_impact(path: Path, runs: Sequence[dict], pooled: dict | None) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    q, i = fitted_points(runs)
+    fit = (pooled or {}).get("fit")
+    if q.size:
+        # Single impacts below zero (noise beats impact for small metaorders) have no place on
+        # log axes; the bin means, which the fit uses, average them in.
+        up = i > 0
+        ax.loglog(q[up], i[up], ".", ms=3, alpha=0.4,
+                  label=f"metaorders with I > 0 ({int(up.sum())} of {q.size})")  # fmt: skip
+    if fit is not None:
+        bins = [(b["q_over_v"], b["impact_over_sigma"]) for b in fit["bins"]]
+        shown = [(x, y) for x, y in bins if x and y is not None and y > 0]
+        if shown:
+            xs, ys = zip(*shown, strict=True)
+            ax.loglog(xs, ys, "o", color="black", ms=5, label="mean per bin (fitted)")
+        if fit["delta"] is not None:
+            x = np.array([min(q), max(q)])
+            ci = ""
+            if fit["ci_low"] is not None:
+                ci = f" [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]"
+            ax.loglog(x, fit["prefactor"] * x ** fit["delta"], color="black", lw=1,
+                      label=f"fit: δ = {fit['delta']:.2f}{ci}")  # fmt: skip
+            ax.loglog(x, fit["prefactor"] * x[0] ** (fit["delta"] - 0.5) * x**0.5, color="grey",
+                      lw=0.8, ls="--", label="slope 1/2")  # fmt: skip
+        low, high = DELTA_RANGE
+        ax.set_title(f"square-root law: δ within [{low}, {high}]", fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "not measurable: too few finished metaorders\n(no execution agents?)",
+                ha="center", va="center", transform=ax.transAxes, fontsize=9)  # fmt: skip
+    ax.set_xlabel("Q / V (metaorder size / session volume)")
+    ax.set_ylabel("impact I / sigma (session volatility)")
+    _legend(ax)
+    _save(fig, path)
+
+
 def write_deeper_plots(plots: Path, returns: list[np.ndarray], flow: FlowData) -> list[str]:
-    """Writes the five plots into ``plots``; returns their file names."""
+    """Writes the six plots into ``plots``; returns their file names."""
     pooled = np.concatenate(returns) if returns else np.array([])
     _plot_tail(plots / DEEPER_PLOTS[0][0], pooled)
     _plot_decay(plots / DEEPER_PLOTS[1][0], [np.abs(r) for r in returns], ABS_DECAY_LAGS, 0.0,
@@ -146,4 +188,5 @@ def write_deeper_plots(plots: Path, returns: list[np.ndarray], flow: FlowData) -
                 "lag (marketable orders)", "gamma")  # fmt: skip
     _plot_order_sizes(plots / DEEPER_PLOTS[3][0], flow.order_sizes)
     _plot_intraday_volume(plots / DEEPER_PLOTS[4][0], flow.volume_by_second, flow.start_hour)
+    _plot_impact(plots / DEEPER_PLOTS[5][0], flow.impact_runs, flow.impact)
     return [name for name, _ in DEEPER_PLOTS]

@@ -1,11 +1,15 @@
 """Ready-made populations. ``small`` is for tests and quick looks (about fifty agents);
 ``rmsc04`` is sized like ABIDES' RMSC04 reference market — 2 market makers, 100 value agents,
 12 momentum agents and 1,000 noise agents — with parameters tuned so that its 1-minute returns
-show the four stylized facts (see ``docs/research.md``)."""
+show the four stylized facts (see ``docs/research.md``); ``impact`` is ``rmsc04`` with TWAP
+metaorders of sizes spanning two decades through the day, to measure price impact
+(``impact.py``)."""
 
 from __future__ import annotations
 
 import copy
+import math
+import random
 from typing import Any
 
 from .config import SimConfig, config_from_mapping
@@ -109,6 +113,57 @@ def _population(scale: float) -> list[dict[str, Any]]:
     ]
 
 
+#: The impact preset's metaorders: how many a day, their sizes (lots; log-spaced between the two,
+#: about 4e-5 to 4e-3 of rmsc04's ~4.6 million lots a day), and the rate they are worked at
+#: (lots/s: a fifth of rmsc04's average ~200 lots/s, so the horizon grows with the size, up to
+#: 500 s). Larger ones do not fit this population: what absorbs a one-sided flow is mostly the
+#: value traders' appetite, 100 agents of at most 500 lots each, and a 50,000-lot metaorder
+#: exhausts it — sizes up to 140,000 lots crashed the mid to about $1 (see docs/research.md).
+IMPACT_METAORDERS = 80
+IMPACT_SIZES = (200, 20_000)
+IMPACT_RATE = 40.0
+_SESSION_S = 6.5 * 3600
+
+
+def _metaorders() -> list[dict[str, Any]]:
+    """One TWAP agent per metaorder (a group each: sizes, sides and start times differ). Sizes
+    are log-spaced; sides alternate along the sizes, so each side gets the same spread of sizes;
+    start times are a shuffled even grid over what is left of the day after each one's horizon,
+    so size and time of day are unrelated. TWAP, not POV: POV counts the market's volume in the
+    view's window of recent trades, which overflows between wakes at this market's ~30 trades a
+    second. They wake at 1 Hz whatever the activity (an algorithm's clock is its own)."""
+    low, high = IMPACT_SIZES
+    order = list(range(IMPACT_METAORDERS))
+    random.Random(2024).shuffle(order)  # a fixed shuffle: the preset is plain, constant data
+    groups = []
+    for k in range(IMPACT_METAORDERS):
+        quantity = round(low * (high / low) ** (k / (IMPACT_METAORDERS - 1)))
+        horizon = quantity / IMPACT_RATE
+        # Starts from a minute in, and ends ten minutes before the close at the latest.
+        room = _SESSION_S - horizon - 660.0
+        start = 60.0 + room * (order[k] + 0.5) / IMPACT_METAORDERS
+        groups.append(
+            {
+                "name": f"meta-{k + 1:02d}",
+                "strategy": "twap",
+                "count": 1,
+                "wake_rate_hz": 1.0,
+                "follows_activity": False,
+                "max_position": quantity,
+                "latency": _LATENCY_FAST,
+                "params": {
+                    "side": "buy" if k % 2 == 0 else "sell",
+                    "quantity": quantity,
+                    "horizon_s": float(math.ceil(horizon)),
+                    "delay_s": float(round(start)),
+                    # Rests passively until 2 % of the parent order behind (at least 20 lots).
+                    "catch_up_lots": max(20, quantity // 50),
+                },
+            }
+        )
+    return groups
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "rmsc04": {
         "symbol": "ACME",
@@ -122,6 +177,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fundamental": _FUNDAMENTAL,
         "activity": _ACTIVITY,
         "agents": _population(1.0),
+    },
+    "impact": {
+        "symbol": "ACME",
+        "date": "2024-01-02",
+        "tick_size": "0.01",
+        "lot_size": 1,
+        "reference_price": "100.00",
+        "start": "09:30",
+        "end": "16:00",
+        "levels": 10,
+        "fundamental": _FUNDAMENTAL,
+        "activity": _ACTIVITY,
+        "agents": _population(1.0) + _metaorders(),
     },
     "small": {
         "symbol": "ACME",

@@ -144,7 +144,9 @@ def _fact_rows(facts: dict) -> list[tuple[str, str, str, str]]:
     for fact in facts["facts"]:
         values = ", ".join(f"{k} {v:.3g}" if v is not None else f"{k} n/a"
                            for k, v in fact["value"].items())  # fmt: skip
-        rows.append((fact["name"], "met" if fact["met"] else "NOT met", fact["test"], values))
+        # None: the run cannot measure it (the impact law without metaorders), not a failure.
+        result = {True: "met", False: "NOT met", None: "not measurable"}[fact["met"]]
+        rows.append((fact["name"], result, fact["test"], values))
     return rows
 
 
@@ -227,7 +229,7 @@ def _html_table(rows: list[tuple[str, str, str, str]]) -> list[str]:
     esc = html.escape
     out = ["<table><tr><th>Fact</th><th>Result</th><th>Test</th><th>Statistics</th></tr>"]
     for a, b, c, d in rows:
-        cls = "met" if b == "met" else "not"
+        cls = {"met": "met", "NOT met": "not"}.get(b, "")
         out.append(
             f'<tr><td>{esc(a)}</td><td class="{cls}">{esc(b)}</td><td>{esc(c)}</td>'
             f"<td>{esc(d)}</td></tr>"

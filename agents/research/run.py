@@ -36,6 +36,7 @@ from exchange.protocol.decimals import money_str
 from .config import SimConfig, format_time_of_day
 from .deeper_facts import deeper_facts
 from .deeper_plots import FlowData
+from .impact import impact_fact, pooled_impact, run_impact
 from .lobster import LobsterBook, lobster_file_names
 from .manifest import MANIFEST_NAME, code_version, write_manifest
 from .metrics import MinuteSeries, stylized_facts
@@ -249,7 +250,11 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
         _write_bars(out / "bars.csv", data, config)
         files.append("bars.csv")
     series = minute_series(data)
-    facts = realism_facts([series], [data])
+    impact_run = run_impact(
+        (getattr(a.strategy, "metaorder", lambda _: None)(a.state) for a in sim.agents), data
+    )
+    impact = pooled_impact([impact_run])
+    facts = realism_facts([series], [data], impact)
     files.append("summary.json")
     if manifest:
         files.append(MANIFEST_NAME)
@@ -265,7 +270,7 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
             tick_size=float(config.tick_size),
             start_hour=start_hour,
             notes=_notes(config, [seed], data.messages),
-            flow=flow_data([data], config),
+            flow=flow_data([data], config, [impact_run], impact),
         )
     by_group: dict[str, dict] = {}
     unit = config.tick_size * config.lot_size
@@ -303,6 +308,7 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
         "prices": _price_stats(data, config),
         "groups": by_group,
         "execution": _execution_reports(sim, config),
+        "impact": {**impact_run, **impact},
         "stylized_facts": facts,
         "lobster": {
             "levels": config.levels,
@@ -325,15 +331,24 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
     return RunResult(seed, out, data, summary, series, files)
 
 
-def realism_facts(series: Sequence[MinuteSeries], data: Sequence[RunData]) -> dict:
+def realism_facts(
+    series: Sequence[MinuteSeries], data: Sequence[RunData], impact: dict | None = None
+) -> dict:
     """The four stylized facts, with the deeper ones under ``"deeper"`` (reported, not
-    required by ``--check-facts``)."""
+    required by ``--check-facts``) — the square-root impact law's from ``impact`` (a
+    ``pooled_impact``; None: no metaorders, not measurable)."""
     facts = stylized_facts(series)
     facts["deeper"] = deeper_facts(series, [np.array(d.trade_signs, dtype=np.int8) for d in data])
+    facts["deeper"]["facts"].append(impact_fact(impact or pooled_impact([])))
     return facts
 
 
-def flow_data(data: Sequence[RunData], config: SimConfig) -> FlowData:
+def flow_data(
+    data: Sequence[RunData],
+    config: SimConfig,
+    impact_runs: Sequence[dict] = (),
+    impact: dict | None = None,
+) -> FlowData:
     sizes: Counter = Counter()
     for d in data:
         sizes.update(d.order_sizes)
@@ -342,6 +357,8 @@ def flow_data(data: Sequence[RunData], config: SimConfig) -> FlowData:
         volume_by_second=[np.array(d.volume_by_second) for d in data],
         order_sizes=sizes,
         start_hour=config.start_ns / (3600 * NS_PER_S),
+        impact_runs=impact_runs,
+        impact=impact,
     )
 
 
@@ -382,7 +399,11 @@ def simulate_seeds(
         # which a re-run from another checkout of the same code would not repeat.
         files += [f"seed-{seed}/{f}" for f in result.files if f != MANIFEST_NAME]
     series = [r.series for r in results]
-    facts = realism_facts(series, [r.data for r in results])
+    # Each run's metaorders, normalised by its own volume and volatility, pooled.
+    impact_runs = [r.summary["impact"] for r in results]
+    impact = pooled_impact(impact_runs)
+    facts = realism_facts(series, [r.data for r in results], impact)
+    facts["impact"] = impact
     (out / "facts.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     files.append("facts.json")
     if outputs.wants("report"):
@@ -396,7 +417,7 @@ def simulate_seeds(
             tick_size=float(config.tick_size),
             start_hour=config.start_ns / (3600 * NS_PER_S),
             notes=_notes(config, list(seeds), sum(r.data.messages for r in results)),
-            flow=flow_data([r.data for r in results], config),
+            flow=flow_data([r.data for r in results], config, impact_runs, impact),
         )
     write_manifest(
         out, config=config.to_dict(), seeds=list(seeds), outputs=outputs.to_dict(), files=files

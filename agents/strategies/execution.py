@@ -10,7 +10,8 @@ At each wake the agent compares what it has done with the schedule. Behind by up
 ``catch_up_lots`` it works passively: one limit order for the shortfall at its own side's touch
 (re-pegged when the touch moves or after ``refresh_s``). Behind by more, or at the horizon, it
 takes: an IOC limit ``slip_ticks`` through the opposite touch. Ahead of schedule it waits. It
-stops once the whole quantity is done.
+stops once the whole quantity is done. With ``delay_s`` it starts that long after its first
+wake (parent orders arriving through the day).
 
 What it cost (``report()``): the average fill price against the **arrival price** (the mid at its
 first wake; implementation shortfall) and against the market's **VWAP** over its active period,
@@ -53,6 +54,9 @@ class ExecutionParams(Params):
     refresh_s: float = param(
         30.0, lo=0.001, hi=86_400.0, help="A resting child older than this is re-pegged."
     )
+    delay_s: float = param(
+        0.0, lo=0.0, hi=7 * 86_400.0, help="Waits this long after its first wake to start (s)."
+    )
 
 
 class TwapParams(ExecutionParams):
@@ -71,7 +75,10 @@ class _ExecutionStrategy(Strategy):
     params: ExecutionParams
 
     def reset(self) -> None:
+        self.first_wake_ns: int | None = None
         self.start_ns: int | None = None
+        self.end_ns: int | None = None  # the wake at which it saw the parent order done
+        self.end_mid: float | None = None  # and the mid (ticks) then
         self.arrival: float | None = None  # mid (ticks) at the first wake
         self.start_position = 0
         self.start_cash = 0
@@ -105,6 +112,12 @@ class _ExecutionStrategy(Strategy):
 
     def decide(self, view: MarketView, state: AgentState) -> list[Action]:
         p = self.params
+        if self.first_wake_ns is None:
+            self.first_wake_ns = view.time_ns
+        if self.start_ns is None and view.time_ns - self.first_wake_ns < p.delay_s * NS_PER_S:
+            # Not started yet: a parent order that arrives later in the day (staggered metaorders
+            # in one run). The arrival price is the mid when it does start.
+            return []
         if self.start_ns is None:
             self.start_ns = view.time_ns
             self.arrival = view.mid if view.mid is not None else view.ref_price
@@ -120,6 +133,9 @@ class _ExecutionStrategy(Strategy):
         )
         key, resting = child
         if left <= 0:
+            if self.end_ns is None:
+                self.end_ns = view.time_ns
+                self.end_mid = view.mid if view.mid is not None else view.ref_price
             return [Cancel(key)] if key is not None else []
         behind = min(self.target(view), p.quantity) - done
         buy = p.side == BUY
@@ -189,6 +205,23 @@ class _ExecutionStrategy(Strategy):
             if benchmark:
                 out[f"cost_vs_{name}_bps"] = sign * (average - benchmark) / benchmark * 10_000
         return out
+
+    def metaorder(self, state: AgentState) -> dict | None:
+        """The parent order as a metaorder, for measuring its price impact
+        (``agents/research/impact.py``): side (+1 buy, -1 sell), quantity and lots done, the
+        times it started and finished (ns after midnight; ``end_ns`` None while unfinished) and
+        the mid at both (ticks). None until it starts."""
+        if self.start_ns is None:
+            return None
+        return {
+            "sign": 1 if self.params.side == BUY else -1,
+            "quantity": self.params.quantity,
+            "done": self.done(state),
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "arrival": self.arrival,
+            "end_mid": self.end_mid,
+        }
 
 
 class TwapStrategy(_ExecutionStrategy):

@@ -110,7 +110,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {mark}  {fact['name']}: {json.dumps(fact['value'])}")
         # The deeper facts are reported; --check-facts keeps to the four above.
         for fact in facts.get("deeper", {}).get("facts", []):
-            mark = "met    " if fact["met"] else "NOT met"
+            # met None: not measurable in this run (the impact law without execution agents).
+            mark = {True: "met    ", False: "NOT met", None: "n/a    "}[fact["met"]]
             self.stdout.write(f"  {mark}  (deeper) {fact['name']}: {json.dumps(fact['value'])}")
         if report and outputs.wants("report"):
             self.stdout.write(f"report: {out / 'report.html'}")
