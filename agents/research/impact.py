@@ -30,7 +30,8 @@ values included) and ``log(mean I/sigma)`` is fitted by least squares on the bin
 over metaorders (resampled with replacement, the bin edges kept), from a fixed seed so that a run's
 files stay a pure function of its configuration and seed.
 
-The fact is **met** when δ is within [0.4, 0.7]; **not measurable** (``met`` None) with fewer
+The fact is **met** when δ is within [0.4, 0.7] and its interval is above zero (pure noise
+fits any slope within a wide interval); **not measurable** (``met`` None) with fewer
 than ``MIN_METAORDERS`` finished metaorders — a run without execution agents among them.
 Metaorders unfinished at the session's end are counted but not fitted (their end is not theirs).
 """
@@ -288,7 +289,9 @@ def impact_fact(pooled: dict) -> dict:
         met = None
     else:
         delta = fit["delta"]
-        met = delta is not None and low <= delta <= high
+        # The interval must clear zero too: pure noise fits a slope anywhere within a wide
+        # interval, and a slope in the band by chance is no law.
+        met = delta is not None and low <= delta <= high and fit["ci_low"] > 0
         value.update(
             delta=delta, ci_low=fit["ci_low"], ci_high=fit["ci_high"], prefactor=fit["prefactor"]
         )
@@ -297,6 +300,7 @@ def impact_fact(pooled: dict) -> dict:
         "name": "Square-root impact of metaorders",
         "met": met,
         "test": f"mean I/sigma ~ (Q/V)^δ over bins of execution agents' metaorders, 0.4 ≤ δ ≤ 0.7 "
-        f"(not measurable with fewer than {MIN_METAORDERS} finished metaorders)",
+        f"with its 95 % bootstrap interval above 0 (not measurable with fewer than "
+        f"{MIN_METAORDERS} finished metaorders)",
         "value": value,
     }

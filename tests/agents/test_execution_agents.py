@@ -79,6 +79,39 @@ def test_twap_takes_what_is_left_at_its_horizon_and_stops_when_done():
     assert twap.decide(view(61), state) == [Cancel(7)]
 
 
+def test_a_delayed_parent_order_starts_late_and_records_itself_as_a_metaorder():
+    twap = TwapStrategy(
+        {"side": "sell", "quantity": 30, "horizon_s": 60.0, "delay_s": 100.0}, random.Random(1)
+    )
+    state = AgentState()
+    # Waiting: nothing sent, no arrival yet, whatever the market does (the mid moves to 105).
+    assert twap.decide(view(5), state) == [] and twap.arrival is None
+    assert twap.decide(view(104.9, bid=(104, 5), ask=(106, 5)), state) == []
+    assert twap.metaorder(state) is None
+    # It starts at the first wake 100 s after its first one: the arrival is the mid then.
+    assert twap.decide(view(105.5, bid=(100, 5), ask=(102, 5)), state) == []
+    assert twap.arrival == 101.0
+    # Its schedule runs from its start, not its first wake: 30 s in, 15 of 30 due (135 s after
+    # its first wake would have been all 30), rested at the ask.
+    actions = twap.decide(view(135.5, bid=(100, 50), ask=(102, 50)), state)
+    assert [(a.side, a.qty, a.price, a.tif) for a in actions] == [("sell", 15, 102, "gtc")]
+    state.apply_trade("sell", 100, 30)
+    assert twap.decide(view(140.5, bid=(98, 5), ask=(99, 5)), state) == []  # done
+    assert twap.decide(view(150.5, bid=(90, 5), ask=(91, 5)), state) == []
+    assert twap.metaorder(state) == {
+        "sign": -1,
+        "quantity": 30,
+        "done": 30,
+        "start_ns": int(105.5 * S),
+        "end_ns": int(140.5 * S),  # the wake that saw it done, not a later one
+        "arrival": 101.0,
+        "end_mid": 98.5,
+    }
+    with pytest.raises(ParamError) as error:
+        TwapStrategy({"delay_s": -1.0}, random.Random(1))
+    assert error.value.field == "delay_s"
+
+
 def test_pov_follows_the_markets_volume_counting_each_trade_once():
     pov = PovStrategy(
         {"side": "buy", "quantity": 1000, "participation": 0.2, "catch_up_lots": 1000},

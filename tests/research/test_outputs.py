@@ -115,14 +115,20 @@ def test_agents_and_summary(run, small_config):
         "tail_index",
         "abs_return_decay",
         "order_flow_memory",
+        "impact",
     ]
     assert deeper["facts"][2]["value"]["signs"] == summary["counts"]["marketable_orders_traded"]
+    # No execution agents in the small preset: the impact law cannot be measured, not failed.
+    assert deeper["facts"][3]["met"] is None
+    assert summary["impact"]["metaorders"] == [] and summary["impact"]["fit"] is None
     for name in summary["files"]:
         assert (run.out_dir / name).is_file(), name
     report = (run.out_dir / "report.md").read_text()
     assert "| Heavy tails" in report and "plots/price_path.png" in report
     assert "## Deeper realism" in report and "| Power-law tails" in report
     assert "plots/intraday_volume.png" in report and "plots/order_sizes.png" in report
+    assert "| Square-root impact of metaorders | **not measurable** |" in report
+    assert "plots/metaorder_impact.png" in report
     assert (run.out_dir / "plots" / "price_path.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bars = (run.out_dir / "bars.csv").read_text().splitlines()
     assert bars[0] == "minute_end,mid,spread_ticks,volume,trades" and len(bars) == 1 + 15
@@ -135,8 +141,8 @@ def test_same_config_and_seed_give_byte_identical_files(tmp_path, small_config):
     other = simulate(config, 12, tmp_path / "c", report=False)
     files = sorted(p.relative_to(first.out_dir) for p in first.out_dir.rglob("*") if p.is_file())
     # 2 LOBSTER, trades, Parquet copies of the messages and trades (by default not of the order
-    # book), agents, bars, summary, manifest, 2 reports, 10 plots (5 + 5 of the deeper realism)
-    assert len(files) == 21
+    # book), agents, bars, summary, manifest, 2 reports, 11 plots (5 + 6 of the deeper realism)
+    assert len(files) == 22
     assert files == sorted(
         p.relative_to(second.out_dir) for p in second.out_dir.rglob("*") if p.is_file()
     )
