@@ -163,7 +163,9 @@ def _plot_impact(path: Path, runs: Sequence[dict], pooled: dict | None) -> None:
                 ci = f" [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]"
             ax.loglog(x, fit["prefactor"] * x ** fit["delta"], color="black", lw=1,
                       label=f"fit: δ = {fit['delta']:.2f}{ci}")  # fmt: skip
-            ax.loglog(x, fit["prefactor"] * x[0] ** (fit["delta"] - 0.5) * x**0.5, color="grey",
+            # A square root through the fit's middle: how far the slope is from the law's.
+            mid = np.sqrt(x[0] * x[1])
+            ax.loglog(x, fit["prefactor"] * mid**fit["delta"] * (x / mid) ** 0.5, color="grey",
                       lw=0.8, ls="--", label="slope 1/2")  # fmt: skip
         low, high = DELTA_RANGE
         ax.set_title(f"square-root law: δ within [{low}, {high}]", fontsize=9)
