@@ -8,7 +8,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from agents.research.branches import simulate_fork
 from agents.research.config import ConfigError, config_from_mapping, load_config, parse_time_of_day
+from agents.research.fork import capture, parse_branch, read_capture
 from agents.research.from_db import config_from_agent_rows
 from agents.research.manifest import read_manifest
 from agents.research.outputs import COLUMNAR_TABLES, FORMATS, TABLES, parse_output_choice
@@ -36,6 +38,25 @@ class Command(BaseCommand):
         source.add_argument(
             "--from-db", action="store_true", help="the enabled agents configured in the admin"
         )
+        source.add_argument(
+            "--fork", metavar="SYMBOL",
+            help="start from the live market of SYMBOL as it is now: the engine's book, the "
+            "instrument's rules, the enabled agents with their accounts, the fundamental value",
+        )  # fmt: skip
+        source.add_argument(
+            "--fork-file", metavar="FILE",
+            help="start from a fork captured before (a fork run's fork.json)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--minutes", type=float, default=60.0,
+            help="with --fork: how long the fork runs, in simulated minutes (default 60)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--branch", action="append", default=[], metavar="CHANGES",
+            help="with --fork/--fork-file: a counterfactual run beside the market as it is, e.g. "
+            "'without=maker-1', 'shock=-3@10' (percent at minutes), 'tick=0.05', 'fees=-1/3' "
+            "(maker/taker bps), 'band=5'; join changes with ';'; repeat for more branches",
+        )  # fmt: skip
         parser.add_argument("--symbol", help="with --from-db: the symbol to simulate")
         parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
         parser.add_argument(
@@ -81,6 +102,10 @@ class Command(BaseCommand):
             raise CommandError("--runs must be at least 1")
         seeds = list(range(options["seed"], options["seed"] + options["runs"]))
         out = Path(options["out"])
+        if options["fork"] or options["fork_file"]:
+            return self._fork(options, seeds, out, outputs)
+        if options["branch"]:
+            raise CommandError("--branch needs --fork or --fork-file")
         bar = None if options["no_progress"] else _ProgressBar(config, self.stderr, len(seeds))
         report = not options["no_report"]
         try:
@@ -147,6 +172,51 @@ class Command(BaseCommand):
             f"(seeds {', '.join(map(str, seeds))})"
         )
 
+    def _fork(self, options, seeds, out, outputs):
+        if options["start"] or options["end"]:
+            raise CommandError("a fork starts when it is captured: use --minutes, not --start")
+        try:
+            branches = [parse_branch(text) for text in options["branch"]]
+            if options["fork_file"]:
+                captured = read_capture(options["fork_file"])
+            else:
+                captured = capture(options["fork"], minutes=options["minutes"])
+                self.stdout.write(
+                    f"forked {captured.symbol} at {captured.captured_at} (journal entry "
+                    f"{captured.journal_id})"
+                )
+        except ConfigError as error:
+            raise CommandError(f"invalid fork: {error}") from None
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        config = captured.base_config()
+        runs = len(seeds) * (1 + len([b for b in branches if b.name != "as-is"]))
+        bar = None if options["no_progress"] else _ProgressBar(config, self.stderr, runs)
+        try:
+            _, comparison = simulate_fork(
+                captured, branches, seeds, out, report=not options["no_report"], outputs=outputs,
+                progress=None if bar is None else bar.update,
+            )  # fmt: skip
+        except ConfigError as error:
+            raise CommandError(f"invalid fork: {error}") from None
+        finally:
+            if bar is not None:
+                bar.close()
+        for row in comparison["branches"]:
+            figures = row["figures"]
+
+            def mean(key, figures=figures):
+                value = figures.get(key, {}).get("mean")
+                return "—" if value is None else f"{value:,.4g}"
+
+            self.stdout.write(
+                f"{row['name']}: close {mean('close_mid')}, change {mean('return_pct')} %, "
+                f"spread {mean('mean_spread_ticks')} ticks, {mean('trades')} trades -> "
+                f"{out / row['name']}"
+            )
+        self.stdout.write(f"comparison: {out / 'comparison.html'}")
+        self.stdout.write(f"manifest: {out / 'manifest.json'} (check it: simulate verify {out})")
+
     def _config(self, options):
         if options["config"]:
             return load_config(options["config"])
@@ -179,7 +249,7 @@ class _ProgressBar:
         self.messages_before = 0
         self.last_messages = 0
 
-    def update(self, seed: int, elapsed_ns: int, messages: int) -> None:
+    def update(self, seed: int | str, elapsed_ns: int, messages: int) -> None:
         index = self.run_index.setdefault(seed, len(self.run_index))
         if index and messages < self.last_messages:
             self.messages_before += self.last_messages
