@@ -68,12 +68,10 @@ __all__ = [
 ]
 
 #: The parameters fitted unless told otherwise, and the moments that pin them (docs/research.md).
-DEFAULT_PARAMETERS = (
-    "noise.wake_rate_hz",
-    "noise.size_alpha",
-    "noise.cross_prob",
-    "fundamental.sd",
-)
+#: ``noise.size_alpha`` (the order sizes' tail) can be added with ``parameters``, but trades off
+#: against ``fundamental.sd`` (bigger orders move the price as a more volatile value does):
+#: measured, fitting both sent the tail index to its bound.
+DEFAULT_PARAMETERS = ("noise.wake_rate_hz", "noise.cross_prob", "fundamental.sd")
 DEFAULT_MOMENTS = (
     "submissions_per_s",
     "trades_per_s",
