@@ -32,8 +32,9 @@ derivative-free design search that averages the noise over many simulations:
 3. the model's weighted least-squares solution inside the box (``scipy.optimize.lsq_linear``)
    is the next centre; the box halves.
 
-After the last round the estimate is simulated once more for the table of fitted moments. The
-design is seeded, so a calibration is reproducible.
+After the last round its solution is simulated too, and the answer is the centre (the start,
+each round's, the last solution) whose simulated moments give the lowest ``J``. The design is
+seeded, so a calibration is reproducible.
 """
 
 from __future__ import annotations
@@ -314,11 +315,13 @@ def calibrate(
     centre = np.zeros(n_params)
     width = np.maximum(x_hi - x_lo, 0) / 2
     start_moments: dict[str, float] = {}
+    centres: list[tuple[np.ndarray, dict[str, float]]] = []
     scales = np.full(len(names), WEIGHT_FLOOR)
     for r in range(rounds):
         lo, hi = np.maximum(centre - width, x_lo), np.minimum(centre + width, x_hi)
         design = qmc.LatinHypercube(d=n_params, rng=np.random.default_rng(r)).random(points)
         centre_moments = run(centre)
+        centres.append((centre.copy(), centre_moments))
         if r == 0:
             start_moments = centre_moments
         for u in design:
@@ -333,18 +336,29 @@ def calibrate(
         ).x
         centre = centre + step
         width = width / 2
-    fitted = {
-        p.name: _round(p.start * math.exp(float(v))) for p, v in zip(params, centre, strict=True)
-    }
-    fitted_moments = run(np.array([math.log(fitted[p.name] / p.start) for p in params]))
-    full = (full_config or config).to_dict()
-    for p in params:
-        p.set(full, fitted[p.name])
-    config_from_mapping(full)  # the written configuration must load
 
     def cost(m: dict[str, float]) -> float:
         g = np.array([_scale(k, m[k]) for k in names])
         return float(np.sum(((g - g_target) / scales) ** 2))
+
+    x_final = np.array(
+        [
+            math.log(_round(p.start * math.exp(float(v))) / p.start)
+            for p, v in zip(params, centre, strict=True)
+        ]
+    )
+    centres.append((x_final, run(x_final)))
+    # The surface is a linear model of a curved, noisy response: its last solution is not always
+    # better than a centre simulated on the way (measured: from the truth itself it drifted 33 %
+    # in sd). The answer is the simulated centre that matches the target best.
+    best_x, fitted_moments = min(centres, key=lambda c: cost(c[1]))
+    fitted = {
+        p.name: _round(p.start * math.exp(float(v))) for p, v in zip(params, best_x, strict=True)
+    }
+    full = (full_config or config).to_dict()
+    for p in params:
+        p.set(full, fitted[p.name])
+    config_from_mapping(full)  # the written configuration must load
 
     return CalibrationResult(
         parameters=params,
