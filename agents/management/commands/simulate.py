@@ -18,6 +18,8 @@ from agents.research.presets import PRESETS, preset
 from agents.research.run import simulate, simulate_seeds
 from agents.research.verify import verify_run
 
+from ._calibrate import add_calibrate_arguments, handle_calibrate
+
 
 class Command(BaseCommand):
     help = (
@@ -28,8 +30,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "action", nargs="?", choices=["verify"],
-            help="verify DIR: re-run the run in DIR from its manifest and check every byte",
+            "action", nargs="?", choices=["verify", "calibrate"],
+            help="verify DIR: re-run the run in DIR from its manifest and check every byte; "
+            "calibrate: fit parameters to the LOBSTER files of --target (docs/research.md)",
         )  # fmt: skip
         parser.add_argument("directory", nargs="?", metavar="DIR", help="with verify: the run")
         source = parser.add_mutually_exclusive_group()
@@ -81,10 +84,13 @@ class Command(BaseCommand):
             help="exit with an error unless every stylized fact is met",
         )  # fmt: skip
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_calibrate_arguments(parser)
 
     def handle(self, *args, **options):
         if options["action"] == "verify":
             return self._verify(options)
+        if options["action"] == "calibrate":
+            return handle_calibrate(self, options)
         if options["directory"]:
             raise CommandError(f"unexpected argument {options['directory']!r}")
         if not options["out"]:
