@@ -13,6 +13,7 @@ from agents.research.from_db import config_from_agent_rows
 from agents.research.manifest import read_manifest
 from agents.research.outputs import COLUMNAR_TABLES, FORMATS, TABLES, parse_output_choice
 from agents.research.presets import PRESETS, preset
+from agents.research.progress import ProgressFile
 from agents.research.run import simulate, simulate_seeds
 from agents.research.verify import verify_run
 
@@ -60,6 +61,11 @@ class Command(BaseCommand):
             help="exit with an error unless every stylized fact is met",
         )  # fmt: skip
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--progress-file", metavar="PATH",
+            help="also write the progress to PATH as JSON (replaced about once a second; for a "
+            "program watching the run: agents/research/progress.py)",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
         if options["action"] == "verify":
@@ -82,22 +88,28 @@ class Command(BaseCommand):
         seeds = list(range(options["seed"], options["seed"] + options["runs"]))
         out = Path(options["out"])
         bar = None if options["no_progress"] else _ProgressBar(config, self.stderr, len(seeds))
+        sinks = [bar] if bar is not None else []
+        if options["progress_file"]:
+            session_s = (config.end_ns - config.start_ns) / 1e9
+            sinks.append(
+                ProgressFile(options["progress_file"], session_s=session_s, runs=len(seeds))
+            )
+        tick = (lambda s, t, m: [sink.update(s, t, m) for sink in sinks]) if sinks else None
         report = not options["no_report"]
         try:
             if len(seeds) == 1:
                 result = simulate(
                     config, seeds[0], out, report=report, outputs=outputs,
-                    progress=None if bar is None else (lambda t, m: bar.update(seeds[0], t, m)),
+                    progress=None if tick is None else (lambda t, m: tick(seeds[0], t, m)),
                 )  # fmt: skip
                 results, facts = [result], result.summary["stylized_facts"]
             else:
                 results, facts = simulate_seeds(
-                    config, seeds, out, report=report, outputs=outputs,
-                    progress=None if bar is None else bar.update,
-                )  # fmt: skip
+                    config, seeds, out, report=report, outputs=outputs, progress=tick
+                )
         finally:
-            if bar is not None:
-                bar.close()
+            for sink in sinks:
+                sink.close()
         for r in results:
             d = r.data
             self.stdout.write(
