@@ -86,9 +86,9 @@ class ResearchRun(models.Model):
         CANCELLED = "cancelled"
 
     class Source(models.TextChoices):
-        PRESET = "preset"
-        CONFIG = "config"
-        FORK = "fork"
+        PRESET = "preset", "A preset"
+        CONFIG = "config", "A configuration"
+        FORK = "fork", "A fork of a live instrument"
 
     queued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

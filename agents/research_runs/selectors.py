@@ -44,9 +44,10 @@ def run_progress(run: ResearchRun) -> dict:
         "state": run.state,
         "finished": run.finished,
         "cancel_requested": run.cancel_requested,
-        "done_s": round(run.done_s, 1),
-        "total_s": round(run.total_s, 1),
-        "percent": round(min(percent, 100.0), 1),
+        # Whole seconds and percent: the page shows them as they are, server- or script-written.
+        "done_s": int(run.done_s),
+        "total_s": int(run.total_s),
+        "percent": int(min(percent, 100.0)),
         "messages": run.messages,
         "attempts": run.attempts,
         "error": run.error,

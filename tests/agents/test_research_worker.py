@@ -116,8 +116,13 @@ def test_queued_runs_run_one_at_a_time_to_their_files_and_a_failure_keeps_its_er
     # A preset `simulate` does not know, written past the service's checks: the run fails, and
     # says why in simulate's own words.
     bad = ResearchRun.objects.create(source="preset", preset="nope", out_dir=good.out_dir + "-x")
+    pooled = services.run_queue(
+        user=None, source="preset", preset="small", seed=8, runs=2, start="09:30", end="09:32"
+    )
     worker = workers()
-    wait_for(lambda: row(good).finished and row(bad).finished, 60, "both runs ended", worker)
+    wait_for(
+        lambda: all(row(r).finished for r in (good, bad, pooled)), 90, "the runs ended", worker
+    )
 
     assert good.state == "done", good.error
     assert (good.done_s, good.total_s, good.attempts) == (300.0, 300.0, 1)
@@ -136,9 +141,18 @@ def test_queued_runs_run_one_at_a_time_to_their_files_and_a_failure_keeps_its_er
 
     assert bad.state == "failed"
     assert "invalid choice: 'nope'" in bad.error
-    # One at a time: the second began after the first ended.
-    first, second = sorted([good, bad], key=lambda r: r.started_at)
-    assert second.started_at >= first.finished_at
+    # Two seeds: their facts pooled (facts.json), each seed's files under seed-N/.
+    assert pooled.state == "done", pooled.error
+    assert (pooled.done_s, pooled.total_s) == (240.0, 240.0)
+    report = selectors.run_report(pooled)
+    assert report.pooled and report.seeds == [8, 9] and len(report.facts) == 7
+    assert {"seed-8/summary.json", "seed-9/trades.csv", "facts.json"} <= {
+        f.path for f in report.files
+    }
+    check_manifest(Path(pooled.out_dir))
+
+    # One at a time, oldest first: each began after the one before it ended.
+    assert good.finished_at <= bad.started_at and bad.finished_at <= pooled.started_at
 
 
 def test_a_run_survives_its_worker_killed_and_starts_over(workers):
