@@ -184,20 +184,30 @@ class Worker:
         home = run_home(run)
         progress_file = home / "progress.json"
         config_file = home / "config.yaml"
-        # A run that starts over starts from nothing: no file of an earlier attempt is kept.
-        await asyncio.to_thread(shutil.rmtree, out, True)
-        home.mkdir(parents=True, exist_ok=True)
-        progress_file.unlink(missing_ok=True)
-        if run.source == ResearchRun.Source.CONFIG:
-            config_file.write_text(run.config_text, encoding="utf-8")
-        argv = simulate_argv(run, out, progress_file, config_file)
-        logger.info("research run %d (attempt %d): simulate %s", run.pk, run.attempts, argv[2:])
-        with open(run_log_path(run), "wb") as log:
-            child = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                cwd=settings.BASE_DIR,
-            )  # fmt: skip
+        root = Path(settings.RESEARCH_RUNS_DIR).resolve()
+        if not out.resolve().is_relative_to(root):
+            # Never empty a directory outside the runs' own (a row written by hand, a setting
+            # changed since it was queued).
+            await self._fail(run, f"its directory {out} is not under RESEARCH_RUNS_DIR ({root})")
+            return
+        try:
+            # A run that starts over starts from nothing: no file of an earlier attempt is kept.
+            await asyncio.to_thread(shutil.rmtree, out, True)
+            home.mkdir(parents=True, exist_ok=True)
+            progress_file.unlink(missing_ok=True)
+            if run.source == ResearchRun.Source.CONFIG:
+                config_file.write_text(run.config_text, encoding="utf-8")
+            argv = simulate_argv(run, out, progress_file, config_file)
+            logger.info("research run %d (attempt %d): simulate %s", run.pk, run.attempts, argv[2:])
+            with open(run_log_path(run), "wb") as log:
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                    cwd=settings.BASE_DIR,
+                )  # fmt: skip
+        except OSError as error:  # a full disk, a directory it may not write: this run's fault
+            await self._fail(run, f"could not start the simulation: {error}")
+            return
         await sync_to_async(services.run_child_started)(
             run_id=run.pk, worker=self.id, child_pid=child.pid
         )
@@ -223,6 +233,12 @@ class Worker:
             run_id=run.pk, worker=self.id, state=state, error=error
         )
         logger.info("research run %d: %s", run.pk, state)
+
+    async def _fail(self, run: ResearchRun, error: str) -> None:
+        logger.error("research run %d: %s", run.pk, error)
+        await sync_to_async(services.run_finish)(
+            run_id=run.pk, worker=self.id, state=State.FAILED, error=error
+        )
 
     async def _watch(self, run: ResearchRun, child, progress_file: Path) -> str:
         """Waits for the child, renewing the lease and storing its progress every heartbeat.

@@ -115,13 +115,21 @@ def test_queued_runs_run_one_at_a_time_to_their_files_and_a_failure_keeps_its_er
     )
     # A preset `simulate` does not know, written past the service's checks: the run fails, and
     # says why in simulate's own words.
-    bad = ResearchRun.objects.create(source="preset", preset="nope", out_dir=good.out_dir + "-x")
+    bad_dir = Path(good.out_dir).parents[1] / "bad" / "out"
+    bad = ResearchRun.objects.create(source="preset", preset="nope", out_dir=str(bad_dir))
+    # A directory outside the runs' own is never emptied: the run fails, the directory stays.
+    elsewhere = Path(good.out_dir).parents[2] / "not-a-run"
+    (elsewhere / "keep").mkdir(parents=True)
+    outside = ResearchRun.objects.create(source="preset", preset="small", out_dir=str(elsewhere))
     pooled = services.run_queue(
         user=None, source="preset", preset="small", seed=8, runs=2, start="09:30", end="09:32"
     )
     worker = workers()
     wait_for(
-        lambda: all(row(r).finished for r in (good, bad, pooled)), 90, "the runs ended", worker
+        lambda: all(row(r).finished for r in (good, bad, outside, pooled)),
+        90,
+        "the runs ended",
+        worker,
     )
 
     assert good.state == "done", good.error
@@ -139,6 +147,9 @@ def test_queued_runs_run_one_at_a_time_to_their_files_and_a_failure_keeps_its_er
     assert "plots/price_path.png" in report.plots
     assert {f.path for f in report.files} >= {"summary.json", "trades.csv", "manifest.json"}
 
+    assert outside.state == "failed" and "not under RESEARCH_RUNS_DIR" in outside.error
+    assert (elsewhere / "keep").is_dir()
+
     assert bad.state == "failed"
     assert "invalid choice: 'nope'" in bad.error
     # Two seeds: their facts pooled (facts.json), each seed's files under seed-N/.
@@ -152,7 +163,8 @@ def test_queued_runs_run_one_at_a_time_to_their_files_and_a_failure_keeps_its_er
     check_manifest(Path(pooled.out_dir))
 
     # One at a time, oldest first: each began after the one before it ended.
-    assert good.finished_at <= bad.started_at and bad.finished_at <= pooled.started_at
+    assert good.finished_at <= bad.started_at and bad.finished_at <= outside.started_at
+    assert outside.finished_at <= pooled.started_at
 
 
 def test_a_run_survives_its_worker_killed_and_starts_over(workers):
