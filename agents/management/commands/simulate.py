@@ -15,6 +15,7 @@ from agents.research.from_db import config_from_agent_rows
 from agents.research.manifest import read_manifest
 from agents.research.outputs import COLUMNAR_TABLES, FORMATS, TABLES, parse_output_choice
 from agents.research.presets import PRESETS, preset
+from agents.research.progress import ProgressFile
 from agents.research.run import simulate, simulate_seeds
 from agents.research.verify import verify_run
 
@@ -85,6 +86,11 @@ class Command(BaseCommand):
         )  # fmt: skip
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         add_calibrate_arguments(parser)
+        parser.add_argument(
+            "--progress-file", metavar="PATH",
+            help="also write the progress to PATH as JSON (replaced about once a second; for a "
+            "program watching the run: agents/research/progress.py)",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
         if options["action"] == "verify":
@@ -112,23 +118,22 @@ class Command(BaseCommand):
             return self._fork(options, seeds, out, outputs)
         if options["branch"]:
             raise CommandError("--branch needs --fork or --fork-file")
-        bar = None if options["no_progress"] else _ProgressBar(config, self.stderr, len(seeds))
+        tick, sinks = self._progress(options, config, len(seeds))
         report = not options["no_report"]
         try:
             if len(seeds) == 1:
                 result = simulate(
                     config, seeds[0], out, report=report, outputs=outputs,
-                    progress=None if bar is None else (lambda t, m: bar.update(seeds[0], t, m)),
+                    progress=None if tick is None else (lambda t, m: tick(seeds[0], t, m)),
                 )  # fmt: skip
                 results, facts = [result], result.summary["stylized_facts"]
             else:
                 results, facts = simulate_seeds(
-                    config, seeds, out, report=report, outputs=outputs,
-                    progress=None if bar is None else bar.update,
-                )  # fmt: skip
+                    config, seeds, out, report=report, outputs=outputs, progress=tick
+                )
         finally:
-            if bar is not None:
-                bar.close()
+            for sink in sinks:
+                sink.close()
         for r in results:
             d = r.data
             self.stdout.write(
@@ -195,19 +200,18 @@ class Command(BaseCommand):
             raise CommandError(f"invalid fork: {error}") from None
         except ValueError as error:
             raise CommandError(str(error)) from None
-        config = captured.base_config()
         runs = len(seeds) * (1 + len([b for b in branches if b.name != "as-is"]))
-        bar = None if options["no_progress"] else _ProgressBar(config, self.stderr, runs)
+        tick, sinks = self._progress(options, captured.base_config(), runs)
         try:
             _, comparison = simulate_fork(
                 captured, branches, seeds, out, report=not options["no_report"], outputs=outputs,
-                progress=None if bar is None else bar.update,
+                progress=tick,
             )  # fmt: skip
         except ConfigError as error:
             raise CommandError(f"invalid fork: {error}") from None
         finally:
-            if bar is not None:
-                bar.close()
+            for sink in sinks:
+                sink.close()
         for row in comparison["branches"]:
             figures = row["figures"]
 
@@ -222,6 +226,18 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"comparison: {out / 'comparison.html'}")
         self.stdout.write(f"manifest: {out / 'manifest.json'} (check it: simulate verify {out})")
+
+    def _progress(self, options, config, runs: int):
+        """The progress bar and the progress file (``--progress-file``) as one callback
+        ``(run, elapsed_ns, messages)``, and the sinks to close afterwards."""
+        sinks: list = []
+        if not options["no_progress"]:
+            sinks.append(_ProgressBar(config, self.stderr, runs))
+        if options["progress_file"]:
+            session_s = (config.end_ns - config.start_ns) / 1e9
+            sinks.append(ProgressFile(options["progress_file"], session_s=session_s, runs=runs))
+        tick = (lambda s, t, m: [sink.update(s, t, m) for sink in sinks]) if sinks else None
+        return tick, sinks
 
     def _config(self, options):
         if options["config"]:
