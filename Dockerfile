@@ -64,7 +64,7 @@ RUN DEBUG=0 SECRET_KEY=collectstatic-only FLASHBOOK_ENV_FILE= \
     && rm -f /tmp/collectstatic.sqlite3
 
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin flashbook \
-    && mkdir -p /app/var && chown flashbook /app/var
+    && mkdir -p /app/var/research-runs && chown -R flashbook /app/var
 USER flashbook
 
 # Production defaults; everything else comes from the environment (docs/deploy.md).

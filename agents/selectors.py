@@ -165,8 +165,8 @@ def agent_config_limits(config: AgentConfig) -> dict:
 
 
 def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
-    """The enabled agent population as plain data (for the research simulator's --from-db):
-    {"name", "strategy" (a key of agents.strategies.STRATEGIES), "symbol",
+    """The enabled agent population as plain data (for the research simulator's --from-db and
+    --fork): {"name", "account_id", "strategy" (a key of agents.strategies.STRATEGIES), "symbol",
      "params" (dict, validated), "wake_rate_hz" (float, mean wakes per second),
      "max_position" (int lots), "min_bankroll" (Decimal), "initial_cash" (Decimal) — the
      limits, from the agent's account —
@@ -181,6 +181,7 @@ def agent_configs_enabled(symbols: list[str] | None = None) -> list[dict]:
     return [
         {
             "name": c.name,
+            "account_id": c.account_id,
             "strategy": c.strategy,
             "symbol": c.instrument.symbol,
             "params": validate_params(c.strategy, c.params).to_dict(),

@@ -633,6 +633,26 @@ def mark_prices(instruments) -> dict[str, Decimal]:
     return marks
 
 
+def engine_book_now(symbol: str):
+    """The engine's book of ``symbol`` at its journal's last entry, and that entry's id ("0-0":
+    an empty journal): the worker's last snapshot (written at most `snapshot_interval` apart)
+    with every later entry applied in process as the worker applies them — what the engine
+    holds, or will once it has read its journal. For research forks of the live market."""
+    import flashbook_engine
+
+    client = journal.client()
+    data, jid = client.hmget(keys.key("snap", symbol), ["data", "jid"])
+    if data is not None and jid is not None:
+        book, position = flashbook_engine.OrderBook.restore(data), jid.decode()
+    else:
+        book, position = flashbook_engine.OrderBook(symbol), "0-0"
+    while entries := client.xrange(keys.key("cmd", symbol), min="(" + position, count=10_000):
+        for entry_id, fields in entries:
+            position = entry_id.decode()
+            book.apply_entry(fields, position)
+    return book, position
+
+
 def event_stream_last_id(symbol: str) -> str:
     """The id of the last entry of a symbol's event stream ("0-0" when it has none yet)."""
     newest = journal.client().xrevrange(keys.key("evt", symbol), count=1)

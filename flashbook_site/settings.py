@@ -26,6 +26,8 @@ Variables:
     FLASHBOOK_FIX_DIR       where FIX sessions keep their messages and sequence numbers;
                             default var/fix.
     FLASHBOOK_SIGNUP        "0" turns off self-service sign-up at /signup/; on by default.
+    RESEARCH_RUNS_DIR       where research runs queued from the site write their files
+                            (`run_research`); default var/research-runs.
     LOG_LEVEL               default INFO.
     LOG_FORMAT              "json" for one JSON object per log line (deployments); "plain" default.
 
@@ -195,6 +197,13 @@ FLASHBOOK_FIX_PORT = env.int("FLASHBOOK_FIX_PORT", default=9878)
 FLASHBOOK_FIX_HOST = env.str("FLASHBOOK_FIX_HOST", default="127.0.0.1")
 FLASHBOOK_FIX_COMP_ID = env.str("FLASHBOOK_FIX_COMP_ID", default="FLASHBOOK")
 FLASHBOOK_FIX_DIR = Path(env.str("FLASHBOOK_FIX_DIR", default=str(BASE_DIR / "var" / "fix")))
+
+# --- Research runs queued from the site (`run_research`, agents/research_runs) ----------------
+# Every run's files under RESEARCH_RUNS_DIR/<id>/: the web processes read what the worker writes,
+# so both must see the same directory (one volume in docker-compose.yml).
+RESEARCH_RUNS_DIR = Path(
+    env.str("RESEARCH_RUNS_DIR", default=str(BASE_DIR / "var" / "research-runs"))
+)
 
 FLASHBOOK_RETENTION_DAYS = env.float("FLASHBOOK_RETENTION_DAYS", default=30.0)
 FLASHBOOK_INITIAL_CASH = env.str("FLASHBOOK_INITIAL_CASH", default="100000")

@@ -36,6 +36,7 @@ urlpatterns = [
     # Anything else under /api/ answers in the API's error format, DEBUG or not (Django's own
     # DEBUG 404 page would list the URL patterns).
     re_path(r"^api/", api_not_found),
+    path("research/", include("agents.pages.urls")),
     path("", include("exchange.pages.urls")),
 ]
 

@@ -186,6 +186,15 @@ class LobsterBook:
     def _build_row(self) -> str:
         return ",".join(self._cols) + "\n"
 
+    def seed(self, bids, asks) -> None:
+        """Starts the mirror from a book that is not empty (a fork of the live market), without
+        rows: those orders were placed before the file's first message, so the first order book
+        row shows them, as the first row of a LOBSTER day shows the book at the open."""
+        for price, qty in bids:
+            self._bid_change(price, qty)
+        for price, qty in asks:
+            self._ask_change(price, qty)
+
     # --- rows -------------------------------------------------------------------------------------
 
     def _write(self, time_ns: int, kind: int, order_id: int, qty: int, price: int, is_buy: bool):

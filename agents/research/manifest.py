@@ -88,8 +88,10 @@ def write_manifest(
     seeds: list[int],
     outputs: dict,
     files: Iterable[str],
+    fork: dict | None = None,
 ) -> Path:
-    """Digests ``files`` (paths relative to ``out_dir``) and writes ``out_dir/manifest.json``."""
+    """Digests ``files`` (paths relative to ``out_dir``) and writes ``out_dir/manifest.json``.
+    A fork's run names its capture file and branches (``fork``), which a re-run starts from."""
     digests = {name: file_digest(out_dir / name) for name in sorted(set(files))}
     manifest = {
         "manifest_version": FORMAT_VERSION,
@@ -101,6 +103,8 @@ def write_manifest(
         "config": config,
         "files": digests,
     }
+    if fork is not None:
+        manifest["fork"] = fork
     path = out_dir / MANIFEST_NAME
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path

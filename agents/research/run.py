@@ -36,6 +36,7 @@ from exchange.protocol.decimals import money_str
 from .config import SimConfig, format_time_of_day
 from .deeper_facts import deeper_facts
 from .deeper_plots import FlowData
+from .fork import FORK_FILE, ForkStart
 from .impact import impact_fact, pooled_impact, run_impact
 from .lobster import LobsterBook, lobster_file_names
 from .manifest import MANIFEST_NAME, code_version, write_manifest
@@ -185,10 +186,13 @@ def simulate(
     outputs: OutputChoice | None = None,
     progress: Callable[[int, int], None] | None = None,
     manifest: bool = True,
+    fork: ForkStart | None = None,
 ) -> RunResult:
     """Runs one day and writes its files into ``out_dir`` (created if needed): the tables and
     formats of ``outputs`` (default: :class:`OutputChoice`'s), the report unless ``report`` is
-    false, then ``summary.json`` and ``manifest.json`` (unless ``manifest`` is false)."""
+    false, then ``summary.json`` and ``manifest.json`` (unless ``manifest`` is false). A
+    ``fork`` run starts from its capture (``config`` is then ``fork.config``), which is written
+    beside the outputs as ``fork.json``, so the directory re-runs alone."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     code_version()  # the code this process runs, read before a long run (a commit may follow)
@@ -206,7 +210,7 @@ def simulate(
             )
             for table, name in table_names.items()
         }
-        data, sim, lob = _run_loop(config, seed, paths, progress)
+        data, sim, lob = _run_loop(config, seed, paths, progress, fork)
         files = [table_names[t] for t in table_names if outputs.wants_csv(t)]
         files += _write_parquet(
             out,
@@ -214,10 +218,13 @@ def simulate(
             table_names,
             config.levels,
         )
-    return _finish(config, seed, out, outputs, files, data, sim, lob, manifest)
+    if fork is not None:
+        fork.capture.write(out)
+        files.append(FORK_FILE)
+    return _finish(config, seed, out, outputs, files, data, sim, lob, manifest, fork)
 
 
-def _run_loop(config: SimConfig, seed: int, paths: dict[str, Path], progress):
+def _run_loop(config: SimConfig, seed: int, paths: dict[str, Path], progress, fork=None):
     # newline="" keeps "\n" on every platform: the files must be byte-identical everywhere.
     with (
         open(paths["messages"], "w", encoding="ascii", newline="") as message_file,
@@ -232,12 +239,27 @@ def _run_loop(config: SimConfig, seed: int, paths: dict[str, Path], progress):
             price_multiplier=config.price_multiplier,
             lot_size=config.lot_size,
         )
-        sim = Simulation(config, seed, lobster=lob, trades_out=trades, progress=progress)
+        sim = Simulation(config, seed, lobster=lob, trades_out=trades, progress=progress, fork=fork)
         data = sim.run()
     return data, sim, lob
 
 
-def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunResult:
+def fork_summary(fork: ForkStart | None) -> dict | None:
+    """What a fork run started from, for its summary and manifest."""
+    if fork is None:
+        return None
+    capture = fork.capture
+    return {
+        "file": FORK_FILE,
+        "symbol": capture.symbol,
+        "captured_at": capture.captured_at,
+        "journal_id": capture.journal_id,
+        "branch": fork.branch.to_dict(),
+        "branch_name": fork.branch.name,
+    }
+
+
+def _finish(config, seed, out, outputs, files, data, sim, lob, manifest, fork) -> RunResult:
     names = lobster_file_names(
         config.symbol, config.date, config.start_ns, config.end_ns, config.levels
     )
@@ -309,6 +331,7 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
         "groups": by_group,
         "execution": _execution_reports(sim, config),
         "impact": {**impact_run, **impact},
+        "fork": fork_summary(fork),
         "stylized_facts": facts,
         "lobster": {
             "levels": config.levels,
@@ -327,6 +350,7 @@ def _finish(config, seed, out, outputs, files, data, sim, lob, manifest) -> RunR
             seeds=[seed],
             outputs=outputs.to_dict(),
             files=[f for f in files if f != MANIFEST_NAME],
+            fork=fork_summary(fork),
         )
     return RunResult(seed, out, data, summary, series, files)
 
@@ -380,6 +404,7 @@ def simulate_seeds(
     report: bool = True,
     outputs: OutputChoice | None = None,
     progress: Callable[[int, int, int], None] | None = None,
+    fork: ForkStart | None = None,
 ) -> tuple[list[RunResult], dict]:
     """One run per seed into ``out_dir/seed-N``, then the pooled facts and report in
     ``out_dir`` (``facts.json``, ``report.md``/``report.html``) and a manifest of them all
@@ -393,7 +418,9 @@ def simulate_seeds(
     files: list[str] = []
     for seed in seeds:
         tick = None if progress is None else (lambda t, m, s=seed: progress(s, t, m))
-        result = simulate(config, seed, out / f"seed-{seed}", outputs=outputs, progress=tick)
+        result = simulate(
+            config, seed, out / f"seed-{seed}", outputs=outputs, progress=tick, fork=fork
+        )
         results.append(result)
         # The seed's own manifest is left out of the pooled one: it names the code's commit,
         # which a re-run from another checkout of the same code would not repeat.
@@ -419,7 +446,15 @@ def simulate_seeds(
             notes=_notes(config, list(seeds), sum(r.data.messages for r in results)),
             flow=flow_data([r.data for r in results], config, impact_runs, impact),
         )
+    if fork is not None:
+        fork.capture.write(out)
+        files.append(FORK_FILE)
     write_manifest(
-        out, config=config.to_dict(), seeds=list(seeds), outputs=outputs.to_dict(), files=files
+        out,
+        config=config.to_dict(),
+        seeds=list(seeds),
+        outputs=outputs.to_dict(),
+        files=files,
+        fork=fork_summary(fork),
     )
     return results, facts

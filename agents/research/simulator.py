@@ -55,6 +55,7 @@ from exchange.protocol.fees import fee_amount
 
 from .activity import ActivityClock
 from .config import SimConfig
+from .fork import OUTSIDE, ForkStart
 from .lobster import LobsterBook
 
 __all__ = ["Agent", "RunData", "Simulation"]
@@ -161,13 +162,20 @@ class Simulation:
         lobster: LobsterBook,
         trades_out: TextIO | None = None,
         progress: Callable[[int, int], None] | None = None,
+        fork: ForkStart | None = None,
     ) -> None:
         self.config = config
         self.seed = seed
         self.lob = lobster
         self.trades_out = trades_out
         self.progress = progress
-        self.book = OrderBook(config.symbol, 1 << 16)
+        # A fork starts from the live market's book (`fork.py`); a day from an empty one.
+        self.book = fork.open_book() if fork is not None else OrderBook(config.symbol, 1 << 16)
+        # The engine's clock in a fork is the live journal's (Unix milliseconds); the simulated
+        # one is time of day: the guard is told the simulated time plus this offset.
+        self._clock_offset_ms = 0
+        if fork is not None and self.book.now_ms:
+            self._clock_offset_ms = self.book.now_ms - config.start_ns // NS_PER_MS
         # The live exchange's rules, enforced by the same engine: the price band, the volatility
         # guard (whose clock is the simulated one: `_tell_time`) and the fee rates.
         self.book.submit(Command.band(config.band_bps, config.reference_ticks))
@@ -205,13 +213,16 @@ class Simulation:
             start_ns=self.start_ns,
             seed=activity_seed,
         )
-        self.fundamental = Fundamental(config.fundamental, fundamental_seed, start_ns=self.start_ns)
+        initial_value = None if fork is None or fork.fundamental is None else fork.fundamental[0]
+        self.fundamental = Fundamental(
+            config.fundamental, fundamental_seed, start_ns=self.start_ns, initial=initial_value
+        )
         self.reference = config.reference_ticks
         self.agents: list[Agent] = []
         unit = config.tick_size * config.lot_size
         for group in config.agents:
             for i in range(group.count):
-                account = len(self.agents) + 1
+                account = len(self.agents) + 1 if fork is None else fork.accounts[group.name]
                 rng = random.Random(master.getrandbits(64))
                 cash = int(group.initial_cash / unit)
                 state = AgentState(cash=cash, max_position=group.max_position)
@@ -233,6 +244,7 @@ class Simulation:
                 # presets' default) cash is only the P&L's bookkeeping.
                 agent.cash_limited = cash > 0
                 self.agents.append(agent)
+        self.by_account: dict[int, Agent] = {a.account: a for a in self.agents}
 
         self.heap: list[tuple] = []
         self._seq = 0
@@ -259,6 +271,53 @@ class Simulation:
         self._halted = False
         self._view = MarketView(self.start_ns, reference=self.reference)
         self._view_of = -2
+        if fork is not None:
+            self._open_fork(fork)
+
+    def _open_fork(self, fork: ForkStart) -> None:
+        """The agents' accounts as the fork found them: their cash (held to it, as the live
+        exchange holds every account), positions and resting orders; the other accounts' orders
+        under passive `outside` agents; the level mirror, the last trades and the guard's state
+        of the restored book."""
+        book, lob = self.book, self.lob
+        unit = self.config.tick_size * self.config.lot_size
+        cash = fork.capture.cash
+        for agent in self.agents:
+            money = Decimal(cash.get(agent.account, "0"))
+            agent.state.cash = agent.initial_cash = int(money / unit)
+            agent.cash_limited = True
+        exposures = book.exposures()
+        for order in book.resting_orders():
+            agent = self.by_account.get(order.account)
+            if agent is None:
+                state = AgentState()
+                agent = Agent(
+                    order.account, f"account-{order.account}", "outside", OUTSIDE, state,
+                    random.Random(0),
+                )  # fmt: skip
+                self.agents.append(agent)
+                self.by_account[order.account] = agent
+            key = self.next_key
+            self.next_key = key + 1
+            agent.state.add_order(key, order.side, order.price, order.qty, None, self.start_ns)
+            self.key_to_eid[key] = order.order_id
+            self.eid_to_key[order.order_id] = key
+        for account, agent in self.by_account.items():
+            exposure = exposures.get(account)
+            agent.state.position = exposure.position if exposure is not None else 0
+        self.next_eid = book.last_order_id + 1
+        bids, asks = book.depth(book.level_count)
+        lob.seed(bids, asks)
+        for time_ns, price, qty, aggressor in fork.recent_trades():
+            self.recent.append(Trade(time_ns, price, qty, aggressor))
+            self.last_price = price
+        self._recent_dirty = bool(self.recent)
+        self._halted = book.halted
+        if book.paused:
+            self._push(self._engine_ms_to_ns(book.volatility[3]), CLOCK, None)
+
+    def _engine_ms_to_ns(self, engine_ms: int) -> int:
+        return max(self.start_ns, (engine_ms - self._clock_offset_ms) * NS_PER_MS)
 
     # --- the queue --------------------------------------------------------------------------------
 
@@ -278,7 +337,8 @@ class Simulation:
         started = time.perf_counter()
         cpu_started = time.process_time()
         for agent in self.agents:
-            self._schedule_wake(agent, self.start_ns)
+            if agent.strategy is not OUTSIDE:  # the accounts of a fork that are no agents
+                self._schedule_wake(agent, self.start_ns)
         for shock in self.config.shocks:
             self._push(shock.at_ns, SHOCK, None, shock)
         for halt in self.config.halts:
@@ -428,7 +488,7 @@ class Simulation:
     def _tell_time(self, now: int) -> None:
         """Moves the engine's clock to the simulated time (its volatility guard's window and
         pauses run on it); a pause that is over ends with a type-7 row, as a halt does."""
-        for event in self.book.advance_clock(now // NS_PER_MS):
+        for event in self.book.advance_clock(now // NS_PER_MS + self._clock_offset_ms):
             if event.status == "PAUSE_ENDED":
                 self.lob.halt_indicator(now, 1)
 
@@ -537,7 +597,7 @@ class Simulation:
         nothing trades (0 for IOC, FOK and market orders) — the type-1 row for what is left comes
         after the executions, as LOBSTER has it."""
         lob = self.lob
-        agents = self.agents
+        agents = self.by_account
         eid_to_key = self.eid_to_key
         for e in events:
             kind = e.kind
@@ -548,8 +608,8 @@ class Simulation:
                 aggressor = e.aggressor
                 maker_buys = aggressor == SELL
                 lob.execute(now, maker_eid, qty, trade_price, maker_buys)
-                maker = agents[e.maker_account - 1]
-                taker = agents[e.taker_account - 1]
+                maker = agents[e.maker_account]
+                taker = agents[e.taker_account]
                 # A self-trade (a wash): both orders fill, neither position nor cash moves.
                 wash = e.maker_account == e.taker_account
                 maker_side = BUY if maker_buys else SELL
@@ -583,7 +643,7 @@ class Simulation:
                 key = eid_to_key.pop(order_id, None)
                 if key is not None:
                     del self.key_to_eid[key]
-                    agents[e.account - 1].state.apply_cancel(key)
+                    agents[e.account].state.apply_cancel(key)
             elif kind == "replaced":
                 old_qty, new_qty = e.old_qty, e.qty
                 new_price = e.price
@@ -594,16 +654,16 @@ class Simulation:
                 else:
                     lob.delete(now, eid, old_qty, e.old_price, is_buy)
                     price, rest = new_price, new_qty
-                agents[e.account - 1].state.apply_replace(eid_to_key.get(eid), new_price, new_qty)
+                agents[e.account].state.apply_replace(eid_to_key.get(eid), new_price, new_qty)
             elif kind == "status":
                 if e.status == "PAUSED":
                     # The volatility guard paused the book: a type-7 row now, and a clock tick
                     # when the pause is due to end (the engine ends it; `_tell_time` writes it).
                     lob.halt_indicator(now, -1)
-                    self._push(self.book.volatility[3] * NS_PER_MS, CLOCK, None)
+                    self._push(self._engine_ms_to_ns(self.book.volatility[3]), CLOCK, None)
             elif kind == "rejected":
                 self.data.rejections[e.reason] += 1
-                agent = agents[e.account - 1]
+                agent = agents[e.account]
                 agent.rejects += 1
                 rest = 0
                 if agent.state.apply_reject(e.command, eid_to_key.get(eid), e.reason):

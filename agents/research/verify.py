@@ -18,7 +18,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .branches import simulate_fork
 from .config import config_from_mapping
+from .fork import Branch, ForkStart, read_capture
 from .manifest import MANIFEST_NAME, code_version, file_digest, read_manifest
 from .outputs import OutputChoice
 from .run import simulate, simulate_seeds
@@ -53,15 +55,26 @@ def first_difference(a: Path, b: Path, chunk: int = 1 << 20) -> int | None:
             offset += len(x)
 
 
-def _rerun(manifest: dict, target: Path, progress) -> None:
+def _rerun(manifest: dict, out: Path, target: Path, progress) -> None:
     config = config_from_mapping(manifest["config"])
     outputs = OutputChoice.from_dict(manifest["outputs"])
     seeds = [int(s) for s in manifest["seeds"]]
+    fork = None
+    if (forked := manifest.get("fork")) is not None:
+        # A fork re-runs from its capture, kept in the run's directory (its digest is checked
+        # with the other files).
+        capture = read_capture(out / forked["file"])
+        if "branches" in forked:
+            branches = [Branch.from_dict(b) for b in forked["branches"]]
+            simulate_fork(capture, branches, seeds, target, outputs=outputs, progress=progress)
+            return
+        fork = ForkStart.of(capture, Branch.from_dict(forked["branch"]))
+        config = fork.config
     if manifest.get("pooled"):
-        simulate_seeds(config, seeds, target, outputs=outputs, progress=progress)
+        simulate_seeds(config, seeds, target, outputs=outputs, progress=progress, fork=fork)
     else:
         tick = None if progress is None else (lambda t, m: progress(seeds[0], t, m))
-        simulate(config, seeds[0], target, outputs=outputs, progress=tick)
+        simulate(config, seeds[0], target, outputs=outputs, progress=tick, fork=fork)
 
 
 def _check_file(name: str, digest: str, out: Path, again_dir: Path) -> list[str]:
@@ -109,7 +122,7 @@ def verify_run(out_dir: str | Path, *, progress=None) -> VerifyResult:
 
     with tempfile.TemporaryDirectory(prefix="flashbook-verify-") as scratch:
         again_dir = Path(scratch) / "run"
-        _rerun(manifest, again_dir, progress)
+        _rerun(manifest, out, again_dir, progress)
         for name, digest in digests.items():
             result.problems += _check_file(name, digest, out, again_dir)
         extra = sorted(

@@ -132,6 +132,25 @@ def open_orders(account: Account, symbol: str | None = None) -> tuple[int, dict]
     return 200, {"orders": order_rows(rows[:OPEN_ORDERS_MAX])}
 
 
+def resting_candidates(account: Account) -> list:
+    """The account's open orders that have a price (those that can rest in a queue), at most
+    OPEN_ORDERS_MAX: what a WebSocket `executions` subscription follows the queues of."""
+    orders = selectors.order_list(account=account, symbol=None, open_only=True)
+    rows = [*orders.recorded[:OPEN_ORDERS_MAX], *orders.pending]
+    return [o for o in rows if o.price is not None and o.order_id is not None][:OPEN_ORDERS_MAX]
+
+
+def queue_places(orders) -> dict[int, tuple[str, dict]]:
+    """Of `orders`, those listed in their book's queue key: order id -> (symbol, its
+    `queue_position` as the REST order detail writes it)."""
+    positions = selectors.order_queue_positions(orders)
+    return {
+        o.order_id: (o.instrument.symbol, _queue_position(positions, o))
+        for o in orders
+        if o.pk in positions
+    }
+
+
 def order_rows(orders) -> list[dict]:
     """Orders as a list gives them: each with its place in its queue when it rests (the queue
     keys of all their symbols read in one call)."""

@@ -56,6 +56,11 @@ MAX_IN_FLIGHT = 64  # requests of one connection waiting for their answers; then
 MAX_REQUEST_ID = 64  # characters of a string id
 ACCOUNT_SETTLE = 0.05  # seconds after an execution before the balance is read (the recorder's)
 ACCOUNT_INTERVAL = 1.0  # the balance is looked at this often too (marks move with the market)
+# The queues of an `executions` subscriber's resting orders are looked at this often: orders
+# ahead leave a queue by others' fills and cancels, which are no events of the account's. One
+# MGET of the engine's queue keys, the same the REST order detail reads.
+QUEUE_INTERVAL = 0.25
+ORDERS_INTERVAL = 2.0  # its open orders are read again this often, and after its executions
 CLOSE_MESSAGE_TOO_BIG = 1009
 
 CHANNELS = ("market", "executions", "account")
@@ -138,6 +143,7 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
     _hygiene_at = -1e9
     account_task: asyncio.Task | None = None
     watch_task: asyncio.Task | None = None
+    queue_task: asyncio.Task | None = None
 
     # --- the connection ---
 
@@ -159,6 +165,7 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
         self.tasks: set[asyncio.Task] = set()
         self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.account_changed = asyncio.Event()
+        self.orders_changed = asyncio.Event()
         self.methods = {
             "auth": self.auth,
             "ping": self.ping,
@@ -191,7 +198,7 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code):
-        for task in (*self.tasks, self.account_task, self.watch_task):
+        for task in (*self.tasks, self.account_task, self.watch_task, self.queue_task):
             if task is not None:
                 task.cancel()
         for feed in self.feeds.values():
@@ -373,6 +380,8 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
         account = self._account()
         if channel == "executions":
             self.executions = True
+            if self.queue_task is None:
+                self.queue_task = asyncio.create_task(self._follow_queues())
         elif self.account_task is None:
             self.account_task = asyncio.create_task(self._follow_account())
         if self.watch_task is None:
@@ -395,6 +404,9 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
         self._account()
         if channel == "executions":
             self.executions = False
+            if self.queue_task is not None:
+                self.queue_task.cancel()
+                self.queue_task = None
         elif self.account_task is not None:
             self.account_task.cancel()
             self.account_task = None
@@ -423,6 +435,40 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
                 await asyncio.wait_for(self.account_changed.wait(), ACCOUNT_INTERVAL)
                 await asyncio.sleep(ACCOUNT_SETTLE)
 
+    async def _follow_queues(self) -> None:
+        """Sends `queue` frames: the places of the account's resting orders in their queues,
+        those that changed since the last frame (an order that left its queue, or is no longer
+        listed, once with `queue_position` null)."""
+        account = self.caller.account
+        sent: dict[int, tuple[str, dict | None]] = {}
+        orders: list = []
+        read_at = -1e9
+        while True:
+            try:
+                if self.orders_changed.is_set() or time.monotonic() - read_at > ORDERS_INTERVAL:
+                    self.orders_changed.clear()
+                    read_at = time.monotonic()
+                    orders = await sync_to_async(actions.resting_candidates)(account)
+                places = await sync_to_async(actions.queue_places)(orders) if orders else {}
+            except Exception:
+                logger.warning("websocket queue read failed", exc_info=True)
+                places = None
+            if places is not None:
+                changed = [
+                    {"order_id": order_id, "symbol": symbol, "queue_position": position}
+                    for order_id, (symbol, position) in places.items()
+                    if sent.get(order_id, (None, None))[1] != position
+                ]
+                changed += [
+                    {"order_id": order_id, "symbol": symbol, "queue_position": None}
+                    for order_id, (symbol, position) in sent.items()
+                    if order_id not in places and position is not None
+                ]
+                sent = places
+                if changed:
+                    await self._send({"type": "queue", "orders": changed})
+            await asyncio.sleep(QUEUE_INTERVAL)
+
     # --- the bridge's frames ---
 
     async def market_frame(self, event):
@@ -434,6 +480,7 @@ class ApiConsumer(RedisMixin, AsyncWebsocketConsumer):
         if self.executions:
             await self._send_text(event["text"])
         self.account_changed.set()
+        self.orders_changed.set()
 
 
 def _valid_id(request_id) -> bool:

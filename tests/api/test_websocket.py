@@ -244,6 +244,42 @@ def test_order_writes_count_against_the_rate_limit(stack, new_token):
 # --- subscriptions ------------------------------------------------------------------------------
 
 
+def test_executions_subscribers_are_told_their_place_in_the_queue(stack, new_token):
+    """`queue` frames follow a resting order's place as the orders ahead of it leave, which are
+    none of its owner's events."""
+    first, mine = Program(stack, new_token()), Program(stack, new_token())
+    assert mine.call("subscribe", {"channel": "executions"})["status"] == 200
+    level = {**ORDER, "price": "99.37"}
+    ahead = first.call("order.place", {**level, "quantity": "4"})["result"]
+    order = mine.call("order.place", level)["result"]
+
+    def place(frame: dict) -> dict | None:
+        if frame["type"] != "queue":
+            return None
+        return next((o for o in frame["orders"] if o["order_id"] == order["id"]), None)
+
+    def position(frame: dict) -> dict | None:
+        listed = place(frame)
+        return None if listed is None else listed["queue_position"]
+
+    behind = mine.pushed_until(lambda m: position(m) is not None)
+    assert place(behind)["symbol"] == "ACME"
+    assert position(behind)["orders_ahead"] == 1 and position(behind)["quantity_ahead"] == "4"
+    assert position(behind)["level_orders"] == 2 and position(behind)["level_quantity"] == "6"
+
+    # The order ahead is cancelled by its owner: an event of another account, yet a new frame.
+    assert first.call("order.cancel", {"id": ahead["id"]})["status"] == 200
+    front = mine.pushed_until(lambda m: (position(m) or {}).get("orders_ahead") == 0)
+    assert position(front)["quantity_ahead"] == "0" and position(front)["level_orders"] == 1
+
+    # Once it leaves the queue, one frame says so.
+    assert mine.call("order.cancel", {"id": order["id"]})["status"] == 200
+    gone = mine.pushed_until(lambda m: place(m) is not None and position(m) is None)
+    assert place(gone) == {"order_id": order["id"], "symbol": "ACME", "queue_position": None}
+    for program in (first, mine):
+        program.close()
+
+
 def test_subscriptions_push_market_data_executions_and_the_balance(stack, new_token):
     maker, taker = Program(stack, new_token()), Program(stack, new_token())
     subscribed = maker.call("subscribe", {"channel": "executions"})

@@ -73,9 +73,9 @@ def stack(tmp_path_factory):
         started.stop()
 
 
-def start_browser_stack(tmp_path_factory, roles: list[str]) -> Stack:
+def start_browser_stack(tmp_path_factory, roles: list[str], env: dict | None = None) -> Stack:
     """The Procfile's `roles` on a fresh SQLite file and Redis prefix, the demo seeded (its
-    instruments, logins and — when the agents role runs — agents)."""
+    instruments, logins and — when the agents role runs — agents); `env`: more settings."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (scripts/ensure_chromium.sh)")
     if not (ROOT / "static" / "vendor" / ".installed").exists():
@@ -92,7 +92,8 @@ def start_browser_stack(tmp_path_factory, roles: list[str]) -> Stack:
             "FLASHBOOK_ADMIN_PASSWORD": PASSWORDS["admin"],
             "FLASHBOOK_DEMO_PASSWORD": PASSWORDS["demo"],
             "LOG_LEVEL": "WARNING",
-        },
+        }
+        | (env or {}),
         setup=[["seed_demo"]],
         ready_symbols=["ACME"],
         stack_class=Stack,

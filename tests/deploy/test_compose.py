@@ -11,7 +11,9 @@ import pytest
 
 from .compose import COMPOSE_FILE, REQUIRED, ROOT, MissingVariable, load, service_environment
 
-APP_SERVICES = {"migrate", "engine-a", "engine-b", "recorder", "bridge", "agents", "web", "fix"}
+APP_SERVICES = {
+    "migrate", "engine-a", "engine-b", "recorder", "bridge", "agents", "research", "web", "fix",
+}  # fmt: skip
 LONG_RUNNING = APP_SERVICES - {"migrate"}
 
 
@@ -149,3 +151,14 @@ def test_docker_compose_config_validates_the_file(tmp_path, complete):
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_the_research_worker_and_the_web_share_the_runs_volume():
+    """The worker writes a run's files, the web serves them: one directory, one volume."""
+    services = load()["services"]
+    research, web = services["research"], services["web"]
+    assert _command(research) == ["python", "manage.py", "run_research"]
+    for service in (research, web):
+        directory = service_environment(service)["RESEARCH_RUNS_DIR"]
+        assert "research-runs:" + directory in service["volumes"]
+    assert "research-runs" in load()["volumes"]

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_procfile_starts_every_role_with_a_real_command():
     roles = parse_procfile((ROOT / "Procfile").read_text()).processes
-    assert set(roles) == {"web", "engine", "recorder", "bridge", "agents", "fix"}
+    assert set(roles) == {"web", "engine", "recorder", "bridge", "agents", "fix", "research"}
     commands = get_commands()
     for name, line in roles.items():
         words = shlex.split(line)

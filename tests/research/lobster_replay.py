@@ -53,11 +53,18 @@ def book_row(orders: dict[int, list[int]], levels: int) -> list[int]:
     return row
 
 
-def replay(messages: list[Message], book: list[list[int]], levels: int) -> dict[int, list[int]]:
-    """Applies every message to a book of orders and asserts that the order book file's row k
-    is exactly that book after message k. Returns the resting orders at the end."""
+def replay(
+    messages: list[Message],
+    book: list[list[int]],
+    levels: int,
+    initial: dict[int, list[int]] | None = None,
+) -> dict[int, list[int]]:
+    """Applies every message to a book of orders (``initial``: the orders resting before the
+    first message, ``{id: [direction, price, size]}``; none by default) and asserts that the
+    order book file's row k is exactly that book after message k. Returns the resting orders
+    at the end."""
     assert len(messages) == len(book), "the two files must have the same number of rows"
-    orders: dict[int, list[int]] = {}
+    orders: dict[int, list[int]] = {k: list(v) for k, v in (initial or {}).items()}
     previous_time = None
     for k, (m, row) in enumerate(zip(messages, book, strict=True)):
         seconds = float(m.time)
