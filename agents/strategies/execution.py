@@ -17,7 +17,8 @@ What it cost (``report()``): the average fill price against the **arrival price*
 first wake; implementation shortfall) and against the market's **VWAP** over its active period,
 both in basis points, positive when it paid (bought above, sold below). The VWAP and POV's volume
 come from the view's window of recent trades, read once each (by time): an agent must wake often
-enough that the window (30 trades) does not overflow between wakes, or it undercounts volume.
+enough that the window (30 trades live, `recent_trades` in a simulation: 20 by default) does
+not overflow between wakes, or it undercounts volume.
 """
 
 from __future__ import annotations
