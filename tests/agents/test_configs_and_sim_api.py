@@ -194,6 +194,7 @@ def test_duplicate_enable_disable(market):
     row = enabled[0]
     assert set(row) == {
         "name",
+        "account_id",
         "strategy",
         "symbol",
         "params",

@@ -276,7 +276,9 @@ def test_the_history_shows_a_fill_and_the_pnl_curve(browser, stack, book, trader
     # In the viewer's zone, UTC on hover.
     expect(fill_row.locator("time")).to_have_attribute("title", UTC_TITLE)
     orders = page.locator("[data-history-orders] tbody tr")
-    expect(orders.filter(has_text=str(filled["id"]))).to_have_count(1)
+    # The Id cell exactly: the id's digits may also appear in another row's time or price.
+    id_cell = orders.locator('td[data-label="Id"]').get_by_text(str(filled["id"]), exact=True)
+    expect(id_cell).to_have_count(1)
     expect(page.locator("[data-pnl-chart] canvas").first).to_be_visible()
     expect(page.locator('[data-pnl="total"]')).not_to_have_text("—")
     page.context.close()
