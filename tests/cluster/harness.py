@@ -304,3 +304,21 @@ class LocalCluster:
                     pass
         if self.directory.exists():
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    # `python -m tests.cluster.harness [everysec|always]`: a cluster to try things against by hand;
+    # prints its URL, and stops it (removing its files) on Ctrl-C.
+    import sys
+    import tempfile
+
+    fsync = sys.argv[1] if len(sys.argv) > 1 else "everysec"
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="flashbook-cluster-")), appendfsync=fsync)
+    cluster.start()
+    try:
+        print(f"REDIS_URL={cluster.url}", flush=True)
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
