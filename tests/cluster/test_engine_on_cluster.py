@@ -98,14 +98,29 @@ def read_stream(client: RedisCluster, stream: str) -> list:
         after = "(" + chunk[-1][0].decode()
 
 
-def start_worker(cluster: LocalCluster, prefix: str, symbols, tmp_path: Path, *args: str):
-    """`manage.py run_engine` on the cluster: `REDIS_URL` names it (`redis+cluster://`)."""
-    env = dict(os.environ, REDIS_URL=cluster.url, FLASHBOOK_REDIS_PREFIX=prefix)
-    out, err = tmp_path / "worker.stdout", tmp_path / "worker.stderr"
-    command = [sys.executable, "manage.py", "run_engine", "--symbols", ",".join(symbols), *args]
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
-    return process, out, err
+@pytest.fixture
+def start_worker(tmp_path):
+    """`start_worker(cluster, prefix, symbols, *args)`: `manage.py run_engine` on the cluster
+    (`REDIS_URL` names it: `redis+cluster://`). A worker still running when the test ends (it
+    failed before the worker finished) is killed, before the cluster is stopped."""
+    started: list[subprocess.Popen] = []
+
+    def start(cluster: LocalCluster, prefix: str, symbols, *args: str):
+        env = dict(os.environ, REDIS_URL=cluster.url, FLASHBOOK_REDIS_PREFIX=prefix)
+        out, err = tmp_path / "worker.stdout", tmp_path / "worker.stderr"
+        command = [sys.executable, "manage.py", "run_engine", "--symbols", ",".join(symbols)]
+        with open(out, "wb") as stdout, open(err, "wb") as stderr:
+            process = subprocess.Popen(
+                [*command, *args], cwd=ROOT, env=env, stdout=stdout, stderr=stderr
+            )
+        started.append(process)
+        return process, out, err
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def finish(process: subprocess.Popen, out: Path, err: Path, timeout: float) -> dict[str, dict]:
@@ -166,7 +181,7 @@ def check_replies(client: RedisCluster, prefix: str, symbol: str, replies: int, 
     assert client.exists(foreign) == 0
 
 
-def test_the_worker_on_a_cluster_writes_what_a_replay_gives(redis_cluster, tmp_path):
+def test_the_worker_on_a_cluster_writes_what_a_replay_gives(redis_cluster, start_worker):
     client = redis_cluster.client()
     prefix = f"t-{uuid.uuid4().hex[:12]}"
     primaries = {symbol: redis_cluster.primary_of(key(prefix, "cmd", symbol)) for symbol in SYMBOLS}
@@ -177,9 +192,7 @@ def test_the_worker_on_a_cluster_writes_what_a_replay_gives(redis_cluster, tmp_p
         ids = write_journal(client, prefix, symbol, commands)
         journals[symbol] = (commands, ids, replies, foreign)
 
-    process, out, err = start_worker(
-        redis_cluster, prefix, SYMBOLS, tmp_path, "--exit-when-drained"
-    )
+    process, out, err = start_worker(redis_cluster, prefix, SYMBOLS, "--exit-when-drained")
     reports = finish(process, out, err, timeout=60)
 
     assert sorted(reports) == sorted(SYMBOLS)
@@ -195,7 +208,7 @@ def test_the_worker_on_a_cluster_writes_what_a_replay_gives(redis_cluster, tmp_p
     client.close()
 
 
-def test_the_worker_carries_on_after_its_primary_is_killed(cluster_factory, tmp_path):
+def test_the_worker_carries_on_after_its_primary_is_killed(cluster_factory, start_worker):
     """SIGKILL of the primary that holds the long journal, while the worker drains it. The
     journals were replicated before (`WAIT`-like), so the failover loses none of them; what the
     worker had written and the replica had not is written again after recovery, once."""
@@ -216,7 +229,7 @@ def test_the_worker_carries_on_after_its_primary_is_killed(cluster_factory, tmp_
 
     # Small batches: one round trip per 20 commands, so the drain lasts long enough to be cut.
     process, out, err = start_worker(
-        cluster, prefix, SYMBOLS, tmp_path, "--exit-when-drained", "--batch-size", "20"
+        cluster, prefix, SYMBOLS, "--exit-when-drained", "--batch-size", "20"
     )
     status_key = key(prefix, "status", long_symbol)
     with primary.client() as node:
@@ -241,6 +254,47 @@ def test_the_worker_carries_on_after_its_primary_is_killed(cluster_factory, tmp_
         f"{time.monotonic() - killed_at:.1f}s after the kill; applied {applied} before it"
     )
     assert reports[long_symbol]["recoveries"] >= 1, "the worker never lost its primary"
+    for symbol, (commands, ids) in journals.items():
+        check_symbol(client, prefix, symbol, commands, ids, reports[symbol])
+    client.close()
+
+
+def test_a_shard_finds_its_symbols_in_the_registry_on_a_cluster(redis_cluster):
+    """The worker's discovery (`--shard`): the registry's keys carry no hash tag, so they live on
+    slots of their own, read by single-key commands. Through the bindings directly, because
+    `run_engine --shard` first syncs the registry from the database with the Python client, which
+    does not speak cluster yet."""
+    client = redis_cluster.client()
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    registry, version = f"{prefix}:instruments", f"{prefix}:instruments:version"
+    symbols = SYMBOLS[:2]
+    journals = {}
+    for seed, symbol in enumerate(symbols, 1):
+        commands = random_commands(random.Random(seed), 500, accounts=[1, 2, 3])
+        journals[symbol] = (commands, write_journal(client, prefix, symbol, commands))
+    client.sadd(registry, *symbols)
+    client.incr(version)
+    # The registry's keys and the symbols' are on different primaries.
+    primaries = {redis_cluster.primary_of(name).port for name in (registry, version)}
+    primaries |= {redis_cluster.primary_of(key(prefix, "cmd", symbol)).port for symbol in symbols}
+    assert len(primaries) > 1
+
+    program = (
+        "import json, sys, flashbook_engine\n"
+        "reports = flashbook_engine.run_worker(sys.argv[1], sys.argv[2], [], shard=(1, 1),"
+        " exit_when_drained=True)\n"
+        "print(json.dumps(reports))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, redis_cluster.url, prefix],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = {report["symbol"]: report for report in json.loads(result.stdout)}
+    assert sorted(reports) == sorted(symbols)
     for symbol, (commands, ids) in journals.items():
         check_symbol(client, prefix, symbol, commands, ids, reports[symbol])
     client.close()
