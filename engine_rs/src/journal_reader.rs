@@ -2,7 +2,7 @@
 //! RESP2 directly and parses XREAD replies in place (see [`JournalReader`]).
 
 use crate::error::WorkerError;
-use redis::Client;
+use redis::ConnectionInfo;
 
 /// The journal's read side: a connection of its own on which the worker speaks RESP2 directly.
 ///
@@ -48,9 +48,9 @@ fn io_error(error: std::io::Error) -> WorkerError {
 }
 
 impl JournalReader {
-    /// Connects to the server, user, password and database of `client`'s URL.
-    pub(crate) async fn connect(client: &Client) -> Result<Self, WorkerError> {
-        let info = client.get_connection_info();
+    /// Connects to the server, user, password and database of `info` (on a cluster, the node
+    /// that serves the journal's slot: `connect::Redis::node_of`).
+    pub(crate) async fn connect(info: &ConnectionInfo) -> Result<Self, WorkerError> {
         let stream = match info.addr() {
             redis::ConnectionAddr::Tcp(host, port) => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await.map_err(io_error)?;
@@ -62,7 +62,7 @@ impl JournalReader {
             }
             _ => {
                 return Err(WorkerError::Config(
-                    "the engine worker connects with redis:// or redis+unix:// URLs only".into(),
+                    "the engine worker connects with redis://, redis+unix:// or redis+cluster:// URLs only".into(),
                 ))
             }
         };

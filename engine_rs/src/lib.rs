@@ -6,13 +6,14 @@
 //!
 //! Modules by concern: [`types`] (commands, events), [`ladder`] (ordered price levels), [`book`]
 //! (matching), [`accounts`] (exposure), [`snapshot`] (snapshot, restore, state hash); for the
-//! Redis worker [`codec`], [`journal`], [`feed`], [`worker`] and its [`error`] type (the journal
-//! reader and the log format are private to it); and the Python bindings behind the `python`
-//! feature.
+//! Redis worker [`codec`], [`journal`], [`feed`], [`connect`] (one server or a Redis Cluster),
+//! [`worker`] and its [`error`] type (the journal reader and the log format are private to it);
+//! and the Python bindings behind the `python` feature.
 
 pub mod accounts;
 pub mod book;
 pub mod codec;
+pub mod connect;
 pub mod error;
 pub mod feed;
 pub mod journal;

@@ -16,14 +16,14 @@
 
 use crate::book::OrderBook;
 use crate::codec::encode_events;
+use crate::connect::{key_slot, Connection, Redis};
 // Re-exported: `engine_rs::worker::WorkerError` stays the name callers of `run_blocking` know.
 pub use crate::error::WorkerError;
 use crate::feed::{book_json, market_data_message, queue_text, registry_keys, shard_of, valid_symbol, Keys};
 use crate::journal::apply_entry;
 use crate::journal_reader::{parse_xread, Batch, JournalReader};
 use crate::types::{Event, Seq};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -130,7 +130,7 @@ pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerErr
             wait_for_stop_signal().await;
             let _ = stop_tx.send(true);
         });
-        let client = Client::open(config.redis_url.as_str())?;
+        let redis = Redis::open(&config.redis_url)?;
         let config = Arc::new(config);
         let mut tasks = JoinSet::new();
         let mut order: Vec<String> = Vec::new();
@@ -138,14 +138,14 @@ pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerErr
         let mut serve = |symbol: String, tasks: &mut JoinSet<_>| {
             if !order.contains(&symbol) {
                 order.push(symbol.clone());
-                tasks.spawn(serve_symbol(client.clone(), config.clone(), symbol, stop_rx.clone()));
+                tasks.spawn(serve_symbol(redis.clone(), config.clone(), symbol, stop_rx.clone()));
             }
         };
         for symbol in &config.symbols {
             serve(symbol.clone(), &mut tasks);
         }
         if let Some(discovery) = config.discovery.clone() {
-            let mut registry = Registry::new(client.clone(), &config.prefix, &discovery);
+            let mut registry = Registry::new(redis.clone(), &config.prefix, &discovery);
             loop {
                 match registry.enabled_of_shard().await {
                     Ok(symbols) => {
@@ -180,8 +180,8 @@ pub fn run_blocking(config: WorkerConfig) -> Result<Vec<SymbolReport>, WorkerErr
 
 /// The registry of enabled symbols, as one shard sees it (`Discovery`).
 struct Registry {
-    client: Client,
-    connection: Option<MultiplexedConnection>,
+    redis: Redis,
+    connection: Option<Connection>,
     set_key: String,
     version_key: String,
     /// The counter's value at the last look (`None` inside: no counter yet), or never looked.
@@ -191,10 +191,10 @@ struct Registry {
 }
 
 impl Registry {
-    fn new(client: Client, prefix: &str, discovery: &Discovery) -> Self {
+    fn new(redis: Redis, prefix: &str, discovery: &Discovery) -> Self {
         let (set_key, version_key) = registry_keys(prefix);
         Registry {
-            client,
+            redis,
             connection: None,
             set_key,
             version_key,
@@ -216,7 +216,7 @@ impl Registry {
 
     async fn look(&mut self) -> Result<Vec<String>, WorkerError> {
         if self.connection.is_none() {
-            self.connection = Some(self.client.get_multiplexed_async_connection().await?);
+            self.connection = Some(self.redis.connect().await?);
         }
         let Some(connection) = self.connection.as_mut() else {
             return Ok(Vec::new());
@@ -257,7 +257,7 @@ async fn wait_for_stop_signal() {
 
 /// Serves one symbol until stopped, recovering from Redis after any Redis error.
 async fn serve_symbol(
-    client: Client,
+    redis: Redis,
     config: Arc<WorkerConfig>,
     symbol: String,
     stop: watch::Receiver<bool>,
@@ -265,7 +265,7 @@ async fn serve_symbol(
     let mut recoveries = 0;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match Session::start(&client, &config, &symbol).await {
+        match Session::start(&redis, &config, &symbol).await {
             Ok(mut session) => {
                 session.report.recoveries = recoveries;
                 match session.run(&stop).await {
@@ -291,7 +291,10 @@ struct Session<'a> {
     config: &'a WorkerConfig,
     keys: Keys,
     reader: JournalReader,
-    writer: MultiplexedConnection,
+    writer: Connection,
+    /// On a cluster, the slot of the symbol's keys: a reply key elsewhere is not written (see
+    /// [`Session::apply_batch`]). None on one server.
+    slot: Option<u16>,
     book: OrderBook,
     last_id: String,
     /// Events with a sequence number up to this are already in the event stream: not re-sent.
@@ -308,12 +311,13 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    async fn start(client: &Client, config: &'a WorkerConfig, symbol: &str) -> Result<Session<'a>, WorkerError> {
-        let reader = JournalReader::connect(client).await?;
-        // A large snapshot write must not time out client-side.
-        let connection = AsyncConnectionConfig::new().set_response_timeout(None);
-        let mut writer = client.get_multiplexed_async_connection_with_config(&connection).await?;
+    async fn start(redis: &Redis, config: &'a WorkerConfig, symbol: &str) -> Result<Session<'a>, WorkerError> {
         let keys = Keys::new(&config.prefix, symbol);
+        let mut writer = redis.connect_patient().await?;
+        // On a cluster, the primary of the symbol's slot as the cluster sees it now; a new session
+        // (after a failover, say) asks again.
+        let reader = JournalReader::connect(&redis.node_of(&mut writer, &keys.journal).await?).await?;
+        let slot = redis.is_cluster().then(|| key_slot(keys.journal.as_bytes()));
         let (book, last_id) = load_snapshot(&mut writer, &keys, symbol).await?;
         let written_seq = last_written_seq(&mut writer, &keys).await?;
         info!(symbol, snapshot_seq = book.seq(), journal_from = last_id.as_str(), written_seq, "recovered");
@@ -322,6 +326,7 @@ impl<'a> Session<'a> {
             keys,
             reader,
             writer,
+            slot,
             report: SymbolReport {
                 symbol: symbol.to_owned(),
                 seq: book.seq(),
@@ -441,7 +446,7 @@ impl<'a> Session<'a> {
             }
             if visible {
                 last_visible_id = Some(id);
-                if let Some(reply_to) = outcome.reply_to {
+                if let Some(reply_to) = outcome.reply_to.filter(|key| self.may_reply_to(key)) {
                     let mut text = String::new();
                     encode_events(produced, &mut text);
                     replies.push((reply_to, text));
@@ -477,6 +482,25 @@ impl<'a> Session<'a> {
             self.report.events_written += visible.len() as u64;
             self.written_seq = to;
         }
+    }
+
+    /// Whether a command's reply key may be written. On a cluster a batch's writes go to the
+    /// symbol's slot in one pipeline, and a reply key hashing elsewhere would be refused with
+    /// `MOVED` there — the session would fail, recover, replay the same entry and fail again. So
+    /// a reply key must carry the symbol's hash tag (as the gateway's do, `docs/protocol.md`), and
+    /// one that does not is logged and dropped: the command still has its outcome in the event
+    /// stream.
+    fn may_reply_to(&self, key: &[u8]) -> bool {
+        let Some(slot) = self.slot else { return true };
+        let same = key_slot(key) == slot;
+        if !same {
+            warn!(
+                symbol = self.book.symbol(),
+                key = %String::from_utf8_lossy(key),
+                "not replying to a key outside the symbol's cluster slot"
+            );
+        }
+        same
     }
 
     /// Ends a volatility pause on a journal that has gone quiet: once the pause is over by this
@@ -585,11 +609,7 @@ impl<'a> Session<'a> {
 
 /// The book and the journal id to read after: from the snapshot if there is a usable one,
 /// otherwise an empty book and the start of the journal.
-async fn load_snapshot(
-    conn: &mut MultiplexedConnection,
-    keys: &Keys,
-    symbol: &str,
-) -> Result<(OrderBook, String), WorkerError> {
+async fn load_snapshot(conn: &mut Connection, keys: &Keys, symbol: &str) -> Result<(OrderBook, String), WorkerError> {
     let (data, jid): (Option<Vec<u8>>, Option<String>) =
         redis::cmd("HMGET").arg(&keys.snapshot).arg("data").arg("jid").query_async(conn).await?;
     let fresh = || (OrderBook::new(symbol), "0-0".to_owned());
@@ -610,7 +630,7 @@ async fn load_snapshot(
 }
 
 /// The last sequence number already in the event stream (0 if none).
-async fn last_written_seq(conn: &mut MultiplexedConnection, keys: &Keys) -> Result<Seq, WorkerError> {
+async fn last_written_seq(conn: &mut Connection, keys: &Keys) -> Result<Seq, WorkerError> {
     let reply: Value =
         redis::cmd("XREVRANGE").arg(&keys.events).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await?;
     let Value::Array(entries) = reply else {
