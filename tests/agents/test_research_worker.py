@@ -143,7 +143,7 @@ def test_queued_runs_run_one_at_a_time_to_their_files_and_a_failure_keeps_its_er
         and good.messages == summary["counts"]["messages"]
     )
     report = selectors.run_report(good)
-    assert len(report.facts) == 7 and sum(f.deeper for f in report.facts) == 3
+    assert len(report.facts) == 8 and sum(f.deeper for f in report.facts) == 4
     assert "plots/price_path.png" in report.plots
     assert {f.path for f in report.files} >= {"summary.json", "trades.csv", "manifest.json"}
 
@@ -156,7 +156,7 @@ def test_queued_runs_run_one_at_a_time_to_their_files_and_a_failure_keeps_its_er
     assert pooled.state == "done", pooled.error
     assert (pooled.done_s, pooled.total_s) == (240.0, 240.0)
     report = selectors.run_report(pooled)
-    assert report.pooled and report.seeds == [8, 9] and len(report.facts) == 7
+    assert report.pooled and report.seeds == [8, 9] and len(report.facts) == 8
     assert {"seed-8/summary.json", "seed-9/trades.csv", "facts.json"} <= {
         f.path for f in report.files
     }

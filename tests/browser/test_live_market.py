@@ -57,7 +57,13 @@ def test_the_agents_market_on_the_dashboard_and_a_phone(browser, market):
     )
     candles = int(page.locator("[data-price-chart]").get_attribute("data-candles"))
     assert candles >= 8, f"only {candles} five-second candles after {MARKET_SECONDS} s"
-    expect(page.locator("[data-ladder] tbody tr")).to_have_count(20, timeout=TIMEOUT)
+    # A deep book on both sides. Not all 10 levels a side: right after the shock, or with the
+    # agents slowed by a loaded machine, a side is a few levels short for seconds (CI saw 16-19).
+    page.wait_for_function(
+        "() => ['bid', 'ask'].every("
+        "side => document.querySelectorAll(`[data-ladder] tr.${side}`).length >= 6)",
+        timeout=TIMEOUT,
+    )
     running = page.locator("[data-leaderboard] td.status-running")
     assert running.count() >= 5, "the agents should be running"
     page.wait_for_timeout(1500)  # a stats frame and the leaderboard's next state

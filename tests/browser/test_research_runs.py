@@ -63,7 +63,7 @@ def test_staff_queue_a_run_watch_it_and_read_its_report(browser, research_stack)
     expect(page.locator("[data-run-percent]")).to_have_text("100 %")
 
     facts = page.locator("[data-facts] tr[data-fact]")
-    expect(facts).to_have_count(7)
+    expect(facts).to_have_count(8)  # the four facts and the four deeper ones
     expect(facts.first).to_contain_text("Heavy tails")
     expect(page.locator("[data-facts]")).to_contain_text("(deeper)")
     expect(page.locator("[data-facts-counts]")).to_contain_text(re.compile(r"\d+ lots traded"))
