@@ -17,9 +17,10 @@ On a cluster, what works differs from one server in three ways the callers must 
   node died may have run already (an XADD twice, a counter bumped twice), so a failover surfaces
   as an error the process handles as it handles a Redis restart.
 
-The parts that cannot run on a cluster yet (the gateway's append script, the bridge and the
-Channels layer, the FIX acceptor: `docs/deploy.md`) call `require_single_server` when they start,
-so that a cluster URL stops them with one clear message rather than a CROSSSLOT error per key.
+The parts that cannot run on a cluster yet (the gateway's append scripts, the bridge and the
+live WebSockets, the FIX acceptor: `docs/deploy.md`) call `require_single_server` — the processes
+when they start, the gateway before it sends an order — so that a cluster URL stops them with one
+clear message rather than a CROSSSLOT error per key.
 """
 
 from __future__ import annotations

@@ -11,22 +11,24 @@ different primaries: every multi-key read and script the processes send spans th
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
 import uuid
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.db import connection
 
-from exchange import operations, redis_clients
-from exchange.models import Account
+from exchange import operations, redis_clients, selectors
+from exchange.models import Account, Instrument
 from exchange.orders import funds, gateway, journal
 from exchange.orders.gateway import OrderRequest
 from exchange.protocol import keys
-from exchange.recorder import Recorder
+from exchange.recorder import GROUP, Recorder
 from tests.cluster.harness import LocalCluster, binaries_missing
 from tests.recorder.support import (
     assert_conserved,
@@ -148,6 +150,16 @@ def test_two_recorders_on_a_cluster_make_the_database_one_recorder_makes(file_db
         assert status.recorder_lag == 0 and status.recorder_pending == 0, status
         assert status.recorded_seq == status.events_last_seq > 0, status
         assert status.recorder_consumers == 0, status  # both left the group as they stopped
+    # The recorder's health check: a consumer's idle time, read stream by stream.
+    r.xgroup_createconsumer(keys.key("evt", "GLOBEX"), GROUP, "probe")
+    assert 0 <= operations.consumer_idle_ms("probe", SYMBOLS) < 10_000
+    # The site's marks: the books of three slots in one call of the selectors.
+    mids = selectors._book_mids(Instrument.objects.filter(symbol__in=SYMBOLS))
+    for symbol in SYMBOLS:
+        book = json.loads(r.get(keys.key("book", symbol)))
+        if book["bids"] and book["asks"]:
+            assert mids[symbol] == Decimal("0.01") * (book["bids"][0][0] + book["asks"][0][0]) / 2
+    assert mids, "no book had both sides"
     ready = operations.readiness()
     assert ready["ready"], ready
     assert ready["checks"]["engines"] == dict.fromkeys(SYMBOLS, "ok")
