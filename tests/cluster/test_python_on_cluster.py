@@ -192,6 +192,10 @@ def test_run_engine_shard_syncs_the_registry_and_rules_on_a_cluster(file_db, r):
     bands = [f for _, f in r.xrange(keys.key("cmd", "ACME")) if f.get(b"t") == b"band"]
     assert bands, "the band was not journaled"
     assert r.xlen(keys.key("evt", "GLOBEX")) > 0
+    # The engines' health check, a process of its own on the cluster.
+    report = manage(file_db, "exchange_status", "--json", "--check")
+    rows = [json.loads(line) for line in report.stdout.splitlines() if line.strip()]
+    assert {row["symbol"]: row["engine_lag"] for row in rows} == {"ACME": 0, "GLOBEX": 0}
 
 
 def test_the_throttle_counts_users_of_several_slots_in_one_batch(r, settings):
