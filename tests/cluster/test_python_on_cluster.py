@@ -198,6 +198,67 @@ def test_run_engine_shard_syncs_the_registry_and_rules_on_a_cluster(file_db, r):
     assert {row["symbol"]: row["engine_lag"] for row in rows} == {"ACME": 0, "GLOBEX": 0}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_recorder_carries_on_after_a_primary_is_killed(
+    file_db, cluster_factory, settings, caplog
+):
+    """SIGKILL of the primary of one symbol's slot while a recorder records: the client
+    retries nothing, the failover reaches the recorder as errors it waits out, and it finishes on
+    the promoted replica. Entries it had acknowledged on the dead primary that the replica had
+    not heard of are delivered again and skipped by the cursor; the database is the engine's."""
+    cluster = cluster_factory()
+    settings.REDIS_URL = cluster.url
+    settings.FLASHBOOK_REDIS_PREFIX = f"pyc-{uuid.uuid4().hex[:12]}"
+    r = cluster.client()
+    rng = random.Random(5)
+    for symbol in SYMBOLS:
+        make_instrument(symbol, tick="0.01", lot="0.5")
+    accounts = [make_account(f"trader{i:02d}").pk for i in range(8)]
+    for symbol in SYMBOLS:
+        write_journal(r, symbol, random_commands(rng, 2500, accounts))
+    run_engine(file_db, SYMBOLS, batch_size=10)
+    for node in cluster.living():  # every event on its replica: the kill loses none of them
+        with node.client() as client:
+            if client.info("replication")["role"] == "master":
+                assert client.execute_command("WAIT", 1, 5000) == 1
+    entries = sum(r.xlen(keys.key("evt", s)) for s in SYMBOLS)
+    slot = r.keyslot(keys.key("evt", "ACME"))
+    primary = cluster.primary_of_slot(slot)
+
+    recorder = Recorder(SYMBOLS, consumer="survivor", batch=2)
+    errors = []
+
+    def run():
+        try:
+            recorder.run(until_idle=True)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while recorder.stats.entries < entries // 4:
+        assert thread.is_alive() and time.monotonic() < deadline, errors
+        time.sleep(0.01)
+    cluster.kill(primary)
+    recorded_before = recorder.stats.entries
+    assert recorded_before < entries, "killed after the recording: nothing was tested"
+    cluster.wait_failover(slot)
+    thread.join(120)
+    assert not thread.is_alive() and not errors, errors
+    assert "recorder retry" in caplog.text, "the recorder never met the failover"
+    r.close()
+    r = cluster.client()  # the old one's pool still names the dead node first
+    assert group_pending(r, SYMBOLS) == 0
+    assert_engine_agrees(r, SYMBOLS)
+    assert_conserved(SYMBOLS)
+    for status in operations.exchange_status(SYMBOLS):
+        assert status.recorded_seq == status.events_last_seq, status
+    r.close()
+
+
 def test_the_throttle_counts_users_of_several_slots_in_one_batch(r, settings):
     """Concurrent order writes of six users, counted in one coalesced batch: one script call per
     slot on the cluster, each user's count in order, the limit held per user."""
