@@ -419,9 +419,9 @@ class _AsyncParts:
         self.client = redis_clients.aclient(
             self.url, socket_timeout=10, socket_connect_timeout=2, **connection_kwargs(self.url)
         )
-        # On a cluster the client serves the gateway's single-slot commands (cancels, halts,
-        # reads), the throttle and the reply listeners; the two scripts below span slots and
-        # are refused (`_single_server_scripts`).
+        # On a cluster the client serves the single-key commands (instrument commands, the
+        # records' reads) and the throttle; the two scripts below span slots and are refused
+        # (`_single_server_scripts`).
         self.cluster = redis_clients.is_cluster(self.url)
         self.append_news = self.client.register_script(_APPEND_NEWS)
         self.append_replace = self.client.register_script(_APPEND_REPLACE)
