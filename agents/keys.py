@@ -4,7 +4,10 @@
 from functools import cache
 
 import redis
+import redis.cluster
 from django.conf import settings
+
+from exchange import redis_clients
 
 
 def _name(*parts: str) -> str:
@@ -53,11 +56,11 @@ def fundamentals() -> str:
 
 
 @cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
+def _client(url: str) -> redis.Redis | redis.cluster.RedisCluster:
+    return redis_clients.client(
         url, decode_responses=True, socket_timeout=10, socket_connect_timeout=2
     )
 
 
-def client() -> redis.Redis:
+def client() -> redis.Redis | redis.cluster.RedisCluster:
     return _client(settings.REDIS_URL)

@@ -25,6 +25,7 @@ import logging
 
 import flashbook_engine
 import redis
+import redis.cluster
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -41,13 +42,20 @@ WATCH_INTERVAL = 1.0  # seconds between a role's looks at the counter
 
 def registry_sync(client: redis.Redis | None = None) -> list[str]:
     """Writes the enabled symbols to the registry (replacing it) and bumps the counter, in one
-    MULTI; returns them."""
+    MULTI; returns them. On a Redis Cluster the two keys (untagged: the engine reads them by
+    name) are in different slots, which no MULTI spans: the set is replaced in a MULTI of its
+    own, then the counter bumped, so a role that sees the counter move reads the new set."""
     symbols = sorted(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
     client = client or journal.client()
+    cluster = isinstance(client, redis.cluster.RedisCluster)
     pipe = client.pipeline(transaction=True)
     pipe.delete(instruments_key())
     if symbols:
         pipe.sadd(instruments_key(), *symbols)
+    if cluster:
+        pipe.execute()
+        client.incr(instruments_version_key())
+        return symbols
     pipe.incr(instruments_version_key())
     pipe.execute()
     return symbols

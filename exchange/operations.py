@@ -22,7 +22,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from exchange import selectors
+from exchange import redis_clients, selectors
 from exchange.orders import journal
 from exchange.protocol import keys
 from exchange.recorder import GROUP
@@ -180,7 +180,7 @@ def _database_check() -> str:
 @cache
 def _probe_client(url: str) -> redis.Redis:
     # Short timeouts: a probe must answer "not ready" before the orchestrator gives up on it.
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return redis_clients.client(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def readiness() -> dict:

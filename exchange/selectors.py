@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute, TruncSecond
 
+from exchange import redis_clients
 from exchange.models import (
     OPEN_STATUSES,
     Account,
@@ -94,7 +95,9 @@ def order_queue_positions(orders) -> dict[int, QueuePosition]:
     if not symbols:
         return {}
     try:
-        texts = journal.client().mget([keys.key("queue", symbol) for symbol in symbols])
+        texts = redis_clients.mget(
+            journal.client(), [keys.key("queue", symbol) for symbol in symbols]
+        )
     except redis.RedisError:
         return {}
     by_symbol = {
@@ -143,7 +146,9 @@ def _book_mids(instruments) -> dict[str, Decimal]:
     if not instruments:
         return {}
     try:
-        raws = journal.client().mget([keys.key("book", i.symbol) for i in instruments])
+        raws = redis_clients.mget(
+            journal.client(), [keys.key("book", i.symbol) for i in instruments]
+        )
     except redis.RedisError:
         return {}
     mids = {}

@@ -11,7 +11,8 @@ Variables:
     ALLOWED_HOSTS           comma-separated; localhost by default.
     CSRF_TRUSTED_ORIGINS    comma-separated origins (https://example.org) behind a proxy.
     DATABASE_URL            sqlite:///... or postgres://...; default: SQLite in var/db.sqlite3.
-    REDIS_URL               default redis://127.0.0.1:6379/0.
+    REDIS_URL               default redis://127.0.0.1:6379/0; redis+cluster://host:port,... names a
+                            Redis Cluster by its seeds (docs/deploy.md: what runs on one).
     FLASHBOOK_REDIS_PREFIX  prefix of every Redis key Flashbook owns; default "fb".
     FLASHBOOK_ORDER_RATE    order-entry throttle per user (DRF rate: "6000/min").
     FLASHBOOK_ORDER_WAIT    seconds the API waits for the engine's immediate outcome; default 2.

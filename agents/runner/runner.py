@@ -46,6 +46,7 @@ from agents.runner.agent import OPPOSITE, LiveAgent, derive_seed
 from agents.runner.desk import Desk
 from agents.runner.market import SymbolMarket
 from agents.strategies import Cancel, Place, Replace
+from exchange import redis_clients
 from exchange import selectors as exchange_selectors
 from exchange.errors import ExchangeError, Unavailable
 from exchange.orders import gateway
@@ -126,6 +127,7 @@ class Runner:
         self.config_version: tuple | None = None
         self.configs_stale = asyncio.Event()  # read the configs in full at the next poll
         self.redis: aioredis.Redis | None = None
+        self.cluster = redis_clients.is_cluster()
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -135,7 +137,7 @@ class Runner:
     async def run(self) -> RunnerStats:
         # A socket timeout well above the event reads' 250 ms block: no read waits forever. The
         # journal's connection class: it sends a command without a task of its own.
-        self.redis = aioredis.Redis.from_url(
+        self.redis = redis_clients.aclient(
             settings.REDIS_URL,
             decode_responses=True,
             socket_timeout=10,
@@ -374,6 +376,20 @@ class Runner:
 
     # --- the event streams ---------------------------------------------------------------------
 
+    async def _read_events(self, streams: dict[str, str]) -> list:
+        """One XREAD of the streams; on a cluster one per slot (the symbols' streams are in
+        different slots, which no command spans), concurrently, each blocking as the one would."""
+        if not self.cluster:
+            return await self.redis.xread(streams, count=EVENTS_PAGE, block=250) or []
+        groups = redis_clients.by_slot(streams)
+        replies = await asyncio.gather(
+            *(
+                self.redis.xread({k: streams[k] for k in group}, count=EVENTS_PAGE, block=250)
+                for group in groups.values()
+            )
+        )
+        return [stream for reply in replies for stream in reply or []]
+
     async def _follow_events(self) -> None:
         busy = False
         while True:
@@ -384,8 +400,8 @@ class Runner:
                 busy = False
                 continue
             try:
-                reply = await self.redis.xread(streams, count=EVENTS_PAGE, block=250)
-            except redis.RedisError as exc:
+                reply = await self._read_events(streams)
+            except (redis.RedisError, *redis_clients.FAILOVER_ERRORS) as exc:
                 logger.warning("event stream read failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue

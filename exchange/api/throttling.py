@@ -21,6 +21,7 @@ from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
+from exchange import redis_clients
 from exchange.orders import gateway, journal
 from exchange.orders.coalesce import Coalescer
 from exchange.protocol.keys import throttle_key
@@ -42,12 +43,28 @@ return counts
 
 
 def _counter(ttl: int) -> Coalescer:
-    script = journal.aclient().register_script(_COUNT_ALL)
+    client = journal.aclient()
+    script = client.register_script(_COUNT_ALL)
 
     async def count_all(keys: list[str]) -> list[int]:
         return [int(count) for count in await script(keys=keys, args=[ttl])]
 
-    return Coalescer(count_all)
+    async def count_by_slot(keys: list[str]) -> list[int]:
+        # On a cluster each user's counter is on its own slot, which no script call spans: one
+        # call per slot (repeats kept, each counted), concurrently, the counts put back in the
+        # requests' order.
+        places: dict[int, list[int]] = {}
+        for place, name in enumerate(keys):
+            places.setdefault(redis_clients.slot(name), []).append(place)
+        groups = list(places.values())
+        answers = await asyncio.gather(*(count_all([keys[i] for i in group]) for group in groups))
+        counts = [0] * len(keys)
+        for group, answer in zip(groups, answers, strict=True):
+            for place, count in zip(group, answer, strict=True):
+                counts[place] = count
+        return counts
+
+    return Coalescer(count_by_slot if redis_clients.is_cluster() else count_all)
 
 
 _counters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

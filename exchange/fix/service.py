@@ -43,8 +43,8 @@ import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 
+from exchange import redis_clients
 from exchange.api.authentication import acaller_for_secret
 from exchange.api.throttling import aorder_rate_wait
 from exchange.errors import ExchangeError, InvalidInput
@@ -211,7 +211,10 @@ class FixService(sessions.Handler):
     # -- running -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL)
+        # Every order goes through the gateway's append, which needs one server for now, and its
+        # outcomes come from one XREAD across the symbols' slots (docs/deploy.md).
+        redis_clients.require_single_server("The FIX acceptor")
+        self.redis = redis_clients.aclient()
         await self.front.start()
         listing = ListingWatch()
         listing.moved(await self.redis.get(instruments_version_key()))  # as of the start
@@ -683,7 +686,7 @@ class FixService(sessions.Handler):
         """The engine's outcomes for the accounts with a session, from every tracked symbol's
         event stream (plain XREAD from the cursors: a reader of the engine's output, as the
         recorder and the bridge are)."""
-        reader = aioredis.Redis.from_url(settings.REDIS_URL)
+        reader = redis_clients.aclient()
         try:
             while True:
                 if not self.cursors:

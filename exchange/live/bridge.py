@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import flashbook_engine
-import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from exchange import redis_clients
 from exchange.listing import ListingWatch
 from exchange.live.market_state import (
     MarketState,
@@ -378,7 +378,7 @@ class Bridge:
     # -- executions ----------------------------------------------------------------------------
 
     async def _executions(self) -> None:
-        reader = aioredis.Redis.from_url(self.redis_url)
+        reader = redis_clients.aclient(self.redis_url)
         try:
             while not self.stopping.is_set():
                 streams = {key("evt", s): self.evt_cursor[s] for s in self.markets}
@@ -513,7 +513,10 @@ class Bridge:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.redis_url)
+        # Its XREAD of every symbol's stream spans slots, and its frames go out through the
+        # Channels layer, which needs one server (docs/deploy.md, "On a Redis Cluster").
+        redis_clients.require_single_server("The bridge", self.redis_url)
+        self.redis = redis_clients.aclient(self.redis_url)
         try:
             await self._refresh_instruments()
             tasks = [

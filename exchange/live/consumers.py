@@ -24,8 +24,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
-from django.conf import settings
 
+from exchange import redis_clients
 from exchange.live import bridge
 from exchange.protocol.keys import watch_key, watching_key
 from exchange.protocol.symbols import is_symbol
@@ -66,7 +66,9 @@ class RedisMixin:
     @property
     def redis(self) -> aioredis.Redis:
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(settings.REDIS_URL)
+            # The bridge's readers: refused on a cluster with the Channels layer they serve.
+            redis_clients.require_single_server("The live WebSockets (Channels)")
+            self._redis = redis_clients.aclient()
         return self._redis
 
     async def close_redis(self) -> None:

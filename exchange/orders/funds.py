@@ -34,6 +34,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from exchange import redis_clients
 from exchange.models import OPEN_STATUSES, Account, Instrument, Order, RecorderCursor, Side
 from exchange.orders import journal, rules
 from exchange.protocol.keys import funds_key
@@ -258,11 +259,21 @@ def apply_batch(symbol: str, last_seq: int, accounts: dict[int, AccountBatch]) -
     accounts = {pk: batch for pk, batch in accounts.items() if batch.cash or batch.ops}
     if not accounts:
         return
-    keys = []
-    argv: list[str | int] = [f"s:{symbol}", last_seq]
-    for pk, batch in accounts.items():
-        keys.append(funds_key(pk))
-        argv += (batch.cash, len(batch.ops))
-        for op in batch.ops:
-            argv += op
-    _script(_APPLY_BATCH)(keys=keys, args=argv)
+    groups = [list(accounts)]
+    if redis_clients.is_cluster():
+        # Each account's state is on its own slot, and the script treats each account apart (its
+        # own `s:<SYMBOL>` makes it at most once): one call per slot is the same change.
+        slots: dict[int, list[int]] = {}
+        for pk in accounts:
+            slots.setdefault(redis_clients.slot(funds_key(pk)), []).append(pk)
+        groups = list(slots.values())
+    for group in groups:
+        keys = []
+        argv: list[str | int] = [f"s:{symbol}", last_seq]
+        for pk in group:
+            batch = accounts[pk]
+            keys.append(funds_key(pk))
+            argv += (batch.cash, len(batch.ops))
+            for op in batch.ops:
+                argv += op
+        _script(_APPLY_BATCH)(keys=keys, args=argv)

@@ -25,8 +25,10 @@ from fractions import Fraction
 import flashbook_engine
 import redis
 import redis.asyncio
+import redis.cluster
 from django.conf import settings
 
+from exchange import redis_clients
 from exchange.orders.coalesce import Coalescer
 from exchange.protocol.keys import funds_key, id_counter_key, key, pending_key, reply_key
 
@@ -236,14 +238,15 @@ def _records(account_id: int, raw: dict) -> dict[int, PendingRecord]:
 # --- synchronous readers (selectors, the recorder, operations) ---------------------------------
 
 
-_sync_clients: dict[str, redis.Redis] = {}
+_sync_clients: dict[str, redis.Redis | redis.cluster.RedisCluster] = {}
 
 
-def client() -> redis.Redis:
+def client() -> redis.Redis | redis.cluster.RedisCluster:
+    """This process's synchronous client (a cluster's, for a `redis+cluster://` URL)."""
     url = settings.REDIS_URL
     found = _sync_clients.get(url)
     if found is None:
-        found = _sync_clients[url] = redis.Redis.from_url(
+        found = _sync_clients[url] = redis_clients.client(
             url, socket_timeout=10, socket_connect_timeout=2
         )
     return found
@@ -413,9 +416,13 @@ class _AsyncParts:
     def __init__(self) -> None:
         self.url = settings.REDIS_URL
         self.prefix = settings.FLASHBOOK_REDIS_PREFIX
-        self.client = redis.asyncio.Redis.from_url(
+        self.client = redis_clients.aclient(
             self.url, socket_timeout=10, socket_connect_timeout=2, **connection_kwargs(self.url)
         )
+        # On a cluster the client serves the single-key commands (instrument commands, the
+        # records' reads) and the throttle; the two scripts below span slots and are refused
+        # (`_single_server_scripts`).
+        self.cluster = redis_clients.is_cluster(self.url)
         self.append_news = self.client.register_script(_APPEND_NEWS)
         self.append_replace = self.client.register_script(_APPEND_REPLACE)
         self.appenders: dict[tuple[str, str], Coalescer] = {}  # (kind, symbol)
@@ -539,12 +546,21 @@ def _script_call(symbol: str, news: list[NewEntry]) -> tuple[list[str], list[str
     return keys, argv
 
 
+def _single_server_scripts(parts: _AsyncParts) -> None:
+    """The append scripts touch the symbol's journal, its accounts' hashes and the exchange's id
+    counter: three slots on a cluster. Until they are split (`docs/deploy.md`, "On a Redis
+    Cluster") an order is refused with that reason, before anything is sent."""
+    if parts.cluster:
+        redis_clients.require_single_server("The gateway's order append", parts.url)
+
+
 async def aappend_new(symbol: str, new: NewEntry) -> int:
     """Appends a NEW; returns its exchange id, or minus the id of the account's order that has
     this client order id already (then nothing was appended). Raises NotServed when no engine has
     taken the symbol on, FundsShort, FundsMissing or NoBand when a buy was not appended for its
     cost. The NEWs of concurrent callers go in one script call."""
     parts = _parts()
+    _single_server_scripts(parts)
     appender = parts.appenders.get(("new", symbol))
     if appender is None:
 
@@ -584,6 +600,7 @@ async def aappend_replace_buy(
     """Appends a REPLACE of a buy order once its new worst-case cost is held (`_APPEND_REPLACE`).
     Raises FundsShort or FundsMissing, nothing appended, when it cannot be."""
     parts = _parts()
+    _single_server_scripts(parts)
     argv: list[str | int] = [order_id, hold_units]
     for name, value in fields.items():
         argv += (name, value)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import redis
 from django.db import InterfaceError, OperationalError, connection
 
+from exchange import redis_clients
 from exchange.listing import ListingWatch
 from exchange.models import (
     Instrument,
@@ -49,7 +50,15 @@ def _parse(entry_id: bytes, fields: dict) -> StreamEntry | None:
     )
 
 
-_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, OperationalError, InterfaceError)
+# A cluster's failover shows as these too (the client retries nothing: `redis_clients`).
+_TRANSIENT = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OperationalError,
+    InterfaceError,
+    *redis_clients.FAILOVER_ERRORS,
+)
+CLUSTER_POLL_S = 0.05  # on a cluster, the wait between reads that brought nothing
 
 
 def _text(value) -> str:
@@ -84,6 +93,7 @@ class Recorder:
         self.min_interval = min_interval_ms / 1000
         self._last_progress = 0.0
         self.redis = journal.client()
+        self.cluster = redis_clients.is_cluster()
         self.instruments: dict[str, Instrument] = {}
         self.keys: dict[str, str] = {}  # stream key -> symbol
         self.blocked: set[str] = set()  # streams waiting for an earlier entry
@@ -212,14 +222,32 @@ class Recorder:
                 return True
         return False
 
+    def _read(self, keys: list[str], start: str, block: int | None) -> list:
+        """XREADGROUP of the streams: one command on one server. On a cluster the streams of
+        different symbols are in different slots, which no command spans: one read per slot,
+        none blocking (a blocked read would hold the others back); when none brings anything,
+        the pass waits `CLUSTER_POLL_S` instead (at most that much later to see a new entry)."""
+        if not self.cluster:
+            reply = self.redis.xreadgroup(
+                GROUP, self.consumer, dict.fromkeys(keys, start), count=self.batch, block=block
+            )
+            return reply or []
+        replies = []
+        for group in redis_clients.by_slot(keys).values():
+            reply = self.redis.xreadgroup(
+                GROUP, self.consumer, dict.fromkeys(group, start), count=self.batch
+            )
+            replies += reply or []
+        if block is not None and not any(entries for _, entries in replies):
+            time.sleep(min(block / 1000, CLUSTER_POLL_S))
+        return replies
+
     def _consume(self, keys: list[str], start: str, block: int | None) -> bool:
         if not keys:
             return False
-        reply = self.redis.xreadgroup(
-            GROUP, self.consumer, dict.fromkeys(keys, start), count=self.batch, block=block
-        )
+        reply = self._read(keys, start, block)
         progressed = False
-        for key, raw_entries in reply or []:
+        for key, raw_entries in reply:
             key = _text(key)
             if len(raw_entries) >= self.batch:
                 self._backlog = True

@@ -6,6 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster.harness import LocalCluster, binaries_missing
+from tests.recorder.conftest import (  # noqa: F401 - fixtures, registered by importing them
+    _migrated_template,
+    file_db,
+)
 
 
 @pytest.fixture
