@@ -131,15 +131,19 @@ compose-check:
 
 # The suite once more on PostgreSQL when one answers at TEST_POSTGRES_URL (default: the local
 # postgres://postgres@127.0.0.1:5432/postgres, only if it answers); pytest-django creates the test
-# database. The browser tests are left out: their stack runs on an SQLite file of its own
-# whatever DATABASE_URL says, so they would only run a second time.
+# database. Left out, as they would only run a second time: the browser tests (their stack runs on
+# an SQLite file of its own whatever DATABASE_URL says) and the files whose tests never open the
+# database (the engine, its worker, the simulator's own tests: about 5 minutes of the suite).
+NO_DB_TESTS := tests/browser tests/engine tests/worker tests/cluster/test_engine_on_cluster.py \
+	$(filter-out tests/research/test_command.py tests/research/test_fork.py, \
+		$(wildcard tests/research/test_*.py))
 pg-test: setup
 	@pg="$$(scripts/ensure_postgres.sh $(VPY))"; \
 	if [[ -z "$$pg" ]]; then echo "No PostgreSQL answers: the suite ran on SQLite only."; exit 0; fi; \
 	url="$$(scripts/ensure_redis.sh)"; \
 	echo "Running the tests on PostgreSQL ($$pg), Redis at $$url"; \
 	REDIS_URL="$$url" DATABASE_URL="$$pg" TEST_POSTGRES_URL="$$pg" \
-		$(VENV)/bin/pytest --ignore=tests/browser
+		$(VENV)/bin/pytest $(addprefix --ignore=,$(NO_DB_TESTS))
 
 redis:
 	@scripts/ensure_redis.sh
