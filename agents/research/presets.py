@@ -178,19 +178,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "activity": _ACTIVITY,
         "agents": _population(1.0),
     },
-    "impact": {
-        "symbol": "ACME",
-        "date": "2024-01-02",
-        "tick_size": "0.01",
-        "lot_size": 1,
-        "reference_price": "100.00",
-        "start": "09:30",
-        "end": "16:00",
-        "levels": 10,
-        "fundamental": _FUNDAMENTAL,
-        "activity": _ACTIVITY,
-        "agents": _population(1.0) + _metaorders(),
-    },
     "small": {
         "symbol": "ACME",
         "date": "2024-01-02",
@@ -207,6 +194,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "halts": [{"start": "09:40", "end": "09:41"}],
     },
 }
+# The RMSC04 day with 80 metaorders worked through it (TWAP agents of 200-20,000 lots), for the
+# square-root impact law (docs/research.md).
+PRESETS["impact"] = {**PRESETS["rmsc04"], "agents": _population(1.0) + _metaorders()}
 
 
 def preset_data(name: str) -> dict[str, Any]:

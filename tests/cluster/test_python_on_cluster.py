@@ -40,6 +40,7 @@ from tests.recorder.support import (
     manage,
     random_commands,
     reset_projection,
+    run_concurrently,
     run_engine,
     write_journal,
 )
@@ -117,24 +118,7 @@ def test_two_recorders_on_a_cluster_make_the_database_one_recorder_makes(file_db
     entries = sum(r.xlen(keys.key("evt", s)) for s in SYMBOLS)
 
     recorders = [Recorder(SYMBOLS, consumer=name, batch=3) for name in ("left", "right")]
-    start = threading.Barrier(2)
-    errors = []
-
-    def run(recorder):
-        try:
-            start.wait()
-            recorder.run(until_idle=True)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(rec,)) for rec in recorders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
-    assert not errors, errors
+    run_concurrently(recorders, 180)
     left, right = (rec.stats for rec in recorders)
     assert left.entries > 0 and right.entries > 0, (left, right)
     assert left.entries + right.entries == entries

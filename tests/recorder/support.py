@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -343,6 +344,29 @@ def start_manage(database: Path | str, log: Path, *args: str) -> subprocess.Pope
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def run_concurrently(recorders: list, timeout: float) -> None:
+    """Runs the recorders until idle, each in a thread of its own, started together; fails the
+    test with what any of them raised."""
+    start = threading.Barrier(len(recorders))
+    errors = []
+
+    def run(recorder):
+        try:
+            start.wait()
+            recorder.run(until_idle=True)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(rec,)) for rec in recorders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not errors, errors
 
 
 def run_engine(database: Path | str, symbols: list[str], batch_size: int = 200) -> None:

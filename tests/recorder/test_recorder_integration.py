@@ -3,13 +3,12 @@ from other tools, several recorders in one group, abandoned entries, a clean sto
 
 import random
 import signal
-import threading
 import time
 from decimal import Decimal as D
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError, connection
+from django.db import OperationalError
 
 from exchange.models import Account, Fill, Order, Position, RecorderCursor, Trade
 from exchange.orders import gateway, journal
@@ -32,6 +31,7 @@ from .support import (
     publish_band,
     random_commands,
     reset_projection,
+    run_concurrently,
     run_engine,
     start_manage,
     stream_events,
@@ -201,24 +201,7 @@ def test_two_recorders_in_one_group_make_the_database_one_recorder_makes(file_db
     random_streams(r, file_db, symbols)
     entries = sum(r.xlen(keys.key("evt", s)) for s in symbols)
     recorders = [Recorder(symbols, consumer=name, batch=2) for name in ("left", "right")]
-    start = threading.Barrier(2)
-    errors = []
-
-    def run(recorder):
-        try:
-            start.wait()
-            recorder.run(until_idle=True)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(rec,)) for rec in recorders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors
+    run_concurrently(recorders, 120)
     left, right = (rec.stats for rec in recorders)
     assert left.entries > 0 and right.entries > 0, (left, right)
     assert left.entries + right.entries == entries
