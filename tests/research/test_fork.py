@@ -27,6 +27,11 @@ from tests.research.lobster_replay import read_book, read_messages, replay
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+# Forks are captured at noon UTC: a fork's session ends at midnight at the latest (the simulated
+# clock is the time of day), so one captured near midnight would be cut short.
+NOON_NS = 1_796_385_600 * 10**9  # 2026-12-04 12:00 UTC
+
+
 def _new(order_id: int, account: int, side: str, price: int, qty: int) -> dict:
     return {"t": "new", "id": order_id, "acct": account, "side": side, "px": price, "qty": qty}
 
@@ -87,7 +92,7 @@ def live_market(file_db, r):
 
 def test_capture_holds_the_engine_state_at_the_journal_end(live_market, r):
     account, _, snap_jid = live_market
-    captured = capture("FORK", minutes=5)
+    captured = capture("FORK", minutes=5, now_ns=NOON_NS)
     book = OrderBook.restore(captured.snapshot)
     # The snapshot plus the journal after it: the same state as the whole journal replayed.
     assert book.state_hash() == replay_journal(r, "FORK").state_hash()
@@ -107,8 +112,9 @@ def test_capture_holds_the_engine_state_at_the_journal_end(live_market, r):
 def test_fork_branches_run_side_by_side_and_verify(live_market, r, tmp_path):
     account, human, _ = live_market
     out = tmp_path / "fork"
+    capture("FORK", minutes=3, now_ns=NOON_NS).write(tmp_path)
     call_command(
-        "simulate", "--fork", "FORK", "--minutes", "3", "--seed", "3", "--out", str(out),
+        "simulate", "--fork-file", str(tmp_path / "fork.json"), "--seed", "3", "--out", str(out),
         "--branch", "without=mm", "--branch", "shock=-5@1", "--branch", "tick=0.05;fees=-1/3",
         "--no-progress",
     )  # fmt: skip
@@ -171,7 +177,7 @@ def test_fork_branches_run_side_by_side_and_verify(live_market, r, tmp_path):
 
 
 def test_fork_reruns_from_its_file_and_seeds_agree(live_market, tmp_path):
-    captured = capture("FORK", minutes=2)
+    captured = capture("FORK", minutes=2, now_ns=NOON_NS)
     captured.write(tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     for out in (one, two):
@@ -204,7 +210,7 @@ def test_bad_branches_say_what_is_wrong(text, fragment):
 
 
 def test_fork_errors(live_market, tmp_path):
-    captured = capture("FORK", minutes=2)
+    captured = capture("FORK", minutes=2, now_ns=NOON_NS)
     with pytest.raises(ConfigError, match="no agent named 'nobody'"):
         ForkStart.of(captured, Branch(without=("nobody",)))
     with pytest.raises(ConfigError, match="after the fork's session"):
