@@ -373,30 +373,18 @@ class ForkStart:
             data["maker_fee_bps"], data["taker_fee_bps"] = branch.fees_bps
         if branch.band_pct is not None:
             data["price_band_pct"] = str(branch.band_pct)
-        start = config.start_ns
-        for minutes, _pct in branch.shocks:
-            at = start + round(minutes * 60 * NS_PER_S)
+        extra = []
+        for minutes, pct in branch.shocks:
+            at = config.start_ns + round(minutes * 60 * NS_PER_S)
             if at >= config.end_ns:
                 raise ConfigError("shock", f"{minutes:g} minutes is after the fork's session")
+            extra.append(Shock(at, pct, True))
         try:
             branch_config = config_from_mapping(data)
         except ConfigError as error:
             raise ConfigError(f"branch {branch.name}: {error.path}", error.message) from None
-        branch_config = replace(
-            branch_config,
-            shocks=tuple(
-                sorted(
-                    (
-                        *branch_config.shocks,
-                        *(
-                            Shock(start + round(m * 60 * NS_PER_S), p, True)
-                            for m, p in branch.shocks
-                        ),
-                    ),
-                    key=lambda s: s.at_ns,
-                )
-            ),
-        )
+        shocks = sorted((*branch_config.shocks, *extra), key=lambda s: s.at_ns)
+        branch_config = replace(branch_config, shocks=tuple(shocks))
         accounts = {n: a for n, a in capture.accounts.items() if n not in branch.without}
         removed = frozenset(a for n, a in capture.accounts.items() if n in branch.without)
         return cls(capture, branch, branch_config, accounts, ratio, removed)

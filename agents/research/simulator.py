@@ -268,7 +268,6 @@ class Simulation:
         self._touch: tuple = (None, None)
         self._depth: tuple = ((), ())
         self._depth_version = -1
-        self._halted = False
         self._view = MarketView(self.start_ns, reference=self.reference)
         self._view_of = -2
         if fork is not None:
@@ -312,7 +311,6 @@ class Simulation:
             self.recent.append(Trade(time_ns, price, qty, aggressor))
             self.last_price = price
         self._recent_dirty = bool(self.recent)
-        self._halted = book.halted
         if book.paused:
             self._push(self._engine_ms_to_ns(book.volatility[3]), CLOCK, None)
 
@@ -370,11 +368,9 @@ class Simulation:
                 self._shock(payload, now)
             elif kind == HALT:
                 self.book.halt()
-                self._halted = True
                 self.lob.halt_indicator(now, -1)
             elif kind == RESUME:
                 self.book.resume()
-                self._halted = False
                 self.lob.halt_indicator(now, 1)
             else:
                 self._tell_time(now)

@@ -123,21 +123,25 @@ def _queue_position(positions: dict, order) -> dict | None:
     return None if position is None else _QUEUE_OUT.to_representation(position)
 
 
-def open_orders(account: Account, symbol: str | None = None) -> tuple[int, dict]:
-    """The account's open orders (in one symbol, or all), newest first, at most
-    OPEN_ORDERS_MAX."""
+def _open_rows(account: Account, symbol: str | None = None) -> list:
+    """The account's open orders (in one symbol, or all), recorded and pending, newest first,
+    at most OPEN_ORDERS_MAX."""
     orders = selectors.order_list(account=account, symbol=symbol, open_only=True)
     rows = [*orders.recorded[:OPEN_ORDERS_MAX], *orders.pending]
     rows.sort(key=lambda order: -order.pk)
-    return 200, {"orders": order_rows(rows[:OPEN_ORDERS_MAX])}
+    return rows[:OPEN_ORDERS_MAX]
+
+
+def open_orders(account: Account, symbol: str | None = None) -> tuple[int, dict]:
+    """The account's open orders (in one symbol, or all), newest first, at most
+    OPEN_ORDERS_MAX."""
+    return 200, {"orders": order_rows(_open_rows(account, symbol))}
 
 
 def resting_candidates(account: Account) -> list:
-    """The account's open orders that have a price (those that can rest in a queue), at most
-    OPEN_ORDERS_MAX: what a WebSocket `executions` subscription follows the queues of."""
-    orders = selectors.order_list(account=account, symbol=None, open_only=True)
-    rows = [*orders.recorded[:OPEN_ORDERS_MAX], *orders.pending]
-    return [o for o in rows if o.price is not None and o.order_id is not None][:OPEN_ORDERS_MAX]
+    """The account's open orders that have a price (those that can rest in a queue): what a
+    WebSocket `executions` subscription follows the queues of."""
+    return [o for o in _open_rows(account) if o.price is not None and o.order_id is not None]
 
 
 def queue_places(orders) -> dict[int, tuple[str, dict]]:

@@ -101,23 +101,22 @@ class Command(BaseCommand):
             raise CommandError(f"unexpected argument {options['directory']!r}")
         if not options["out"]:
             raise CommandError("the following arguments are required: --out")
-        try:
-            config = self._config(options)
-            config = config.with_session(
-                parse_time_of_day(options["start"], "--start") if options["start"] else None,
-                parse_time_of_day(options["end"], "--end") if options["end"] else None,
-            )
-            outputs = parse_output_choice(options["outputs"], options["formats"])
-        except ConfigError as error:
-            raise CommandError(f"invalid configuration: {error}") from None
         if options["runs"] < 1:
             raise CommandError("--runs must be at least 1")
         seeds = list(range(options["seed"], options["seed"] + options["runs"]))
         out = Path(options["out"])
-        if options["fork"] or options["fork_file"]:
-            return self._fork(options, seeds, out, outputs)
-        if options["branch"]:
-            raise CommandError("--branch needs --fork or --fork-file")
+        try:
+            outputs = parse_output_choice(options["outputs"], options["formats"])
+            if options["fork"] or options["fork_file"]:
+                return self._fork(options, seeds, out, outputs)  # its configuration is captured
+            if options["branch"]:
+                raise CommandError("--branch needs --fork or --fork-file")
+            config = self._config(options).with_session(
+                parse_time_of_day(options["start"], "--start") if options["start"] else None,
+                parse_time_of_day(options["end"], "--end") if options["end"] else None,
+            )
+        except ConfigError as error:
+            raise CommandError(f"invalid configuration: {error}") from None
         tick, sinks = self._progress(options, config, len(seeds))
         report = not options["no_report"]
         try:
